@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Build the local control plane from Go modules (the Go module proxy is the only source).
+#
+# Why wrapper modules: k8s.io/kubernetes requires its staging modules at v0.0.0 and maps them with
+# `replace` to ./staging, and replaces in a dependency are ignored, so `go install` cannot build it.
+# A tiny wrapper module that requires k8s.io/kubernetes and replaces every staging module with its
+# matching v0.X.Y release builds it. etcd's server is a library; a three-line main calls etcdmain.
+# Each build has its own wrapper module so that version selection in one cannot raise the other's
+# shared k8s.io/* dependencies. Outputs go to $BOSUN_CACHE (default ~/.cache/bosun), keyed by the
+# versions in hack/versions.env, so a second run (or a fresh clone) is a no-op.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+KUBE_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+
+check_prerequisites() {
+  need go "install Go 1.26 or newer (https://go.dev/doc/install or your distribution's package)"
+  local proxy
+  proxy="$(go env GOPROXY)"
+  [ "$proxy" != "off" ] || die "GOPROXY is 'off': the build needs the Go module proxy"
+}
+
+module_download() { # module@version -> prints JSON; dies with a clear message on network failure
+  local out
+  if ! out="$(go mod download -json "$1" 2>&1)"; then
+    die "cannot download $1 from the Go module proxy ($(go env GOPROXY)): is the network to it up?
+$(echo "$out" | grep -m3 -E 'Error|error|dial|timeout' || true)"
+  fi
+  if echo "$out" | grep -q '"Error"'; then
+    die "cannot download $1 from the Go module proxy: $(echo "$out" | grep '"Error"' | head -1)"
+  fi
+  echo "$out"
+}
+
+build_kubernetes() {
+  local missing=0 b
+  for b in "${KUBE_BINARIES[@]}"; do [ -x "$BIN_DIR/$b" ] || missing=1; done
+  if [ "$missing" = 0 ]; then log "kubernetes $KUBE_VERSION: cached"; return; fi
+
+  log "kubernetes $KUBE_VERSION: resolving module"
+  local json gomod dir minor patch staging
+  json="$(module_download "k8s.io/kubernetes@$KUBE_VERSION")"
+  gomod="$(echo "$json" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
+  [ -f "$gomod" ] || die "k8s.io/kubernetes@$KUBE_VERSION: no go.mod in the download"
+  minor="$(echo "$KUBE_VERSION" | cut -d. -f2)"
+  patch="$(echo "$KUBE_VERSION" | cut -d. -f3)"
+  staging="v0.$minor.$patch"
+
+  dir="$BUILD_DIR/kubernetes-$KUBE_VERSION"
+  mkdir -p "$dir"
+  {
+    echo "module bosun.local/kubernetes-build"
+    echo
+    grep -E '^go [0-9.]+$' "$gomod"
+    grep -E '^godebug ' "$gomod" || true
+    echo
+    echo "require k8s.io/kubernetes $KUBE_VERSION"
+    echo
+    echo "replace ("
+    # Every staging module the kubernetes module requires at v0.0.0, at its real release.
+    grep -E '^[[:space:]]+k8s\.io/[^ ]+ v0\.0\.0([[:space:]]|$)' "$gomod" | awk -v v="$staging" '{print "\t" $1 " => " $1 " " v}' | sort -u
+    echo ")"
+  } > "$dir/go.mod"
+  : > "$dir/go.sum"
+
+  local pkg=k8s.io/component-base/version cpkg=k8s.io/client-go/pkg/version date ldflags="-s -w"
+  date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  for p in "$pkg" "$cpkg"; do
+    ldflags+=" -X $p.gitVersion=$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    ldflags+=" -X $p.gitTreeState=clean -X $p.buildDate=$date"
+  done
+  local pkgs=()
+  for b in "${KUBE_BINARIES[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+  log "kubernetes $KUBE_VERSION: building ${KUBE_BINARIES[*]} (several minutes on a cold cache)"
+  mkdir -p "$BIN_DIR"
+  (cd "$dir" && CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "$ldflags" -o "$BIN_DIR/" "${pkgs[@]}") \
+    || die "building kubernetes $KUBE_VERSION failed (see the go output above)"
+}
+
+build_etcd() {
+  if [ -x "$BIN_DIR/etcd" ]; then log "etcd $ETCD_VERSION: cached"; return; fi
+  log "etcd $ETCD_VERSION: building"
+  module_download "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null
+  local dir="$BUILD_DIR/etcd-$ETCD_VERSION"
+  mkdir -p "$dir"
+  cat > "$dir/go.mod" <<MOD
+module bosun.local/etcd-build
+
+go 1.24
+
+require go.etcd.io/etcd/server/v3 $ETCD_VERSION
+MOD
+  cat > "$dir/main.go" <<'SRC'
+// Command etcd runs the etcd server from its library package.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+SRC
+  mkdir -p "$BIN_DIR"
+  (cd "$dir" && go mod tidy && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$BIN_DIR/etcd" .) \
+    || die "building etcd $ETCD_VERSION failed (see the go output above)"
+}
+
+build_kwok() {
+  if [ -x "$BIN_DIR/kwok" ] && [ -x "$BIN_DIR/kwokctl" ]; then log "kwok $KWOK_VERSION: cached"; return; fi
+  log "kwok $KWOK_VERSION: building"
+  module_download "sigs.k8s.io/kwok@$KWOK_VERSION" >/dev/null
+  mkdir -p "$BIN_DIR"
+  local ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}"
+  ldflags+=" -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBE_VERSION#v}"
+  GOBIN="$BIN_DIR" CGO_ENABLED=0 go install -trimpath -ldflags "$ldflags" \
+    "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION" \
+    || die "building kwok $KWOK_VERSION failed (see the go output above)"
+}
+
+main() {
+  check_prerequisites
+  local start=$SECONDS
+  build_etcd
+  build_kwok
+  build_kubernetes
+  log "control plane binaries ready in $BIN_DIR ($((SECONDS - start)) s)"
+}
+
+main "$@"

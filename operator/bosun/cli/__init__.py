@@ -1,0 +1,1 @@
+"""Command-line entry points: `bosun run` (the operator) and the `kubectl bosun` plugin."""

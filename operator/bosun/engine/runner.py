@@ -1,0 +1,248 @@
+"""Runs one operation's step table to the end: forward, or back when it fails or is cancelled.
+
+Persist before acting: a step is recorded `Running` (and its attempt counted) before its `run`
+starts, and `Succeeded`/`Failed` after it ends; likewise `Undoing`/`Undone` around each undo. An
+operator killed at any instant therefore finds, on restart, either a step it must re-run (its
+run is idempotent) or a rollback it must continue. The phase `RollingBack` plus `status.reason`
+remember why a rollback started, so a restart finishes it the same way.
+
+Cancellation and the operation deadline interrupt a running step (its task is cancelled; the
+step's undo copes with a half-done run) at once: waits are where operations spend their time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Generic, Protocol
+
+from bosun.engine import record
+from bosun.engine.steps import Ctx, PermanentError, Reversibility, Step, StepTable, TransientError
+from bosun.models.operation import OperationStatus, Phase, StepState
+
+logger = logging.getLogger(__name__)
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class OperationHandle(Protocol):
+    """What the runner needs of the Operation object: its live cancel flag, and a status writer."""
+
+    def cancel_requested(self) -> bool: ...
+
+    async def save(self, status: OperationStatus) -> None: ...
+
+
+class Journal(Protocol):
+    """The operation's log."""
+
+    def info(self, message: str) -> None: ...
+
+    def warning(self, message: str) -> None: ...
+
+
+class _Interrupted(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class Runner(Generic[Ctx]):
+    def __init__(
+        self,
+        table: StepTable[Ctx],
+        ctx: Ctx,
+        handle: OperationHandle,
+        journal: Journal,
+        *,
+        deadline: float | None = None,
+        clock: Callable[[], str] = utc_now,
+        poll_interval: float = 0.25,
+    ) -> None:
+        self.table = table
+        self.ctx = ctx
+        self.handle = handle
+        self.journal = journal
+        self.deadline = deadline  # wall-clock epoch seconds; survives restarts via status.startedAt
+        self.clock = clock
+        self.poll_interval = poll_interval
+
+    async def drive(self, status: OperationStatus) -> OperationStatus:
+        """Take the operation from wherever its status says it is to a finished phase."""
+        if status.phase.finished:
+            return status
+        record.init_steps(status, self.table.steps)  # type: ignore[arg-type]
+        if status.phase in (Phase.PENDING, Phase.QUEUED):
+            record.start(status, self.clock())
+            self.journal.info(f"operation started: {len(self.table.steps)} steps")
+            await self.handle.save(status)
+        if status.phase is Phase.RUNNING:
+            await self._forward(status)
+        if status.phase is Phase.ROLLING_BACK:
+            await self._back(status)
+        return status
+
+    # forward -------------------------------------------------------------------------------
+
+    async def _forward(self, status: OperationStatus) -> None:
+        for index, step in enumerate(self.table.steps):
+            state = status.steps[index].state
+            if state in record.DONE_STATES:
+                continue
+            if state is not StepState.PENDING and state is not StepState.RUNNING:
+                # Died after recording a failure but before recording the rollback.
+                record.begin_rollback(status, "StepFailed", status.steps[index].message or "a step failed")
+                await self.handle.save(status)
+                return
+            if self.handle.cancel_requested():
+                await self._start_rollback(status, record.CANCELLED_REASON, "cancelled by request")
+                return
+            if self._deadline_passed():
+                await self._start_rollback(status, "DeadlineExceeded", "the operation's deadline passed")
+                return
+            resumed = state is StepState.RUNNING
+            record.step_started(status, index, self.clock())
+            await self.handle.save(status)
+            self.journal.info(
+                f"step {index + 1}/{len(status.steps)} {step.name}: {'resumed' if resumed else 'started'}"
+            )
+            began = time.monotonic()
+            try:
+                message = await self._attempts(status, index, step)
+            except _Interrupted as stop:
+                status.steps[index].message = f"interrupted: {stop}"
+                await self._start_rollback(status, stop.reason, str(stop))
+                return
+            except PermanentError as error:
+                record.step_failed(status, index, self.clock(), str(error))
+                self.journal.warning(f"step {step.name} failed: {error}")
+                await self._start_rollback(status, error.reason, f"step {step.name} failed: {error}")
+                return
+            record.step_succeeded(status, index, self.clock(), message)
+            await self.handle.save(status)
+            self.journal.info(
+                f"step {index + 1}/{len(status.steps)} {step.name}: succeeded in "
+                f"{time.monotonic() - began:.1f}s{': ' + message if message else ''}"
+            )
+        record.succeed(status, self.clock())
+        await self.handle.save(status)
+        self.journal.info("operation succeeded")
+
+    async def _attempts(self, status: OperationStatus, index: int, step: Step[Ctx]) -> str | None:
+        """Run a step, retrying transient errors within its timeout and the operation's deadline."""
+        timeout = self._bounded(step.timeout)
+        give_up_at = time.monotonic() + timeout
+        attempt = 1
+        while True:
+            try:
+                return await self._guarded(step.run(self.ctx), give_up_at - time.monotonic(), interruptible=True)
+            except TransientError as error:
+                if attempt >= step.retry.attempts:
+                    raise PermanentError(f"gave up after {attempt} attempts: {error}", "RetriesExhausted") from error
+                delay = step.retry.delay(attempt)
+                if time.monotonic() + delay >= give_up_at:
+                    raise PermanentError(f"timed out after {timeout:.0f}s: {error}", "StepTimeout") from error
+                record.step_retrying(status, index, str(error))
+                await self.handle.save(status)
+                self.journal.warning(f"step {step.name}: transient error, retry in {delay:.1f}s: {error}")
+                await asyncio.sleep(delay)
+                attempt += 1
+            except TimeoutError as error:
+                if self._deadline_passed():
+                    raise _Interrupted("DeadlineExceeded", "the operation's deadline passed") from error
+                raise PermanentError(f"timed out after {timeout:.0f}s", "StepTimeout") from error
+
+    async def _guarded(self, work: Awaitable[str | None], timeout: float, *, interruptible: bool) -> str | None:
+        """Await work, but give up at the timeout or, if interruptible, as soon as cancel is asked."""
+        task = asyncio.ensure_future(work)
+        watcher = asyncio.ensure_future(self._cancel_asked()) if interruptible else None
+        waiting = {task} if watcher is None else {task, watcher}
+        try:
+            done, _ = await asyncio.wait(waiting, timeout=max(0.0, timeout), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+        if task in done:
+            try:
+                return task.result()
+            except (TransientError, PermanentError, TimeoutError):
+                raise
+            except Exception as error:  # a bug in a step must end the operation, not the operator
+                logger.exception("step raised an unexpected error")
+                raise PermanentError(f"unexpected {type(error).__name__}: {error}", "InternalError") from error
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        if watcher is not None and watcher in done:
+            raise _Interrupted(record.CANCELLED_REASON, "cancelled by request")
+        raise TimeoutError
+
+    async def _cancel_asked(self) -> None:
+        while not self.handle.cancel_requested():
+            await asyncio.sleep(self.poll_interval)
+
+    def _deadline_passed(self) -> bool:
+        return self.deadline is not None and time.time() >= self.deadline
+
+    def _bounded(self, timeout: float) -> float:
+        if self.deadline is None:
+            return timeout
+        return max(0.0, min(timeout, self.deadline - time.time()))
+
+    # back ----------------------------------------------------------------------------------
+
+    async def _start_rollback(self, status: OperationStatus, reason: str, message: str) -> None:
+        record.begin_rollback(status, reason, message)
+        await self.handle.save(status)
+        self.journal.warning(f"rolling back: {message}")
+
+    async def _back(self, status: OperationStatus) -> None:
+        for index in record.steps_to_undo(status):
+            step = self.table.steps[index]
+            if step.reversibility is Reversibility.NO_SIDE_EFFECT:
+                record.nothing_to_undo(status, index)
+                continue
+            if step.reversibility is Reversibility.IRREVERSIBLE:
+                record.not_undone(status, index, self.clock(), step.irreversible_reason, failed=False)
+                await self.handle.save(status)
+                self.journal.warning(f"step {step.name} cannot be undone: {step.irreversible_reason}")
+                continue
+            assert step.undo is not None
+            record.undo_started(status, index, self.clock())
+            await self.handle.save(status)
+            self.journal.info(f"undoing step {step.name}")
+            try:
+                await self._undo(step)
+            except (PermanentError, TimeoutError) as error:
+                reason = str(error) or f"undo timed out after {step.timeout:.0f}s"
+                record.not_undone(status, index, self.clock(), reason, failed=True)
+                await self.handle.save(status)
+                self.journal.warning(f"undo of step {step.name} failed: {reason}")
+                continue
+            record.undone(status, index, self.clock())
+            await self.handle.save(status)
+            self.journal.info(f"step {step.name} undone")
+        record.finish_rollback(status, self.clock(), applicable=self.table.needs_rollback)
+        await self.handle.save(status)
+        assert status.rollback is not None
+        (self.journal.info if status.rollback.state.value != "Failed" else self.journal.warning)(
+            status.rollback.message
+        )
+
+    async def _undo(self, step: Step[Ctx]) -> None:
+        assert step.undo is not None
+        give_up_at = time.monotonic() + step.timeout
+        attempt = 1
+        while True:
+            try:
+                await self._guarded(step.undo(self.ctx), give_up_at - time.monotonic(), interruptible=False)
+                return
+            except TransientError as error:
+                if attempt >= step.retry.attempts or time.monotonic() + step.retry.delay(attempt) >= give_up_at:
+                    raise PermanentError(f"gave up after {attempt} attempts: {error}") from error
+                await asyncio.sleep(step.retry.delay(attempt))
+                attempt += 1

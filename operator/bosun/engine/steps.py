@@ -1,0 +1,90 @@
+"""What a step is, and what can go wrong in one.
+
+A step table is the whole recipe of an operation type. Each step says how to do its change
+(`run`), how to take it back (`undo`), or that it has nothing to take back (no side effect), or
+that its change cannot be taken back and why. Steps must be idempotent: after a crash the engine
+runs a step found `Running` again, and undoes steps whose run may have half-happened, so both
+`run` and `undo` must work out from the cluster whether their work is already done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Generic, TypeVar
+
+from bosun.errors import PermanentError, TransientError
+
+__all__ = ["PermanentError", "TransientError"]
+
+Ctx = TypeVar("Ctx")
+
+StepFn = Callable[[Ctx], Awaitable[str | None]]
+
+
+class Reversibility(Enum):
+    UNDOABLE = "undoable"  # has an undo
+    NO_SIDE_EFFECT = "no-side-effect"  # changes nothing: nothing to undo
+    IRREVERSIBLE = "irreversible"  # changes something that cannot be taken back
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded exponential backoff for transient errors."""
+
+    attempts: int = 5
+    initial_delay: float = 0.5
+    max_delay: float = 10.0
+
+    def delay(self, attempt: int) -> float:
+        """Delay before attempt number `attempt + 1` (attempt counts from 1)."""
+        return float(min(self.max_delay, self.initial_delay * (2 ** max(0, attempt - 1))))
+
+
+@dataclass(frozen=True)
+class Step(Generic[Ctx]):
+    """One named step of an operation type."""
+
+    name: str
+    description: str
+    run: StepFn[Ctx]
+    undo: StepFn[Ctx] | None = None
+    reversibility: Reversibility = Reversibility.UNDOABLE
+    irreversible_reason: str = ""
+    timeout: float = 300.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        if self.reversibility is Reversibility.UNDOABLE and self.undo is None:
+            raise ValueError(f"step {self.name!r} changes something: give it an undo, or mark it")
+        if self.reversibility is Reversibility.IRREVERSIBLE and not self.irreversible_reason:
+            raise ValueError(f"step {self.name!r} cannot be undone: say why")
+
+
+def no_side_effect(name: str, description: str, run: StepFn[Ctx], **kwargs: object) -> Step[Ctx]:
+    return Step(name, description, run, None, Reversibility.NO_SIDE_EFFECT, **kwargs)  # type: ignore[arg-type]
+
+
+def irreversible(name: str, description: str, run: StepFn[Ctx], reason: str, **kwargs: object) -> Step[Ctx]:
+    return Step(name, description, run, None, Reversibility.IRREVERSIBLE, reason, **kwargs)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class StepTable(Generic[Ctx]):
+    """The recipe of one operation type, and how to build the context its steps share."""
+
+    name: str
+    steps: Sequence[Step[Ctx]]
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.steps]
+        if len(set(names)) != len(names):
+            raise ValueError(f"table {self.name!r} has duplicate step names: {names}")
+        if not names:
+            raise ValueError(f"table {self.name!r} has no steps")
+
+    @property
+    def needs_rollback(self) -> bool:
+        """False for trivial operations whose steps all have no side effect."""
+        return any(s.reversibility is not Reversibility.NO_SIDE_EFFECT for s in self.steps)

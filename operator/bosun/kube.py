@@ -1,0 +1,205 @@
+"""The one adapter around the asynchronous Kubernetes client.
+
+Nothing else in Bosun imports `kubernetes_asyncio` (an import-linter contract keeps it so). Here
+API errors become the engine's two kinds: transient (5xx, 429, 409 conflicts, timeouts, dropped
+connections: retry) and permanent (everything else), with `NotFound` and `AlreadyExists` kept
+apart because steps use them to work out what is already done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import aiohttp
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from bosun.errors import PermanentError, TransientError
+from bosun.models.base import GROUP, VERSION
+
+T = TypeVar("T")
+
+PLURALS = {"App": "apps", "Database": "databases", "Operation": "operations"}
+# The generated client's stubs do not declare _content_type; it is a documented keyword.
+MERGE_PATCH: dict[str, Any] = {"_content_type": "application/merge-patch+json"}
+
+
+class NotFound(PermanentError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "NotFound")
+
+
+class AlreadyExists(PermanentError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "AlreadyExists")
+
+
+def _message(error: ApiException) -> str:
+    try:
+        body = json.loads(error.body or "{}")
+        return str(body.get("message") or error.reason)
+    except (ValueError, AttributeError):
+        return str(error.reason)
+
+
+def map_error(error: BaseException, what: str) -> Exception:
+    """Translate a client error into TransientError or PermanentError (NotFound, AlreadyExists)."""
+    if isinstance(error, ApiException):
+        text = f"{what}: {error.status} {_message(error)}"
+        if error.status == 404:
+            return NotFound(text)
+        if error.status == 409 and "AlreadyExists" in (error.body or ""):
+            return AlreadyExists(text)
+        if error.status in (409, 429) or (error.status or 0) >= 500:
+            return TransientError(text)
+        return PermanentError(text, "ApiRefused")
+    if isinstance(error, (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError)):
+        return TransientError(f"{what}: {type(error).__name__}: {error}")
+    return error if isinstance(error, Exception) else RuntimeError(str(error))
+
+
+async def call(what: str, work: Callable[[], Awaitable[T]]) -> T:
+    """Await one API call, translating its errors."""
+    try:
+        return await work()
+    except (TimeoutError, ApiException, aiohttp.ClientError, ConnectionError) as error:
+        raise map_error(error, what) from error
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Kube:
+    """Typed helpers over one shared ApiClient."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+        self.events = client.EventsV1Api(api)
+
+    @classmethod
+    async def connect(cls, kubeconfig: str | None = None, context: str | None = None) -> Kube:
+        if kubeconfig is None:
+            with contextlib.suppress(config.ConfigException):
+                config.load_incluster_config()  # type: ignore[no-untyped-call]
+                return cls(client.ApiClient())
+        await config.load_kube_config(config_file=kubeconfig, context=context)
+        return cls(client.ApiClient())
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    # Bosun's own resources ----------------------------------------------------------------
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        return await call(
+            f"get {kind} {namespace}/{name}",
+            lambda: self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name),
+        )
+
+    async def find(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.get(kind, namespace, name)
+        except NotFound:
+            return None
+
+    async def list(self, kind: str, namespace: str) -> list[dict[str, Any]]:
+        result = await call(
+            f"list {kind} in {namespace}",
+            lambda: self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind]),
+        )
+        return list(result.get("items", []))
+
+    async def create(self, kind: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await call(
+            f"create {kind} {namespace}/{body['metadata'].get('name')}",
+            lambda: self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], body),
+        )
+
+    async def patch_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        """Replace the whole status (a JSON merge patch of `status`; lists are replaced whole)."""
+        return await call(
+            f"patch status of {kind} {namespace}/{name}",
+            lambda: self.custom.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                namespace,
+                PLURALS[kind],
+                name,
+                {"status": status},
+                **MERGE_PATCH,
+            ),
+        )
+
+    async def patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return await call(
+            f"patch {kind} {namespace}/{name}",
+            lambda: self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURALS[kind], name, patch, **MERGE_PATCH
+            ),
+        )
+
+    # core ---------------------------------------------------------------------------------
+
+    async def create_config_map(self, namespace: str, name: str, data: dict[str, str]) -> dict[str, Any]:
+        body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name), data=data)
+        result = await call(
+            f"create ConfigMap {namespace}/{name}", lambda: self.core.create_namespaced_config_map(namespace, body)
+        )
+        return dict(self.api.sanitize_for_serialization(result))
+
+    async def delete_config_map(self, namespace: str, name: str) -> None:
+        with contextlib.suppress(NotFound):
+            await call(
+                f"delete ConfigMap {namespace}/{name}",
+                lambda: self.core.delete_namespaced_config_map(name, namespace),
+            )
+
+    async def emit_event(
+        self, involved: dict[str, Any], *, reason: str, message: str, warning: bool = False, action: str = "Operate"
+    ) -> None:
+        """Record a Kubernetes Event on an object (best effort: Events are never the only record)."""
+        meta = involved["metadata"]
+        now = utc_now()
+        body = client.EventsV1Event(
+            metadata=client.V1ObjectMeta(generate_name=f"{meta['name']}.", namespace=meta["namespace"]),
+            event_time=now,
+            action=action,
+            reason=reason,
+            note=message[:1024],
+            type="Warning" if warning else "Normal",
+            reporting_controller="bosun.dev/operator",
+            reporting_instance="bosun",
+            regarding=client.V1ObjectReference(
+                api_version=involved.get("apiVersion"),
+                kind=involved.get("kind"),
+                name=meta["name"],
+                namespace=meta["namespace"],
+                uid=meta.get("uid"),
+            ),
+        )
+        with contextlib.suppress(TransientError, PermanentError):
+            await call("emit event", lambda: self.events.create_namespaced_event(meta["namespace"], body))
+
+    async def healthz(self) -> bool:
+        try:
+            await call("version", lambda: client.VersionApi(self.api).get_code())
+            return True
+        except (TransientError, PermanentError):
+            return False
+
+
+@contextlib.asynccontextmanager
+async def connected(kubeconfig: str | None = None, context: str | None = None) -> AsyncIterator[Kube]:
+    kube = await Kube.connect(kubeconfig, context)
+    try:
+        yield kube
+    finally:
+        await kube.close()

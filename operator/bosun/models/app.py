@@ -1,0 +1,78 @@
+"""The App resource: a stateless workload, reconciled into Deployments, Services and a PDB."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from bosun.models.base import Condition, EnvVar, KubeModel, LastOperation, Resources
+
+
+class Port(KubeModel):
+    """A port a process listens on."""
+
+    name: str = Field(default="http", max_length=15, description="Port name (IANA service name).")
+    port: int = Field(ge=1, le=65535, description="Container port.")
+    protocol: str = Field(default="TCP", pattern=r"^(TCP|UDP|SCTP)$", description="TCP, UDP or SCTP.")
+
+
+class HealthCheck(KubeModel):
+    """How Bosun (and Kubernetes) know a pod is ready to serve."""
+
+    path: str = Field(default="/", max_length=1024, description="HTTP path that answers 2xx when healthy.")
+    port: int | None = Field(default=None, ge=1, le=65535, description="Port (default: the first port).")
+    period_seconds: int = Field(default=5, ge=1, le=300, description="Seconds between checks.")
+    failure_threshold: int = Field(default=3, ge=1, le=30, description="Failures before unready.")
+
+
+class Process(KubeModel):
+    """One process type of the app (web, worker, ...): one Deployment."""
+
+    name: str = Field(
+        min_length=1, max_length=40, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", description="Process name."
+    )
+    command: list[str] | None = Field(default=None, description="Command (default: the App's command).")
+    replicas: int = Field(default=1, ge=0, le=1000, description="Number of pods.")
+    ports: list[Port] = Field(default_factory=list, description="Ports; a process with ports gets a Service.")
+    env: list[EnvVar] = Field(default_factory=list, description="Extra environment for this process.")
+    resources: Resources | None = Field(default=None, description="CPU/memory requests and limits.")
+
+
+class AppSpec(KubeModel):
+    """The desired state of an App. Editing it makes Bosun run the matching Operation."""
+
+    image: str = Field(min_length=1, max_length=1024, description="Container image.")
+    command: list[str] | None = Field(default=None, description="Command for every process.")
+    processes: list[Process] = Field(
+        default_factory=lambda: [Process(name="web")],
+        min_length=1,
+        max_length=16,
+        description="Process types, each a Deployment.",
+    )
+    env: list[EnvVar] = Field(default_factory=list, max_length=256, description="Environment for every process.")
+    health_check: HealthCheck | None = Field(default=None, description="Readiness check of serving processes.")
+    resources: Resources | None = Field(default=None, description="Default CPU/memory for every process.")
+    before_release: list[str] | None = Field(
+        default=None,
+        description="Command run once, with the new image and config, before a release goes out "
+        "(e.g. a database migration). Its effects cannot be rolled back.",
+    )
+
+
+class Release(KubeModel):
+    """One release of the app, as deployed by an operation."""
+
+    image: str = Field(description="Image of the release.")
+    config_hash: str = Field(description="Hash of the release's environment.")
+    operation: str = Field(description="The Operation that made it.")
+    deployed_at: str | None = Field(default=None, description="When it went live.")
+
+
+class AppStatus(KubeModel):
+    """What Bosun observed of the App."""
+
+    phase: str = Field(default="", description="Pending, Deploying, Running, Failed or Deprovisioned.")
+    observed_generation: int | None = Field(default=None, description="The spec generation seen.")
+    image: str = Field(default="", description="Image running now.")
+    releases: list[Release] = Field(default_factory=list, description="Recent releases, newest first.")
+    last_operation: LastOperation | None = Field(default=None, description="The newest operation.")
+    conditions: list[Condition] = Field(default_factory=list, description="Ready, Reconciling, Stalled.")

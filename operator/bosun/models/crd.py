@@ -1,0 +1,185 @@
+"""CustomResourceDefinitions generated from the pydantic models.
+
+The models are the one source of truth: `hack/gen-crds` writes `crds/*.yaml` from here and a test
+fails when the committed files drift. Pydantic's JSON Schema is turned into a *structural* schema
+the API server accepts: references inlined, optional-null unions collapsed, titles dropped, and
+Kubernetes extensions (list-map keys, CEL rules) carried over from `json_schema_extra`.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from bosun.models.app import AppSpec, AppStatus
+from bosun.models.base import GROUP, VERSION
+from bosun.models.database import DatabaseSpec, DatabaseStatus
+from bosun.models.operation import OPERATION_SPEC_RULES, OperationSpec, OperationStatus
+
+_DROP = {"title", "discriminator"}
+
+
+def _inline(node: Any, defs: dict[str, Any], in_status: bool) -> Any:
+    if isinstance(node, list):
+        return [_inline(item, defs, in_status) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = dict(node)
+    while "$ref" in node or "anyOf" in node:
+        if "$ref" in node:
+            target = copy.deepcopy(defs[node.pop("$ref").split("/")[-1]])
+            target.update(node)  # a field's own description wins over the model's
+            node = target
+        if "anyOf" in node:
+            non_null = [option for option in node["anyOf"] if option.get("type") != "null"]
+            if len(non_null) != 1:
+                raise ValueError(f"a union is not structural: {node}")
+            merged = dict(non_null[0])
+            merged.update({k: v for k, v in node.items() if k != "anyOf"})
+            node = merged
+            if node.get("default", 0) is None:
+                node.pop("default")
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROP or (in_status and key == "default"):
+            continue
+        if key == "properties":
+            out[key] = {name: _inline(prop, defs, in_status) for name, prop in value.items()}
+        else:
+            out[key] = _inline(value, defs, in_status)
+    return out
+
+
+def structural_schema(model: type[BaseModel], *, status: bool = False) -> dict[str, Any]:
+    """The structural OpenAPI v3 schema of a model, as a CRD version's schema wants it."""
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    defs = raw.pop("$defs", {})
+    schema: dict[str, Any] = _inline(raw, defs, in_status=status)
+    schema["type"] = "object"
+    return schema
+
+
+@dataclass(frozen=True)
+class Kind:
+    kind: str
+    plural: str
+    short_names: list[str]
+    spec: type[BaseModel]
+    status: type[BaseModel]
+    description: str
+    columns: list[dict[str, Any]]
+    spec_rules: list[dict[str, str]] = field(default_factory=list)
+
+
+def _age() -> dict[str, Any]:
+    return {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+
+
+KINDS = [
+    Kind(
+        kind="Operation",
+        plural="operations",
+        short_names=["op", "ops"],
+        spec=OperationSpec,
+        status=OperationStatus,
+        description="One change to one App or Database: its steps, progress, logs and rollback outcome.",
+        spec_rules=OPERATION_SPEC_RULES,
+        columns=[
+            {"name": "Type", "type": "string", "jsonPath": ".spec.type"},
+            {"name": "Target", "type": "string", "jsonPath": ".spec.target.name"},
+            {"name": "Kind", "type": "string", "jsonPath": ".spec.target.kind", "priority": 1},
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Progress", "type": "string", "jsonPath": ".status.progress"},
+            {"name": "Rollback", "type": "string", "jsonPath": ".status.rollback.state"},
+            {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
+            _age(),
+        ],
+    ),
+    Kind(
+        kind="App",
+        plural="apps",
+        short_names=["bapp"],
+        spec=AppSpec,
+        status=AppStatus,
+        description="A stateless workload Bosun deploys with zero downtime.",
+        columns=[
+            {"name": "Image", "type": "string", "jsonPath": ".spec.image"},
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type=='Ready')].status"},
+            {"name": "Last-Op", "type": "string", "jsonPath": ".status.lastOperation.name"},
+            _age(),
+        ],
+    ),
+    Kind(
+        kind="Database",
+        plural="databases",
+        short_names=["db"],
+        spec=DatabaseSpec,
+        status=DatabaseStatus,
+        description="A single-instance database Bosun provisions and moves between nodes.",
+        columns=[
+            {"name": "Engine", "type": "string", "jsonPath": ".spec.engine"},
+            {"name": "Version", "type": "string", "jsonPath": ".spec.version"},
+            {"name": "Size", "type": "string", "jsonPath": ".spec.storage.size"},
+            {"name": "Node", "type": "string", "jsonPath": ".status.node"},
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Last-Op", "type": "string", "jsonPath": ".status.lastOperation.name"},
+            _age(),
+        ],
+    ),
+]
+
+
+def crd(kind: Kind) -> dict[str, Any]:
+    """The CustomResourceDefinition of one kind."""
+    spec_schema = structural_schema(kind.spec)
+    if kind.spec_rules:
+        spec_schema["x-kubernetes-validations"] = kind.spec_rules
+    status_schema = structural_schema(kind.status, status=True)
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{kind.plural}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": kind.kind,
+                "listKind": f"{kind.kind}List",
+                "plural": kind.plural,
+                "singular": kind.kind.lower(),
+                "shortNames": kind.short_names,
+                "categories": ["bosun"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": kind.columns,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": kind.description,
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string", "description": "bosun.dev/v1alpha1"},
+                                "kind": {"type": "string", "description": kind.kind},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema,
+                                "status": status_schema,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def all_crds() -> list[dict[str, Any]]:
+    return [crd(kind) for kind in KINDS]

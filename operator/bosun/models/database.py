@@ -1,0 +1,70 @@
+"""The Database resource: one engine instance on one node, its data on a PersistentVolumeClaim."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from bosun.models.base import Condition, KubeModel, LastOperation, Resources
+
+
+class Engine(StrEnum):
+    POSTGRESQL = "postgresql"
+    MYSQL = "mysql"
+    REDIS = "redis"
+
+
+class VolumeReclaim(StrEnum):
+    RETAIN = "Retain"
+    DELETE = "Delete"
+
+
+class Storage(KubeModel):
+    """The database's volume."""
+
+    size: str = Field(default="1Gi", max_length=64, description="Volume size, e.g. 10Gi.")
+    storage_class_name: str | None = Field(default=None, description="StorageClass (default class when unset).")
+    reclaim: VolumeReclaim = Field(
+        default=VolumeReclaim.RETAIN,
+        description="What deprovision does with the volume: Retain keeps it, Delete removes it.",
+    )
+
+
+class Placement(KubeModel):
+    """Where the database may run."""
+
+    node: str | None = Field(default=None, max_length=253, description="A node name.")
+    node_selector: dict[str, str] | None = Field(default=None, description="Node labels to match.")
+
+
+class DatabaseSpec(KubeModel):
+    """The desired state of a Database. Editing it makes Bosun run the matching Operation."""
+
+    engine: Engine = Field(description="postgresql, mysql or redis.")
+    version: str = Field(min_length=1, max_length=32, description="Engine version, e.g. 16 or 8.0.")
+    storage: Storage = Field(default_factory=Storage, description="The data volume.")
+    resources: Resources | None = Field(default=None, description="CPU/memory requests and limits.")
+    placement: Placement | None = Field(default=None, description="Node or node selector.")
+
+
+class VolumeRef(KubeModel):
+    """The volume holding the data."""
+
+    claim_name: str = Field(description="PersistentVolumeClaim.")
+    volume_name: str = Field(default="", description="Bound PersistentVolume.")
+    capacity: str = Field(default="", description="Capacity reported by the claim.")
+
+
+class DatabaseStatus(KubeModel):
+    """What Bosun observed of the Database."""
+
+    phase: str = Field(default="", description="Pending, Provisioning, Running, Moving, Failed.")
+    observed_generation: int | None = Field(default=None, description="The spec generation seen.")
+    engine: str = Field(default="", description="Engine running.")
+    version: str = Field(default="", description="Version running.")
+    node: str = Field(default="", description="Node the database pod runs on.")
+    volume: VolumeRef | None = Field(default=None, description="The bound volume.")
+    endpoint: str = Field(default="", description="host:port of its Service.")
+    last_operation: LastOperation | None = Field(default=None, description="The newest operation.")
+    conditions: list[Condition] = Field(default_factory=list, description="Ready, Reconciling, Stalled.")

@@ -1,0 +1,230 @@
+"""The Operation resource: one change to one App or Database, and the record of how it went.
+
+The status is the operation's memory. The engine writes each step's state before the step acts
+and after it ends, so an operator that dies at any instant can tell, on restart, which steps
+finished, which one was in flight, and what must be resumed or undone.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from bosun.models.base import Condition, EnvVar, KubeModel, Resources
+
+DEFAULT_TIMEOUT_SECONDS = 1800
+
+
+class TargetKind(StrEnum):
+    APP = "App"
+    DATABASE = "Database"
+
+
+class OperationType(StrEnum):
+    DEPLOY = "deploy"
+    CONFIGURE = "configure"
+    SCALE = "scale"
+    RESTART = "restart"
+    PROVISION = "provision"
+    DEPROVISION = "deprovision"
+    REDEPLOY = "redeploy"
+    RESIZE = "resize"
+
+
+APP_TYPES = frozenset({"deploy", "configure", "scale", "restart", "deprovision"})
+DATABASE_TYPES = frozenset({"provision", "deprovision", "restart", "scale", "redeploy", "resize"})
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    ROLLING_BACK = "RollingBack"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELLED)
+
+
+class StepState(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SKIPPED = "Skipped"
+    UNDOING = "Undoing"
+    UNDONE = "Undone"
+    UNDO_FAILED = "UndoFailed"
+    NOT_UNDONE = "NotUndone"
+
+
+class RollbackState(StrEnum):
+    NOT_NEEDED = "NotNeeded"
+    NOT_APPLICABLE = "NotApplicable"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class ProcessScale(KubeModel):
+    """New size of one App process."""
+
+    name: str = Field(description="Process name, as in the App's spec.processes.")
+    replicas: int | None = Field(default=None, ge=0, le=1000, description="New replica count.")
+    resources: Resources | None = Field(default=None, description="New CPU/memory requests and limits.")
+
+
+class OperationParameters(KubeModel):
+    """What the operation changes. Which fields are required depends on spec.type."""
+
+    image: str | None = Field(default=None, max_length=1024, description="deploy: the new image.")
+    env: list[EnvVar] | None = Field(
+        default=None, max_length=256, description="deploy, configure: the new environment (replaces it)."
+    )
+    processes: list[ProcessScale] | None = Field(
+        default=None, max_length=32, description="scale (App): new replicas/resources per process."
+    )
+    resources: Resources | None = Field(default=None, description="scale (Database): new resources.")
+    node: str | None = Field(
+        default=None, max_length=253, description="redeploy: the node to move to (Bosun picks when unset)."
+    )
+    volume_size: str | None = Field(default=None, max_length=64, description="resize: the new volume size.")
+
+
+class TargetRef(KubeModel):
+    """The App or Database the operation changes, in the Operation's own namespace."""
+
+    kind: TargetKind = Field(description="App or Database.")
+    name: str = Field(min_length=1, max_length=253, description="Name of the App or Database.")
+
+
+# CEL rules on OperationSpec: refused at admission, with messages a person understands.
+_TYPE_FOR_KIND = (
+    f"self.target.kind == 'App' ? self.type in {sorted(APP_TYPES)!r} : self.type in {sorted(DATABASE_TYPES)!r}"
+)
+OPERATION_SPEC_RULES: list[dict[str, str]] = [
+    {
+        "rule": _TYPE_FOR_KIND,
+        "message": "this type does not apply to this target kind: an App takes deploy, configure, "
+        "scale, restart or deprovision; a Database takes provision, deprovision, restart, scale, "
+        "redeploy or resize",
+    },
+    {
+        "rule": "self.type != 'deploy' || (has(self.parameters) && "
+        "(has(self.parameters.image) || has(self.parameters.env)))",
+        "message": "a deploy needs parameters.image and/or parameters.env",
+    },
+    {
+        "rule": "self.type != 'configure' || (has(self.parameters) && has(self.parameters.env))",
+        "message": "a configure needs parameters.env",
+    },
+    {
+        "rule": "self.type != 'scale' || (has(self.parameters) && "
+        "(self.target.kind == 'App' ? has(self.parameters.processes) : has(self.parameters.resources)))",
+        "message": "a scale needs parameters.processes (App) or parameters.resources (Database)",
+    },
+    {
+        "rule": "self.type != 'resize' || (has(self.parameters) && has(self.parameters.volumeSize))",
+        "message": "a resize needs parameters.volumeSize",
+    },
+    {
+        "rule": "!has(self.parameters) || "
+        "((!has(self.parameters.image) || self.type == 'deploy') && "
+        "(!has(self.parameters.env) || self.type in ['deploy', 'configure']) && "
+        "(!has(self.parameters.processes) || (self.type == 'scale' && self.target.kind == 'App')) && "
+        "(!has(self.parameters.resources) || (self.type == 'scale' && self.target.kind == 'Database')) && "
+        "(!has(self.parameters.node) || self.type == 'redeploy') && "
+        "(!has(self.parameters.volumeSize) || self.type == 'resize'))",
+        "message": "a parameter was given that this type does not take (image: deploy; env: deploy, "
+        "configure; processes: App scale; resources: Database scale; node: redeploy; volumeSize: resize)",
+    },
+    {
+        "rule": "self.target == oldSelf.target && self.type == oldSelf.type && "
+        "has(self.parameters) == has(oldSelf.parameters) && "
+        "(!has(self.parameters) || self.parameters == oldSelf.parameters) && "
+        "self.timeoutSeconds == oldSelf.timeoutSeconds",
+        "message": "an Operation cannot be changed once created, except to set spec.cancel: true; "
+        "create a new Operation instead",
+    },
+    {
+        "rule": "!oldSelf.cancel || self.cancel",
+        "message": "spec.cancel cannot go back to false: a cancelled operation stays cancelled",
+    },
+]
+
+
+class OperationSpec(KubeModel):
+    """One change to one App or Database. Immutable once created, but for spec.cancel."""
+
+    target: TargetRef = Field(description="The App or Database to change, in this namespace.")
+    type: OperationType = Field(description="What to do.")
+    parameters: OperationParameters | None = Field(default=None, description="What to change.")
+    cancel: bool = Field(
+        default=False,
+        description="Set to true to cancel: a running operation is rolled back, a queued one ends.",
+    )
+    timeout_seconds: int = Field(
+        default=DEFAULT_TIMEOUT_SECONDS,
+        ge=10,
+        le=86400,
+        description="Deadline for the whole operation; past it the operation fails and rolls back.",
+    )
+
+
+class StepStatus(KubeModel):
+    """One step of the operation, as recorded while it runs."""
+
+    name: str = Field(description="Step name.")
+    description: str = Field(default="", description="What the step does.")
+    state: StepState = Field(default=StepState.PENDING, description="Where the step is.")
+    started_at: str | None = Field(default=None, description="When it started (RFC 3339).")
+    finished_at: str | None = Field(default=None, description="When it ended (RFC 3339).")
+    attempts: int = Field(default=0, description="How many times its run was started.")
+    message: str = Field(default="", description="What happened, or why it failed.")
+    undo_started_at: str | None = Field(default=None, description="When its undo started.")
+    undo_finished_at: str | None = Field(default=None, description="When its undo ended.")
+
+
+class NotUndone(KubeModel):
+    """A step whose change stays in place after the rollback, and why."""
+
+    step: str = Field(description="Step name.")
+    reason: str = Field(description="Why it could not be undone.")
+
+
+class RollbackStatus(KubeModel):
+    """The rollback outcome: is the system back as it was?"""
+
+    state: RollbackState = Field(description="NotNeeded, NotApplicable, Running, Succeeded or Failed.")
+    undone: list[str] = Field(default_factory=list, description="Steps undone, in the order undone.")
+    not_undone: list[NotUndone] = Field(default_factory=list, description="Steps whose change stays, with the reason.")
+    message: str = Field(default="", description="The rollback in one sentence.")
+
+
+class Initiator(KubeModel):
+    """Who asked for the operation, where it is known."""
+
+    username: str = Field(default="", description="Kubernetes user name (or service account).")
+    kind: str = Field(default="", description="User, ServiceAccount, or Bosun (created from a spec edit).")
+    source: str = Field(default="", description="How it was asked: Operation, AppSpec, DatabaseSpec.")
+
+
+class OperationStatus(KubeModel):
+    """The record of the operation, written only by Bosun."""
+
+    phase: Phase = Field(default=Phase.PENDING, description="Where the operation is.")
+    message: str = Field(default="", description="The latest news, in one sentence.")
+    reason: str = Field(default="", description="Why it ended as it did, in one CamelCase word.")
+    steps: list[StepStatus] = Field(default_factory=list, description="Each step's state and timing.")
+    progress: str = Field(default="", description="Steps done out of all steps, as n/m.")
+    rollback: RollbackStatus | None = Field(default=None, description="The rollback outcome.")
+    started_at: str | None = Field(default=None, description="When it started running.")
+    finished_at: str | None = Field(default=None, description="When it ended.")
+    initiator: Initiator | None = Field(default=None, description="Who asked for it.")
+    queued_behind: str = Field(default="", description="The operation it waits for, when queued.")
+    observed_generation: int | None = Field(default=None, description="The spec generation seen.")
+    conditions: list[Condition] = Field(default_factory=list, description="Ready, Reconciling, Stalled.")

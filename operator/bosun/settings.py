@@ -1,0 +1,37 @@
+"""Operator configuration, from flags first, then BOSUN_* environment variables, then defaults.
+
+One frozen object, built once at start-up, so every part reads the same values and tests can
+build their own.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+def _env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+@dataclass(frozen=True)
+class Settings:
+    namespaces: list[str] = field(default_factory=lambda: _env_list("BOSUN_NAMESPACES"))
+    """Namespaces to watch; empty means all namespaces."""
+
+    liveness_port: int = int(os.environ.get("BOSUN_LIVENESS_PORT", "8080"))
+    """Port of the /healthz endpoint (0 disables it)."""
+
+    log_format: str = os.environ.get("BOSUN_LOG_FORMAT", "json")
+    """json (structured, one object a line) or plain."""
+
+    log_level: str = os.environ.get("BOSUN_LOG_LEVEL", "INFO")
+
+    kubeconfig: str | None = os.environ.get("KUBECONFIG") or None
+    """Kubeconfig to use outside a cluster; in a pod the service account is used."""
+
+    watch_timeout_seconds: int = int(os.environ.get("BOSUN_WATCH_TIMEOUT_SECONDS", "60"))
+    """Watch requests are re-opened at least this often, so a silently dead stream is replaced."""
+
+    queue_poll_seconds: float = float(os.environ.get("BOSUN_QUEUE_POLL_SECONDS", "1.0"))
+    """How often a queued operation looks whether its turn has come."""

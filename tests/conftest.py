@@ -1,0 +1,63 @@
+"""Session-wide test wiring: the real local cluster, a namespace per test, the CRDs applied once."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from tests.support.cluster import LocalCluster, find_or_start, stop
+from tests.support.waiting import wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[LocalCluster]:
+    local = find_or_start()
+    local.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    local.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
+    yield local
+    if local.started_here and os.environ.get("BOSUN_KEEP_CLUSTER") != "1":
+        stop()
+
+
+@pytest.fixture(scope="session")
+def api(cluster: LocalCluster) -> client.ApiClient:
+    return config.new_client_from_config(config_file=str(cluster.kubeconfig), context=cluster.context)
+
+
+@pytest.fixture
+def core(api: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(api)
+
+
+@pytest.fixture
+def apps(api: client.ApiClient) -> client.AppsV1Api:
+    return client.AppsV1Api(api)
+
+
+@pytest.fixture
+def storage(api: client.ApiClient) -> client.StorageV1Api:
+    return client.StorageV1Api(api)
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, api: client.ApiClient) -> Iterator[str]:
+    """A fresh namespace for one test, deleted afterwards."""
+    core = client.CoreV1Api(api)
+    stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40]
+    name = f"t-{stem}-{uuid.uuid4().hex[:5]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    wait_for(
+        lambda: any(sa.metadata.name == "default" for sa in core.list_namespaced_service_account(name).items),
+        timeout=30,
+        what=f"the default ServiceAccount of {name}",
+    )
+    yield name
+    core.delete_namespace(name)

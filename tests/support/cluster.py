@@ -1,0 +1,88 @@
+"""Finding or starting the local test cluster, and refusing any other.
+
+Tests talk to a real API server. They must never touch a cluster someone cares about, so the
+kubeconfig context must be the local one hack/cluster made (kwok-bosun) unless
+BOSUN_ALLOW_ANY_CLUSTER=1 says otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPECTED_CONTEXT = "kwok-bosun"
+
+
+class ClusterRefused(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    kubeconfig: Path
+    context: str
+    bin_dir: Path
+    started_here: bool
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
+        result = subprocess.run(
+            [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), "--context", self.context, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result.stdout
+
+
+def _hack_env() -> dict[str, str]:
+    out = subprocess.run([str(ROOT / "hack" / "cluster"), "env"], capture_output=True, text=True, check=True).stdout
+    env = {}
+    for line in out.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = value
+    return env
+
+
+def _current_context(kubeconfig: Path) -> str:
+    config = yaml.safe_load(kubeconfig.read_text()) or {}
+    return str(config.get("current-context", ""))
+
+
+def _bin_dir(env: dict[str, str]) -> Path:
+    return Path(env["PATH"].split(":", 1)[0])
+
+
+def find_or_start() -> LocalCluster:
+    """Use BOSUN_TEST_KUBECONFIG if given (checked), else hack/cluster up (a no-op when running)."""
+    env = _hack_env()
+    given = os.environ.get("BOSUN_TEST_KUBECONFIG")
+    if given:
+        kubeconfig = Path(given)
+        context = _current_context(kubeconfig)
+        if context != EXPECTED_CONTEXT and os.environ.get("BOSUN_ALLOW_ANY_CLUSTER") != "1":
+            raise ClusterRefused(
+                f"refusing to run tests against context {context!r} of {kubeconfig}: only the local "
+                f"test cluster ({EXPECTED_CONTEXT}) is allowed; set BOSUN_ALLOW_ANY_CLUSTER=1 to override"
+            )
+        return LocalCluster(kubeconfig, context, _bin_dir(env), started_here=False)
+    running = subprocess.run([str(ROOT / "hack" / "cluster"), "status"], capture_output=True).returncode == 0
+    up = subprocess.run([str(ROOT / "hack" / "cluster"), "up"], capture_output=True, text=True)
+    if up.returncode != 0:
+        raise RuntimeError(f"hack/cluster up failed:\n{up.stderr[-4000:]}")
+    kubeconfig = Path(env["KUBECONFIG"])
+    context = _current_context(kubeconfig)
+    if context != EXPECTED_CONTEXT:
+        raise ClusterRefused(f"hack/cluster wrote context {context!r}, expected {EXPECTED_CONTEXT}")
+    return LocalCluster(kubeconfig, context, _bin_dir(env), started_here=not running)
+
+
+def stop() -> None:
+    subprocess.run([str(ROOT / "hack" / "cluster"), "down"], capture_output=True, check=False)

@@ -1,0 +1,267 @@
+"""The engine's state machine, driven through its own interfaces with in-memory steps."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import pytest
+
+from bosun.engine.runner import Runner
+from bosun.engine.steps import (
+    PermanentError,
+    RetryPolicy,
+    Step,
+    StepTable,
+    TransientError,
+    irreversible,
+    no_side_effect,
+)
+from bosun.models.operation import OperationStatus, Phase, RollbackState, StepState
+
+
+@dataclass
+class Handle:
+    cancel: bool = False
+    saved: list[OperationStatus] = field(default_factory=list)
+
+    def cancel_requested(self) -> bool:
+        return self.cancel
+
+    async def save(self, status: OperationStatus) -> None:
+        self.saved.append(status.model_copy(deep=True))
+
+
+class Journal:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, message: str) -> None:
+        self.lines.append(message)
+
+    def warning(self, message: str) -> None:
+        self.lines.append("WARNING " + message)
+
+
+@dataclass
+class World:
+    """A fake world the steps change; records every run and undo in order."""
+
+    events: list[str] = field(default_factory=list)
+    fail_run: set[str] = field(default_factory=set)
+    fail_undo: set[str] = field(default_factory=set)
+    transient: dict[str, int] = field(default_factory=dict)
+    slow: dict[str, float] = field(default_factory=dict)
+    handle: Handle | None = None
+
+
+def step(name: str, **kwargs: object) -> Step[World]:
+    async def run(world: World) -> str:
+        if world.handle is not None:  # persist-before-act: the step is recorded Running already
+            last = world.handle.saved[-1]
+            assert next(s for s in last.steps if s.name == name).state is StepState.RUNNING
+        world.events.append(f"run:{name}")
+        if world.transient.get(name, 0) > 0:
+            world.transient[name] -= 1
+            raise TransientError("api said 503")
+        if name in world.slow:
+            await asyncio.sleep(world.slow[name])
+        if name in world.fail_run:
+            raise PermanentError(f"{name} broke")
+        return f"{name} done"
+
+    async def undo(world: World) -> str:
+        world.events.append(f"undo:{name}")
+        if name in world.fail_undo:
+            raise PermanentError(f"cannot put {name} back")
+        return "ok"
+
+    return Step(name, f"does {name}", run, undo, retry=RetryPolicy(attempts=3, initial_delay=0.01), **kwargs)  # type: ignore[arg-type]
+
+
+TABLE = StepTable("three", [step("a"), step("b"), step("c")])
+
+
+def runner(world: World, table: StepTable[World] = TABLE, **kwargs: object) -> tuple[Runner[World], Handle, Journal]:
+    handle = world.handle or Handle()
+    world.handle = handle
+    journal = Journal()
+    return Runner(table, world, handle, journal, poll_interval=0.01, **kwargs), handle, journal  # type: ignore[arg-type]
+
+
+async def test_all_steps_succeed_in_order() -> None:
+    world = World()
+    run, handle, _ = runner(world)
+    status = await run.drive(OperationStatus())
+    assert world.events == ["run:a", "run:b", "run:c"]
+    assert status.phase is Phase.SUCCEEDED
+    assert status.progress == "3/3"
+    assert status.rollback is not None and status.rollback.state is RollbackState.NOT_NEEDED
+    assert [s.state for s in status.steps] == [StepState.SUCCEEDED] * 3
+    assert all(s.started_at and s.finished_at and s.attempts == 1 for s in status.steps)
+    progress_seen = [s.progress for s in handle.saved]
+    assert progress_seen[0] == "0/3" and "1/3" in progress_seen and "2/3" in progress_seen
+
+
+async def test_failure_rolls_back_in_reverse_order() -> None:
+    world = World(fail_run={"c"})
+    run, _, journal = runner(world)
+    status = await run.drive(OperationStatus())
+    assert world.events == ["run:a", "run:b", "run:c", "undo:c", "undo:b", "undo:a"]
+    assert status.phase is Phase.FAILED
+    assert status.reason == "StepFailed"
+    assert status.rollback is not None
+    assert status.rollback.state is RollbackState.SUCCEEDED
+    assert status.rollback.undone == ["c", "b", "a"]
+    assert [s.state for s in status.steps] == [StepState.UNDONE] * 3
+    assert "c broke" in status.steps[2].message
+    assert any("rollback succeeded" in line for line in journal.lines)
+
+
+async def test_failed_undo_is_named_and_the_rest_still_undone() -> None:
+    world = World(fail_run={"c"}, fail_undo={"b"})
+    run, _, _ = runner(world)
+    status = await run.drive(OperationStatus())
+    assert world.events[-3:] == ["undo:c", "undo:b", "undo:a"]
+    assert status.rollback is not None and status.rollback.state is RollbackState.FAILED
+    assert [(n.step, n.reason) for n in status.rollback.not_undone] == [("b", "cannot put b back")]
+    assert status.steps[1].state is StepState.UNDO_FAILED
+    assert status.rollback.undone == ["c", "a"]
+
+
+async def test_irreversible_step_makes_rollback_failed_and_says_why() -> None:
+    async def migrate(world: World) -> str:
+        world.events.append("run:migrate")
+        return "migrated"
+
+    table = StepTable(
+        "t", [step("a"), irreversible("migrate", "runs a migration", migrate, "migrations stay"), step("c")]
+    )
+    world = World(fail_run={"c"})
+    run, _, journal = runner(world, table)
+    status = await run.drive(OperationStatus())
+    assert world.events == ["run:a", "run:migrate", "run:c", "undo:c", "undo:a"]
+    assert status.rollback is not None and status.rollback.state is RollbackState.FAILED
+    assert [(n.step, n.reason) for n in status.rollback.not_undone] == [("migrate", "migrations stay")]
+    assert status.steps[1].state is StepState.NOT_UNDONE
+    assert any("cannot be undone" in line for line in journal.lines)
+
+
+async def test_trivial_operation_needs_no_rollback() -> None:
+    async def look(world: World) -> str:
+        raise PermanentError("nothing to see")
+
+    table = StepTable("t", [no_side_effect("look", "looks", look)])
+    run, _, _ = runner(World(), table)
+    status = await run.drive(OperationStatus())
+    assert status.phase is Phase.FAILED
+    assert status.rollback is not None and status.rollback.state is RollbackState.NOT_APPLICABLE
+
+
+async def test_transient_errors_are_retried_then_succeed() -> None:
+    world = World(transient={"b": 2})
+    run, _, _ = runner(world)
+    status = await run.drive(OperationStatus())
+    assert status.phase is Phase.SUCCEEDED
+    assert status.steps[1].attempts == 3
+    assert world.events.count("run:b") == 3
+
+
+async def test_transient_errors_exhausted_fail_the_step() -> None:
+    world = World(transient={"b": 10})
+    run, _, _ = runner(world)
+    status = await run.drive(OperationStatus())
+    assert status.phase is Phase.FAILED
+    assert status.reason == "RetriesExhausted"
+    assert world.events.count("run:b") == 3
+
+
+async def test_step_timeout_fails_and_rolls_back() -> None:
+    table = StepTable("t", [step("a"), step("b", timeout=0.05)])
+    world = World(slow={"b": 5})
+    run, _, _ = runner(world, table)
+    status = await run.drive(OperationStatus())
+    assert status.reason == "StepTimeout"
+    assert world.events == ["run:a", "run:b", "undo:b", "undo:a"]
+
+
+async def test_cancel_during_a_step_interrupts_it_and_rolls_back() -> None:
+    world = World(slow={"b": 30})
+    run, handle, _ = runner(world)
+
+    async def cancel_soon() -> None:
+        await asyncio.sleep(0.1)
+        handle.cancel = True
+
+    started = time.monotonic()
+    status, _ = await asyncio.gather(run.drive(OperationStatus()), cancel_soon())
+    assert time.monotonic() - started < 5
+    assert status.phase is Phase.CANCELLED
+    assert status.rollback is not None and status.rollback.state is RollbackState.SUCCEEDED
+    assert world.events == ["run:a", "run:b", "undo:b", "undo:a"]
+    assert "run:c" not in world.events
+
+
+async def test_resume_reruns_the_step_found_running_and_nothing_before_it() -> None:
+    world = World()
+    run, _, _ = runner(world)
+    status = OperationStatus(phase=Phase.RUNNING, started_at="2026-01-01T00:00:00Z")
+    from bosun.engine import record
+
+    record.init_steps(status, TABLE.steps)  # type: ignore[arg-type]
+    status.steps[0].state = StepState.SUCCEEDED
+    status.steps[1].state = StepState.RUNNING
+    status.steps[1].attempts = 1
+    status = await run.drive(status)
+    assert world.events == ["run:b", "run:c"]
+    assert status.phase is Phase.SUCCEEDED
+    assert status.steps[1].attempts == 2
+
+
+async def test_resume_of_a_rollback_continues_it() -> None:
+    from bosun.engine import record
+
+    world = World()
+    run, _, _ = runner(world)
+    status = OperationStatus(phase=Phase.RUNNING)
+    record.init_steps(status, TABLE.steps)  # type: ignore[arg-type]
+    status.steps[0].state = StepState.SUCCEEDED
+    status.steps[1].state = StepState.UNDOING
+    record.begin_rollback(status, record.CANCELLED_REASON, "cancelled by request")
+    status = await run.drive(status)
+    assert world.events == ["undo:b", "undo:a"]
+    assert status.phase is Phase.CANCELLED
+    assert status.steps[2].state is StepState.PENDING
+
+
+async def test_deadline_passed_fails_before_the_next_step() -> None:
+    world = World()
+    run, _, _ = runner(world, deadline=time.time() - 1)
+    status = await run.drive(OperationStatus())
+    assert status.phase is Phase.FAILED
+    assert status.reason == "DeadlineExceeded"
+    assert world.events == []
+    assert status.rollback is not None and status.rollback.state is RollbackState.SUCCEEDED
+
+
+async def test_unexpected_exception_in_a_step_fails_the_operation_not_the_runner() -> None:
+    async def buggy(world: World) -> str:
+        raise KeyError("oops")
+
+    table = StepTable("t", [Step("x", "buggy", buggy, buggy)])
+    run, _, _ = runner(World(), table)
+    status = await run.drive(OperationStatus())
+    assert status.phase is Phase.FAILED
+    assert status.reason == "InternalError"
+    assert "KeyError" in status.steps[0].message
+
+
+def test_table_rejects_unmarked_side_effects_and_duplicates() -> None:
+    async def run(world: World) -> None:
+        return None
+
+    with pytest.raises(ValueError, match="give it an undo"):
+        Step("x", "x", run)
+    with pytest.raises(ValueError, match="duplicate"):
+        StepTable("t", [step("a"), step("a")])
