@@ -19,19 +19,23 @@ class Settings:
     namespaces: list[str] = field(default_factory=lambda: _env_list("BOSUN_NAMESPACES"))
     """Namespaces to watch; empty means all namespaces."""
 
-    liveness_port: int = int(os.environ.get("BOSUN_LIVENESS_PORT", "8080"))
+    liveness_port: int = field(default_factory=lambda: int(os.environ.get("BOSUN_LIVENESS_PORT", "8080")))
     """Port of the /healthz endpoint (0 disables it)."""
 
-    log_format: str = os.environ.get("BOSUN_LOG_FORMAT", "json")
+    log_format: str = field(default_factory=lambda: os.environ.get("BOSUN_LOG_FORMAT", "json"))
     """json (structured, one object a line) or plain."""
 
-    log_level: str = os.environ.get("BOSUN_LOG_LEVEL", "INFO")
+    log_level: str = field(default_factory=lambda: os.environ.get("BOSUN_LOG_LEVEL", "INFO"))
 
-    kubeconfig: str | None = os.environ.get("KUBECONFIG") or None
+    kubeconfig: str | None = field(default_factory=lambda: os.environ.get("KUBECONFIG") or None)
     """Kubeconfig to use outside a cluster; in a pod the service account is used."""
 
-    watch_timeout_seconds: int = int(os.environ.get("BOSUN_WATCH_TIMEOUT_SECONDS", "60"))
+    watch_timeout_seconds: int = field(
+        default_factory=lambda: int(os.environ.get("BOSUN_WATCH_TIMEOUT_SECONDS", "60"))
+    )
     """Watch requests are re-opened at least this often, so a silently dead stream is replaced."""
 
-    queue_poll_seconds: float = float(os.environ.get("BOSUN_QUEUE_POLL_SECONDS", "1.0"))
+    queue_poll_seconds: float = field(
+        default_factory=lambda: float(os.environ.get("BOSUN_QUEUE_POLL_SECONDS", "1.0"))
+    )
     """How often a queued operation looks whether its turn has come."""

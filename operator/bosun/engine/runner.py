@@ -164,6 +164,9 @@ class Runner(Generic[Ctx]):
         waiting = {task} if watcher is None else {task, watcher}
         try:
             done, _ = await asyncio.wait(waiting, timeout=max(0.0, timeout), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the operator is stopping: stop the step too (it is re-run later)
+            task.cancel()
+            raise
         finally:
             if watcher is not None:
                 watcher.cancel()

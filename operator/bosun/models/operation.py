@@ -7,7 +7,9 @@ finished, which one was in flight, and what must be resumed or undone.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
 from pydantic import Field
 
@@ -211,6 +213,7 @@ class Initiator(KubeModel):
     username: str = Field(default="", description="Kubernetes user name (or service account).")
     kind: str = Field(default="", description="User, ServiceAccount, or Bosun (created from a spec edit).")
     source: str = Field(default="", description="How it was asked: Operation, AppSpec, DatabaseSpec.")
+    manager: str = Field(default="", description="The client that made the change (its field manager).")
 
 
 class OperationStatus(KubeModel):
@@ -228,3 +231,30 @@ class OperationStatus(KubeModel):
     queued_behind: str = Field(default="", description="The operation it waits for, when queued.")
     observed_generation: int | None = Field(default=None, description="The spec generation seen.")
     conditions: list[Condition] = Field(default_factory=list, description="Ready, Reconciling, Stalled.")
+
+
+class Operation(KubeModel):
+    """An Operation object as read from the API: identity, spec and status, typed."""
+
+    name: str
+    namespace: str
+    uid: str = ""
+    generation: int | None = None
+    created: str = ""
+    annotations: dict[str, str] = Field(default_factory=dict)
+    spec: OperationSpec
+    status: OperationStatus
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> Operation:
+        meta = body.get("metadata") or {}
+        return cls(
+            name=meta.get("name", ""),
+            namespace=meta.get("namespace", ""),
+            uid=meta.get("uid", ""),
+            generation=meta.get("generation"),
+            created=meta.get("creationTimestamp") or "",
+            annotations=dict(meta.get("annotations") or {}),
+            spec=OperationSpec.model_validate(body.get("spec") or {}),
+            status=OperationStatus.model_validate(body.get("status") or {}),
+        )

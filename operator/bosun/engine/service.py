@@ -1,0 +1,155 @@
+"""Carries one Operation object from creation to a finished phase.
+
+This is the body of the per-Operation daemon: it decides when the operation may start (the
+target exists; nothing ahead of it in the target's queue), asks the planner for the step table of
+its type, and hands both to the runner. It is called again from scratch after a restart and
+works out where it is from the object alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, Protocol
+
+from bosun.engine import record
+from bosun.engine.journal import KubeJournal
+from bosun.engine.queue import QueueEntry, blocker
+from bosun.engine.runner import Runner, utc_now
+from bosun.engine.status import StatusWriter
+from bosun.engine.steps import Ctx, StepTable
+from bosun.errors import PermanentError
+from bosun.kube import Kube
+from bosun.models.operation import Initiator, Operation, OperationStatus, Phase
+
+INITIATOR_SOURCE = "bosun.dev/initiator-source"
+INITIATOR_USER = "bosun.dev/initiator"
+
+
+@dataclass(frozen=True)
+class Plan(Generic[Ctx]):
+    table: StepTable[Ctx]
+    ctx: Ctx
+
+
+class Planner(Protocol):
+    """Gives the step table (and its context) for an operation's type. The engine knows none."""
+
+    async def plan(self, kube: Kube, operation: Operation, target: dict[str, Any]) -> Plan[Any]: ...
+
+
+class _LiveHandle:
+    """The runner's view of the Operation: the live cancel flag and the status writer."""
+
+    def __init__(self, body: Mapping[str, Any], writer: StatusWriter) -> None:
+        self.body = body
+        self.writer = writer
+
+    def cancel_requested(self) -> bool:
+        return bool((self.body.get("spec") or {}).get("cancel"))
+
+    async def save(self, status: OperationStatus) -> None:
+        await self.writer.save(status)
+
+
+def initiator_of(body: Mapping[str, Any]) -> Initiator:
+    """Who asked: the admission-stamped user where known, and the client (field manager)."""
+    meta = body.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    managers = [
+        m.get("manager", "") for m in meta.get("managedFields") or [] if m.get("operation") in ("Apply", "Update")
+    ]
+    source = annotations.get(INITIATOR_SOURCE, "Operation")
+    return Initiator(
+        username=annotations.get(INITIATOR_USER, ""),
+        kind="User" if source == "Operation" else "Bosun",
+        source=source,
+        manager=annotations.get("bosun.dev/initiator-manager") or (managers[0] if managers else ""),
+    )
+
+
+def _epoch(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
+class OperationService:
+    def __init__(self, kube: Kube, planner: Planner, *, queue_poll_seconds: float = 1.0) -> None:
+        self.kube = kube
+        self.planner = planner
+        self.queue_poll_seconds = queue_poll_seconds
+
+    async def drive(self, body: Mapping[str, Any]) -> OperationStatus:
+        """Drive the operation whose live body is given; return its final (or current) status."""
+        operation = Operation.of(body)
+        status = operation.status
+        if status.phase.finished:
+            return status
+        writer = StatusWriter(self.kube, operation.namespace, operation.name, operation.generation)
+        handle = _LiveHandle(body, writer)
+        if status.initiator is None:
+            status.initiator = initiator_of(body)
+        target = await self._wait_for_turn(operation, status, handle)
+        if target is None:
+            return status
+        journal = KubeJournal(self.kube, dict(body), target)
+        try:
+            try:
+                plan = await self.planner.plan(self.kube, operation, target)
+            except PermanentError as refused:
+                record.end_without_running(
+                    status, utc_now(), phase=Phase.FAILED, reason=refused.reason, message=str(refused)
+                )
+                journal.warning(f"refused before any change: {refused}")
+                await writer.save(status)
+                return status
+            started = _epoch(status.started_at) if status.started_at else time.time()
+            runner = Runner(plan.table, plan.ctx, handle, journal, deadline=started + operation.spec.timeout_seconds)
+            return await runner.drive(status)
+        finally:
+            await journal.flush()
+
+    async def _wait_for_turn(
+        self, operation: Operation, status: OperationStatus, handle: _LiveHandle
+    ) -> dict[str, Any] | None:
+        """Wait until the operation may run; None if it ended while waiting."""
+        while True:
+            if handle.cancel_requested() and status.phase in (Phase.PENDING, Phase.QUEUED):
+                record.end_without_running(
+                    status, utc_now(), phase=Phase.CANCELLED, reason="Cancelled", message="cancelled before it started"
+                )
+                await handle.save(status)
+                return None
+            kind, name = operation.spec.target.kind.value, operation.spec.target.name
+            target = await self.kube.find(kind, operation.namespace, name)
+            if target is None and status.phase in (Phase.PENDING, Phase.QUEUED):
+                record.end_without_running(
+                    status,
+                    utc_now(),
+                    phase=Phase.FAILED,
+                    reason="TargetNotFound",
+                    message=f"{kind} {name!r} does not exist in namespace {operation.namespace}",
+                )
+                await handle.save(status)
+                return None
+            if status.phase not in (Phase.PENDING, Phase.QUEUED):
+                return target or {}  # resuming: the steps find out what is left of the target
+            others = [QueueEntry.of(o) for o in await self.kube.list("Operation", operation.namespace)]
+            me = QueueEntry.of(
+                {
+                    "metadata": {"name": operation.name, "creationTimestamp": operation.created},
+                    "spec": operation.spec.wire(),
+                    "status": {"phase": status.phase.value},
+                }
+            )
+            ahead = blocker(me, others)
+            if ahead is None:
+                return target
+            if status.phase is not Phase.QUEUED or status.queued_behind != ahead:
+                status.phase = Phase.QUEUED
+                status.queued_behind = ahead
+                status.message = f"queued behind {ahead}"
+                await handle.save(status)
+            await asyncio.sleep(self.queue_poll_seconds)

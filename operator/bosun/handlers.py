@@ -1,0 +1,131 @@
+"""Every Kopf decorator of Bosun, one thin line each into the services below.
+
+This is also the composition root: `build_registry` wires the services with the planner that maps
+operation types to step tables. `bosun run` passes the product's registry of tables; tests pass
+their own tables through the same function.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from bosun.engine.service import OperationService, Planner
+from bosun.kube import Kube
+from bosun.models.base import GROUP, VERSION
+from bosun.models.operation import Phase, TargetKind
+from bosun.operations.changes import create_operations_for_edit
+from bosun.settings import Settings
+
+FINISHED = {p.value for p in Phase if p.finished}
+
+
+@dataclass
+class Memo:
+    """What the handlers share: built once at start-up."""
+
+    settings: Settings
+    planner: Planner
+    kube: Kube | None = None
+    services: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def operations(self) -> OperationService:
+        return self.services["operations"]  # type: ignore[no-any-return]
+
+
+def _unfinished(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") not in FINISHED
+
+
+def build_registry(settings: Settings) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, memo: Memo, **_: Any) -> None:
+        configure_kopf(settings, memo.settings)
+        memo.kube = await Kube.connect(memo.settings.kubeconfig)
+        memo.services["operations"] = OperationService(
+            memo.kube, memo.planner, queue_poll_seconds=memo.settings.queue_poll_seconds
+        )
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(memo: Memo, **_: Any) -> None:
+        if memo.kube is not None:
+            await memo.kube.close()
+
+    @kopf.on.probe(id="api", registry=registry)
+    async def api_reachable(memo: Memo, **_: Any) -> bool:
+        if memo.kube is None or not await memo.kube.healthz():
+            raise kopf.PermanentError("the API server does not answer")
+        return True
+
+    @kopf.daemon(GROUP, VERSION, "operations", when=_unfinished, cancellation_timeout=1.0, registry=registry)
+    async def operation(body: kopf.Body, memo: Memo, **_: Any) -> None:
+        await memo.operations.drive(body)
+
+    @kopf.on.create(GROUP, VERSION, "apps", registry=registry)
+    async def app_created(body: kopf.Body, spec: kopf.Spec, memo: Memo, **_: Any) -> None:
+        await _edit(memo, TargetKind.APP, body, None, dict(spec))
+
+    @kopf.on.update(GROUP, VERSION, "apps", field="spec", registry=registry)
+    async def app_edited(body: kopf.Body, old: Any, new: Any, memo: Memo, **_: Any) -> None:
+        await _edit(memo, TargetKind.APP, body, old, new)
+
+    @kopf.on.create(GROUP, VERSION, "databases", registry=registry)
+    async def database_created(body: kopf.Body, spec: kopf.Spec, memo: Memo, **_: Any) -> None:
+        await _edit(memo, TargetKind.DATABASE, body, None, dict(spec))
+
+    @kopf.on.update(GROUP, VERSION, "databases", field="spec", registry=registry)
+    async def database_edited(body: kopf.Body, old: Any, new: Any, memo: Memo, **_: Any) -> None:
+        await _edit(memo, TargetKind.DATABASE, body, old, new)
+
+    return registry
+
+
+async def _edit(memo: Memo, kind: TargetKind, body: kopf.Body, old: Any, new: Any) -> None:
+    assert memo.kube is not None
+    await create_operations_for_edit(memo.kube, kind, dict(body), dict(old) if old else None, dict(new or {}))
+
+
+def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> None:
+    """Keep Kopf's own bookkeeping under bosun.dev and out of users' way."""
+    kopf_settings.persistence.finalizer = "bosun.dev/finalizer"
+    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="bosun.dev")
+    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="bosun.dev", key="last-handled-configuration"
+    )
+    kopf_settings.posting.level = logging.WARNING
+    kopf_settings.watching.server_timeout = settings.watch_timeout_seconds
+    kopf_settings.watching.client_timeout = settings.watch_timeout_seconds + 10
+    kopf_settings.peering.standalone = True
+
+
+def run(settings: Settings, planner: Planner | None = None) -> None:
+    """Run the operator until SIGINT/SIGTERM."""
+    from bosun.operations.registry import default_registry
+
+    kopf.configure(
+        verbose=settings.log_level.upper() == "DEBUG",
+        log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.PLAIN,
+    )
+    memo = Memo(settings=settings, planner=planner or default_registry())
+    liveness = f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
+    asyncio.run(
+        kopf.operator(
+            registry=build_registry(settings),
+            standalone=True,
+            clusterwide=not settings.namespaces,
+            namespaces=settings.namespaces,
+            liveness_endpoint=liveness,
+            memo=memo,
+        )
+    )
