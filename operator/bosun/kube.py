@@ -155,6 +155,24 @@ class Kube:
         )
         return dict(self.api.sanitize_for_serialization(result))
 
+    async def read_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            result = await call(
+                f"read ConfigMap {namespace}/{name}", lambda: self.core.read_namespaced_config_map(name, namespace)
+            )
+        except NotFound:
+            return None
+        return dict(self.api.sanitize_for_serialization(result))
+
+    async def replace_config_map(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Replace a ConfigMap; its resourceVersion makes this fail (409: retry) if it changed meanwhile."""
+        name = body["metadata"]["name"]
+        result = await call(
+            f"replace ConfigMap {namespace}/{name}",
+            lambda: self.core.replace_namespaced_config_map(name, namespace, body),
+        )
+        return dict(self.api.sanitize_for_serialization(result))
+
     async def delete_config_map(self, namespace: str, name: str) -> None:
         with contextlib.suppress(NotFound):
             await call(

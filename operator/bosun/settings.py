@@ -30,12 +30,8 @@ class Settings:
     kubeconfig: str | None = field(default_factory=lambda: os.environ.get("KUBECONFIG") or None)
     """Kubeconfig to use outside a cluster; in a pod the service account is used."""
 
-    watch_timeout_seconds: int = field(
-        default_factory=lambda: int(os.environ.get("BOSUN_WATCH_TIMEOUT_SECONDS", "60"))
-    )
+    watch_timeout_seconds: int = field(default_factory=lambda: int(os.environ.get("BOSUN_WATCH_TIMEOUT_SECONDS", "60")))
     """Watch requests are re-opened at least this often, so a silently dead stream is replaced."""
 
-    queue_poll_seconds: float = field(
-        default_factory=lambda: float(os.environ.get("BOSUN_QUEUE_POLL_SECONDS", "1.0"))
-    )
+    queue_poll_seconds: float = field(default_factory=lambda: float(os.environ.get("BOSUN_QUEUE_POLL_SECONDS", "1.0")))
     """How often a queued operation looks whether its turn has come."""

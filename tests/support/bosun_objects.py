@@ -1,0 +1,88 @@
+"""Reading and writing Bosun objects in tests (sync client), and waiting on operations."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubernetes import client
+
+from tests.support.cluster import LocalCluster
+from tests.support.waiting import wait_for
+
+GROUP, VERSION = "bosun.dev", "v1alpha1"
+FINISHED = {"Succeeded", "Failed", "Cancelled"}
+
+
+class Bosun:
+    def __init__(self, api: client.ApiClient, cluster: LocalCluster, namespace: str) -> None:
+        self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+        self.cluster = cluster
+        self.namespace = namespace
+
+    def apply(self, manifest: dict[str, Any]) -> str:
+        """kubectl apply, as a user would; returns kubectl's output."""
+        return self.cluster.kubectl("apply", "-n", self.namespace, "-f", "-", input=json.dumps(manifest))
+
+    def app(self, name: str, image: str = "example.com/app:1") -> dict[str, Any]:
+        manifest = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "App",
+            "metadata": {"name": name},
+            "spec": {"image": image},
+        }
+        self.apply(manifest)
+        return manifest
+
+    def operation(
+        self, name: str, target: str, type_: str = "restart", annotations: dict[str, str] | None = None, **spec: Any
+    ) -> dict[str, Any]:
+        manifest = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Operation",
+            "metadata": {"name": name, "annotations": annotations or {}},
+            "spec": {"target": {"kind": "App", "name": target}, "type": type_, **spec},
+        }
+        self.apply(manifest)
+        return manifest
+
+    def get(self, plural: str, name: str) -> dict[str, Any]:
+        return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, name))
+
+    def list(self, plural: str) -> list[dict[str, Any]]:
+        return list(self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, plural)["items"])
+
+    def status(self, name: str) -> dict[str, Any]:
+        return dict(self.get("operations", name).get("status") or {})
+
+    def wait_phase(self, name: str, phases: set[str] = FINISHED, timeout: float = 90) -> dict[str, Any]:
+        return wait_for(
+            lambda: (s := self.status(name)).get("phase") in phases and s,
+            timeout=timeout,
+            what=f"operation {name} to reach {sorted(phases)}",
+        )
+
+    def wait_step_state(self, name: str, index: int, state: str, timeout: float = 60) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            status = self.status(name)
+            steps = status.get("steps") or []
+            return status if len(steps) > index and steps[index]["state"] == state else None
+
+        return wait_for(probe, timeout=timeout, what=f"step {index} of {name} to be {state}")
+
+    def wait_all_finished(self, timeout: float = 60) -> None:
+        wait_for(
+            lambda: all((o.get("status") or {}).get("phase") in FINISHED for o in self.list("operations")),
+            timeout=timeout,
+            what="every operation to finish",
+        )
+
+    def ledger(self, operation: str) -> list[str]:
+        try:
+            cm = self.core.read_namespaced_config_map(f"ledger-{operation}", self.namespace)
+        except client.ApiException as error:
+            if error.status == 404:
+                return []
+            raise
+        return [e for e in (cm.data or {}).get("entries", "").split("\n") if e]

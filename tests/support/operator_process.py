@@ -1,0 +1,85 @@
+"""The operator as a real subprocess, so tests can SIGKILL it mid-step and start it again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class OperatorProcess:
+    def __init__(self, kubeconfig: Path, log_dir: Path, module: str = "tests.support.operator_under_test") -> None:
+        self.kubeconfig = kubeconfig
+        self.log_dir = log_dir
+        self.module = module
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self.port = free_port()
+
+    def start(self) -> None:
+        assert self.process is None or self.process.poll() is not None, "already running"
+        self.starts += 1
+        log = open(self.log_dir / f"operator-{self.starts}.log", "wb")  # noqa: SIM115 - owned by the process
+        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), PYTHONPATH=str(ROOT))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", self.module, "-A", "--liveness-port", str(self.port), "--log-format", "plain"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.wait_healthy()
+
+    def healthz(self) -> int | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            return int(error.code)
+        except OSError:
+            return None
+
+    def wait_healthy(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"operator exited with {self.process.returncode}; see {self.log_dir}")
+            if self.healthz() == 200:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"operator not healthy after {timeout}s; see {self.log_dir}")
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no last status write, as when a node dies."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self, timeout: float = 15) -> int:
+        """SIGTERM, as Kubernetes stops a pod; returns the exit code."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError("operator did not stop within 15s of SIGTERM") from None
+
+    def log_text(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("operator-*.log")))

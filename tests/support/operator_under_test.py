@@ -1,0 +1,100 @@
+"""The real operator, run with a test step table: `python -m tests.support.operator_under_test`.
+
+The table's three steps each record their name in a ledger ConfigMap of their operation, once:
+a step re-run after a crash finds its entry and adds nothing, so the ledger shows whether any side
+effect happened twice. Annotations on the Operation steer it:
+`test.bosun.dev/step-seconds` (each step lingers after its effect, so a test can kill the operator
+mid-step), `test.bosun.dev/fail-step` and `test.bosun.dev/fail-undo` (a step whose run, or undo,
+fails after doing its work).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from bosun.cli.main import parser, settings_from
+from bosun.engine.service import Plan
+from bosun.engine.steps import PermanentError, RetryPolicy, Step, StepTable
+from bosun.handlers import run
+from bosun.kube import Kube
+from bosun.models.operation import Operation, OperationType, TargetKind
+from bosun.operations.registry import Registry
+
+STEPS = ("one", "two", "three")
+
+
+@dataclass
+class Ledger:
+    kube: Kube
+    namespace: str
+    name: str
+    annotations: dict[str, str]
+
+    async def entries(self) -> tuple[list[str], dict[str, Any] | None]:
+        current = await self.kube.read_config_map(self.namespace, self.name)
+        text = ((current or {}).get("data") or {}).get("entries", "")
+        return [e for e in text.split("\n") if e], current
+
+    async def write(self, entries: list[str], current: dict[str, Any] | None) -> None:
+        if current is None:
+            await self.kube.create_config_map(self.namespace, self.name, {"entries": "\n".join(entries)})
+            return
+        current["data"] = {"entries": "\n".join(entries)}
+        await self.kube.replace_config_map(self.namespace, current)
+
+    async def linger(self) -> None:
+        await asyncio.sleep(float(self.annotations.get("test.bosun.dev/step-seconds", "0")))
+
+
+def ledger_step(name: str) -> Step[Ledger]:
+    async def run_step(ledger: Ledger) -> str:
+        entries, current = await ledger.entries()
+        if name in entries:
+            message = f"{name} was already recorded"
+        else:
+            await ledger.write([*entries, name], current)
+            message = f"recorded {name}"
+        await ledger.linger()
+        if ledger.annotations.get("test.bosun.dev/fail-step") == name:
+            raise PermanentError(f"{name} was told to fail")
+        return message
+
+    async def undo_step(ledger: Ledger) -> str:
+        if ledger.annotations.get("test.bosun.dev/fail-undo") == name:
+            raise PermanentError(f"{name} was told not to undo")
+        entries, current = await ledger.entries()
+        if name in entries:
+            await ledger.write([e for e in entries if e != name], current)
+        return f"removed {name}"
+
+    return Step(
+        name,
+        f"record {name} in the ledger",
+        run_step,
+        undo_step,
+        timeout=120,
+        retry=RetryPolicy(attempts=5, initial_delay=0.2),
+    )
+
+
+LEDGER_TABLE = StepTable("ledger", [ledger_step(n) for n in STEPS])
+
+
+async def plan_ledger(kube: Kube, operation: Operation, target: dict[str, Any]) -> Plan[Ledger]:
+    if operation.annotations.get("test.bosun.dev/refuse"):
+        raise PermanentError("refused by the test planner", "Refused")
+    return Plan(LEDGER_TABLE, Ledger(kube, operation.namespace, f"ledger-{operation.name}", operation.annotations))
+
+
+def ledger_registry() -> Registry:
+    registry = Registry()
+    for type_ in (OperationType.DEPLOY, OperationType.CONFIGURE, OperationType.SCALE, OperationType.RESTART):
+        registry.add(TargetKind.APP, type_, plan_ledger)
+    return registry
+
+
+if __name__ == "__main__":
+    run(settings_from(parser().parse_args(["run", *sys.argv[1:]])), planner=ledger_registry())
