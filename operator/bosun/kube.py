@@ -13,7 +13,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiohttp
 from kubernetes_asyncio import client, config
@@ -169,7 +169,7 @@ class Kube:
         name = body["metadata"]["name"]
         result = await call(
             f"replace ConfigMap {namespace}/{name}",
-            lambda: self.core.replace_namespaced_config_map(name, namespace, body),
+            lambda: self.core.replace_namespaced_config_map(name, namespace, cast(Any, body)),
         )
         return dict(self.api.sanitize_for_serialization(result))
 
