@@ -1,0 +1,117 @@
+"""Pure logic: queue order, what a spec edit calls for, and conditions derived from the phase."""
+
+from __future__ import annotations
+
+from bosun.engine import record
+from bosun.engine.queue import QueueEntry, blocker
+from bosun.models.operation import OperationStatus, OperationType, Phase, RollbackState, RollbackStatus
+from bosun.operations.changes import app_changes, database_changes, operation_manifest, operation_name, spec_manager
+
+
+def entry(name: str, created: str, phase: str = "Pending", target: str = "web") -> QueueEntry:
+    return QueueEntry(name=name, created=created, target_kind="App", target_name=target, phase=phase)
+
+
+def test_blocker_is_the_unfinished_operation_just_ahead() -> None:
+    a = entry("a", "2026-01-01T00:00:01Z", "Running")
+    b = entry("b", "2026-01-01T00:00:02Z", "Queued")
+    c = entry("c", "2026-01-01T00:00:03Z")
+    assert blocker(a, [a, b, c]) is None
+    assert blocker(b, [a, b, c]) == "a"
+    assert blocker(c, [a, b, c]) == "b"
+
+
+def test_finished_and_other_targets_never_block() -> None:
+    done = entry("done", "2026-01-01T00:00:01Z", "Failed")
+    elsewhere = entry("other", "2026-01-01T00:00:01Z", "Running", target="api")
+    me = entry("me", "2026-01-01T00:00:02Z")
+    assert blocker(me, [done, elsewhere, me]) is None
+
+
+def test_same_second_is_ordered_by_name() -> None:
+    a = entry("a", "2026-01-01T00:00:01Z")
+    b = entry("b", "2026-01-01T00:00:01Z")
+    assert blocker(b, [a, b]) == "a"
+    assert blocker(a, [a, b]) is None
+
+
+def test_app_edits_map_to_operation_types() -> None:
+    base = {"image": "i:1", "env": [], "processes": [{"name": "web", "replicas": 2}]}
+    assert app_changes(None, base)[0][0] is OperationType.DEPLOY
+    assert [t for t, _ in app_changes(base, {**base, "image": "i:2"})] == [OperationType.DEPLOY]
+    env = [{"name": "A", "value": "1"}]
+    assert app_changes(base, {**base, "env": env}) == [(OperationType.CONFIGURE, {"env": env})]
+    scaled = {**base, "processes": [{"name": "web", "replicas": 5}]}
+    assert app_changes(base, scaled) == [(OperationType.SCALE, {"processes": [{"name": "web", "replicas": 5}]})]
+    both = {**scaled, "image": "i:2"}
+    assert [t for t, _ in app_changes(base, both)] == [OperationType.DEPLOY, OperationType.SCALE]
+    assert app_changes(base, dict(base)) == []
+
+
+def test_database_edits_map_to_operation_types() -> None:
+    base = {"engine": "postgresql", "version": "16", "storage": {"size": "1Gi"}}
+    assert database_changes(None, base) == [(OperationType.PROVISION, {})]
+    bigger = {**base, "storage": {"size": "5Gi"}}
+    assert database_changes(base, bigger) == [(OperationType.RESIZE, {"volumeSize": "5Gi"})]
+    moved = {**base, "placement": {"node": "kwok-zone-a-2"}}
+    assert database_changes(base, moved) == [(OperationType.REDEPLOY, {"node": "kwok-zone-a-2"})]
+
+
+def test_operation_names_are_deterministic_and_bounded() -> None:
+    name = operation_name("x" * 300, OperationType.DEPLOY, 12, "abcdef-123")
+    assert len(name) == 253 and name.endswith("-deploy-g12-abcde")
+    assert operation_name("web", OperationType.SCALE, 3, "uid12") == "web-scale-g3-uid12"
+
+
+def test_manifest_for_an_edit_is_not_owned_and_names_the_manager() -> None:
+    app = {
+        "metadata": {
+            "name": "web",
+            "namespace": "prod",
+            "uid": "u1234567",
+            "generation": 4,
+            "managedFields": [
+                {"manager": "kubectl-client-side-apply", "time": "2026-01-01T00:00:00Z", "fieldsV1": {"f:spec": {}}},
+                {"manager": "argocd-controller", "time": "2026-01-02T00:00:00Z", "fieldsV1": {"f:spec": {}}},
+                {
+                    "manager": "bosun",
+                    "time": "2026-01-03T00:00:00Z",
+                    "fieldsV1": {"f:status": {}},
+                    "subresource": "status",
+                },
+            ],
+        },
+        "spec": {"image": "i:2"},
+    }
+    assert spec_manager(app) == "argocd-controller"
+    from bosun.models.operation import TargetKind
+
+    manifest = operation_manifest(
+        TargetKind.APP, app, OperationType.DEPLOY, {"image": "i:2", "env": []}, "argocd-controller"
+    )
+    assert manifest["metadata"]["name"] == "web-deploy-g4-u1234"
+    assert "ownerReferences" not in manifest["metadata"]
+    assert manifest["spec"] == {
+        "target": {"kind": "App", "name": "web"},
+        "type": "deploy",
+        "parameters": {"image": "i:2"},
+    }
+
+
+def test_conditions_follow_the_phase() -> None:
+    status = OperationStatus(phase=Phase.RUNNING)
+    running = {c.type: (c.status.value, c.reason) for c in record.conditions(status, 1, "t1")}
+    assert running == {
+        "Ready": ("False", "Running"),
+        "Reconciling": ("True", "Running"),
+        "Stalled": ("False", "Running"),
+    }
+    status.conditions = record.conditions(status, 1, "t1")
+    status.phase = Phase.FAILED
+    status.reason = "StepFailed"
+    status.rollback = RollbackStatus(state=RollbackState.SUCCEEDED)
+    failed = {c.type: c for c in record.conditions(status, 2, "t2")}
+    assert (failed["Stalled"].status.value, failed["Stalled"].reason) == ("True", "RolledBack")
+    assert failed["Stalled"].last_transition_time == "t2"
+    assert failed["Ready"].last_transition_time == "t1"  # unchanged: still False
+    assert failed["Ready"].observed_generation == 2
