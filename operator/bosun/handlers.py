@@ -15,6 +15,8 @@ from typing import Any
 import kopf
 
 from bosun.engine.service import OperationService, Planner
+from bosun.heartbeat import LABEL as HEARTBEAT_LABEL
+from bosun.heartbeat import Heartbeat
 from bosun.kube import Kube
 from bosun.models.base import GROUP, VERSION
 from bosun.models.operation import Phase, TargetKind
@@ -31,6 +33,7 @@ class Memo:
     settings: Settings
     planner: Planner
     kube: Kube | None = None
+    heartbeat: Heartbeat | None = None
     services: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -56,9 +59,13 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
         memo.services["operations"] = OperationService(
             memo.kube, memo.planner, queue_poll_seconds=memo.settings.queue_poll_seconds
         )
+        memo.heartbeat = Heartbeat(memo.kube, memo.settings.heartbeat_home, memo.settings.heartbeat_seconds)
+        memo.heartbeat.start()
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: Memo, **_: Any) -> None:
+        if memo.heartbeat is not None:
+            await memo.heartbeat.stop()
         if memo.kube is not None:
             await memo.kube.close()
 
@@ -67,6 +74,18 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
         if memo.kube is None or not await memo.kube.healthz():
             raise kopf.PermanentError("the API server does not answer")
         return True
+
+    @kopf.on.probe(id="watch", registry=registry)
+    async def watch_alive(memo: Memo, **_: Any) -> float:
+        assert memo.heartbeat is not None
+        if not memo.heartbeat.healthy():
+            raise kopf.PermanentError(f"no watch event for {memo.heartbeat.stale_for():.0f}s: the watch is dead")
+        return round(memo.heartbeat.stale_for(), 1)
+
+    @kopf.on.event("", "v1", "configmaps", labels={HEARTBEAT_LABEL: "true"}, registry=registry)
+    async def heartbeat_seen(memo: Memo, **_: Any) -> None:
+        if memo.heartbeat is not None:
+            memo.heartbeat.seen()
 
     @kopf.daemon(GROUP, VERSION, "operations", when=_unfinished, cancellation_timeout=1.0, registry=registry)
     async def operation(body: kopf.Body, memo: Memo, **_: Any) -> None:
@@ -107,6 +126,8 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> 
     kopf_settings.watching.server_timeout = settings.watch_timeout_seconds
     kopf_settings.watching.client_timeout = settings.watch_timeout_seconds + 10
     kopf_settings.peering.standalone = True
+    # Watch only the heartbeat ConfigMap, not every ConfigMap in the cluster.
+    kopf_settings.watching.label_selectors["configmaps"] = f"{HEARTBEAT_LABEL}=true"
 
 
 def run(settings: Settings, planner: Planner | None = None) -> None:

@@ -148,8 +148,10 @@ class Kube:
 
     # core ---------------------------------------------------------------------------------
 
-    async def create_config_map(self, namespace: str, name: str, data: dict[str, str]) -> dict[str, Any]:
-        body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name), data=data)
+    async def create_config_map(
+        self, namespace: str, name: str, data: dict[str, str], labels: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, labels=labels), data=data)
         result = await call(
             f"create ConfigMap {namespace}/{name}", lambda: self.core.create_namespaced_config_map(namespace, body)
         )
@@ -206,11 +208,11 @@ class Kube:
         with contextlib.suppress(TransientError, PermanentError):
             await call("emit event", lambda: self.events.create_namespaced_event(meta["namespace"], body))
 
-    async def healthz(self) -> bool:
+    async def healthz(self, timeout: float = 5.0) -> bool:
         try:
-            await call("version", lambda: client.VersionApi(self.api).get_code())
+            await asyncio.wait_for(call("version", lambda: client.VersionApi(self.api).get_code()), timeout)
             return True
-        except (TransientError, PermanentError):
+        except (TransientError, PermanentError, TimeoutError):
             return False
 
 

@@ -35,3 +35,14 @@ class Settings:
 
     queue_poll_seconds: float = field(default_factory=lambda: float(os.environ.get("BOSUN_QUEUE_POLL_SECONDS", "1.0")))
     """How often a queued operation looks whether its turn has come."""
+
+    heartbeat_seconds: float = field(default_factory=lambda: float(os.environ.get("BOSUN_HEARTBEAT_SECONDS", "20")))
+    """How often the operator touches its heartbeat ConfigMap; /healthz fails when the watch stops
+    delivering those touches for three periods."""
+
+    heartbeat_namespace: str = field(default_factory=lambda: os.environ.get("BOSUN_NAMESPACE", ""))
+    """Where the heartbeat ConfigMap lives (default: the first watched namespace, else `default`)."""
+
+    @property
+    def heartbeat_home(self) -> str:
+        return self.heartbeat_namespace or (self.namespaces[0] if self.namespaces else "default")

@@ -21,8 +21,15 @@ def free_port() -> int:
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, log_dir: Path, module: str = "tests.support.operator_under_test") -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        log_dir: Path,
+        module: str = "tests.support.operator_under_test",
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.kubeconfig = kubeconfig
+        self.extra_env = env or {}
         self.log_dir = log_dir
         self.module = module
         self.process: subprocess.Popen[bytes] | None = None
@@ -33,7 +40,7 @@ class OperatorProcess:
         assert self.process is None or self.process.poll() is not None, "already running"
         self.starts += 1
         log = open(self.log_dir / f"operator-{self.starts}.log", "wb")  # noqa: SIM115 - owned by the process
-        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), PYTHONPATH=str(ROOT))
+        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), PYTHONPATH=str(ROOT), **self.extra_env)
         self.process = subprocess.Popen(
             [sys.executable, "-m", self.module, "-A", "--liveness-port", str(self.port), "--log-format", "plain"],
             cwd=ROOT,
@@ -45,7 +52,7 @@ class OperatorProcess:
 
     def healthz(self) -> int | None:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as response:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=10) as response:
                 return int(response.status)
         except urllib.error.HTTPError as error:
             return int(error.code)
