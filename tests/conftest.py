@@ -22,6 +22,9 @@ def cluster() -> Iterator[LocalCluster]:
     local = find_or_start()
     local.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     local.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
+    local.kubectl(
+        "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "manifests" / "admission-policies.yaml")
+    )
     yield local
     if local.started_here and os.environ.get("BOSUN_KEEP_CLUSTER") != "1":
         stop()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
@@ -23,6 +25,7 @@ from bosun.errors import PermanentError, TransientError
 from bosun.models.base import GROUP, VERSION
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 PLURALS = {"App": "apps", "Database": "databases", "Operation": "operations"}
 # The generated client's stubs do not declare _content_type; it is a documented keyword.
@@ -189,7 +192,9 @@ class Kube:
         meta = involved["metadata"]
         now = utc_now()
         body = client.EventsV1Event(
-            metadata=client.V1ObjectMeta(generate_name=f"{meta['name']}.", namespace=meta["namespace"]),
+            metadata=client.V1ObjectMeta(
+                name=f"{meta['name'][:200]}.{uuid.uuid4().hex[:16]}", namespace=meta["namespace"]
+            ),
             event_time=now,
             action=action,
             reason=reason,
@@ -205,8 +210,10 @@ class Kube:
                 uid=meta.get("uid"),
             ),
         )
-        with contextlib.suppress(TransientError, PermanentError):
+        try:
             await call("emit event", lambda: self.events.create_namespaced_event(meta["namespace"], body))
+        except (TransientError, PermanentError) as error:
+            logger.warning("could not record an event on %s %s: %s", involved.get("kind"), meta["name"], error)
 
     async def healthz(self, timeout: float = 5.0) -> bool:
         try:

@@ -47,8 +47,20 @@ def test_applied_operation_runs_through_its_steps(bosun: Bosun, app: str, cluste
     assert all(s["state"] == "Succeeded" and s["startedAt"] and s["finishedAt"] for s in status["steps"])
     assert status["rollback"]["state"] == "NotNeeded"
     assert status["initiator"]["source"] == "Operation"
-    conditions = {c["type"]: c["status"] for c in status["conditions"]}
-    assert conditions == {"Ready": "True", "Reconciling": "False", "Stalled": "False"}
+    assert status["initiator"]["username"] == "kwok-admin"  # stamped by the admission policy
+    assert status["initiator"]["manager"].startswith("kubectl")
+    events = client.EventsV1Api(bosun.custom.api_client)
+
+    def notes(kind: str, name: str) -> list[str]:
+        items = events.list_namespaced_event(bosun.namespace).items
+        return [e.note for e in items if e.regarding.kind == kind and e.regarding.name == name]
+
+    wait_for(lambda: any("operation succeeded" in n for n in notes("Operation", "restart-1")), what="events")
+    assert any("step 1/3 one: started" in n for n in notes("Operation", "restart-1"))
+    wait_for(
+        lambda: any("operation restart-1: operation succeeded" in n for n in notes("App", app)),
+        what="the operation's story in the App's events",
+    )
     assert bosun.ledger("restart-1") == ["one", "two", "three"]
     table = cluster.kubectl("get", "ops", "-n", bosun.namespace)
     row = next(line for line in table.splitlines() if line.startswith("restart-1 "))
@@ -111,10 +123,11 @@ def test_killed_mid_step_then_failing_rolls_back(bosun: Bosun, app: str, operato
 
 def test_killed_during_rollback_finishes_it(bosun: Bosun, app: str, operator: OperatorProcess) -> None:
     bosun.operation(
-        "crash-undo", app, annotations={"test.bosun.dev/step-seconds": "1", "test.bosun.dev/fail-step": "two"}
+        "crash-undo", app, annotations={"test.bosun.dev/undo-seconds": "2", "test.bosun.dev/fail-step": "two"}
     )
     wait_for(lambda: bosun.status("crash-undo").get("phase") == "RollingBack", what="the rollback to start")
     operator.kill()
+    assert bosun.status("crash-undo")["phase"] == "RollingBack"  # killed mid-rollback
     operator.start()
     status = bosun.wait_phase("crash-undo")
     assert (status["phase"], status["rollback"]["state"]) == ("Failed", "Succeeded")
@@ -196,6 +209,8 @@ def test_spec_edit_creates_the_operation(bosun: Bosun, app: str) -> None:
     status = bosun.wait_phase(operation["metadata"]["name"])
     assert status["phase"] == "Succeeded"
     assert status["initiator"]["source"] == "AppSpec"
+    assert status["initiator"]["kind"] == "Bosun"
+    assert status["initiator"]["username"] == "kwok-admin"  # who edited the App, not the operator
     assert status["initiator"]["manager"].startswith("kubectl")
 
 

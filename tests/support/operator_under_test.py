@@ -4,7 +4,7 @@ The table's three steps each record their name in a ledger ConfigMap of their op
 a step re-run after a crash finds its entry and adds nothing, so the ledger shows whether any side
 effect happened twice. Annotations on the Operation steer it:
 `test.bosun.dev/step-seconds` (each step lingers after its effect, so a test can kill the operator
-mid-step), `test.bosun.dev/fail-step` and `test.bosun.dev/fail-undo` (a step whose run, or undo,
+mid-step; `undo-seconds` likewise for undos), `test.bosun.dev/fail-step` and `test.bosun.dev/fail-undo` (a step whose run, or undo,
 fails after doing its work).
 """
 
@@ -45,8 +45,8 @@ class Ledger:
         current["data"] = {"entries": "\n".join(entries)}
         await self.kube.replace_config_map(self.namespace, current)
 
-    async def linger(self) -> None:
-        await asyncio.sleep(float(self.annotations.get("test.bosun.dev/step-seconds", "0")))
+    async def linger(self, key: str = "step-seconds") -> None:
+        await asyncio.sleep(float(self.annotations.get(f"test.bosun.dev/{key}", "0")))
 
 
 def ledger_step(name: str) -> Step[Ledger]:
@@ -68,6 +68,7 @@ def ledger_step(name: str) -> Step[Ledger]:
         entries, current = await ledger.entries()
         if name in entries:
             await ledger.write([e for e in entries if e != name], current)
+        await ledger.linger("undo-seconds")
         return f"removed {name}"
 
     return Step(

@@ -22,7 +22,8 @@ class KubeJournal:
         self.operation = operation
         self.target = target
         self.lines: list[str] = []
-        self._pending: set[asyncio.Task[None]] = set()
+        self._events: asyncio.Queue[tuple[dict[str, Any], str, bool]] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
         meta = operation["metadata"]
         self._extra = {"operation": meta["name"], "namespace": meta["namespace"]}
 
@@ -35,17 +36,21 @@ class KubeJournal:
     def _write(self, message: str, *, warning: bool) -> None:
         self.lines.append(message)
         logger.log(logging.WARNING if warning else logging.INFO, message, extra=self._extra)
-        reason = "OperationWarning" if warning else "OperationProgress"
         name = self.operation["metadata"]["name"]
-        for involved, text in ((self.operation, message), (self.target, f"operation {name}: {message}")):
-            if involved is None:
-                continue
-            task = asyncio.get_running_loop().create_task(
-                self.kube.emit_event(involved, reason=reason, message=text, warning=warning)
-            )
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+        self._events.put_nowait((self.operation, message, warning))
+        if self.target:
+            self._events.put_nowait((self.target, f"operation {name}: {message}", warning))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.get_running_loop().create_task(self._post())
+
+    async def _post(self) -> None:
+        """Post events one by one, in order, so `kubectl describe` reads as the story went."""
+        while not self._events.empty():
+            involved, text, warning = self._events.get_nowait()
+            reason = "OperationWarning" if warning else "OperationProgress"
+            await self.kube.emit_event(involved, reason=reason, message=text, warning=warning)
 
     async def flush(self) -> None:
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+        """Wait until every event is posted, even if the caller is being cancelled meanwhile."""
+        if self._worker is not None:
+            await asyncio.shield(self._worker)

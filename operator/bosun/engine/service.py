@@ -26,7 +26,8 @@ from bosun.kube import Kube
 from bosun.models.operation import Initiator, Operation, OperationStatus, Phase
 
 INITIATOR_SOURCE = "bosun.dev/initiator-source"
-INITIATOR_USER = "bosun.dev/initiator"
+INITIATOR_USER = "bosun.dev/initiator"  # for operations Bosun made: who edited the target's spec
+CREATED_BY = "bosun.dev/created-by"  # stamped by the API server's admission policy on every create
 
 
 @dataclass(frozen=True)
@@ -56,16 +57,17 @@ class _LiveHandle:
 
 
 def initiator_of(body: Mapping[str, Any]) -> Initiator:
-    """Who asked: the admission-stamped user where known, and the client (field manager)."""
+    """Who asked, from what the admission policies stamped, and the client (field manager)."""
     meta = body.get("metadata") or {}
     annotations = meta.get("annotations") or {}
     managers = [
         m.get("manager", "") for m in meta.get("managedFields") or [] if m.get("operation") in ("Apply", "Update")
     ]
     source = annotations.get(INITIATOR_SOURCE, "Operation")
+    by_user = source == "Operation"
     return Initiator(
-        username=annotations.get(INITIATOR_USER, ""),
-        kind="User" if source == "Operation" else "Bosun",
+        username=annotations.get(CREATED_BY if by_user else INITIATOR_USER, ""),
+        kind="User" if by_user else "Bosun",
         source=source,
         manager=annotations.get("bosun.dev/initiator-manager") or (managers[0] if managers else ""),
     )

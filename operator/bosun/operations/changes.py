@@ -96,6 +96,7 @@ def operation_manifest(
             "annotations": {
                 "bosun.dev/initiator-source": f"{kind.value}Spec",
                 "bosun.dev/initiator-manager": manager,
+                "bosun.dev/initiator": (meta.get("annotations") or {}).get("bosun.dev/spec-edited-by", ""),
                 "bosun.dev/target-generation": str(meta.get("generation") or 1),
             },
         },
