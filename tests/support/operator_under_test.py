@@ -3,9 +3,9 @@
 The table's three steps each record their name in a ledger ConfigMap of their operation, once:
 a step re-run after a crash finds its entry and adds nothing, so the ledger shows whether any side
 effect happened twice. Annotations on the Operation steer it:
-`test.bosun.dev/step-seconds` (each step lingers after its effect, so a test can kill the operator
-mid-step; `undo-seconds` likewise for undos), `test.bosun.dev/fail-step` and `test.bosun.dev/fail-undo` (a step whose run, or undo,
-fails after doing its work).
+`test.bosun.dev/step-seconds` (each step lingers after its effect, so a test can kill the
+operator mid-step; `undo-seconds` likewise for undos), `test.bosun.dev/fail-step` and
+`test.bosun.dev/fail-undo` (a step whose run, or undo, fails after doing its work).
 """
 
 from __future__ import annotations
