@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import uuid
@@ -24,6 +25,26 @@ def cluster() -> Iterator[LocalCluster]:
     local.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
     local.kubectl(
         "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "manifests" / "admission-policies.yaml")
+    )
+    # A fresh CRD and admission policy take a moment to serve (ServiceUnavailable until then):
+    # wait until a dry-run create comes back stamped by the policy.
+    probe = json.dumps(
+        {
+            "apiVersion": "bosun.dev/v1alpha1",
+            "kind": "Operation",
+            "metadata": {"name": "probe"},
+            "spec": {"target": {"kind": "App", "name": "probe"}, "type": "restart"},
+        }
+    )
+    wait_for(
+        lambda: (
+            "bosun.dev/created-by"
+            in local.kubectl(
+                "create", "--dry-run=server", "-o", "json", "-n", "default", "-f", "-", input=probe, check=False
+            )
+        ),
+        timeout=60,
+        what="the Operation API and its admission policy to serve requests",
     )
     yield local
     if local.started_here and os.environ.get("BOSUN_KEEP_CLUSTER") != "1":
