@@ -19,11 +19,9 @@ from bosun.heartbeat import LABEL as HEARTBEAT_LABEL
 from bosun.heartbeat import Heartbeat
 from bosun.kube import Kube
 from bosun.models.base import GROUP, VERSION
-from bosun.models.operation import Phase, TargetKind
+from bosun.models.operation import TargetKind
 from bosun.operations.changes import create_operations_for_edit
 from bosun.settings import Settings
-
-FINISHED = {p.value for p in Phase if p.finished}
 
 
 @dataclass
@@ -39,10 +37,6 @@ class Memo:
     @property
     def operations(self) -> OperationService:
         return self.services["operations"]  # type: ignore[no-any-return]
-
-
-def _unfinished(status: kopf.Status, **_: Any) -> bool:
-    return status.get("phase") not in FINISHED
 
 
 def build_registry(settings: Settings) -> kopf.OperatorRegistry:
@@ -87,27 +81,28 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
         if memo.heartbeat is not None:
             memo.heartbeat.seen()
 
-    @kopf.daemon(GROUP, VERSION, "operations", when=_unfinished, cancellation_timeout=1.0, registry=registry)
+    # No `when` filter on the phase: Kopf would cancel the daemon the moment its own final status
+    # write lands, before it has logged the outcome. A finished operation's daemon returns at once.
+    @kopf.daemon(GROUP, VERSION, "operations", cancellation_timeout=1.0, registry=registry)
     async def operation(body: kopf.Body, memo: Memo, **_: Any) -> None:
         await memo.operations.drive(body)
 
-    @kopf.on.create(GROUP, VERSION, "apps", registry=registry)
-    async def app_created(body: kopf.Body, spec: kopf.Spec, memo: Memo, **_: Any) -> None:
-        await _edit(memo, TargetKind.APP, body, None, dict(spec))
-
-    @kopf.on.update(GROUP, VERSION, "apps", field="spec", registry=registry)
-    async def app_edited(body: kopf.Body, old: Any, new: Any, memo: Memo, **_: Any) -> None:
-        await _edit(memo, TargetKind.APP, body, old, new)
-
-    @kopf.on.create(GROUP, VERSION, "databases", registry=registry)
-    async def database_created(body: kopf.Body, spec: kopf.Spec, memo: Memo, **_: Any) -> None:
-        await _edit(memo, TargetKind.DATABASE, body, None, dict(spec))
-
-    @kopf.on.update(GROUP, VERSION, "databases", field="spec", registry=registry)
-    async def database_edited(body: kopf.Body, old: Any, new: Any, memo: Memo, **_: Any) -> None:
-        await _edit(memo, TargetKind.DATABASE, body, old, new)
+    for kind, plural in ((TargetKind.APP, "apps"), (TargetKind.DATABASE, "databases")):
+        _register_spec_edits(registry, kind, plural)
 
     return registry
+
+
+def _register_spec_edits(registry: kopf.OperatorRegistry, kind: TargetKind, plural: str) -> None:
+    """Creating or editing an App/Database creates the Operation that carries the change out."""
+
+    @kopf.on.create(GROUP, VERSION, plural, id=f"{plural}-created", registry=registry)
+    async def created(body: kopf.Body, spec: kopf.Spec, memo: Memo, **_: Any) -> None:
+        await _edit(memo, kind, body, None, dict(spec))
+
+    @kopf.on.update(GROUP, VERSION, plural, field="spec", id=f"{plural}-edited", registry=registry)
+    async def edited(body: kopf.Body, old: Any, new: Any, memo: Memo, **_: Any) -> None:
+        await _edit(memo, kind, body, old, new)
 
 
 async def _edit(memo: Memo, kind: TargetKind, body: kopf.Body, old: Any, new: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,3 +40,14 @@ def test_healthz_fails_when_the_watch_goes_silent(cluster: LocalCluster, proxy: 
     finally:
         proxy.frozen.clear()
         operator.stop()
+
+
+def test_logs_are_structured_json(cluster: LocalCluster, tmp_path: Path) -> None:
+    operator = OperatorProcess(cluster.kubeconfig, tmp_path, log_format="json")
+    operator.start()
+    assert operator.stop() == 0  # SIGTERM: a clean shutdown
+    lines = [line for line in operator.log_text().splitlines() if line.startswith("{")]
+    assert len(lines) >= 3
+    records = [json.loads(line) for line in lines]
+    assert all("message" in r and "timestamp" in r and "severity" in r for r in records)
+    assert any("startup" in r["message"] for r in records)

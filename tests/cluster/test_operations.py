@@ -65,6 +65,13 @@ def test_applied_operation_runs_through_its_steps(bosun: Bosun, app: str, cluste
     table = cluster.kubectl("get", "ops", "-n", bosun.namespace)
     row = next(line for line in table.splitlines() if line.startswith("restart-1 "))
     assert row.split()[1:5] == ["restart", app, "Succeeded", "3/3"]
+    wait_for(
+        lambda: (
+            bosun.get("apps", app)["status"]["lastOperation"]
+            == {"name": "restart-1", "type": "restart", "phase": "Succeeded"}
+        ),
+        what="the App's status to name its last operation",
+    )
     everything = cluster.kubectl("get", "bosun", "-n", bosun.namespace, "-o", "name").split()
     assert {"operation.bosun.dev/restart-1", f"app.bosun.dev/{app}"} <= set(everything)
 

@@ -27,7 +27,9 @@ class OperatorProcess:
         log_dir: Path,
         module: str = "tests.support.operator_under_test",
         env: dict[str, str] | None = None,
+        log_format: str = "plain",
     ) -> None:
+        self.log_format = log_format
         self.kubeconfig = kubeconfig
         self.extra_env = env or {}
         self.log_dir = log_dir
@@ -42,7 +44,16 @@ class OperatorProcess:
         log = open(self.log_dir / f"operator-{self.starts}.log", "wb")  # noqa: SIM115 - owned by the process
         env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), PYTHONPATH=str(ROOT), **self.extra_env)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", self.module, "-A", "--liveness-port", str(self.port), "--log-format", "plain"],
+            [
+                sys.executable,
+                "-m",
+                self.module,
+                "-A",
+                "--liveness-port",
+                str(self.port),
+                "--log-format",
+                self.log_format,
+            ],
             cwd=ROOT,
             env=env,
             stdout=log,

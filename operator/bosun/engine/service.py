@@ -9,6 +9,7 @@ works out where it is from the object alone.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,13 +22,16 @@ from bosun.engine.queue import QueueEntry, blocker
 from bosun.engine.runner import Runner, utc_now
 from bosun.engine.status import StatusWriter
 from bosun.engine.steps import Ctx, StepTable
-from bosun.errors import PermanentError
+from bosun.errors import PermanentError, TransientError
 from bosun.kube import Kube
+from bosun.models.base import LastOperation
 from bosun.models.operation import Initiator, Operation, OperationStatus, Phase
 
 INITIATOR_SOURCE = "bosun.dev/initiator-source"
 INITIATOR_USER = "bosun.dev/initiator"  # for operations Bosun made: who edited the target's spec
 CREATED_BY = "bosun.dev/created-by"  # stamped by the API server's admission policy on every create
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,17 +47,36 @@ class Planner(Protocol):
 
 
 class _LiveHandle:
-    """The runner's view of the Operation: the live cancel flag and the status writer."""
+    """The runner's view of the Operation: the live cancel flag and the status writer.
 
-    def __init__(self, body: Mapping[str, Any], writer: StatusWriter) -> None:
+    Each phase change is mirrored to the target's `status.lastOperation`, so `kubectl get apps`
+    and `kubectl get databases` show the newest operation at a glance.
+    """
+
+    def __init__(self, body: Mapping[str, Any], writer: StatusWriter, operation: Operation) -> None:
         self.body = body
         self.writer = writer
+        self.operation = operation
+        self.mirrored: Phase | None = None
 
     def cancel_requested(self) -> bool:
         return bool((self.body.get("spec") or {}).get("cancel"))
 
     async def save(self, status: OperationStatus) -> None:
         await self.writer.save(status)
+        if status.phase is not self.mirrored:
+            await self._mirror(status)
+
+    async def _mirror(self, status: OperationStatus) -> None:
+        target = self.operation.spec.target
+        last = LastOperation(name=self.operation.name, type=self.operation.spec.type.value, phase=status.phase.value)
+        try:
+            await self.writer.kube.patch_status(
+                target.kind.value, self.operation.namespace, target.name, {"lastOperation": last.wire()}
+            )
+            self.mirrored = status.phase
+        except (PermanentError, TransientError) as error:  # gone, or busy: the Operation is the record
+            logger.info("could not mirror %s to %s %s: %s", self.operation.name, target.kind.value, target.name, error)
 
 
 def initiator_of(body: Mapping[str, Any]) -> Initiator:
@@ -90,7 +113,7 @@ class OperationService:
         if status.phase.finished:
             return status
         writer = StatusWriter(self.kube, operation.namespace, operation.name, operation.generation)
-        handle = _LiveHandle(body, writer)
+        handle = _LiveHandle(body, writer, operation)
         if status.initiator is None:
             status.initiator = initiator_of(body)
         target = await self._wait_for_turn(operation, status, handle)
