@@ -1,0 +1,84 @@
+"""The operator works with only the RBAC of manifests/rbac.yaml, and that RBAC grants no more."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client
+
+from tests.support.bosun_objects import Bosun
+from tests.support.cluster import ROOT, LocalCluster
+from tests.support.operator_process import OperatorProcess
+
+pytestmark = pytest.mark.cluster
+
+SA = "system:serviceaccount:bosun-system:bosun"
+# The test step table writes ledger ConfigMaps in the test namespace: a need of the test, not of Bosun.
+TEST_ONLY = """
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: bosun-test-ledger}
+rules:
+- {apiGroups: [""], resources: ["configmaps"], verbs: ["get", "create", "update"]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: bosun-test-ledger}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: bosun-test-ledger}
+subjects: [{kind: ServiceAccount, name: bosun, namespace: bosun-system}]
+"""
+
+
+@pytest.fixture(scope="module")
+def service_account_kubeconfig(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cluster.kubectl("apply", "-f", str(ROOT / "manifests" / "rbac.yaml"))
+    cluster.kubectl("apply", "-f", "-", input=TEST_ONLY)
+    token = cluster.kubectl("create", "token", "bosun", "-n", "bosun-system", "--duration", "1h").strip()
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    context = next(c for c in admin["contexts"] if c["name"] == cluster.context)["context"]
+    server = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [server],
+        "users": [{"name": "bosun", "user": {"token": token}}],
+        "contexts": [{"name": cluster.context, "context": {"cluster": server["name"], "user": "bosun"}}],
+        "current-context": cluster.context,
+    }
+    path = tmp_path_factory.mktemp("sa") / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture
+def operator_as_service_account(service_account_kubeconfig: Path, tmp_path: Path) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(service_account_kubeconfig, tmp_path, env={"BOSUN_NAMESPACE": "bosun-system"})
+    process.start()
+    yield process
+    process.stop()
+
+
+def test_operator_runs_with_least_privilege(
+    api: client.ApiClient, cluster: LocalCluster, namespace: str, operator_as_service_account: OperatorProcess
+) -> None:
+    bosun = Bosun(api, cluster, namespace)
+    bosun.app("web")
+    bosun.operation("restart-1", "web")
+    status = bosun.wait_phase("restart-1")
+    assert status["phase"] == "Succeeded", status
+    assert operator_as_service_account.healthz() == 200  # its heartbeat works under these rules
+    assert "forbidden" not in operator_as_service_account.log_text().lower()
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource"),
+    [("get", "secrets"), ("delete", "apps.bosun.dev"), ("delete", "operations.bosun.dev"), ("create", "pods")],
+)
+def test_service_account_is_refused_what_it_does_not_need(
+    cluster: LocalCluster, service_account_kubeconfig: Path, verb: str, resource: str
+) -> None:
+    answer = cluster.kubectl("auth", "can-i", verb, resource, "-A", "--as", SA, check=False).strip()
+    assert answer == "no"
