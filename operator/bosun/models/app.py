@@ -51,6 +51,8 @@ class AppSpec(KubeModel):
     env: list[EnvVar] = Field(default_factory=list, max_length=256, description="Environment for every process.")
     health_check: HealthCheck | None = Field(default=None, description="Readiness check of serving processes.")
     resources: Resources | None = Field(default=None, description="Default CPU/memory for every process.")
+    pod_labels: dict[str, str] | None = Field(default=None, description="Extra labels on every pod.")
+    pod_annotations: dict[str, str] | None = Field(default=None, description="Extra annotations on every pod.")
     before_release: list[str] | None = Field(
         default=None,
         description="Command run once, with the new image and config, before a release goes out "
@@ -74,5 +76,10 @@ class AppStatus(KubeModel):
     observed_generation: int | None = Field(default=None, description="The spec generation seen.")
     image: str = Field(default="", description="Image running now.")
     releases: list[Release] = Field(default_factory=list, description="Recent releases, newest first.")
+    release: AppSpec | None = Field(
+        default=None,
+        description="The App spec of the release running now. Drift is repaired towards it; a spec edit "
+        "changes it only through an Operation.",
+    )
     last_operation: LastOperation | None = Field(default=None, description="The newest operation.")
     conditions: list[Condition] = Field(default_factory=list, description="Ready, Reconciling, Stalled.")

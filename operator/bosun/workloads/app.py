@@ -1,0 +1,184 @@
+"""The Kubernetes objects an App release becomes.
+
+One Deployment per process (rolling, never below the desired ready count: maxUnavailable 0), a
+Service for each process with ports, and a PodDisruptionBudget per process. Labels follow the
+`app.kubernetes.io/*` conventions; every object is owned by the App (garbage-collected with it)
+and carries the release it belongs to, so a repair can tell drift from a release in progress.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from bosun.models.app import AppSpec, Process
+from bosun.models.base import API_VERSION
+
+MANAGER = "bosun"
+RELEASE_ANNOTATION = "bosun.dev/release"
+CONFIG_HASH_ANNOTATION = "bosun.dev/config-hash"
+RESTARTED_AT_ANNOTATION = "bosun.dev/restarted-at"
+
+# name[:tag][@digest], with an optional registry host: the shape `docker pull` accepts.
+_IMAGE = re.compile(
+    r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+)
+
+
+def valid_image(image: str) -> bool:
+    return bool(_IMAGE.match(image))
+
+
+def config_hash(spec: AppSpec) -> str:
+    """A short hash of everything but the image that a release runs with."""
+    config = spec.wire()
+    config.pop("image", None)
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def labels(app: str, process: str | None = None) -> dict[str, str]:
+    out = {"app.kubernetes.io/name": app, "app.kubernetes.io/instance": app, "app.kubernetes.io/managed-by": "bosun"}
+    if process:
+        out["app.kubernetes.io/component"] = process
+    return out
+
+
+def selector(app: str, process: str) -> dict[str, str]:
+    return {"app.kubernetes.io/instance": app, "app.kubernetes.io/component": process}
+
+
+def owner(app: str, uid: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "apiVersion": API_VERSION,
+            "kind": "App",
+            "name": app,
+            "uid": uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+
+
+def deployment_name(app: str, process: str) -> str:
+    return f"{app}-{process}"
+
+
+def _version(image: str) -> str:
+    tag = image.rsplit("@", 1)[0].rsplit("/", 1)[-1].partition(":")[2]
+    return re.sub(r"[^A-Za-z0-9_.-]", "", tag)[:63].strip("-_.") or "latest"
+
+
+def _probe(spec: AppSpec, process: Process) -> dict[str, Any] | None:
+    if spec.health_check is None or not process.ports:
+        return None
+    check = spec.health_check
+    return {
+        "httpGet": {"path": check.path, "port": check.port or process.ports[0].port},
+        "periodSeconds": check.period_seconds,
+        "failureThreshold": check.failure_threshold,
+    }
+
+
+def _container(spec: AppSpec, process: Process) -> dict[str, Any]:
+    env = [e.wire() for e in spec.env] + [e.wire() for e in process.env]
+    container: dict[str, Any] = {"name": process.name, "image": spec.image}
+    command = process.command or spec.command
+    if command:
+        container["command"] = command
+    if env:
+        container["env"] = env
+    if process.ports:
+        container["ports"] = [{"name": p.name, "containerPort": p.port, "protocol": p.protocol} for p in process.ports]
+    resources = process.resources or spec.resources
+    if resources is not None:
+        container["resources"] = resources.wire()
+    probe = _probe(spec, process)
+    if probe:
+        container["readinessProbe"] = probe
+    return container
+
+
+def deployment(
+    app: str, uid: str, spec: AppSpec, process: Process, release: str, restarted_at: str = ""
+) -> dict[str, Any]:
+    pod_labels = {
+        **(spec.pod_labels or {}),
+        **labels(app, process.name),
+        "app.kubernetes.io/version": _version(spec.image),
+    }
+    annotations = {
+        **(spec.pod_annotations or {}),
+        RELEASE_ANNOTATION: release,
+        CONFIG_HASH_ANNOTATION: config_hash(spec),
+    }
+    if restarted_at:
+        annotations[RESTARTED_AT_ANNOTATION] = restarted_at
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": deployment_name(app, process.name),
+            "labels": labels(app, process.name),
+            "annotations": {RELEASE_ANNOTATION: release},
+            "ownerReferences": owner(app, uid),
+        },
+        "spec": {
+            "replicas": process.replicas,
+            "selector": {"matchLabels": selector(app, process.name)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "progressDeadlineSeconds": 600,
+            "revisionHistoryLimit": 5,
+            "template": {
+                "metadata": {"labels": pod_labels, "annotations": annotations},
+                "spec": {"containers": [_container(spec, process)], "terminationGracePeriodSeconds": 30},
+            },
+        },
+    }
+
+
+def service(app: str, uid: str, process: Process) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": deployment_name(app, process.name),
+            "labels": labels(app, process.name),
+            "ownerReferences": owner(app, uid),
+        },
+        "spec": {
+            "selector": selector(app, process.name),
+            "ports": [
+                {"name": p.name, "port": p.port, "targetPort": p.port, "protocol": p.protocol} for p in process.ports
+            ],
+        },
+    }
+
+
+def disruption_budget(app: str, uid: str, process: Process) -> dict[str, Any]:
+    """At most one pod of a process evicted at a time (a single-pod process is not pinned forever)."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {
+            "name": deployment_name(app, process.name),
+            "labels": labels(app, process.name),
+            "ownerReferences": owner(app, uid),
+        },
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(app, process.name)}},
+    }
+
+
+def render(app: str, uid: str, spec: AppSpec, release: str, restarted_at: str = "") -> list[dict[str, Any]]:
+    """Every object of one App release, in the order to apply them."""
+    objects: list[dict[str, Any]] = []
+    for process in spec.processes:
+        objects.append(deployment(app, uid, spec, process, release, restarted_at))
+        if process.ports:
+            objects.append(service(app, uid, process))
+        objects.append(disruption_budget(app, uid, process))
+    return objects
