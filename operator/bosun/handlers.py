@@ -21,6 +21,7 @@ from bosun.kube import Kube
 from bosun.models.base import GROUP, VERSION
 from bosun.models.operation import TargetKind
 from bosun.operations.changes import create_operations_for_edit
+from bosun.reconcile.app import repair_app
 from bosun.settings import Settings
 
 
@@ -89,6 +90,15 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
 
     for kind, plural in ((TargetKind.APP, "apps"), (TargetKind.DATABASE, "databases")):
         _register_spec_edits(registry, kind, plural)
+
+    @kopf.timer(
+        GROUP, VERSION, "apps", interval=settings.repair_seconds, idle=settings.repair_seconds, registry=registry
+    )
+    async def app_repair(body: kopf.Body, memo: Memo, **_: Any) -> None:
+        assert memo.kube is not None
+        repaired = await repair_app(memo.kube, dict(body))
+        if repaired:
+            await memo.kube.emit_event(dict(body), reason="DriftRepaired", message="; ".join(repaired), warning=True)
 
     return registry
 

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 PLURALS = {"App": "apps", "Database": "databases", "Operation": "operations"}
 # The generated client's stubs do not declare _content_type; it is a documented keyword.
 MERGE_PATCH: dict[str, Any] = {"_content_type": "application/merge-patch+json"}
+APPLY_PATCH: dict[str, Any] = {"_content_type": "application/apply-patch+yaml"}
 
 
 class NotFound(PermanentError):
@@ -113,7 +114,7 @@ class Kube:
         except NotFound:
             return None
 
-    async def list(self, kind: str, namespace: str) -> list[dict[str, Any]]:
+    async def list_objects(self, kind: str, namespace: str) -> list[dict[str, Any]]:
         result = await call(
             f"list {kind} in {namespace}",
             lambda: self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind]),
@@ -214,6 +215,57 @@ class Kube:
             await call("emit event", lambda: self.events.create_namespaced_event(meta["namespace"], body))
         except (TransientError, PermanentError) as error:
             logger.warning("could not record an event on %s %s: %s", involved.get("kind"), meta["name"], error)
+
+    # workloads --------------------------------------------------------------------------------
+
+    def _typed(self, kind: str) -> tuple[Any, str]:
+        """The typed API and method suffix for a workload kind."""
+        apis = {
+            "Deployment": (client.AppsV1Api(self.api), "deployment"),
+            "Service": (self.core, "service"),
+            "PodDisruptionBudget": (client.PolicyV1Api(self.api), "pod_disruption_budget"),
+            "Job": (client.BatchV1Api(self.api), "job"),
+        }
+        if kind not in apis:
+            raise PermanentError(f"Bosun does not manage {kind} objects", "InternalError")
+        return apis[kind]
+
+    async def apply(self, namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply as field manager `bosun` (forcing: Bosun owns these objects)."""
+        api, suffix = self._typed(manifest["kind"])
+        name = manifest["metadata"]["name"]
+        method = getattr(api, f"patch_namespaced_{suffix}")
+        result = await call(
+            f"apply {manifest['kind']} {namespace}/{name}",
+            lambda: method(name, namespace, manifest, field_manager="bosun", force=True, **APPLY_PATCH),
+        )
+        return dict(self.api.sanitize_for_serialization(result))
+
+    async def read(self, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
+        api, suffix = self._typed(kind)
+        method = getattr(api, f"read_namespaced_{suffix}")
+        try:
+            result = await call(f"read {kind} {namespace}/{name}", lambda: method(name, namespace))
+        except NotFound:
+            return None
+        return dict(self.api.sanitize_for_serialization(result))
+
+    async def delete(self, namespace: str, kind: str, name: str) -> None:
+        api, suffix = self._typed(kind)
+        method = getattr(api, f"delete_namespaced_{suffix}")
+        with contextlib.suppress(NotFound):
+            await call(
+                f"delete {kind} {namespace}/{name}",
+                lambda: method(name, namespace, propagation_policy="Background"),
+            )
+
+    async def list_pods(self, namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]:
+        label_selector = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+        result = await call(
+            f"list pods in {namespace}",
+            lambda: self.core.list_namespaced_pod(namespace, label_selector=label_selector),
+        )
+        return [dict(self.api.sanitize_for_serialization(p)) for p in result.items]
 
     async def healthz(self, timeout: float = 5.0) -> bool:
         try:

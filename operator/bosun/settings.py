@@ -43,6 +43,9 @@ class Settings:
     heartbeat_namespace: str = field(default_factory=lambda: os.environ.get("BOSUN_NAMESPACE", ""))
     """Where the heartbeat ConfigMap lives (default: the first watched namespace, else `default`)."""
 
+    repair_seconds: float = field(default_factory=lambda: float(os.environ.get("BOSUN_REPAIR_SECONDS", "30")))
+    """How often an idle App is compared with its current release and hand-made drift repaired."""
+
     @property
     def heartbeat_home(self) -> str:
         return self.heartbeat_namespace or (self.namespaces[0] if self.namespaces else "default")

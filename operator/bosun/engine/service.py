@@ -24,7 +24,7 @@ from bosun.engine.status import StatusWriter
 from bosun.engine.steps import Ctx, StepTable
 from bosun.errors import PermanentError, TransientError
 from bosun.kube import Kube
-from bosun.models.base import LastOperation
+from bosun.models.base import Condition, ConditionStatus, LastOperation
 from bosun.models.operation import Initiator, Operation, OperationStatus, Phase
 
 INITIATOR_SOURCE = "bosun.dev/initiator-source"
@@ -70,10 +70,15 @@ class _LiveHandle:
     async def _mirror(self, status: OperationStatus) -> None:
         target = self.operation.spec.target
         last = LastOperation(name=self.operation.name, type=self.operation.spec.type.value, phase=status.phase.value)
+        patch: dict[str, Any] = {
+            "lastOperation": last.wire(),
+            "conditions": [c.wire() for c in target_conditions(self.operation, status)],
+        }
+        generation = self.operation.annotations.get("bosun.dev/target-generation")
+        if generation:
+            patch["observedGeneration"] = int(generation)
         try:
-            await self.writer.kube.patch_status(
-                target.kind.value, self.operation.namespace, target.name, {"lastOperation": last.wire()}
-            )
+            await self.writer.kube.patch_status(target.kind.value, self.operation.namespace, target.name, patch)
             self.mirrored = status.phase
         except (PermanentError, TransientError) as error:  # gone, or busy: the Operation is the record
             logger.info("could not mirror %s to %s %s: %s", self.operation.name, target.kind.value, target.name, error)
@@ -94,6 +99,33 @@ def initiator_of(body: Mapping[str, Any]) -> Initiator:
         source=source,
         manager=annotations.get("bosun.dev/initiator-manager") or (managers[0] if managers else ""),
     )
+
+
+def target_conditions(operation: Operation, status: OperationStatus) -> list[Condition]:
+    """The App/Database conditions an operation's phase implies (kstatus and Argo CD read them).
+
+    A failed generation stays Stalled until a new spec generation or Operation starts: Bosun does
+    not retry it by itself, so a GitOps tool sees a stable Degraded state, not a loop.
+    """
+    now = utc_now()
+    name = operation.name
+    if not status.phase.finished:
+        ready, reconciling, stalled = ("False", "OperationRunning"), ("True", "OperationRunning"), ("False", "")
+        message = f"operation {name} ({operation.spec.type.value}) is {status.phase.value.lower()}"
+    elif status.phase is Phase.SUCCEEDED:
+        ready, reconciling, stalled = ("True", "Succeeded"), ("False", "Succeeded"), ("False", "")
+        message = f"operation {name} ({operation.spec.type.value}) succeeded"
+    else:
+        rollback = status.rollback.state.value if status.rollback else ""
+        why = {"Succeeded": "RolledBack", "Failed": "RollbackFailed"}.get(rollback, status.phase.value)
+        ready, reconciling, stalled = ("False", why), ("False", why), ("True", why)
+        message = f"operation {name} ({operation.spec.type.value}) {status.phase.value.lower()}: {status.message}"
+    return [
+        Condition(
+            type=kind, status=ConditionStatus(value), reason=reason or "Idle", message=message, last_transition_time=now
+        )
+        for kind, (value, reason) in (("Ready", ready), ("Reconciling", reconciling), ("Stalled", stalled))
+    ]
 
 
 def _epoch(timestamp: str) -> float:
@@ -161,7 +193,7 @@ class OperationService:
                 return None
             if status.phase not in (Phase.PENDING, Phase.QUEUED):
                 return target or {}  # resuming: the steps find out what is left of the target
-            others = [QueueEntry.of(o) for o in await self.kube.list("Operation", operation.namespace)]
+            others = [QueueEntry.of(o) for o in await self.kube.list_objects("Operation", operation.namespace)]
             me = QueueEntry.of(
                 {
                     "metadata": {"name": operation.name, "creationTimestamp": operation.created},

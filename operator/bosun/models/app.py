@@ -64,9 +64,11 @@ class Release(KubeModel):
     """One release of the app, as deployed by an operation."""
 
     image: str = Field(description="Image of the release.")
-    config_hash: str = Field(description="Hash of the release's environment.")
+    config_hash: str = Field(description="Hash of the release's configuration (all but the image).")
     operation: str = Field(description="The Operation that made it.")
     deployed_at: str | None = Field(default=None, description="When it went live.")
+    restarted_at: str = Field(default="", description="Set by a restart: its pods were replaced at this time.")
+    spec: AppSpec | None = Field(default=None, description="The App spec it runs; drift is repaired towards it.")
 
 
 class AppStatus(KubeModel):
@@ -76,10 +78,5 @@ class AppStatus(KubeModel):
     observed_generation: int | None = Field(default=None, description="The spec generation seen.")
     image: str = Field(default="", description="Image running now.")
     releases: list[Release] = Field(default_factory=list, description="Recent releases, newest first.")
-    release: AppSpec | None = Field(
-        default=None,
-        description="The App spec of the release running now. Drift is repaired towards it; a spec edit "
-        "changes it only through an Operation.",
-    )
     last_operation: LastOperation | None = Field(default=None, description="The newest operation.")
     conditions: list[Condition] = Field(default_factory=list, description="Ready, Reconciling, Stalled.")

@@ -38,4 +38,15 @@ class Registry:
 
 def default_registry() -> Registry:
     """The operation types this version of Bosun carries out."""
-    return Registry()
+    from bosun.operations.app import plan_app
+
+    registry = Registry()
+    for type_ in (
+        OperationType.DEPLOY,
+        OperationType.CONFIGURE,
+        OperationType.SCALE,
+        OperationType.RESTART,
+        OperationType.DEPROVISION,
+    ):
+        registry.add(TargetKind.APP, type_, plan_app)
+    return registry

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
-from bosun.models.app import AppSpec, Process
+from bosun.models.app import AppSpec, AppStatus, Process
 from bosun.models.base import API_VERSION
 
 MANAGER = "bosun"
@@ -182,3 +183,29 @@ def render(app: str, uid: str, spec: AppSpec, release: str, restarted_at: str = 
             objects.append(service(app, uid, process))
         objects.append(disruption_budget(app, uid, process))
     return objects
+
+
+@dataclass(frozen=True)
+class Version:
+    """A release to run: the App spec, and the restart stamp its pods carry."""
+
+    spec: AppSpec
+    restarted_at: str = ""
+    operation: str = ""
+
+    def wire(self) -> dict[str, Any]:
+        return {"spec": self.spec.wire(), "restartedAt": self.restarted_at, "operation": self.operation}
+
+    @classmethod
+    def of(cls, data: dict[str, Any] | None) -> Version | None:
+        if not data:
+            return None
+        return cls(AppSpec.model_validate(data["spec"]), data.get("restartedAt", ""), data.get("operation", ""))
+
+
+def current_version(status: AppStatus) -> Version | None:
+    if not status.releases or status.releases[0].spec is None:
+        return None
+    top = status.releases[0]
+    assert top.spec is not None
+    return Version(top.spec, top.restarted_at, top.operation)

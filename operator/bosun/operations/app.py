@@ -1,0 +1,411 @@
+"""App operations: deploy, configure, scale, restart and deprovision, as step tables.
+
+deploy / configure / scale / restart
+
+| step           | run                                         | undo                                   | timeout |
+| -------------- | ------------------------------------------- | -------------------------------------- | ------- |
+| check          | the image reference is valid                | none: no side effect                   | 30 s    |
+| before-release | deploy with `spec.beforeRelease` only: run  | cannot be undone (a migration's        | 15 min  |
+|                | it as a Job with the new image and config   | effects stay); the rollback says so    |         |
+| roll-out       | apply the release's Deployments, Services   | apply the previous release, wait until | 10 min  |
+|                | and PDBs; wait until every new pod is Ready | it is available (first release:        |         |
+|                | and every old one is gone                   | remove the objects)                    |         |
+| record-release | put the release first in `status.releases`  | take it out again                      | 30 s    |
+
+deprovision
+
+| step            | run                                   | undo                                      | timeout |
+| --------------- | ------------------------------------- | ----------------------------------------- | ------- |
+| check           | nothing to validate                   | none: no side effect                      | 30 s    |
+| remove-workload | delete the release's objects          | apply the release again, wait until ready | 10 min  |
+| record-release  | mark the App Deprovisioned            | mark it Running again                     | 30 s    |
+
+Zero downtime comes from the Deployments themselves (maxUnavailable 0: an old pod goes only when a
+new one is Ready) and from undo re-applying the previous template: the old pods never left, so a
+failed or cancelled deploy never drops below the desired ready count.
+
+The plan (next and previous release) is computed once and stored on the Operation (annotation
+`bosun.dev/plan`) before any step runs, so a restarted operator resumes or undoes exactly the same
+change even if the App was edited meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bosun.engine.service import Plan
+from bosun.engine.steps import PermanentError, Step, StepTable, TransientError, irreversible, no_side_effect
+from bosun.kube import Kube
+from bosun.models.app import AppSpec, AppStatus, Process, Release
+from bosun.models.operation import Operation, OperationType
+from bosun.workloads import app as build
+from bosun.workloads.app import Version, current_version
+
+PLAN_ANNOTATION = "bosun.dev/plan"
+MAX_RELEASES = 10
+POLL_SECONDS = 0.5
+FAILING_WAIT_REASONS = {"CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError"}
+
+
+@dataclass
+class AppContext:
+    kube: Kube
+    namespace: str
+    app: str
+    uid: str
+    operation: str
+    type: OperationType
+    next: Version | None
+    previous: Version | None
+
+    def objects(self, version: Version) -> list[dict[str, Any]]:
+        return build.render(self.app, self.uid, version.spec, version.operation, version.restarted_at)
+
+
+# planning -----------------------------------------------------------------------------------
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def next_spec(operation: Operation, app_spec: AppSpec, current: Version | None) -> AppSpec:
+    """The spec the operation deploys: the App spec for edits, else the running release changed by parameters."""
+    from_spec_edit = operation.annotations.get("bosun.dev/initiator-source") == "AppSpec"
+    base = app_spec if from_spec_edit or current is None else current.spec
+    params = operation.spec.parameters
+    update: dict[str, Any] = {}
+    if params is not None and not from_spec_edit:
+        if params.image:
+            update["image"] = params.image
+        if params.env is not None:
+            update["env"] = params.env
+        if params.processes:
+            scaled = {p.name: p for p in params.processes}
+            unknown = sorted(set(scaled) - {p.name for p in base.processes})
+            if unknown:
+                raise PermanentError(f"no such process: {', '.join(unknown)}", "InvalidParameters")
+            update["processes"] = [
+                p.model_copy(
+                    update={
+                        k: v
+                        for k, v in {"replicas": scaled[p.name].replicas, "resources": scaled[p.name].resources}.items()
+                        if v is not None
+                    }
+                )
+                if p.name in scaled
+                else p
+                for p in base.processes
+            ]
+    return base.model_copy(update=update)
+
+
+async def plan_app(kube: Kube, operation: Operation, target: dict[str, Any]) -> Plan[AppContext]:
+    stored = operation.annotations.get(PLAN_ANNOTATION)
+    meta = target.get("metadata") or {}
+    if stored:
+        plan = json.loads(stored)
+        previous, nxt = Version.of(plan.get("previous")), Version.of(plan.get("next"))
+    else:
+        if not target:
+            raise PermanentError("the App no longer exists", "TargetNotFound")
+        status = AppStatus.model_validate(target.get("status") or {})
+        previous = current_version(status)
+        app_spec = AppSpec.model_validate(target.get("spec") or {})
+        if operation.spec.type is OperationType.DEPROVISION:
+            nxt = None
+        else:
+            restarted = (
+                _now() if operation.spec.type is OperationType.RESTART else (previous.restarted_at if previous else "")
+            )
+            nxt = Version(next_spec(operation, app_spec, previous), restarted, operation.name)
+        plan = {"previous": previous.wire() if previous else None, "next": nxt.wire() if nxt else None}
+        await kube.patch(
+            "Operation",
+            operation.namespace,
+            operation.name,
+            {"metadata": {"annotations": {PLAN_ANNOTATION: json.dumps(plan)}}},
+        )
+    ctx = AppContext(
+        kube=kube,
+        namespace=operation.namespace,
+        app=operation.spec.target.name,
+        uid=meta.get("uid", ""),
+        operation=operation.name,
+        type=operation.spec.type,
+        next=nxt,
+        previous=previous,
+    )
+    if ctx.uid == "" and plan.get("next") is not None:
+        raise PermanentError("the App no longer exists", "TargetNotFound")
+    return Plan(DEPROVISION if nxt is None else RELEASE, ctx)
+
+
+# steps --------------------------------------------------------------------------------------
+
+
+async def check(ctx: AppContext) -> str:
+    if ctx.next is None:
+        return "nothing to check"
+    if not build.valid_image(ctx.next.spec.image):
+        raise PermanentError(f"invalid image reference {ctx.next.spec.image!r}", "InvalidImage")
+    return f"image {ctx.next.spec.image} is a valid reference"
+
+
+def _job_name(ctx: AppContext) -> str:
+    return f"{ctx.app[:40]}-release-{hashlib.sha256(ctx.operation.encode()).hexdigest()[:8]}"
+
+
+async def before_release(ctx: AppContext) -> str:
+    assert ctx.next is not None
+    command = ctx.next.spec.before_release
+    if ctx.type is not OperationType.DEPLOY or not command:
+        return "no beforeRelease command"
+    spec = ctx.next.spec
+    name = _job_name(ctx)
+    template = build.deployment(ctx.app, ctx.uid, spec, Process(name="release"), ctx.operation)["spec"]["template"]
+    container = template["spec"]["containers"][0]
+    container["command"] = command
+    container.pop("readinessProbe", None)
+    container.pop("ports", None)
+    template["spec"]["restartPolicy"] = "Never"
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "labels": build.labels(ctx.app, "release"),
+            "ownerReferences": build.owner(ctx.app, ctx.uid),
+        },
+        "spec": {"backoffLimit": 0, "ttlSecondsAfterFinished": 86400, "template": template},
+    }
+    await ctx.kube.apply(ctx.namespace, job)
+    while True:
+        current = await ctx.kube.read(ctx.namespace, "Job", name) or {}
+        status = current.get("status") or {}
+        if status.get("succeeded"):
+            return f"beforeRelease {command} completed (Job {name}); its effects cannot be rolled back"
+        if status.get("failed"):
+            raise PermanentError(
+                f"beforeRelease {command} failed (Job {name}): {await _pod_failure(ctx, {'job-name': name})}",
+                "BeforeReleaseFailed",
+            )
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def _pod_failure(ctx: AppContext, selector: dict[str, str]) -> str:
+    for pod in await ctx.kube.list_pods(ctx.namespace, selector):
+        reason = _failing(pod)
+        if reason:
+            return reason
+    return "no pod output"
+
+
+def _failing(pod: dict[str, Any]) -> str:
+    """Why a pod is failing to start, or ''."""
+    name = pod["metadata"]["name"]
+    status = pod.get("status") or {}
+    for container in status.get("containerStatuses") or []:
+        state = container.get("state") or {}
+        terminated = state.get("terminated")
+        if terminated and terminated.get("exitCode", 0) != 0:
+            code, why, said = terminated.get("exitCode"), terminated.get("reason", ""), terminated.get("message", "")
+            return f"pod {name}: exit code {code}, {why}: {said}".strip(": ")
+        waiting = state.get("waiting") or {}
+        if waiting.get("reason") in FAILING_WAIT_REASONS:
+            return f"pod {name}: {waiting['reason']}: {waiting.get('message', '')}".strip(": ")
+    if status.get("phase") == "Failed":
+        return f"pod {name}: Failed: {status.get('message', '')}".strip(": ")
+    return ""
+
+
+async def _apply_version(ctx: AppContext, version: Version) -> None:
+    objects = ctx.objects(version)
+    for manifest in objects:
+        await ctx.kube.apply(ctx.namespace, manifest)
+    keep = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    others = [v for v in (ctx.next, ctx.previous) if v is not None and v is not version]
+    for other in others:  # a process the other release had and this one has not
+        for manifest in ctx.objects(other):
+            if (manifest["kind"], manifest["metadata"]["name"]) not in keep:
+                await ctx.kube.delete(ctx.namespace, manifest["kind"], manifest["metadata"]["name"])
+
+
+async def wait_available(ctx: AppContext, version: Version) -> str:
+    """Wait until every Deployment of the version runs only its new pods, all Ready."""
+    wanted = [o for o in ctx.objects(version) if o["kind"] == "Deployment"]
+    while True:
+        pending = []
+        for manifest in wanted:
+            name = manifest["metadata"]["name"]
+            current = await ctx.kube.read(ctx.namespace, "Deployment", name)
+            if current is None:
+                raise TransientError(f"Deployment {name} is missing")
+            problem = await _rollout_problem(ctx, manifest, current)
+            if problem:
+                pending.append(problem)
+        if not pending:
+            return f"{len(wanted)} deployment(s) available on {version.spec.image}"
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def _rollout_problem(ctx: AppContext, manifest: dict[str, Any], current: dict[str, Any]) -> str:
+    """What the rollout still waits for ('' when done); raises when it cannot succeed."""
+    name = manifest["metadata"]["name"]
+    status = current.get("status") or {}
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
+            raise PermanentError(f"Deployment {name} exceeded its progress deadline", "ProgressDeadlineExceeded")
+    template = manifest["spec"]["template"]
+    pods = await ctx.kube.list_pods(ctx.namespace, manifest["spec"]["selector"]["matchLabels"])
+    new_pods = [p for p in pods if _same_template(p, template)]
+    for pod in new_pods:
+        reason = _failing(pod)
+        if reason:
+            raise PermanentError(f"new pods of {name} fail to start: {reason}", "PodsFailing")
+    replicas = manifest["spec"]["replicas"]
+    done = (
+        (status.get("observedGeneration") or 0) >= (current["metadata"].get("generation") or 0)
+        and (status.get("updatedReplicas") or 0) == replicas
+        and (status.get("readyReplicas") or 0) == replicas
+        and (status.get("availableReplicas") or 0) == replicas
+        and (status.get("replicas") or 0) == replicas
+        and len([p for p in pods if not (p["metadata"].get("deletionTimestamp"))]) == replicas
+    )
+    return "" if done else f"{name}: {status.get('readyReplicas') or 0}/{replicas} ready"
+
+
+def _same_template(pod: dict[str, Any], template: dict[str, Any]) -> bool:
+    annotations = pod["metadata"].get("annotations") or {}
+    wanted = template["metadata"]["annotations"]
+    image = template["spec"]["containers"][0]["image"]
+    return (
+        all(annotations.get(k) == v for k, v in wanted.items())
+        and (pod.get("spec") or {}).get("containers", [{}])[0].get("image") == image
+    )
+
+
+async def roll_out(ctx: AppContext) -> str:
+    assert ctx.next is not None
+    await _apply_version(ctx, ctx.next)
+    return await wait_available(ctx, ctx.next)
+
+
+async def roll_back(ctx: AppContext) -> str:
+    if ctx.previous is None:
+        for manifest in ctx.objects(ctx.next) if ctx.next else []:
+            await ctx.kube.delete(ctx.namespace, manifest["kind"], manifest["metadata"]["name"])
+        return "first release removed"
+    await _apply_version(ctx, ctx.previous)
+    return "previous release restored: " + await wait_available(ctx, ctx.previous)
+
+
+async def _app_status(ctx: AppContext) -> AppStatus:
+    app = await ctx.kube.find("App", ctx.namespace, ctx.app)
+    if app is None:
+        raise PermanentError(f"App {ctx.app} no longer exists", "TargetNotFound")
+    return AppStatus.model_validate(app.get("status") or {})
+
+
+async def record_release(ctx: AppContext) -> str:
+    assert ctx.next is not None
+    status = await _app_status(ctx)
+    release = Release(
+        image=ctx.next.spec.image,
+        config_hash=build.config_hash(ctx.next.spec),
+        operation=ctx.operation,
+        deployed_at=_now(),
+        restarted_at=ctx.next.restarted_at,
+        spec=ctx.next.spec,
+    )
+    releases = [release] + [r for r in status.releases if r.operation != ctx.operation]
+    await ctx.kube.patch_status(
+        "App",
+        ctx.namespace,
+        ctx.app,
+        {"phase": "Running", "image": release.image, "releases": [r.wire() for r in releases[:MAX_RELEASES]]},
+    )
+    return f"release {release.image} ({release.config_hash}) recorded"
+
+
+async def unrecord_release(ctx: AppContext) -> str:
+    status = await _app_status(ctx)
+    releases = [r for r in status.releases if r.operation != ctx.operation]
+    image = releases[0].image if releases else ""
+    await ctx.kube.patch_status(
+        "App",
+        ctx.namespace,
+        ctx.app,
+        {"releases": [r.wire() for r in releases], "image": image, "phase": "Running" if releases else "Pending"},
+    )
+    return "release record removed"
+
+
+async def remove_workload(ctx: AppContext) -> str:
+    removed = 0
+    for version in (ctx.previous,):
+        if version is None:
+            continue
+        for manifest in ctx.objects(version):
+            await ctx.kube.delete(ctx.namespace, manifest["kind"], manifest["metadata"]["name"])
+            removed += 1
+    return f"{removed} object(s) removed"
+
+
+async def restore_workload(ctx: AppContext) -> str:
+    if ctx.previous is None:
+        return "nothing was running"
+    await _apply_version(ctx, ctx.previous)
+    return await wait_available(ctx, ctx.previous)
+
+
+async def mark_deprovisioned(ctx: AppContext) -> str:
+    await ctx.kube.patch_status("App", ctx.namespace, ctx.app, {"phase": "Deprovisioned", "image": ""})
+    return "App marked Deprovisioned; its operations stay in history"
+
+
+async def mark_running(ctx: AppContext) -> str:
+    image = ctx.previous.spec.image if ctx.previous else ""
+    await ctx.kube.patch_status(
+        "App", ctx.namespace, ctx.app, {"phase": "Running" if image else "Pending", "image": image}
+    )
+    return "App marked Running again"
+
+
+RELEASE: StepTable[AppContext] = StepTable(
+    "app-release",
+    [
+        no_side_effect("check", "check the image reference", check, timeout=30),
+        irreversible(
+            "before-release",
+            "run the beforeRelease command with the new image and config",
+            before_release,
+            "a beforeRelease command's effects (e.g. a database migration) cannot be undone by Bosun",
+            timeout=900,
+        ),
+        Step(
+            "roll-out", "roll the Deployments to the new release, with zero downtime", roll_out, roll_back, timeout=600
+        ),
+        Step("record-release", "record the release in the App's status", record_release, unrecord_release, timeout=30),
+    ],
+)
+
+DEPROVISION: StepTable[AppContext] = StepTable(
+    "app-deprovision",
+    [
+        no_side_effect("check", "nothing to validate", check, timeout=30),
+        Step(
+            "remove-workload",
+            "delete the App's Deployments, Services and PDBs",
+            remove_workload,
+            restore_workload,
+            timeout=600,
+        ),
+        Step("record-release", "mark the App Deprovisioned", mark_deprovisioned, mark_running, timeout=30),
+    ],
+)

@@ -1,0 +1,1 @@
+"""Desired-vs-observed repair of the objects Bosun owns, between operations."""
