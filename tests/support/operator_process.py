@@ -28,7 +28,9 @@ class OperatorProcess:
         module: str = "tests.support.operator_under_test",
         env: dict[str, str] | None = None,
         log_format: str = "plain",
+        command: list[str] | None = None,
     ) -> None:
+        self.command = command or ["-m", module]  # e.g. ["-m", "bosun", "run"] for the product
         self.log_format = log_format
         self.kubeconfig = kubeconfig
         self.extra_env = env or {}
@@ -46,8 +48,7 @@ class OperatorProcess:
         self.process = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                self.module,
+                *self.command,
                 "-A",
                 "--liveness-port",
                 str(self.port),

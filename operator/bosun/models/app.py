@@ -51,6 +51,13 @@ class AppSpec(KubeModel):
     env: list[EnvVar] = Field(default_factory=list, max_length=256, description="Environment for every process.")
     health_check: HealthCheck | None = Field(default=None, description="Readiness check of serving processes.")
     resources: Resources | None = Field(default=None, description="Default CPU/memory for every process.")
+    min_ready_seconds: int = Field(
+        default=5,
+        ge=0,
+        le=3600,
+        description="A new pod must stay Ready this long before an old one is stopped: a release that "
+        "crashes right after starting never replaces the running one.",
+    )
     pod_labels: dict[str, str] | None = Field(default=None, description="Extra labels on every pod.")
     pod_annotations: dict[str, str] | None = Field(default=None, description="Extra annotations on every pod.")
     before_release: list[str] | None = Field(

@@ -132,6 +132,7 @@ def deployment(
             "replicas": process.replicas,
             "selector": {"matchLabels": selector(app, process.name)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "minReadySeconds": spec.min_ready_seconds,
             "progressDeadlineSeconds": 600,
             "revisionHistoryLimit": 5,
             "template": {

@@ -1,0 +1,215 @@
+"""Apps on the real cluster with the real operator: zero-downtime deploys, rollback, repair."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.support.bosun_objects import Bosun
+from tests.support.cluster import LocalCluster
+from tests.support.operator_process import OperatorProcess
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.cluster
+
+FAIL = {"pod-container-running-failed.stage.kwok.x-k8s.io": "true"}
+REPLICAS = 3
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(
+        cluster.kubeconfig,
+        tmp_path_factory.mktemp("bosun"),
+        command=["-m", "bosun", "run"],
+        env={"BOSUN_REPAIR_SECONDS": "2"},
+    )
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def bosun(api: client.ApiClient, cluster: LocalCluster, namespace: str, operator: OperatorProcess) -> Bosun:
+    if operator.process is None or operator.process.poll() is not None:
+        operator.start()
+    return Bosun(api, cluster, namespace)
+
+
+def app_manifest(image: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "bosun.dev/v1alpha1",
+        "kind": "App",
+        "metadata": {"name": "shop"},
+        "spec": {
+            "image": image,
+            "healthCheck": {"path": "/healthz"},
+            "minReadySeconds": 3,
+            "processes": [{"name": "web", "replicas": REPLICAS, "ports": [{"port": 8080}]}],
+            **extra,
+        },
+    }
+
+
+class ReadyEndpoints:
+    """Samples the Service's ready endpoints every 50 ms: the zero-downtime witness."""
+
+    def __init__(self, api: client.ApiClient, namespace: str, service: str) -> None:
+        self.discovery = client.DiscoveryV1Api(api)
+        self.namespace, self.service = namespace, service
+        self.samples: list[int] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def count(self) -> int:
+        slices = self.discovery.list_namespaced_endpoint_slice(
+            self.namespace, label_selector=f"kubernetes.io/service-name={self.service}"
+        ).items
+        return sum(1 for s in slices for e in s.endpoints or [] if e.conditions and e.conditions.ready)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            self.samples.append(self.count())
+            time.sleep(0.05)
+
+    def __enter__(self) -> ReadyEndpoints:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+@pytest.fixture
+def shop(bosun: Bosun, api: client.ApiClient) -> Bosun:
+    """App `shop` running release 1 with 3 ready endpoints."""
+    bosun.apply(app_manifest("example.com/shop:1"))
+    first = wait_for(lambda: bosun.list("operations"), what="the first deploy operation")[0]
+    status = bosun.wait_phase(first["metadata"]["name"], timeout=120)
+    assert status["phase"] == "Succeeded", status
+    endpoints = ReadyEndpoints(api, bosun.namespace, "shop-web")
+    wait_for(lambda: endpoints.count() == REPLICAS, what="3 ready endpoints")
+    return bosun
+
+
+def pods(bosun: Bosun) -> list[client.V1Pod]:
+    items = bosun.core.list_namespaced_pod(bosun.namespace, label_selector="app.kubernetes.io/component=web").items
+    return [p for p in items if p.metadata.deletion_timestamp is None]
+
+
+def images(bosun: Bosun) -> set[str]:
+    return {p.spec.containers[0].image for p in pods(bosun)}
+
+
+def deploy_op(bosun: Bosun) -> dict[str, Any]:
+    return wait_for(
+        lambda: [o for o in bosun.list("operations") if "-deploy-g2-" in o["metadata"]["name"]],
+        what="the deploy operation of generation 2",
+    )[0]
+
+
+def test_deploy_keeps_serving_and_records_the_release(
+    shop: Bosun, api: client.ApiClient, cluster: LocalCluster
+) -> None:
+    with ReadyEndpoints(api, shop.namespace, "shop-web") as endpoints:
+        shop.apply(app_manifest("example.com/shop:2"))
+        status = shop.wait_phase(deploy_op(shop)["metadata"]["name"], timeout=120)
+    assert status["phase"] == "Succeeded", status
+    assert min(endpoints.samples) >= REPLICAS, endpoints.samples
+    wait_for(lambda: images(shop) == {"example.com/shop:2"} and len(pods(shop)) == REPLICAS, what="only new pods")
+    app = shop.get("apps", "shop")
+    assert [r["image"] for r in app["status"]["releases"]] == ["example.com/shop:2", "example.com/shop:1"]
+    conditions = {c["type"]: c["status"] for c in app["status"]["conditions"]}
+    assert conditions["Ready"] == "True" and conditions["Stalled"] == "False"
+    row = cluster.kubectl("get", "apps.bosun.dev", "-n", shop.namespace).splitlines()[1].split()
+    assert row[:4] == ["shop", "example.com/shop:2", "Running", "True"]
+    assert "operation" in cluster.kubectl("describe", "apps.bosun.dev", "shop", "-n", shop.namespace)
+
+
+def test_failing_new_pods_roll_back_without_downtime(shop: Bosun, api: client.ApiClient) -> None:
+    with ReadyEndpoints(api, shop.namespace, "shop-web") as endpoints:
+        shop.apply(app_manifest("example.com/shop:2", podLabels=FAIL))
+        status = shop.wait_phase(deploy_op(shop)["metadata"]["name"], timeout=120)
+    assert status["phase"] == "Failed"
+    assert status["reason"] == "PodsFailing"
+    assert status["rollback"]["state"] == "Succeeded", status["rollback"]
+    assert status["rollback"]["undone"] == ["roll-out"]
+    assert min(endpoints.samples) >= REPLICAS, endpoints.samples
+    wait_for(lambda: images(shop) == {"example.com/shop:1"} and len(pods(shop)) == REPLICAS, what="old pods only")
+    app = shop.get("apps", "shop")
+    stalled = next(c for c in app["status"]["conditions"] if c["type"] == "Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", "RolledBack")
+    assert status["phase"] and deploy_op(shop)["metadata"]["name"] in stalled["message"]
+    assert [r["image"] for r in app["status"]["releases"]] == ["example.com/shop:1"]
+
+
+def test_failing_before_release_leaves_the_old_release_untouched(shop: Bosun) -> None:
+    before = {p.metadata.name for p in pods(shop)}
+    shop.apply(app_manifest("example.com/shop:2", podLabels=FAIL, beforeRelease=["bin/migrate"]))
+    status = shop.wait_phase(deploy_op(shop)["metadata"]["name"], timeout=120)
+    assert (status["phase"], status["reason"]) == ("Failed", "BeforeReleaseFailed")
+    step = next(s for s in status["steps"] if s["name"] == "before-release")
+    assert "bin/migrate" in step["message"] and "exit code 1" in step["message"]  # the command's outcome
+    assert next(s for s in status["steps"] if s["name"] == "roll-out")["state"] == "Pending"
+    assert status["rollback"]["state"] == "Failed"  # a migration's effects cannot be undone, and it says so
+    assert status["rollback"]["notUndone"][0]["step"] == "before-release"
+    assert {p.metadata.name for p in pods(shop)} == before
+
+
+def test_deploy_cancelled_half_way_rolls_back_without_downtime(
+    shop: Bosun, api: client.ApiClient, cluster: LocalCluster
+) -> None:
+    slow = {"pod-ready.stage.kwok.x-k8s.io/delay": "4s"}
+    with ReadyEndpoints(api, shop.namespace, "shop-web") as endpoints:
+        shop.apply(app_manifest("example.com/shop:2", podAnnotations=slow))
+        name = deploy_op(shop)["metadata"]["name"]
+        shop.wait_step_state(name, 2, "Running")
+        time.sleep(2)
+        cluster.kubectl("patch", "op", name, "-n", shop.namespace, "--type=merge", "-p", '{"spec":{"cancel":true}}')
+        status = shop.wait_phase(name, timeout=120)
+    assert status["phase"] == "Cancelled"
+    assert status["rollback"]["state"] == "Succeeded"
+    assert min(endpoints.samples) >= REPLICAS, endpoints.samples
+    wait_for(lambda: images(shop) == {"example.com/shop:1"} and len(pods(shop)) == REPLICAS, what="old pods only")
+
+
+def test_operator_killed_mid_deploy_resumes_without_downtime(
+    shop: Bosun, api: client.ApiClient, operator: OperatorProcess
+) -> None:
+    slow = {"pod-ready.stage.kwok.x-k8s.io/delay": "3s"}
+    with ReadyEndpoints(api, shop.namespace, "shop-web") as endpoints:
+        shop.apply(app_manifest("example.com/shop:2", podAnnotations=slow))
+        name = deploy_op(shop)["metadata"]["name"]
+        shop.wait_step_state(name, 2, "Running")
+        operator.kill()
+        time.sleep(2)
+        operator.start()
+        status = shop.wait_phase(name, timeout=120)
+    assert status["phase"] == "Succeeded", status
+    assert status["steps"][2]["attempts"] == 2
+    assert min(endpoints.samples) >= REPLICAS, endpoints.samples
+    wait_for(lambda: images(shop) == {"example.com/shop:2"} and len(pods(shop)) == REPLICAS, what="new pods only")
+
+
+def test_hand_made_drift_is_repaired(shop: Bosun, api: client.ApiClient) -> None:
+    apps_api = client.AppsV1Api(api)
+    apps_api.patch_namespaced_deployment("shop-web", shop.namespace, {"spec": {"replicas": 1}})
+    wait_for(
+        lambda: apps_api.read_namespaced_deployment("shop-web", shop.namespace).spec.replicas == REPLICAS,
+        timeout=30,
+        what="replicas put back",
+    )
+    apps_api.delete_namespaced_deployment("shop-web", shop.namespace)
+    wait_for(
+        lambda: any(d.metadata.name == "shop-web" for d in apps_api.list_namespaced_deployment(shop.namespace).items),
+        timeout=30,
+        what="the Deployment re-created",
+    )
+    events = client.EventsV1Api(api).list_namespaced_event(shop.namespace).items
+    assert any(e.reason == "DriftRepaired" for e in events)
