@@ -100,7 +100,8 @@ def shop(bosun: Bosun, api: client.ApiClient) -> Bosun:
 
 def pods(bosun: Bosun) -> list[client.V1Pod]:
     items = bosun.core.list_namespaced_pod(bosun.namespace, label_selector="app.kubernetes.io/component=web").items
-    return [p for p in items if p.metadata.deletion_timestamp is None]
+    # Active pods: a ReplicaSet leaves its failed pods behind until they are garbage-collected.
+    return [p for p in items if p.metadata.deletion_timestamp is None and p.status.phase not in ("Failed", "Succeeded")]
 
 
 def images(bosun: Bosun) -> set[str]:
@@ -211,5 +212,5 @@ def test_hand_made_drift_is_repaired(shop: Bosun, api: client.ApiClient) -> None
         timeout=30,
         what="the Deployment re-created",
     )
-    events = client.EventsV1Api(api).list_namespaced_event(shop.namespace).items
-    assert any(e.reason == "DriftRepaired" for e in events)
+    events = client.CoreV1Api(api).list_namespaced_event(shop.namespace).items
+    assert any(e.reason == "DriftRepaired" and "shop-web" in (e.message or "") for e in events)

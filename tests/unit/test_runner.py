@@ -265,3 +265,19 @@ def test_table_rejects_unmarked_side_effects_and_duplicates() -> None:
         Step("x", "x", run)
     with pytest.raises(ValueError, match="duplicate"):
         StepTable("t", [step("a"), step("a")])
+
+
+async def test_a_step_that_found_nothing_to_do_is_skipped_and_never_undone() -> None:
+    from bosun.engine.steps import Skipped
+
+    async def nothing(world: World) -> str:
+        world.events.append("run:nothing")
+        return Skipped("nothing to run")
+
+    table = StepTable("t", [step("a"), irreversible("nothing", "may migrate", nothing, "migrations stay"), step("c")])
+    world = World(fail_run={"c"})
+    run, _, _ = runner(world, table)
+    status = await run.drive(OperationStatus())
+    assert status.steps[1].state is StepState.SKIPPED
+    assert world.events == ["run:a", "run:nothing", "run:c", "undo:c", "undo:a"]
+    assert status.rollback is not None and status.rollback.state is RollbackState.SUCCEEDED

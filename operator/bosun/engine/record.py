@@ -77,6 +77,14 @@ def step_succeeded(status: OperationStatus, index: int, now: str, message: str |
     status.progress = progress(status)
 
 
+def step_skipped(status: OperationStatus, index: int, now: str, message: str) -> None:
+    step = status.steps[index]
+    step.state = StepState.SKIPPED
+    step.finished_at = now
+    step.message = message
+    status.progress = progress(status)
+
+
 def step_failed(status: OperationStatus, index: int, now: str, message: str) -> None:
     step = status.steps[index]
     step.state = StepState.FAILED

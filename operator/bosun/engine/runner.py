@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Generic, Protocol
 
 from bosun.engine import record
-from bosun.engine.steps import Ctx, PermanentError, Reversibility, Step, StepTable, TransientError
+from bosun.engine.steps import Ctx, PermanentError, Reversibility, Skipped, Step, StepTable, TransientError
 from bosun.models.operation import OperationStatus, Phase, StepState
 
 logger = logging.getLogger(__name__)
@@ -123,7 +123,10 @@ class Runner(Generic[Ctx]):
                 self.journal.warning(f"step {step.name} failed: {error}")
                 await self._start_rollback(status, error.reason, f"step {step.name} failed: {error}")
                 return
-            record.step_succeeded(status, index, self.clock(), message)
+            if isinstance(message, Skipped):
+                record.step_skipped(status, index, self.clock(), message)
+            else:
+                record.step_succeeded(status, index, self.clock(), message)
             await self.handle.save(status)
             self.journal.info(
                 f"step {index + 1}/{len(status.steps)} {step.name}: succeeded in "

@@ -23,6 +23,10 @@ Ctx = TypeVar("Ctx")
 StepFn = Callable[[Ctx], Awaitable[str | None]]
 
 
+class Skipped(str):
+    """Returned by a step's run when it found nothing to do: it is recorded Skipped, never undone."""
+
+
 class Reversibility(Enum):
     UNDOABLE = "undoable"  # has an undo
     NO_SIDE_EFFECT = "no-side-effect"  # changes nothing: nothing to undo

@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bosun.engine.service import Plan
-from bosun.engine.steps import PermanentError, Step, StepTable, TransientError, irreversible, no_side_effect
+from bosun.engine.steps import PermanentError, Skipped, Step, StepTable, TransientError, irreversible, no_side_effect
 from bosun.kube import Kube
 from bosun.models.app import AppSpec, AppStatus, Process, Release
 from bosun.models.operation import Operation, OperationType
@@ -165,7 +165,7 @@ async def before_release(ctx: AppContext) -> str:
     assert ctx.next is not None
     command = ctx.next.spec.before_release
     if ctx.type is not OperationType.DEPLOY or not command:
-        return "no beforeRelease command"
+        return Skipped("no beforeRelease command: nothing ran")
     spec = ctx.next.spec
     name = _job_name(ctx)
     template = build.deployment(ctx.app, ctx.uid, spec, Process(name="release"), ctx.operation)["spec"]["template"]
@@ -275,9 +275,15 @@ async def _rollout_problem(ctx: AppContext, manifest: dict[str, Any], current: d
         and (status.get("readyReplicas") or 0) == replicas
         and (status.get("availableReplicas") or 0) == replicas
         and (status.get("replicas") or 0) == replicas
-        and len([p for p in pods if not (p["metadata"].get("deletionTimestamp"))]) == replicas
+        and len([p for p in pods if _active(p)]) == replicas
     )
     return "" if done else f"{name}: {status.get('readyReplicas') or 0}/{replicas} ready"
+
+
+def _active(pod: dict[str, Any]) -> bool:
+    """Running or about to: not deleted, not ended (a ReplicaSet leaves its failed pods behind)."""
+    phase = (pod.get("status") or {}).get("phase")
+    return not pod["metadata"].get("deletionTimestamp") and phase not in ("Failed", "Succeeded")
 
 
 def _same_template(pod: dict[str, Any], template: dict[str, Any]) -> bool:
