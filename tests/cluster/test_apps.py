@@ -130,7 +130,10 @@ def test_deploy_keeps_serving_and_records_the_release(
     assert conditions["Ready"] == "True" and conditions["Stalled"] == "False"
     row = cluster.kubectl("get", "apps.bosun.dev", "-n", shop.namespace).splitlines()[1].split()
     assert row[:4] == ["shop", "example.com/shop:2", "Running", "True"]
-    assert "operation" in cluster.kubectl("describe", "apps.bosun.dev", "shop", "-n", shop.namespace)
+    described = cluster.kubectl("describe", "apps.bosun.dev", "shop", "-n", shop.namespace)
+    name = deploy_op(shop)["metadata"]["name"]
+    assert "example.com/shop:2" in described and name in described  # releases and last operation
+    assert f"operation {name}: operation succeeded" in described  # the story, from its events
 
 
 def test_failing_new_pods_roll_back_without_downtime(shop: Bosun, api: client.ApiClient) -> None:
@@ -214,3 +217,67 @@ def test_hand_made_drift_is_repaired(shop: Bosun, api: client.ApiClient) -> None
     )
     events = client.CoreV1Api(api).list_namespaced_event(shop.namespace).items
     assert any(e.reason == "DriftRepaired" and "shop-web" in (e.message or "") for e in events)
+
+
+def test_failed_generation_is_not_retried_in_a_loop(shop: Bosun) -> None:
+    shop.apply(app_manifest("example.com/shop:2", podLabels=FAIL))
+    name = deploy_op(shop)["metadata"]["name"]
+    assert shop.wait_phase(name, timeout=120)["phase"] == "Failed"
+    time.sleep(6)  # several repair periods: nothing may start the same generation again
+    generation_2 = [o["metadata"]["name"] for o in shop.list("operations") if "-g2-" in o["metadata"]["name"]]
+    assert generation_2 == [name]
+    assert images(shop) == {"example.com/shop:1"}  # repair keeps the running release, not the failed spec
+    spec_writers = {
+        m["manager"]
+        for m in shop.get("apps", "shop")["metadata"]["managedFields"]
+        if "f:spec" in (m.get("fieldsV1") or {})
+    }
+    assert spec_writers == {"kubectl-client-side-apply"}  # Bosun never writes the spec a GitOps tool owns
+
+
+def test_scale_changes_replicas_without_restarting_pods(shop: Bosun) -> None:
+    before = {p.metadata.name for p in pods(shop)}
+    shop.operation("scale-up", "shop", type_="scale", parameters={"processes": [{"name": "web", "replicas": 5}]})
+    status = shop.wait_phase("scale-up", timeout=120)
+    assert status["phase"] == "Succeeded", status
+    after = {p.metadata.name for p in pods(shop)}
+    assert before < after and len(after) == 5
+
+
+def test_restart_replaces_every_pod_without_downtime(shop: Bosun, api: client.ApiClient) -> None:
+    before = {p.metadata.name for p in pods(shop)}
+    with ReadyEndpoints(api, shop.namespace, "shop-web") as endpoints:
+        shop.operation("restart-1", "shop", type_="restart")
+        status = shop.wait_phase("restart-1", timeout=120)
+    assert status["phase"] == "Succeeded", status
+    assert min(endpoints.samples) >= REPLICAS, endpoints.samples
+    wait_for(
+        lambda: len(pods(shop)) == REPLICAS and not before & {p.metadata.name for p in pods(shop)}, what="new pods"
+    )
+
+
+def test_configure_rolls_out_the_new_environment(shop: Bosun) -> None:
+    env = [{"name": "MODE", "value": "maintenance"}]
+    shop.operation("configure-1", "shop", type_="configure", parameters={"env": env})
+    assert shop.wait_phase("configure-1", timeout=120)["phase"] == "Succeeded"
+    wait_for(
+        lambda: (
+            len(pods(shop)) == REPLICAS
+            and all(
+                (p.spec.containers[0].env or [None])[0] and p.spec.containers[0].env[0].value == "maintenance"
+                for p in pods(shop)
+            )
+        ),
+        what="pods with the new environment",
+    )
+
+
+def test_deprovision_removes_the_workload_and_keeps_history(shop: Bosun, api: client.ApiClient) -> None:
+    shop.operation("bye", "shop", type_="deprovision")
+    status = shop.wait_phase("bye", timeout=120)
+    assert status["phase"] == "Succeeded", status
+    assert not client.AppsV1Api(api).list_namespaced_deployment(shop.namespace).items
+    assert shop.get("apps", "shop")["status"]["phase"] == "Deprovisioned"
+    shop.custom.delete_namespaced_custom_object("bosun.dev", "v1alpha1", shop.namespace, "apps", "shop")
+    wait_for(lambda: not [a for a in shop.list("apps")], what="the App gone")
+    assert {o["metadata"]["name"] for o in shop.list("operations")} >= {"bye"}  # history outlives the App

@@ -38,6 +38,7 @@ class Bosun:
     def operation(
         self, name: str, target: str, type_: str = "restart", annotations: dict[str, str] | None = None, **spec: Any
     ) -> dict[str, Any]:
+        """Apply an Operation on an App; extra keyword arguments go into its spec (parameters=...)."""
         manifest = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "Operation",

@@ -61,6 +61,10 @@ def test_config_hash_ignores_the_image_only() -> None:
     assert config_hash(SPEC) == config_hash(other_image)
     other_env = SPEC.model_copy(update={"env": []})
     assert config_hash(SPEC) != config_hash(other_env)
+    scaled = SPEC.model_copy(update={"processes": [p.model_copy(update={"replicas": 9}) for p in SPEC.processes]})
+    assert config_hash(SPEC) == config_hash(scaled)  # scaling does not restart pods
+    template = render("shop", "u", SPEC, "release-1")[0]["spec"]["template"]
+    assert template == render("shop", "u", scaled, "release-2")[0]["spec"]["template"]
 
 
 @pytest.mark.parametrize(

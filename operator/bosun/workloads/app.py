@@ -35,9 +35,14 @@ def valid_image(image: str) -> bool:
 
 
 def config_hash(spec: AppSpec) -> str:
-    """A short hash of everything but the image that a release runs with."""
+    """A short hash of what a release's pods run with, but the image and replica counts.
+
+    Replicas stay out: scaling must not change the pod template, or every scale would restart pods.
+    """
     config = spec.wire()
     config.pop("image", None)
+    for process in config.get("processes", []):
+        process.pop("replicas", None)
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -112,11 +117,8 @@ def deployment(
         **labels(app, process.name),
         "app.kubernetes.io/version": _version(spec.image),
     }
-    annotations = {
-        **(spec.pod_annotations or {}),
-        RELEASE_ANNOTATION: release,
-        CONFIG_HASH_ANNOTATION: config_hash(spec),
-    }
+    # The release is named on the Deployment, not on its pods: a scale must not restart them.
+    annotations = {**(spec.pod_annotations or {}), CONFIG_HASH_ANNOTATION: config_hash(spec)}
     if restarted_at:
         annotations[RESTARTED_AT_ANNOTATION] = restarted_at
     return {
