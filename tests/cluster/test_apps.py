@@ -50,6 +50,7 @@ def app_manifest(image: str, **extra: Any) -> dict[str, Any]:
             "image": image,
             "healthCheck": {"path": "/healthz"},
             "minReadySeconds": 3,
+            "terminationGracePeriodSeconds": 1,
             "processes": [{"name": "web", "replicas": REPLICAS, "ports": [{"port": 8080}]}],
             **extra,
         },

@@ -58,6 +58,12 @@ class AppSpec(KubeModel):
         description="A new pod must stay Ready this long before an old one is stopped: a release that "
         "crashes right after starting never replaces the running one.",
     )
+    termination_grace_period_seconds: int = Field(
+        default=30,
+        ge=0,
+        le=3600,
+        description="How long a stopping pod may drain its requests; a deploy ends once old pods are gone.",
+    )
     pod_labels: dict[str, str] | None = Field(default=None, description="Extra labels on every pod.")
     pod_annotations: dict[str, str] | None = Field(default=None, description="Extra annotations on every pod.")
     before_release: list[str] | None = Field(

@@ -281,9 +281,11 @@ async def _rollout_problem(ctx: AppContext, manifest: dict[str, Any], current: d
 
 
 def _active(pod: dict[str, Any]) -> bool:
-    """Running or about to: not deleted, not ended (a ReplicaSet leaves its failed pods behind)."""
-    phase = (pod.get("status") or {}).get("phase")
-    return not pod["metadata"].get("deletionTimestamp") and phase not in ("Failed", "Succeeded")
+    """Running, starting or still draining: not ended (a ReplicaSet leaves its failed pods behind).
+
+    A terminating old pod counts until it is gone: the deploy ends when every old pod has left.
+    """
+    return (pod.get("status") or {}).get("phase") not in ("Failed", "Succeeded")
 
 
 def _same_template(pod: dict[str, Any], template: dict[str, Any]) -> bool:

@@ -139,7 +139,10 @@ def deployment(
             "revisionHistoryLimit": 5,
             "template": {
                 "metadata": {"labels": pod_labels, "annotations": annotations},
-                "spec": {"containers": [_container(spec, process)], "terminationGracePeriodSeconds": 30},
+                "spec": {
+                    "containers": [_container(spec, process)],
+                    "terminationGracePeriodSeconds": spec.termination_grace_period_seconds,
+                },
             },
         },
     }
