@@ -267,6 +267,15 @@ class Kube:
         )
         return [dict(self.api.sanitize_for_serialization(p)) for p in result.items]
 
+    async def pod_log(self, namespace: str, name: str, tail_lines: int = 200) -> str:
+        """The last lines a pod printed (raises PermanentError/TransientError when unavailable)."""
+        return str(
+            await call(
+                f"read log of pod {namespace}/{name}",
+                lambda: self.core.read_namespaced_pod_log(name, namespace, tail_lines=tail_lines),
+            )
+        )
+
     async def healthz(self, timeout: float = 5.0) -> bool:
         try:
             await asyncio.wait_for(call("version", lambda: client.VersionApi(self.api).get_code()), timeout)

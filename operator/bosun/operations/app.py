@@ -189,13 +189,26 @@ async def before_release(ctx: AppContext) -> str:
         current = await ctx.kube.read(ctx.namespace, "Job", name) or {}
         status = current.get("status") or {}
         if status.get("succeeded"):
-            return f"beforeRelease {command} completed (Job {name}); its effects cannot be rolled back"
+            output = await _job_output(ctx, name)
+            return f"beforeRelease {command} completed (Job {name}); its effects cannot be rolled back. {output}"
         if status.get("failed"):
+            failure = await _pod_failure(ctx, {"job-name": name})
+            output = await _job_output(ctx, name)
             raise PermanentError(
-                f"beforeRelease {command} failed (Job {name}): {await _pod_failure(ctx, {'job-name': name})}",
-                "BeforeReleaseFailed",
+                f"beforeRelease {command} failed (Job {name}): {failure}. {output}", "BeforeReleaseFailed"
             )
         await asyncio.sleep(POLL_SECONDS)
+
+
+async def _job_output(ctx: AppContext, job: str) -> str:
+    """What the Job's pod printed, for the operation's log (or why it cannot be read)."""
+    for pod in await ctx.kube.list_pods(ctx.namespace, {"job-name": job}):
+        try:
+            text = await ctx.kube.pod_log(ctx.namespace, pod["metadata"]["name"])
+        except (PermanentError, TransientError) as error:
+            return f"Output unavailable: {error}"
+        return "Output:\n" + text.strip() if text.strip() else "It printed nothing."
+    return "Output unavailable: no pod found"
 
 
 async def _pod_failure(ctx: AppContext, selector: dict[str, str]) -> str:
