@@ -225,6 +225,9 @@ class Kube:
             "Service": (self.core, "service"),
             "PodDisruptionBudget": (client.PolicyV1Api(self.api), "pod_disruption_budget"),
             "Job": (client.BatchV1Api(self.api), "job"),
+            "Pod": (self.core, "pod"),
+            "PersistentVolumeClaim": (self.core, "persistent_volume_claim"),
+            "Secret": (self.core, "secret"),
         }
         if kind not in apis:
             raise PermanentError(f"Bosun does not manage {kind} objects", "InternalError")
@@ -266,6 +269,43 @@ class Kube:
             lambda: self.core.list_namespaced_pod(namespace, label_selector=label_selector),
         )
         return [dict(self.api.sanitize_for_serialization(p)) for p in result.items]
+
+    async def create_object(self, namespace: str, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        """Create a workload object; None if it already exists (creation is the side effect to do once)."""
+        api, suffix = self._typed(manifest["kind"])
+        method = getattr(api, f"create_namespaced_{suffix}")
+        try:
+            result = await call(
+                f"create {manifest['kind']} {namespace}/{manifest['metadata']['name']}",
+                lambda: method(namespace, manifest),
+            )
+        except AlreadyExists:
+            return None
+        return dict(self.api.sanitize_for_serialization(result))
+
+    async def nodes(self) -> list[dict[str, Any]]:
+        result = await call("list nodes", lambda: self.core.list_node())
+        return [dict(self.api.sanitize_for_serialization(n)) for n in result.items]
+
+    async def pods_on(self, node: str) -> list[dict[str, Any]]:
+        result = await call(
+            f"list pods on {node}",
+            lambda: self.core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}"),
+        )
+        return [dict(self.api.sanitize_for_serialization(p)) for p in result.items]
+
+    async def persistent_volume(self, name: str) -> dict[str, Any] | None:
+        try:
+            result = await call(f"read PV {name}", lambda: self.core.read_persistent_volume(name))
+        except NotFound:
+            return None
+        return dict(self.api.sanitize_for_serialization(result))
+
+    async def volume_attachments(self, volume: str) -> list[dict[str, Any]]:
+        storage = client.StorageV1Api(self.api)
+        result = await call("list VolumeAttachments", lambda: storage.list_volume_attachment())
+        items = [dict(self.api.sanitize_for_serialization(v)) for v in result.items]
+        return [v for v in items if (v["spec"].get("source") or {}).get("persistentVolumeName") == volume]
 
     async def pod_log(self, namespace: str, name: str, tail_lines: int = 200) -> str:
         """The last lines a pod printed (raises PermanentError/TransientError when unavailable)."""

@@ -66,5 +66,8 @@ class DatabaseStatus(KubeModel):
     node: str = Field(default="", description="Node the database pod runs on.")
     volume: VolumeRef | None = Field(default=None, description="The bound volume.")
     endpoint: str = Field(default="", description="host:port of its Service.")
+    last_move_downtime_seconds: float | None = Field(
+        default=None, description="Downtime of the last redeploy: from stopping the old pod to the new one Ready."
+    )
     last_operation: LastOperation | None = Field(default=None, description="The newest operation.")
     conditions: list[Condition] = Field(default_factory=list, description="Ready, Reconciling, Stalled.")

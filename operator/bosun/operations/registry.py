@@ -39,6 +39,7 @@ class Registry:
 def default_registry() -> Registry:
     """The operation types this version of Bosun carries out."""
     from bosun.operations.app import plan_app
+    from bosun.operations.database import plan_database
 
     registry = Registry()
     for type_ in (
@@ -49,4 +50,6 @@ def default_registry() -> Registry:
         OperationType.DEPROVISION,
     ):
         registry.add(TargetKind.APP, type_, plan_app)
+    registry.add(TargetKind.DATABASE, OperationType.PROVISION, plan_database)
+    registry.add(TargetKind.DATABASE, OperationType.REDEPLOY, plan_database)
     return registry

@@ -1,0 +1,124 @@
+"""The Kubernetes objects a Database becomes: one pod on one node, its data on a PVC, a Service
+and a credentials Secret.
+
+A bare pod, not a StatefulSet: moving a database means stopping the old pod, waiting for the
+volume to leave its node and starting the new pod on the chosen node, each as a recorded step. A
+StatefulSet would do those steps itself, out of order and out of sight.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bosun.models.base import API_VERSION
+from bosun.models.database import DatabaseSpec, Engine
+
+ENGINES: dict[Engine, tuple[str, int, str]] = {
+    Engine.POSTGRESQL: ("postgres", 5432, "/var/lib/postgresql/data"),
+    Engine.MYSQL: ("mysql", 3306, "/var/lib/mysql"),
+    Engine.REDIS: ("redis", 6379, "/data"),
+}
+PASSWORD_ENV = {Engine.POSTGRESQL: "POSTGRES_PASSWORD", Engine.MYSQL: "MYSQL_ROOT_PASSWORD"}
+DATABASE_LABEL = "bosun.dev/database"
+SERVING_LABEL = "bosun.dev/serving"
+
+
+def image(spec: DatabaseSpec) -> str:
+    return f"{ENGINES[spec.engine][0]}:{spec.version}"
+
+
+def port(spec: DatabaseSpec) -> int:
+    return ENGINES[spec.engine][1]
+
+
+def labels(name: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/component": "database",
+        "app.kubernetes.io/managed-by": "bosun",
+        DATABASE_LABEL: name,
+    }
+
+
+def owner(name: str, uid: str) -> list[dict[str, Any]]:
+    return [{"apiVersion": API_VERSION, "kind": "Database", "name": name, "uid": uid, "controller": True}]
+
+
+def claim_name(name: str) -> str:
+    return f"{name}-data"
+
+
+def secret_name(name: str) -> str:
+    return f"{name}-credentials"
+
+
+def claim(name: str, spec: DatabaseSpec) -> dict[str, Any]:
+    """The data volume. Not owned by the Database: deprovision keeps or deletes it by policy."""
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": claim_name(name), "labels": labels(name)},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": spec.storage.size}}},
+    }
+    if spec.storage.storage_class_name:
+        body["spec"]["storageClassName"] = spec.storage.storage_class_name
+    return body
+
+
+def service(name: str, uid: str, spec: DatabaseSpec) -> dict[str, Any]:
+    """Selects the pod only while it is marked serving: a stopping pod leaves the Service first."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "labels": labels(name), "ownerReferences": owner(name, uid)},
+        "spec": {
+            "selector": {DATABASE_LABEL: name, SERVING_LABEL: "true"},
+            "ports": [{"name": spec.engine.value, "port": port(spec), "targetPort": port(spec)}],
+        },
+    }
+
+
+def pod(name: str, uid: str, spec: DatabaseSpec, pod_name: str, node: str | None) -> dict[str, Any]:
+    """The database pod, pinned to `node` by selector (the scheduler still checks fit and volume)."""
+    engine = spec.engine
+    container: dict[str, Any] = {
+        "name": engine.value,
+        "image": image(spec),
+        "ports": [{"name": engine.value, "containerPort": port(spec)}],
+        "volumeMounts": [{"name": "data", "mountPath": ENGINES[engine][2]}],
+        "readinessProbe": {"tcpSocket": {"port": port(spec)}, "periodSeconds": 5},
+    }
+    if engine in PASSWORD_ENV:
+        container["env"] = [
+            {
+                "name": PASSWORD_ENV[engine],
+                "valueFrom": {"secretKeyRef": {"name": secret_name(name), "key": "password"}},
+            }
+        ]
+    if spec.resources is not None:
+        container["resources"] = spec.resources.wire()
+    pod_spec: dict[str, Any] = {
+        "containers": [container],
+        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim_name(name)}}],
+        "terminationGracePeriodSeconds": 10,
+    }
+    selector = dict((spec.placement.node_selector or {}) if spec.placement else {})
+    if node:
+        selector["kubernetes.io/hostname"] = node
+    if selector:
+        pod_spec["nodeSelector"] = selector
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod_name,
+            "labels": {**labels(name), SERVING_LABEL: "true"},
+            "ownerReferences": owner(name, uid),
+        },
+        "spec": pod_spec,
+    }
+
+
+def requests(spec: DatabaseSpec) -> dict[str, str]:
+    return dict((spec.resources.requests or {}) if spec.resources else {})
