@@ -12,7 +12,7 @@ from kubernetes import client
 
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster
-from tests.support.operator_process import OperatorProcess
+from tests.support.operator_process import OperatorProcess, ensure_running, module_operator
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -23,21 +23,17 @@ REPLICAS = 3
 
 @pytest.fixture(scope="module")
 def operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(
+    yield from module_operator(
         cluster.kubeconfig,
         tmp_path_factory.mktemp("bosun"),
         command=["-m", "bosun", "run"],
         env={"BOSUN_REPAIR_SECONDS": "2"},
     )
-    process.start()
-    yield process
-    process.stop()
 
 
 @pytest.fixture
 def bosun(api: client.ApiClient, cluster: LocalCluster, namespace: str, operator: OperatorProcess) -> Bosun:
-    if operator.process is None or operator.process.poll() is not None:
-        operator.start()
+    ensure_running(operator)
     return Bosun(api, cluster, namespace)
 
 

@@ -12,7 +12,7 @@ from kubernetes import client
 
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster
-from tests.support.operator_process import OperatorProcess
+from tests.support.operator_process import OperatorProcess, ensure_running, module_operator
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -20,17 +20,13 @@ pytestmark = pytest.mark.cluster
 
 @pytest.fixture(scope="module")
 def operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(cluster.kubeconfig, tmp_path_factory.mktemp("bosun-db"), command=["-m", "bosun", "run"])
-    process.start()
-    yield process
-    process.stop()
+    yield from module_operator(cluster.kubeconfig, tmp_path_factory.mktemp("bosun-db"), command=["-m", "bosun", "run"])
 
 
 @pytest.fixture
 def pg(api: client.ApiClient, cluster: LocalCluster, namespace: str, operator: OperatorProcess) -> Bosun:
     """Database `pg` provisioned on kwok-zone-a-1."""
-    if operator.process is None or operator.process.poll() is not None:
-        operator.start()
+    ensure_running(operator)
     bosun = Bosun(api, cluster, namespace)
     bosun.apply(
         {

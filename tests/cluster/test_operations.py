@@ -9,7 +9,7 @@ from kubernetes import client
 
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster
-from tests.support.operator_process import OperatorProcess
+from tests.support.operator_process import OperatorProcess, ensure_running, module_operator
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -17,16 +17,12 @@ pytestmark = pytest.mark.cluster
 
 @pytest.fixture(scope="module")
 def operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(cluster.kubeconfig, tmp_path_factory.mktemp("operator"))
-    process.start()
-    yield process
-    process.stop()
+    yield from module_operator(cluster.kubeconfig, tmp_path_factory.mktemp("operator"))
 
 
 @pytest.fixture
 def bosun(api: client.ApiClient, cluster: LocalCluster, namespace: str, operator: OperatorProcess) -> Bosun:
-    if operator.process is None or operator.process.poll() is not None:
-        operator.start()  # a previous test killed it
+    ensure_running(operator)  # a previous test may have killed it
     return Bosun(api, cluster, namespace)
 
 

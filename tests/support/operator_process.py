@@ -9,7 +9,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -102,3 +104,17 @@ class OperatorProcess:
 
     def log_text(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("operator-*.log")))
+
+
+def module_operator(kubeconfig: Path, log_dir: Path, **options: Any) -> Iterator[OperatorProcess]:
+    """Body of a module-scoped fixture: one operator process for a test module, stopped at its end."""
+    process = OperatorProcess(kubeconfig, log_dir, **options)
+    process.start()
+    yield process
+    process.stop()
+
+
+def ensure_running(process: OperatorProcess) -> None:
+    """Start the operator again if a previous test killed it."""
+    if process.process is None or process.process.poll() is not None:
+        process.start()
