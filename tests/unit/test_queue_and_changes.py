@@ -115,3 +115,18 @@ def test_conditions_follow_the_phase() -> None:
     assert failed["Stalled"].last_transition_time == "t2"
     assert failed["Ready"].last_transition_time == "t1"  # unchanged: still False
     assert failed["Ready"].observed_generation == 2
+
+
+def test_abandoned_operation_names_what_may_stay_changed() -> None:
+    from bosun.models.operation import StepState, StepStatus
+
+    status = OperationStatus(phase=Phase.RUNNING)
+    status.steps = [
+        StepStatus(name="a", state=StepState.SUCCEEDED),
+        StepStatus(name="b", state=StepState.RUNNING),
+        StepStatus(name="c"),
+    ]
+    record.abandon(status, "t", reason="TargetNotFound", message="the App no longer exists")
+    assert status.phase is Phase.FAILED
+    assert status.rollback is not None and status.rollback.state is RollbackState.FAILED
+    assert [n.step for n in status.rollback.not_undone] == ["b", "a"]

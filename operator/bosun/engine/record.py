@@ -177,6 +177,24 @@ def end_without_running(status: OperationStatus, now: str, *, phase: Phase, reas
     status.rollback = RollbackStatus(state=RollbackState.NOT_NEEDED, message="nothing was changed")
 
 
+def abandon(status: OperationStatus, now: str, *, reason: str, message: str) -> None:
+    """End an operation that had started but can no longer be planned (its target vanished).
+
+    Nothing can be undone without a plan, so the rollback is Failed and every step that may have
+    changed something is named: a reader is never told that nothing changed when it might have.
+    """
+    touched = [status.steps[i].name for i in steps_to_undo(status)]
+    status.phase = Phase.FAILED
+    status.reason = reason
+    status.finished_at = now
+    status.message = f"failed: {message}"
+    status.rollback = RollbackStatus(
+        state=RollbackState.FAILED,
+        not_undone=[NotUndone(step=name, reason=f"cannot be undone: {message}") for name in touched],
+        message=f"rollback failed: {message}",
+    )
+
+
 def conditions(status: OperationStatus, generation: int | None, now: str) -> list[Condition]:
     """Ready/Reconciling/Stalled in the kstatus conventions, derived from the phase alone."""
     phase = status.phase

@@ -156,10 +156,14 @@ class OperationService:
             try:
                 plan = await self.planner.plan(self.kube, operation, target)
             except PermanentError as refused:
-                record.end_without_running(
-                    status, utc_now(), phase=Phase.FAILED, reason=refused.reason, message=str(refused)
-                )
-                journal.warning(f"refused before any change: {refused}")
+                if record.steps_to_undo(status):  # resuming after steps ran: say what may stay changed
+                    record.abandon(status, utc_now(), reason=refused.reason, message=str(refused))
+                    journal.warning(f"cannot resume or roll back: {refused}")
+                else:
+                    record.end_without_running(
+                        status, utc_now(), phase=Phase.FAILED, reason=refused.reason, message=str(refused)
+                    )
+                    journal.warning(f"refused before any change: {refused}")
                 await writer.save(status)
                 return status
             started = _epoch(status.started_at) if status.started_at else time.time()
