@@ -368,14 +368,12 @@ async def unrecord_release(ctx: AppContext) -> str:
 
 
 async def remove_workload(ctx: AppContext) -> str:
-    removed = 0
-    for version in (ctx.previous,):
-        if version is None:
-            continue
-        for manifest in ctx.objects(version):
-            await ctx.kube.delete(ctx.namespace, manifest["kind"], manifest["metadata"]["name"])
-            removed += 1
-    return f"{removed} object(s) removed"
+    if ctx.previous is None:
+        return Skipped("nothing was running")
+    objects = ctx.objects(ctx.previous)
+    for manifest in objects:
+        await ctx.kube.delete(ctx.namespace, manifest["kind"], manifest["metadata"]["name"])
+    return f"{len(objects)} object(s) removed"
 
 
 async def restore_workload(ctx: AppContext) -> str:

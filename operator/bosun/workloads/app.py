@@ -148,15 +148,20 @@ def deployment(
     }
 
 
+def _process_metadata(app: str, uid: str, process: Process) -> dict[str, Any]:
+    """Name, labels and owner shared by a process's Service and PodDisruptionBudget."""
+    return {
+        "name": deployment_name(app, process.name),
+        "labels": labels(app, process.name),
+        "ownerReferences": owner(app, uid),
+    }
+
+
 def service(app: str, uid: str, process: Process) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {
-            "name": deployment_name(app, process.name),
-            "labels": labels(app, process.name),
-            "ownerReferences": owner(app, uid),
-        },
+        "metadata": _process_metadata(app, uid, process),
         "spec": {
             "selector": selector(app, process.name),
             "ports": [
@@ -171,11 +176,7 @@ def disruption_budget(app: str, uid: str, process: Process) -> dict[str, Any]:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": {
-            "name": deployment_name(app, process.name),
-            "labels": labels(app, process.name),
-            "ownerReferences": owner(app, uid),
-        },
+        "metadata": _process_metadata(app, uid, process),
         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(app, process.name)}},
     }
 
