@@ -262,6 +262,13 @@ class Kube:
                 lambda: method(name, namespace, propagation_policy="Background"),
             )
 
+    async def patch_object(self, namespace: str, kind: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """A merge patch of a workload object's fields Bosun does not apply (e.g. a claim's size)."""
+        api, suffix = self._typed(kind)
+        method = getattr(api, f"patch_namespaced_{suffix}")
+        result = await call(f"patch {kind} {namespace}/{name}", lambda: method(name, namespace, patch, **MERGE_PATCH))
+        return dict(self.api.sanitize_for_serialization(result))
+
     async def list_pods(self, namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]:
         label_selector = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
         result = await call(
@@ -297,6 +304,17 @@ class Kube:
     async def persistent_volume(self, name: str) -> dict[str, Any] | None:
         try:
             result = await call(f"read PV {name}", lambda: self.core.read_persistent_volume(name))
+        except NotFound:
+            return None
+        return dict(self.api.sanitize_for_serialization(result))
+
+    async def patch_persistent_volume(self, name: str, patch: dict[str, Any]) -> None:
+        await call(f"patch PV {name}", lambda: self.core.patch_persistent_volume(name, patch, **MERGE_PATCH))
+
+    async def storage_class(self, name: str) -> dict[str, Any] | None:
+        storage = client.StorageV1Api(self.api)
+        try:
+            result = await call(f"read StorageClass {name}", lambda: storage.read_storage_class(name))
         except NotFound:
             return None
         return dict(self.api.sanitize_for_serialization(result))

@@ -66,6 +66,9 @@ class DatabaseStatus(KubeModel):
     node: str = Field(default="", description="Node the database pod runs on.")
     volume: VolumeRef | None = Field(default=None, description="The bound volume.")
     endpoint: str = Field(default="", description="host:port of its Service.")
+    running: DatabaseSpec | None = Field(
+        default=None, description="The spec the running pod was made from (what an undo brings back)."
+    )
     last_move_downtime_seconds: float | None = Field(
         default=None, description="Downtime of the last redeploy: from stopping the old pod to the new one Ready."
     )

@@ -50,6 +50,13 @@ def default_registry() -> Registry:
         OperationType.DEPROVISION,
     ):
         registry.add(TargetKind.APP, type_, plan_app)
-    registry.add(TargetKind.DATABASE, OperationType.PROVISION, plan_database)
-    registry.add(TargetKind.DATABASE, OperationType.REDEPLOY, plan_database)
+    for type_ in (
+        OperationType.PROVISION,
+        OperationType.DEPROVISION,
+        OperationType.RESTART,
+        OperationType.SCALE,
+        OperationType.REDEPLOY,
+        OperationType.RESIZE,
+    ):
+        registry.add(TargetKind.DATABASE, type_, plan_database)
     return registry

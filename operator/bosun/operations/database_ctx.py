@@ -1,0 +1,228 @@
+"""What every database step shares: the stored plan, and the pod, volume and node helpers.
+
+A database operation is decided once, before any step runs: where the database runs now, where it
+will run, what it runs now (`previous`) and what it will run (`next`). The plan is stored on the
+Operation, so after a restart the steps resume, and the undo restores, exactly that change, even if
+the Database was edited or its status rewritten meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import Field
+
+from bosun.errors import PermanentError
+from bosun.kube import Kube
+from bosun.models.base import KubeModel
+from bosun.models.database import DatabaseSpec, VolumeRef
+from bosun.workloads import database as build
+
+POLL_SECONDS = 0.25
+ZONE = "topology.kubernetes.io/zone"
+
+
+class DatabasePlan(KubeModel):
+    """The change one database operation makes, fixed before its first step."""
+
+    table: str = Field(description="The step table that carries it out.")
+    from_node: str = Field(default="", description="Where the database runs now ('' before provision).")
+    to_node: str = Field(default="", description="Where it will run ('' lets the scheduler pick).")
+    previous: DatabaseSpec | None = Field(default=None, description="What runs now.")
+    next: DatabaseSpec = Field(description="What will run.")
+    why: str = Field(default="", description="Why Bosun chose this table or node, when it chose.")
+
+
+@dataclass
+class DatabaseContext:
+    kube: Kube
+    namespace: str
+    name: str
+    uid: str
+    operation: str
+    plan: DatabasePlan
+
+    @property
+    def spec(self) -> DatabaseSpec:
+        return self.plan.next
+
+    @property
+    def previous(self) -> DatabaseSpec:
+        return self.plan.previous or self.plan.next
+
+    def _pod(self, salt: str) -> str:
+        return f"{self.name}-{hashlib.sha256(f'{self.operation}/{salt}'.encode()).hexdigest()[:6]}"
+
+    @property
+    def new_pod(self) -> str:
+        """The pod this operation starts (one name per operation: creating it twice is a no-op)."""
+        return self._pod("new")
+
+    @property
+    def restore_pod(self) -> str:
+        """The pod an undo starts to bring the previous database back."""
+        return self._pod("restore")
+
+
+# pods -------------------------------------------------------------------------------------------
+
+
+def running(pod: dict[str, Any]) -> bool:
+    return not pod["metadata"].get("deletionTimestamp") and (pod.get("status") or {}).get("phase") == "Running"
+
+
+def node_ready(node: dict[str, Any] | None) -> bool:
+    conditions = ((node or {}).get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+async def _node(kube: Kube, name: str) -> dict[str, Any] | None:
+    return next((n for n in await kube.nodes() if n["metadata"]["name"] == name), None)
+
+
+async def wait_ready(ctx: DatabaseContext, pod_name: str, node: str = "") -> dict[str, Any]:
+    """Wait until the pod is Ready; fail at once if it fails, vanishes or its node goes NotReady."""
+    while True:
+        current = await ctx.kube.read(ctx.namespace, "Pod", pod_name)
+        if current is None:
+            raise PermanentError(f"pod {pod_name} disappeared", "PodLost")
+        status = current.get("status") or {}
+        if status.get("phase") == "Failed":
+            raise PermanentError(f"pod {pod_name} failed to start: {status.get('message', '')}", "PodsFailing")
+        conditions = {c["type"]: c["status"] for c in status.get("conditions") or []}
+        if conditions.get("Ready") == "True":
+            return current
+        on = (current.get("spec") or {}).get("nodeName") or node
+        if on and not node_ready(await _node(ctx.kube, on)):
+            raise PermanentError(f"node {on} is not Ready: pod {pod_name} cannot start there", "NodeNotReady")
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def wait_gone(ctx: DatabaseContext, pod_name: str) -> None:
+    while await ctx.kube.read(ctx.namespace, "Pod", pod_name) is not None:
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def start_pod(ctx: DatabaseContext, pod_name: str, spec: DatabaseSpec, node: str) -> dict[str, Any]:
+    """Create the database pod (once) pinned to `node` and wait until it is Ready."""
+    await ctx.kube.create_object(ctx.namespace, build.pod(ctx.name, ctx.uid, spec, pod_name, node or None))
+    return await wait_ready(ctx, pod_name, node)
+
+
+async def stop_pods(ctx: DatabaseContext, node: str, keep: str = "") -> list[str]:
+    """Take the database's pods on `node` out of the Service, then stop them; wait until gone."""
+    pods = await ctx.kube.list_pods(ctx.namespace, {build.DATABASE_LABEL: ctx.name})
+    stopped = []
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        if name == keep or (node and (pod.get("spec") or {}).get("nodeName") != node):
+            continue
+        # Leave the Service first, so no client is sent to a stopping database.
+        await ctx.kube.apply(
+            ctx.namespace,
+            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {build.SERVING_LABEL: "false"}}},
+        )
+        await ctx.kube.delete(ctx.namespace, "Pod", name)
+        await wait_gone(ctx, name)
+        stopped.append(name)
+    return stopped
+
+
+async def remove_pod(ctx: DatabaseContext, pod_name: str) -> None:
+    await ctx.kube.delete(ctx.namespace, "Pod", pod_name)
+    await wait_gone(ctx, pod_name)
+
+
+async def record(ctx: DatabaseContext, spec: DatabaseSpec) -> str:
+    """Write what runs, where, on which volume, into the Database status."""
+    pods = [p for p in await ctx.kube.list_pods(ctx.namespace, {build.DATABASE_LABEL: ctx.name}) if running(p)]
+    if len(pods) != 1:
+        raise PermanentError(f"expected one running database pod, found {len(pods)}", "PodsUnexpected")
+    claim = await ctx.kube.read(ctx.namespace, "PersistentVolumeClaim", build.claim_name(ctx.name)) or {}
+    patch = {
+        "phase": "Running",
+        "engine": spec.engine.value,
+        "version": spec.version,
+        "node": pods[0]["spec"]["nodeName"],
+        "volume": VolumeRef(
+            claim_name=build.claim_name(ctx.name),
+            volume_name=(claim.get("spec") or {}).get("volumeName", ""),
+            capacity=((claim.get("status") or {}).get("capacity") or {}).get("storage", ""),
+        ).wire(),
+        "endpoint": f"{ctx.name}.{ctx.namespace}.svc:{build.port(spec)}",
+        "running": spec.wire(),
+    }
+    await ctx.kube.patch_status("Database", ctx.namespace, ctx.name, patch)
+    return f"{spec.engine.value} {spec.version} running on {patch['node']}"
+
+
+# nodes and volumes ------------------------------------------------------------------------------
+
+
+def quantity(value: str) -> float:
+    units = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9}
+    for suffix, factor in sorted(units.items(), key=lambda item: -len(item[0])):
+        if value.endswith(suffix):
+            return float(value[: -len(suffix)]) * factor
+    return float(value)
+
+
+async def volume_zone(kube: Kube, namespace: str, name: str) -> str | None:
+    claim = await kube.read(namespace, "PersistentVolumeClaim", build.claim_name(name)) or {}
+    pv = await kube.persistent_volume((claim.get("spec") or {}).get("volumeName", ""))
+    terms = ((((pv or {}).get("spec") or {}).get("nodeAffinity") or {}).get("required") or {}).get(
+        "nodeSelectorTerms"
+    ) or []
+    for term in terms:
+        for expression in term.get("matchExpressions") or []:
+            if expression.get("key") == ZONE and expression.get("values"):
+                return str(expression["values"][0])
+    return None
+
+
+async def room(kube: Kube, node: dict[str, Any], spec: DatabaseSpec, database: str) -> str:
+    """Why `spec`'s requests do not fit on the node ('' when they do); the database's own pods don't count."""
+    name = node["metadata"]["name"]
+    allocatable = (node.get("status") or {}).get("allocatable") or {}
+    used: dict[str, float] = {}
+    for pod in await kube.pods_on(name):
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        if (pod["metadata"].get("labels") or {}).get(build.DATABASE_LABEL) == database:
+            continue
+        for container in (pod.get("spec") or {}).get("containers") or []:
+            for resource, amount in ((container.get("resources") or {}).get("requests") or {}).items():
+                used[resource] = used.get(resource, 0.0) + quantity(amount)
+    for resource, amount in build.requests(spec).items():
+        free = quantity(allocatable.get(resource, "0")) - used.get(resource, 0.0)
+        if quantity(amount) > free:
+            return f"node {name} has no room: {resource} {amount} requested, {free:g} free"
+    return ""
+
+
+async def refusal(kube: Kube, node: dict[str, Any], plan: DatabasePlan, zone: str | None, database: str) -> str:
+    """Why the database cannot move to this node ('' when it can)."""
+    name = node["metadata"]["name"]
+    if name == plan.from_node:
+        return f"the database already runs on {name}"
+    if not node_ready(node):
+        return f"node {name} is not Ready"
+    if (node.get("spec") or {}).get("unschedulable"):
+        return f"node {name} is cordoned"
+    blocking = [
+        t for t in (node.get("spec") or {}).get("taints") or [] if t.get("effect") in ("NoSchedule", "NoExecute")
+    ]
+    if blocking:
+        return f"node {name} has taints {', '.join(t['key'] for t in blocking)}"
+    labels = node["metadata"].get("labels") or {}
+    node_zone = labels.get(ZONE)
+    if zone and node_zone != zone:
+        return f"node {name} is in zone {node_zone} but the volume is in {zone}: a move across zones is refused"
+    wanted = (plan.next.placement.node_selector or {}) if plan.next.placement else {}
+    mismatched = sorted(k for k, v in wanted.items() if labels.get(k) != v)
+    if mismatched:
+        return f"node {name} does not match the placement's nodeSelector ({', '.join(mismatched)})"
+    return await room(kube, node, plan.next, database)

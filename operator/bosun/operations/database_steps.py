@@ -1,0 +1,494 @@
+"""Database operations as step tables.
+
+Every table works from the plan stored on the Operation (`database_ctx.DatabasePlan`): `from_node`
+and `previous` are what runs now, `to_node` and `next` what will run. Undo brings `previous` back on
+`from_node` with the same volume, and says so if it cannot.
+
+provision
+
+| step        | run                                              | undo                                | timeout |
+| ----------- | ------------------------------------------------ | ----------------------------------- | ------- |
+| check       | engine and version map to an image               | none: no side effect                | 30 s    |
+| credentials | create the credentials Secret (never overwrite)  | delete it if this operation made it | 30 s    |
+| volume      | create the data PVC (an existing one is kept)    | delete it if this operation made it | 30 s    |
+| start       | create Service and pod; wait until Ready, bound  | delete the pod                      | 5 min   |
+| record      | status: node, volume, endpoint, phase Running    | phase back to Pending               | 30 s    |
+
+restart (in place; also a scale that still fits its node, and a version change)
+
+| step  | run                                                  | undo                                    | timeout |
+| ----- | ---------------------------------------------------- | --------------------------------------- | ------- |
+| stop  | leave the Service, stop the pod; wait until gone     | start `previous` on the same node       | 2 min   |
+| start | start `next` on the same node; wait Ready; record it | stop the new pod                        | 5 min   |
+
+redeploy (move; also a scale that no longer fits its node): everything the new node needs is in
+place before the old pod stops, so the downtime is only stop, detach, attach and start.
+
+| step          | run                                                   | undo                              | timeout |
+| ------------- | ----------------------------------------------------- | --------------------------------- | ------- |
+| check-target  | target exists, Ready, schedulable, has room, same     | none: no side effect              | 30 s    |
+|               | zone as the volume; else refuse before any downtime   |                                   |         |
+| pre-pull      | a short-lived pod with the image on the target node   | remove the puller pod             | 5 min   |
+| pre-provision | Service and credentials exist                         | none: no side effect              | 30 s    |
+| stop-old      | leave the Service, then stop the old pod; wait gone   | start `previous` on the old node  | 2 min   |
+| detach        | wait until the volume is attached to no node          | none: waiting changes nothing     | 2 min   |
+| attach        | create the pod on the target; wait until attached     | delete the new pod, wait detached | 2 min   |
+| start         | wait until the new pod is Ready; record the downtime  | none: the undo of stop-old records | 5 min  |
+
+resize (bigger volume)
+
+| step          | run                                                | undo                                  | timeout |
+| ------------- | -------------------------------------------------- | ------------------------------------- | ------- |
+| check-volume  | the StorageClass can expand; the size only grows   | none: no side effect                  | 30 s    |
+| expand        | raise the claim's storage request                  | cannot: a volume does not shrink      | 30 s    |
+| wait-capacity | wait until the claim reports the new capacity      | none: waiting changes nothing         | 5 min   |
+| restart       | restart in place if the filesystem needs it        | none: the pod runs the same spec      | 5 min   |
+| record        | status: the new capacity                           | none: no side effect beyond status    | 30 s    |
+
+deprovision (the volume's fate follows `spec.storage.reclaim`)
+
+| step           | run                                               | undo                                 | timeout |
+| -------------- | ------------------------------------------------- | ------------------------------------ | ------- |
+| stop           | leave the Service, stop the pod; wait until gone  | start `previous` on the same node    | 2 min   |
+| remove-service | delete the Service                                | create it again                      | 30 s    |
+| keep-volume    | Retain: mark the PV Retain; keep claim and Secret | none needed: keeping data is safe    | 30 s    |
+| delete-volume  | Delete: delete the claim and the Secret           | cannot: deleted data is gone         | 2 min   |
+| record         | status: phase Deprovisioned, no node              | phase back to Running                | 30 s    |
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from bosun.engine.steps import (
+    PermanentError,
+    Skipped,
+    Step,
+    StepTable,
+    TransientError,
+    irreversible,
+    no_side_effect,
+)
+from bosun.operations.database_ctx import (
+    POLL_SECONDS,
+    DatabaseContext,
+    node_ready,
+    quantity,
+    record,
+    refusal,
+    remove_pod,
+    start_pod,
+    stop_pods,
+    volume_zone,
+    wait_ready,
+)
+from bosun.workloads import database as build
+
+CREATED_BY = "bosun.dev/created-by-operation"
+
+# shared ----------------------------------------------------------------------------------------
+
+
+async def _create_once(ctx: DatabaseContext, manifest: dict[str, Any]) -> str:
+    manifest["metadata"].setdefault("annotations", {})[CREATED_BY] = ctx.operation
+    kind, name = manifest["kind"], manifest["metadata"]["name"]
+    if await ctx.kube.create_object(ctx.namespace, manifest) is None:
+        return Skipped(f"{kind} {name} already exists: kept as it is")
+    return f"{kind} {name} created"
+
+
+async def _delete_if_mine(ctx: DatabaseContext, kind: str, name: str) -> str:
+    current = await ctx.kube.read(ctx.namespace, kind, name)
+    if current and (current["metadata"].get("annotations") or {}).get(CREATED_BY) == ctx.operation:
+        await ctx.kube.delete(ctx.namespace, kind, name)
+        return f"{kind} {name} deleted"
+    return f"{kind} {name} was not made by this operation: kept"
+
+
+async def stop_current(ctx: DatabaseContext) -> str:
+    stopped = await stop_pods(ctx, ctx.plan.from_node, keep=ctx.new_pod)
+    if not stopped:
+        return f"no database pod was running on {ctx.plan.from_node}"
+    return f"{', '.join(stopped)} left the Service and stopped on {ctx.plan.from_node}"
+
+
+async def restore_previous(ctx: DatabaseContext) -> str:
+    """Undo of every step that stopped the database: start what ran before, where it ran."""
+    await start_pod(ctx, ctx.restore_pod, ctx.previous, ctx.plan.from_node)
+    await record(ctx, ctx.previous)
+    return f"{ctx.previous.engine.value} {ctx.previous.version} back on {ctx.plan.from_node} with its volume"
+
+
+async def stop_new(ctx: DatabaseContext) -> str:
+    await remove_pod(ctx, ctx.new_pod)
+    return f"pod {ctx.new_pod} removed"
+
+
+# provision -------------------------------------------------------------------------------------
+
+
+async def check(ctx: DatabaseContext) -> str:
+    return f"{ctx.spec.engine.value} {ctx.spec.version} runs {build.image(ctx.spec)}"
+
+
+async def credentials(ctx: DatabaseContext) -> str:
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": build.secret_name(ctx.name), "labels": build.labels(ctx.name)},
+        "stringData": {"username": "bosun", "password": secrets.token_urlsafe(24)},
+    }
+    return await _create_once(ctx, secret)
+
+
+async def drop_credentials(ctx: DatabaseContext) -> str:
+    return await _delete_if_mine(ctx, "Secret", build.secret_name(ctx.name))
+
+
+async def volume(ctx: DatabaseContext) -> str:
+    return await _create_once(ctx, build.claim(ctx.name, ctx.spec))
+
+
+async def drop_volume(ctx: DatabaseContext) -> str:
+    return await _delete_if_mine(ctx, "PersistentVolumeClaim", build.claim_name(ctx.name))
+
+
+async def start(ctx: DatabaseContext) -> str:
+    await ctx.kube.apply(ctx.namespace, build.service(ctx.name, ctx.uid, ctx.spec))
+    ready = await start_pod(ctx, ctx.new_pod, ctx.spec, ctx.plan.to_node)
+    return f"pod {ctx.new_pod} Ready on {ready['spec']['nodeName']}"
+
+
+async def record_next(ctx: DatabaseContext) -> str:
+    return await record(ctx, ctx.spec)
+
+
+async def unrecord(ctx: DatabaseContext) -> str:
+    await ctx.kube.patch_status("Database", ctx.namespace, ctx.name, {"phase": "Pending", "node": ""})
+    return "status back to Pending"
+
+
+# restart ---------------------------------------------------------------------------------------
+
+
+async def start_in_place(ctx: DatabaseContext) -> str:
+    await start_pod(ctx, ctx.new_pod, ctx.spec, ctx.plan.from_node)
+    return await record(ctx, ctx.spec)
+
+
+# redeploy --------------------------------------------------------------------------------------
+
+
+async def check_target(ctx: DatabaseContext) -> str:
+    target = ctx.plan.to_node
+    zone = await volume_zone(ctx.kube, ctx.namespace, ctx.name)
+    nodes = {n["metadata"]["name"]: n for n in await ctx.kube.nodes()}
+    if target not in nodes:
+        raise PermanentError(f"move refused before any downtime: node {target} does not exist", "MoveRefused")
+    why = await refusal(ctx.kube, nodes[target], ctx.plan, zone, ctx.name)
+    if why:
+        raise PermanentError(f"move refused before any downtime: {why}", "MoveRefused")
+    checked = f"{target} is Ready, schedulable, has room and is in zone {zone}"
+    return f"{ctx.plan.why}; {checked}" if ctx.plan.why else checked
+
+
+def _puller(ctx: DatabaseContext) -> str:
+    return f"{ctx.new_pod}-prepull"
+
+
+async def pre_pull(ctx: DatabaseContext) -> str:
+    puller = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": _puller(ctx), "labels": {"bosun.dev/prepull": ctx.name}},
+        "spec": {
+            "nodeName": ctx.plan.to_node,
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{"name": "pull", "image": build.image(ctx.spec), "command": ["true"]}],
+        },
+    }
+    await ctx.kube.create_object(ctx.namespace, puller)
+    while True:  # Running means the kubelet has pulled the image
+        current = await ctx.kube.read(ctx.namespace, "Pod", _puller(ctx))
+        if current is None:
+            raise TransientError(f"puller pod {_puller(ctx)} vanished before it ran")
+        if (current.get("status") or {}).get("phase") in ("Running", "Succeeded"):
+            break
+        await asyncio.sleep(POLL_SECONDS)
+    await ctx.kube.delete(ctx.namespace, "Pod", _puller(ctx))
+    return f"image {build.image(ctx.spec)} pulled on {ctx.plan.to_node}"
+
+
+async def drop_puller(ctx: DatabaseContext) -> str:
+    await ctx.kube.delete(ctx.namespace, "Pod", _puller(ctx))
+    return "puller removed"
+
+
+async def pre_provision(ctx: DatabaseContext) -> str:
+    await ctx.kube.apply(ctx.namespace, build.service(ctx.name, ctx.uid, ctx.spec))
+    if await ctx.kube.read(ctx.namespace, "Secret", build.secret_name(ctx.name)) is None:
+        raise PermanentError("the credentials Secret is missing", "CredentialsMissing")
+    return "Service and credentials in place"
+
+
+async def _attachments(ctx: DatabaseContext) -> list[dict[str, Any]]:
+    claim = await ctx.kube.read(ctx.namespace, "PersistentVolumeClaim", build.claim_name(ctx.name)) or {}
+    return await ctx.kube.volume_attachments((claim.get("spec") or {}).get("volumeName", ""))
+
+
+async def detach(ctx: DatabaseContext) -> str:
+    while await _attachments(ctx):
+        await asyncio.sleep(POLL_SECONDS)
+    return f"volume detached from {ctx.plan.from_node}"
+
+
+async def attach(ctx: DatabaseContext) -> str:
+    target = ctx.plan.to_node
+    await ctx.kube.create_object(ctx.namespace, build.pod(ctx.name, ctx.uid, ctx.spec, ctx.new_pod, target))
+    while True:
+        attached = [
+            a
+            for a in await _attachments(ctx)
+            if a["spec"]["nodeName"] == target and (a.get("status") or {}).get("attached")
+        ]
+        if attached:
+            return f"volume attached to {target}"
+        node = next((n for n in await ctx.kube.nodes() if n["metadata"]["name"] == target), None)
+        if not node_ready(node):
+            raise PermanentError(f"node {target} went NotReady during the move", "NodeNotReady")
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def detach_new(ctx: DatabaseContext) -> str:
+    target = ctx.plan.to_node
+    await remove_pod(ctx, ctx.new_pod)
+    while [a for a in await _attachments(ctx) if a["spec"]["nodeName"] == target]:
+        await asyncio.sleep(POLL_SECONDS)
+    return f"new pod removed, volume detached from {target}"
+
+
+async def start_new(ctx: DatabaseContext) -> str:
+    await wait_ready(ctx, ctx.new_pod, ctx.plan.to_node)
+    await record(ctx, ctx.spec)
+    operation = await ctx.kube.get("Operation", ctx.namespace, ctx.operation)
+    steps = {s["name"]: s for s in (operation.get("status") or {}).get("steps") or []}
+    stopped_at = (steps.get("stop-old") or {}).get("startedAt")
+    downtime = (
+        (datetime.now(UTC) - datetime.fromisoformat(stopped_at.replace("Z", "+00:00"))).total_seconds()
+        if stopped_at
+        else 0.0
+    )
+    await ctx.kube.patch_status("Database", ctx.namespace, ctx.name, {"lastMoveDowntimeSeconds": round(downtime, 1)})
+    return f"database Ready on {ctx.plan.to_node}; downtime {downtime:.1f}s (stop, detach, attach, start)"
+
+
+async def status_names_old_node(ctx: DatabaseContext) -> str:
+    return f"the undo of stop-old records {ctx.plan.from_node} again"
+
+
+# resize ----------------------------------------------------------------------------------------
+
+
+async def _claim(ctx: DatabaseContext) -> dict[str, Any]:
+    claim = await ctx.kube.read(ctx.namespace, "PersistentVolumeClaim", build.claim_name(ctx.name))
+    if claim is None:
+        raise PermanentError(f"claim {build.claim_name(ctx.name)} does not exist", "VolumeMissing")
+    return claim
+
+
+async def check_volume(ctx: DatabaseContext) -> str:
+    claim = await _claim(ctx)
+    class_name = (claim.get("spec") or {}).get("storageClassName") or ""
+    storage_class = await ctx.kube.storage_class(class_name) if class_name else None
+    if not storage_class or not storage_class.get("allowVolumeExpansion"):
+        raise PermanentError(
+            f"resize refused: StorageClass {class_name or '(none)'} does not allow volume expansion; "
+            "nothing was changed",
+            "ResizeRefused",
+        )
+    current = ((claim.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage", "0")
+    wanted = ctx.spec.storage.size
+    if quantity(wanted) < quantity(current):
+        raise PermanentError(
+            f"resize refused: the volume is {current} and volumes cannot shrink to {wanted}", "ResizeRefused"
+        )
+    return f"StorageClass {class_name} can expand the volume from {current} to {wanted}"
+
+
+async def expand(ctx: DatabaseContext) -> str:
+    claim = await _claim(ctx)
+    current = claim["spec"]["resources"]["requests"]["storage"]
+    if quantity(current) >= quantity(ctx.spec.storage.size):
+        return Skipped(f"the claim already requests {current}")
+    patch = {"spec": {"resources": {"requests": {"storage": ctx.spec.storage.size}}}}
+    await ctx.kube.patch_object(ctx.namespace, "PersistentVolumeClaim", build.claim_name(ctx.name), patch)
+    return f"claim raised from {current} to {ctx.spec.storage.size}"
+
+
+async def wait_capacity(ctx: DatabaseContext) -> str:
+    while True:
+        claim = await _claim(ctx)
+        capacity = ((claim.get("status") or {}).get("capacity") or {}).get("storage", "0")
+        if quantity(capacity) >= quantity(ctx.spec.storage.size):
+            return f"the volume reports {capacity}"
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def restart_if_needed(ctx: DatabaseContext) -> str:
+    claim = await _claim(ctx)
+    conditions = {c["type"] for c in (claim.get("status") or {}).get("conditions") or [] if c["status"] == "True"}
+    if "FileSystemResizePending" not in conditions:
+        return Skipped("the filesystem grew online: no restart needed")
+    await stop_pods(ctx, ctx.plan.from_node, keep=ctx.new_pod)
+    await start_pod(ctx, ctx.new_pod, ctx.spec, ctx.plan.from_node)
+    return "restarted in place so the filesystem grows"
+
+
+# deprovision -----------------------------------------------------------------------------------
+
+
+async def remove_service(ctx: DatabaseContext) -> str:
+    await ctx.kube.delete(ctx.namespace, "Service", ctx.name)
+    return f"Service {ctx.name} deleted"
+
+
+async def restore_service(ctx: DatabaseContext) -> str:
+    await ctx.kube.apply(ctx.namespace, build.service(ctx.name, ctx.uid, ctx.previous))
+    return f"Service {ctx.name} created again"
+
+
+async def keep_volume(ctx: DatabaseContext) -> str:
+    claim = await _claim(ctx)
+    volume_name = (claim.get("spec") or {}).get("volumeName", "")
+    if volume_name:
+        await ctx.kube.patch_persistent_volume(volume_name, {"spec": {"persistentVolumeReclaimPolicy": "Retain"}})
+    return (
+        f"kept claim {build.claim_name(ctx.name)} (volume {volume_name}, reclaim policy Retain) and Secret "
+        f"{build.secret_name(ctx.name)}: provision again to use the data"
+    )
+
+
+async def volume_kept(ctx: DatabaseContext) -> str:
+    return "the volume was only kept: nothing to undo"
+
+
+async def delete_volume(ctx: DatabaseContext) -> str:
+    claim_name = build.claim_name(ctx.name)
+    await ctx.kube.delete(ctx.namespace, "PersistentVolumeClaim", claim_name)
+    await ctx.kube.delete(ctx.namespace, "Secret", build.secret_name(ctx.name))
+    while await ctx.kube.read(ctx.namespace, "PersistentVolumeClaim", claim_name) is not None:
+        await asyncio.sleep(POLL_SECONDS)
+    return f"claim {claim_name} and Secret {build.secret_name(ctx.name)} deleted (reclaim policy Delete)"
+
+
+async def mark_deprovisioned(ctx: DatabaseContext) -> str:
+    patch = {"phase": "Deprovisioned", "node": "", "endpoint": "", "running": None}
+    await ctx.kube.patch_status("Database", ctx.namespace, ctx.name, patch)
+    return "Database marked Deprovisioned; its operations stay in history"
+
+
+async def mark_running(ctx: DatabaseContext) -> str:
+    await ctx.kube.patch_status("Database", ctx.namespace, ctx.name, {"phase": "Running"})
+    return "Database marked Running again"
+
+
+PROVISION: StepTable[DatabaseContext] = StepTable(
+    "database-provision",
+    [
+        no_side_effect("check", "map engine and version to an image", check, timeout=30),
+        Step("credentials", "create the credentials Secret", credentials, drop_credentials, timeout=30),
+        Step("volume", "create the data volume claim", volume, drop_volume, timeout=30),
+        Step("start", "start the database pod and its Service", start, stop_new, timeout=300),
+        Step("record", "record node, volume and endpoint", record_next, unrecord, timeout=30),
+    ],
+)
+
+STOP = Step("stop", "take the pod out of the Service and stop it", stop_current, restore_previous, timeout=120)
+
+RESTART: StepTable[DatabaseContext] = StepTable(
+    "database-restart",
+    [
+        STOP,
+        Step("start", "start the database again on the same node", start_in_place, stop_new, timeout=300),
+    ],
+)
+
+REDEPLOY: StepTable[DatabaseContext] = StepTable(
+    "database-redeploy",
+    [
+        no_side_effect("check-target", "check the target node can take the database", check_target, timeout=30),
+        Step("pre-pull", "pull the database image on the target node", pre_pull, drop_puller, timeout=300),
+        no_side_effect("pre-provision", "make sure the Service and credentials exist", pre_provision, timeout=30),
+        Step(
+            "stop-old", "take the old pod out of the Service and stop it", stop_current, restore_previous, timeout=120
+        ),
+        no_side_effect("detach", "wait until the volume leaves the old node", detach, timeout=120),
+        Step(
+            "attach",
+            "start the pod on the target node; wait until the volume is attached",
+            attach,
+            detach_new,
+            timeout=120,
+        ),
+        Step(
+            "start",
+            "wait until the database is Ready and serving; record the downtime",
+            start_new,
+            status_names_old_node,
+            timeout=300,
+        ),
+    ],
+)
+
+RESIZE: StepTable[DatabaseContext] = StepTable(
+    "database-resize",
+    [
+        no_side_effect("check-volume", "check the StorageClass can expand the volume", check_volume, timeout=30),
+        irreversible(
+            "expand",
+            "raise the claim's storage request",
+            expand,
+            "a volume cannot shrink: the claim keeps its larger size",
+            timeout=30,
+        ),
+        no_side_effect("wait-capacity", "wait until the new capacity shows", wait_capacity, timeout=300),
+        no_side_effect("restart", "restart in place if the filesystem needs it", restart_if_needed, timeout=300),
+        no_side_effect("record", "record the new capacity", record_next, timeout=30),
+    ],
+)
+
+_DEPROVISION_HEAD = [
+    STOP,
+    Step("remove-service", "delete the Service", remove_service, restore_service, timeout=30),
+]
+_DEPROVISION_TAIL = Step("record", "mark the Database Deprovisioned", mark_deprovisioned, mark_running, timeout=30)
+
+DEPROVISION_RETAIN: StepTable[DatabaseContext] = StepTable(
+    "database-deprovision-retain",
+    [
+        *_DEPROVISION_HEAD,
+        Step("keep-volume", "keep the volume and credentials", keep_volume, volume_kept, timeout=30),
+        _DEPROVISION_TAIL,
+    ],
+)
+
+DEPROVISION_DELETE: StepTable[DatabaseContext] = StepTable(
+    "database-deprovision-delete",
+    [
+        *_DEPROVISION_HEAD,
+        irreversible(
+            "delete-volume",
+            "delete the volume claim and credentials",
+            delete_volume,
+            "deleted data cannot be brought back",
+            timeout=120,
+        ),
+        _DEPROVISION_TAIL,
+    ],
+)
+
+TABLES = {table.name: table for table in (PROVISION, RESTART, REDEPLOY, RESIZE, DEPROVISION_RETAIN, DEPROVISION_DELETE)}
