@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +11,7 @@ from kubernetes import client
 
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster
+from tests.support.endpoints import ReadyEndpoints
 from tests.support.operator_process import OperatorProcess, ensure_running, module_operator
 from tests.support.waiting import wait_for
 
@@ -51,36 +51,6 @@ def app_manifest(image: str, **extra: Any) -> dict[str, Any]:
             **extra,
         },
     }
-
-
-class ReadyEndpoints:
-    """Samples the Service's ready endpoints every 50 ms: the zero-downtime witness."""
-
-    def __init__(self, api: client.ApiClient, namespace: str, service: str) -> None:
-        self.discovery = client.DiscoveryV1Api(api)
-        self.namespace, self.service = namespace, service
-        self.samples: list[int] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def count(self) -> int:
-        slices = self.discovery.list_namespaced_endpoint_slice(
-            self.namespace, label_selector=f"kubernetes.io/service-name={self.service}"
-        ).items
-        return sum(1 for s in slices for e in s.endpoints or [] if e.conditions and e.conditions.ready)
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            self.samples.append(self.count())
-            time.sleep(0.05)
-
-    def __enter__(self) -> ReadyEndpoints:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        self.thread.join()
 
 
 @pytest.fixture

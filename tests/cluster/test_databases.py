@@ -1,61 +1,28 @@
-"""Databases on the real cluster: provision, and moves with every precondition checked first."""
+"""Databases on the real cluster: provision and moves with every precondition checked first."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from kubernetes import client
 
 from tests.support.bosun_objects import Bosun
-from tests.support.cluster import LocalCluster
-from tests.support.operator_process import OperatorProcess, ensure_running, module_operator
+from tests.support.databases import (
+    HOME,
+    NEIGHBOUR,
+    database_manifest,
+    move,
+    ops_of,
+    pods,
+    provision,
+    run_op,
+    steps,
+)
+from tests.support.endpoints import AttachedNodes
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture(scope="module")
-def operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    yield from module_operator(cluster.kubeconfig, tmp_path_factory.mktemp("bosun-db"), command=["-m", "bosun", "run"])
-
-
-@pytest.fixture
-def pg(api: client.ApiClient, cluster: LocalCluster, namespace: str, operator: OperatorProcess) -> Bosun:
-    """Database `pg` provisioned on kwok-zone-a-1."""
-    ensure_running(operator)
-    bosun = Bosun(api, cluster, namespace)
-    bosun.apply(
-        {
-            "apiVersion": "bosun.dev/v1alpha1",
-            "kind": "Database",
-            "metadata": {"name": "pg"},
-            "spec": {
-                "engine": "postgresql",
-                "version": "16",
-                "placement": {"node": "kwok-zone-a-1"},
-                "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}},
-            },
-        }
-    )
-    first = wait_for(lambda: bosun.list("operations"), what="the provision operation")[0]
-    status = bosun.wait_phase(first["metadata"]["name"], timeout=120)
-    assert status["phase"] == "Succeeded", status
-    return bosun
-
-
-def move(bosun: Bosun, name: str, node: str) -> dict[str, Any]:
-    manifest = {
-        "apiVersion": "bosun.dev/v1alpha1",
-        "kind": "Operation",
-        "metadata": {"name": name},
-        "spec": {"target": {"kind": "Database", "name": "pg"}, "type": "redeploy", "parameters": {"node": node}},
-    }
-    bosun.apply(manifest)
-    return bosun.wait_phase(name, timeout=180)
 
 
 def test_provision_runs_the_database_on_its_volume(pg: Bosun) -> None:
@@ -68,35 +35,19 @@ def test_provision_runs_the_database_on_its_volume(pg: Bosun) -> None:
 
 def test_move_checks_and_pre_pulls_before_stopping_and_never_double_attaches(pg: Bosun, api: client.ApiClient) -> None:
     volume = pg.get("databases", "pg")["status"]["volume"]["volumeName"]
-    storage = client.StorageV1Api(api)
-    attached_nodes: list[set[str]] = []
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            items = storage.list_volume_attachment().items
-            attached_nodes.append({v.spec.node_name for v in items if v.spec.source.persistent_volume_name == volume})
-            time.sleep(0.05)
-
-    watcher = threading.Thread(target=sample, daemon=True)
-    watcher.start()
-    try:
-        status = move(pg, "move-1", "kwok-zone-a-2")
-    finally:
-        stop.set()
-        watcher.join()
+    with AttachedNodes(api, volume) as attached:
+        status = move(pg, "move-1", NEIGHBOUR)
     assert status["phase"] == "Succeeded", status
-    steps = {s["name"]: s for s in status["steps"]}
-    assert list(steps) == ["check-target", "pre-pull", "pre-provision", "stop-old", "detach", "attach", "start"]
-    assert steps["check-target"]["finishedAt"] <= steps["stop-old"]["startedAt"]
-    assert steps["pre-pull"]["finishedAt"] <= steps["stop-old"]["startedAt"]
-    assert max(len(nodes) for nodes in attached_nodes) == 1  # never attached to two nodes at once
+    done = steps(status)
+    assert list(done) == ["check-target", "pre-pull", "pre-provision", "stop-old", "detach", "attach", "start"]
+    assert done["check-target"]["finishedAt"] <= done["stop-old"]["startedAt"]
+    assert done["pre-pull"]["finishedAt"] <= done["stop-old"]["startedAt"]
+    assert max(len(nodes) for nodes in attached.samples) == 1  # never attached to two nodes at once
     database = pg.get("databases", "pg")["status"]
-    assert database["node"] == "kwok-zone-a-2"
+    assert database["node"] == NEIGHBOUR
     assert database["volume"]["volumeName"] == volume  # the same PV
     assert 0 < database["lastMoveDowntimeSeconds"] < 60
-    pods = [p for p in pg.core.list_namespaced_pod(pg.namespace, label_selector="bosun.dev/database=pg").items]
-    assert [p.spec.node_name for p in pods] == ["kwok-zone-a-2"]
+    assert [p.spec.node_name for p in pods(pg)] == [NEIGHBOUR]
 
 
 @pytest.fixture
@@ -160,3 +111,126 @@ def test_move_to_a_node_too_small_is_refused(pg: Bosun, small_node: str) -> None
     status = move(pg, "too-small", small_node)
     assert (status["phase"], status["reason"]) == ("Failed", "MoveRefused")
     assert "has no room: cpu 500m requested" in status["message"]
+
+
+def test_restart_replaces_the_pod_in_place_on_the_same_volume(pg: Bosun) -> None:
+    before = pods(pg)
+    volume = pg.get("databases", "pg")["status"]["volume"]["volumeName"]
+    status = run_op(pg, "restart-1", "restart")
+    assert status["phase"] == "Succeeded", status
+    assert list(steps(status)) == ["stop", "start"]
+    after = pods(pg)
+    assert [p.spec.node_name for p in after] == [HOME]
+    assert after[0].metadata.uid != before[0].metadata.uid
+    database = pg.get("databases", "pg")["status"]
+    assert database["volume"]["volumeName"] == volume and database["running"]["version"] == "16"
+
+
+def test_version_edit_restarts_with_the_new_image(pg: Bosun) -> None:
+    pg.apply(database_manifest(version="17"))
+    name = wait_for(lambda: ops_of(pg, "pg", "restart"), what="the restart the edit calls for")[0]
+    status = pg.wait_phase(name, timeout=120)
+    assert status["phase"] == "Succeeded", status
+    assert [c.image for p in pods(pg) for c in p.spec.containers] == ["postgres:17"]
+    database = pg.get("databases", "pg")["status"]
+    assert (database["version"], database["node"]) == ("17", HOME)
+
+
+def test_scale_that_fits_restarts_in_place_with_the_new_requests(pg: Bosun) -> None:
+    status = run_op(pg, "scale-1", "scale", resources={"requests": {"cpu": "2", "memory": "2Gi"}})
+    assert status["phase"] == "Succeeded", status
+    assert list(steps(status)) == ["stop", "start"]
+    (pod,) = pods(pg)
+    assert pod.spec.node_name == HOME
+    assert pod.spec.containers[0].resources.requests == {"cpu": "2", "memory": "2Gi"}
+
+
+@pytest.fixture
+def crowded_home(db: Bosun) -> Iterator[str]:
+    """6 of kwok-zone-a-1's 8 CPUs taken by another pod."""
+    hog = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "hog"},
+        "spec": {
+            "nodeSelector": {"kubernetes.io/hostname": HOME},
+            "containers": [{"name": "hog", "image": "hog", "resources": {"requests": {"cpu": "6"}}}],
+        },
+    }
+    db.core.create_namespaced_pod(db.namespace, hog)
+    wait_for(lambda: db.core.read_namespaced_pod("hog", db.namespace).status.phase == "Running", what="the hog")
+    yield HOME
+    db.core.delete_namespaced_pod("hog", db.namespace, grace_period_seconds=0)
+
+
+def test_scale_that_no_longer_fits_becomes_a_move(pg: Bosun, crowded_home: str) -> None:
+    volume = pg.get("databases", "pg")["status"]["volume"]["volumeName"]
+    status = run_op(pg, "scale-big", "scale", resources={"requests": {"cpu": "3", "memory": "1Gi"}})
+    assert status["phase"] == "Succeeded", status
+    done = steps(status)
+    assert next(iter(done)) == "check-target"
+    assert f"node {crowded_home} has no room: cpu 3 requested" in done["check-target"]["message"]
+    assert f"moving to {NEIGHBOUR}" in done["check-target"]["message"]
+    (pod,) = pods(pg)
+    assert pod.spec.node_name == NEIGHBOUR
+    assert pod.spec.containers[0].resources.requests["cpu"] == "3"
+    assert pg.get("databases", "pg")["status"]["volume"]["volumeName"] == volume
+
+
+def test_storage_edit_resizes_the_volume(pg: Bosun) -> None:
+    pg.apply(database_manifest(storage={"size": "3Gi"}))
+    name = wait_for(lambda: ops_of(pg, "pg", "resize"), what="the resize the edit calls for")[0]
+    status = pg.wait_phase(name, timeout=120)
+    assert status["phase"] == "Succeeded", status
+    assert steps(status)["restart"]["state"] == "Skipped"  # the (simulated) CSI driver grows it online
+    claim = pg.core.read_namespaced_persistent_volume_claim("pg-data", pg.namespace)
+    assert claim.status.capacity["storage"] == "3Gi"
+    assert pg.get("databases", "pg")["status"]["volume"]["capacity"] == "3Gi"
+
+
+def test_resize_on_a_class_that_cannot_expand_is_refused_and_changes_nothing(db: Bosun) -> None:
+    provision(db, database_manifest("fixed", storage={"size": "1Gi", "storageClassName": "bosun-fixed"}))
+    status = run_op(db, "grow", "resize", target="fixed", volumeSize="2Gi")
+    assert (status["phase"], status["reason"]) == ("Failed", "ResizeRefused")
+    assert "StorageClass bosun-fixed does not allow volume expansion" in status["message"]
+    assert [s["state"] for s in status["steps"]][1:] == ["Pending"] * 4  # refused before any change
+    claim = db.core.read_namespaced_persistent_volume_claim("fixed-data", db.namespace)
+    assert claim.spec.resources.requests["storage"] == "1Gi"
+
+
+def test_deprovision_with_retain_keeps_the_volume_for_a_later_provision(pg: Bosun, api: client.ApiClient) -> None:
+    volume = pg.get("databases", "pg")["status"]["volume"]["volumeName"]
+    status = run_op(pg, "down", "deprovision")
+    assert status["phase"] == "Succeeded", status
+    assert list(steps(status)) == ["stop", "remove-service", "keep-volume", "record"]
+    assert pods(pg) == []
+    assert pg.get("databases", "pg")["status"]["phase"] == "Deprovisioned"
+    assert not [s for s in pg.core.list_namespaced_service(pg.namespace).items if s.metadata.name == "pg"]
+    pv = client.CoreV1Api(api).read_persistent_volume(volume)
+    assert pv.spec.persistent_volume_reclaim_policy == "Retain"
+    pg.core.read_namespaced_secret("pg-credentials", pg.namespace)  # kept: the data needs its password
+    again = run_op(pg, "up-again", "provision")
+    assert again["phase"] == "Succeeded", again
+    assert steps(again)["volume"]["state"] == "Skipped"  # the kept claim, the same volume
+    assert pg.get("databases", "pg")["status"]["volume"]["volumeName"] == volume
+
+
+def test_deprovision_with_delete_removes_volume_and_credentials(db: Bosun, api: client.ApiClient) -> None:
+    provision(db, database_manifest("scratch", storage={"size": "1Gi", "reclaim": "Delete"}))
+    volume = db.get("databases", "scratch")["status"]["volume"]["volumeName"]
+    status = run_op(db, "drop", "deprovision", target="scratch")
+    assert status["phase"] == "Succeeded", status
+    assert steps(status)["delete-volume"]["state"] == "Succeeded"
+    assert db.core.list_namespaced_persistent_volume_claim(db.namespace).items == []
+    assert not [s for s in db.core.list_namespaced_secret(db.namespace).items if s.metadata.name.startswith("scratch")]
+    core = client.CoreV1Api(api)
+    wait_for(lambda: volume not in {v.metadata.name for v in core.list_persistent_volume().items}, what="PV gone")
+
+
+def test_placement_edit_moves_the_database(pg: Bosun) -> None:
+    pg.apply(database_manifest(placement={"node": NEIGHBOUR}))
+    name = wait_for(lambda: ops_of(pg, "pg", "redeploy"), what="the redeploy the edit calls for")[0]
+    status = pg.wait_phase(name, timeout=180)
+    assert status["phase"] == "Succeeded", status
+    assert [p.spec.node_name for p in pods(pg)] == [NEIGHBOUR]
+    assert pg.get("databases", "pg")["status"]["node"] == NEIGHBOUR

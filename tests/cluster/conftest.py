@@ -1,0 +1,34 @@
+"""Fixtures shared by the database test modules: one operator per module, and a running `pg`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+
+from tests.support.bosun_objects import Bosun
+from tests.support.cluster import LocalCluster
+from tests.support.databases import HOME, database_manifest, provision
+from tests.support.operator_process import OperatorProcess, ensure_running, module_operator
+
+
+@pytest.fixture(scope="module")
+def database_operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    yield from module_operator(cluster.kubeconfig, tmp_path_factory.mktemp("bosun-db"), command=["-m", "bosun", "run"])
+
+
+@pytest.fixture
+def db(api: client.ApiClient, cluster: LocalCluster, namespace: str, database_operator: OperatorProcess) -> Bosun:
+    """A Bosun helper in the test namespace, with the operator running."""
+    ensure_running(database_operator)
+    return Bosun(api, cluster, namespace)
+
+
+@pytest.fixture
+def pg(db: Bosun) -> Bosun:
+    """Database `pg` (PostgreSQL 16, 500m CPU) provisioned on kwok-zone-a-1."""
+    status = provision(db, database_manifest())
+    assert status["phase"] == "Succeeded", status
+    assert db.get("databases", "pg")["status"]["node"] == HOME
+    return db

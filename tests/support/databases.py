@@ -1,0 +1,76 @@
+"""Databases in tests: manifests, operations on them, and what runs for them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import client
+
+from tests.support.bosun_objects import Bosun
+from tests.support.waiting import wait_for
+
+HOME = "kwok-zone-a-1"  # where `pg` starts
+NEIGHBOUR = "kwok-zone-a-2"  # the other node in its zone
+
+
+def database_manifest(name: str = "pg", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "bosun.dev/v1alpha1",
+        "kind": "Database",
+        "metadata": {"name": name},
+        "spec": {
+            "engine": "postgresql",
+            "version": "16",
+            "placement": {"node": HOME},
+            "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}},
+            **spec,
+        },
+    }
+
+
+def provision(bosun: Bosun, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Apply a Database and wait for the provision operation its creation starts."""
+    name = manifest["metadata"]["name"]
+    bosun.apply(manifest)
+    first = wait_for(lambda: ops_of(bosun, name, "provision"), what=f"the provision operation of {name}")[-1]
+    return bosun.wait_phase(first, timeout=120)
+
+
+def ops_of(bosun: Bosun, target: str, type_: str) -> list[str]:
+    """Names of the operations of this type on this target, oldest first."""
+    found = [
+        o for o in bosun.list("operations") if o["spec"]["target"]["name"] == target and o["spec"]["type"] == type_
+    ]
+    found.sort(key=lambda o: o["metadata"]["creationTimestamp"])
+    return [o["metadata"]["name"] for o in found]
+
+
+def start_op(bosun: Bosun, name: str, type_: str, target: str = "pg", **parameters: Any) -> None:
+    manifest = {
+        "apiVersion": "bosun.dev/v1alpha1",
+        "kind": "Operation",
+        "metadata": {"name": name},
+        "spec": {
+            "target": {"kind": "Database", "name": target},
+            "type": type_,
+            **({"parameters": parameters} if parameters else {}),
+        },
+    }
+    bosun.apply(manifest)
+
+
+def run_op(bosun: Bosun, name: str, type_: str, target: str = "pg", **parameters: Any) -> dict[str, Any]:
+    start_op(bosun, name, type_, target, **parameters)
+    return bosun.wait_phase(name, timeout=180)
+
+
+def move(bosun: Bosun, name: str, node: str) -> dict[str, Any]:
+    return run_op(bosun, name, "redeploy", node=node)
+
+
+def pods(bosun: Bosun, database: str = "pg") -> list[client.V1Pod]:
+    return list(bosun.core.list_namespaced_pod(bosun.namespace, label_selector=f"bosun.dev/database={database}").items)
+
+
+def steps(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["name"]: s for s in status.get("steps") or []}

@@ -1,0 +1,59 @@
+"""Sampling the cluster every 50 ms while something happens: the downtime and double-attach witnesses."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from kubernetes import client
+
+T = TypeVar("T")
+
+
+class Sampler(Generic[T]):
+    """Calls `probe` every 50 ms in a thread while the `with` block runs; keeps every answer."""
+
+    def __init__(self, probe: Callable[[], T]) -> None:
+        self.probe = probe
+        self.samples: list[T] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            self.samples.append(self.probe())
+            time.sleep(0.05)
+
+    def __enter__(self) -> Sampler[T]:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def ReadyEndpoints(api: client.ApiClient, namespace: str, service: str) -> Sampler[int]:
+    """How many ready endpoints the Service has, over time."""
+    discovery = client.DiscoveryV1Api(api)
+
+    def count() -> int:
+        slices = discovery.list_namespaced_endpoint_slice(
+            namespace, label_selector=f"kubernetes.io/service-name={service}"
+        ).items
+        return sum(1 for s in slices for e in s.endpoints or [] if e.conditions and e.conditions.ready)
+
+    return Sampler(count)
+
+
+def AttachedNodes(api: client.ApiClient, volume: str) -> Sampler[set[str]]:
+    """The nodes the volume is attached to (VolumeAttachments), over time."""
+    storage = client.StorageV1Api(api)
+
+    def nodes() -> set[str]:
+        items = storage.list_volume_attachment().items
+        return {v.spec.node_name for v in items if v.spec.source.persistent_volume_name == volume}
+
+    return Sampler(nodes)
