@@ -46,6 +46,12 @@ class DatabaseSpec(KubeModel):
     storage: Storage = Field(default_factory=Storage, description="The data volume.")
     resources: Resources | None = Field(default=None, description="CPU/memory requests and limits.")
     placement: Placement | None = Field(default=None, description="Node or node selector.")
+    min_ready_seconds: int = Field(
+        default=5,
+        ge=0,
+        le=600,
+        description="How long a new database pod must stay Ready before an operation counts it as started.",
+    )
 
 
 class VolumeRef(KubeModel):

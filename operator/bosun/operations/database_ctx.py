@@ -83,8 +83,12 @@ async def _node(kube: Kube, name: str) -> dict[str, Any] | None:
     return next((n for n in await kube.nodes() if n["metadata"]["name"] == name), None)
 
 
-async def wait_ready(ctx: DatabaseContext, pod_name: str, node: str = "") -> dict[str, Any]:
-    """Wait until the pod is Ready; fail at once if it fails, vanishes or its node goes NotReady."""
+async def wait_ready(ctx: DatabaseContext, pod_name: str, node: str = "", stable: float = 0.0) -> dict[str, Any]:
+    """Wait until the pod is Ready and has stayed Ready for `stable` seconds.
+
+    Fails at once if the pod fails, vanishes, stops being Ready, or its node goes NotReady.
+    """
+    ready_since: float | None = None
     while True:
         current = await ctx.kube.read(ctx.namespace, "Pod", pod_name)
         if current is None:
@@ -93,12 +97,25 @@ async def wait_ready(ctx: DatabaseContext, pod_name: str, node: str = "") -> dic
         if status.get("phase") == "Failed":
             raise PermanentError(f"pod {pod_name} failed to start: {status.get('message', '')}", "PodsFailing")
         conditions = {c["type"]: c["status"] for c in status.get("conditions") or []}
+        now = asyncio.get_running_loop().time()
         if conditions.get("Ready") == "True":
-            return current
+            ready_since = now if ready_since is None else ready_since
+            if now - ready_since >= stable:
+                return current
+        elif ready_since is not None:
+            raise PermanentError(f"pod {pod_name} stopped being Ready within {stable:g}s of starting", "PodsFailing")
         on = (current.get("spec") or {}).get("nodeName") or node
         if on and not node_ready(await _node(ctx.kube, on)):
             raise PermanentError(f"node {on} is not Ready: pod {pod_name} cannot start there", "NodeNotReady")
         await asyncio.sleep(POLL_SECONDS)
+
+
+def ready_at(pod: dict[str, Any]) -> str:
+    """When the pod last became Ready (RFC 3339), '' if it is not."""
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition["type"] == "Ready" and condition["status"] == "True":
+            return str(condition.get("lastTransitionTime") or "")
+    return ""
 
 
 async def wait_gone(ctx: DatabaseContext, pod_name: str) -> None:
@@ -109,7 +126,7 @@ async def wait_gone(ctx: DatabaseContext, pod_name: str) -> None:
 async def start_pod(ctx: DatabaseContext, pod_name: str, spec: DatabaseSpec, node: str) -> dict[str, Any]:
     """Create the database pod (once) pinned to `node` and wait until it is Ready."""
     await ctx.kube.create_object(ctx.namespace, build.pod(ctx.name, ctx.uid, spec, pod_name, node or None))
-    return await wait_ready(ctx, pod_name, node)
+    return await wait_ready(ctx, pod_name, node, stable=spec.min_ready_seconds)
 
 
 async def stop_pods(ctx: DatabaseContext, node: str, keep: str = "") -> list[str]:

@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from bosun.engine.steps import (
@@ -77,6 +77,7 @@ from bosun.operations.database_ctx import (
     DatabaseContext,
     node_ready,
     quantity,
+    ready_at,
     record,
     refusal,
     remove_pod,
@@ -272,18 +273,25 @@ async def detach_new(ctx: DatabaseContext) -> str:
 
 
 async def start_new(ctx: DatabaseContext) -> str:
-    await wait_ready(ctx, ctx.new_pod, ctx.plan.to_node)
+    pod = await wait_ready(ctx, ctx.new_pod, ctx.plan.to_node, stable=ctx.spec.min_ready_seconds)
     await record(ctx, ctx.spec)
     operation = await ctx.kube.get("Operation", ctx.namespace, ctx.operation)
-    steps = {s["name"]: s for s in (operation.get("status") or {}).get("steps") or []}
-    stopped_at = (steps.get("stop-old") or {}).get("startedAt")
-    downtime = (
-        (datetime.now(UTC) - datetime.fromisoformat(stopped_at.replace("Z", "+00:00"))).total_seconds()
-        if stopped_at
-        else 0.0
-    )
+    stopped_at = (steps_of(operation).get("stop-old") or {}).get("startedAt")
+    serving_at = ready_at(pod)
+    downtime = (parse_time(serving_at) - parse_time(stopped_at)).total_seconds() if stopped_at and serving_at else 0.0
     await ctx.kube.patch_status("Database", ctx.namespace, ctx.name, {"lastMoveDowntimeSeconds": round(downtime, 1)})
-    return f"database Ready on {ctx.plan.to_node}; downtime {downtime:.1f}s (stop, detach, attach, start)"
+    return (
+        f"database Ready on {ctx.plan.to_node} (stayed Ready {ctx.spec.min_ready_seconds}s); "
+        f"downtime {downtime:.1f}s (stop, detach, attach, start)"
+    )
+
+
+def steps_of(operation: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["name"]: s for s in (operation.get("status") or {}).get("steps") or []}
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 async def status_names_old_node(ctx: DatabaseContext) -> str:

@@ -1,0 +1,160 @@
+"""A database move that goes wrong comes back to the old node with its volume, and says so.
+
+The failures are made the way a real cluster makes them: KWOK's chaos stage turns the target node
+NotReady; an admission policy labels the new pod so KWOK fails it, or delays the pre-pull pod's
+readiness so a cancel lands during the pre-pull; the operator process is SIGKILLed mid-step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.support.bosun_objects import Bosun
+from tests.support.cluster import LocalCluster
+from tests.support.databases import HOME, NEIGHBOUR, pods, start_op, steps
+from tests.support.endpoints import AttachedNodes, ReadyEndpoints
+from tests.support.operator_process import OperatorProcess
+from tests.support.pod_policy import FAIL_LABEL, pod_policy, slow_ready
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.cluster
+
+MOVE_STEPS = ["check-target", "pre-pull", "pre-provision", "stop-old", "detach", "attach", "start"]
+ON_TARGET = f"has(object.spec.nodeSelector) && object.spec.nodeSelector['kubernetes.io/hostname'] == '{NEIGHBOUR}'"
+PULLER = "has(object.metadata.labels) && 'bosun.dev/prepull' in object.metadata.labels"
+
+
+def probe_pod(labels: dict[str, str] | None = None, node_selector: dict[str, str] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"containers": [{"name": "probe", "image": "probe"}]}
+    if node_selector:
+        spec["nodeSelector"] = node_selector
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe", "labels": labels or {}}, "spec": spec}
+
+
+def cancel(cluster: LocalCluster, bosun: Bosun, name: str) -> None:
+    cluster.kubectl("patch", "op", name, "-n", bosun.namespace, "--type=merge", "-p", '{"spec":{"cancel":true}}')
+
+
+def assert_back_home(pg: Bosun, volume: str, status: dict[str, Any]) -> None:
+    assert status["rollback"]["state"] == "Succeeded", status
+    assert steps(status)["stop-old"]["state"] == "Undone"
+    assert [p.spec.node_name for p in pods(pg)] == [HOME]
+    database = pg.get("databases", "pg")["status"]
+    assert (database["node"], database["phase"]) == (HOME, "Running")
+    assert database["volume"]["volumeName"] == volume
+    wait_for(lambda: ReadyEndpoints(pg.core.api_client, pg.namespace, "pg").probe() == 1, what="pg serving again")
+
+
+@pytest.fixture
+def volume(pg: Bosun) -> str:
+    return str(pg.get("databases", "pg")["status"]["volume"]["volumeName"])
+
+
+@pytest.fixture
+def flaky_target(api: client.ApiClient) -> Iterator[client.CoreV1Api]:
+    """Restores the neighbour node after a test turns it NotReady."""
+    core = client.CoreV1Api(api)
+    yield core
+    core.patch_node(NEIGHBOUR, {"metadata": {"labels": {"node-not-ready.stage.kwok.x-k8s.io": None}}})
+    wait_for(
+        lambda: not [t for t in core.read_node(NEIGHBOUR).spec.taints or [] if "not-ready" in t.key],
+        timeout=60,
+        what=f"{NEIGHBOUR} Ready again",
+    )
+
+
+def test_target_going_not_ready_mid_move_rolls_back_to_the_old_node(
+    pg: Bosun, volume: str, api: client.ApiClient, flaky_target: client.CoreV1Api
+) -> None:
+    with AttachedNodes(api, volume) as attached:
+        start_op(pg, "move", "redeploy", node=NEIGHBOUR)
+        pg.wait_step_state("move", MOVE_STEPS.index("stop-old"), "Running")
+        flaky_target.patch_node(NEIGHBOUR, {"metadata": {"labels": {"node-not-ready.stage.kwok.x-k8s.io": "true"}}})
+        status = pg.wait_phase("move", timeout=180)
+    assert (status["phase"], status["reason"]) == ("Failed", "NodeNotReady"), status
+    assert f"node {NEIGHBOUR}" in status["message"]
+    assert_back_home(pg, volume, status)
+    assert max(len(nodes) for nodes in attached.samples) == 1
+
+
+def test_new_pod_failing_to_start_rolls_back_to_the_old_node(
+    pg: Bosun, volume: str, api: client.ApiClient, cluster: LocalCluster
+) -> None:
+    target_probe = probe_pod(node_selector={"kubernetes.io/hostname": NEIGHBOUR})
+    with (
+        pod_policy(cluster, api, pg.namespace, ON_TARGET, target_probe, labels=FAIL_LABEL),
+        AttachedNodes(api, volume) as attached,
+    ):
+        start_op(pg, "move", "redeploy", node=NEIGHBOUR)
+        status = pg.wait_phase("move", timeout=180)
+    assert (status["phase"], status["reason"]) == ("Failed", "PodsFailing"), status
+    assert (steps(status)["start"]["state"], steps(status)["attach"]["state"]) == ("Undone", "Undone")
+    assert_back_home(pg, volume, status)
+    assert max(len(nodes) for nodes in attached.samples) == 1
+
+
+def test_cancel_during_pre_pull_means_no_downtime_at_all(
+    pg: Bosun, api: client.ApiClient, cluster: LocalCluster
+) -> None:
+    (before,) = pods(pg)
+    puller_probe = probe_pod(labels={"bosun.dev/prepull": "pg"})
+    with (
+        pod_policy(cluster, api, pg.namespace, PULLER, puller_probe, annotations=slow_ready(20)),
+        ReadyEndpoints(api, pg.namespace, "pg") as endpoints,
+    ):
+        start_op(pg, "move", "redeploy", node=NEIGHBOUR)
+        pg.wait_step_state("move", MOVE_STEPS.index("pre-pull"), "Running")
+        time.sleep(1)
+        cancel(cluster, pg, "move")
+        status = pg.wait_phase("move", timeout=120)
+    assert status["phase"] == "Cancelled" and status["rollback"]["state"] == "Succeeded", status
+    assert [s["state"] for s in status["steps"]][3:] == ["Pending"] * 4  # the old pod was never touched
+    assert min(endpoints.samples) == 1, endpoints.samples  # no downtime at all
+    (after,) = pods(pg)
+    assert after.metadata.uid == before.metadata.uid
+    assert not [p for p in pods(pg) if "prepull" in p.metadata.name]
+
+
+def test_cancel_after_the_old_pod_stopped_brings_it_back(
+    pg: Bosun, volume: str, api: client.ApiClient, cluster: LocalCluster
+) -> None:
+    start_op(pg, "move", "redeploy", node=NEIGHBOUR)
+    pg.wait_step_state("move", MOVE_STEPS.index("stop-old"), "Succeeded", timeout=120)
+    cancel(cluster, pg, "move")
+    status = pg.wait_phase("move", timeout=180)
+    assert status["phase"] == "Cancelled", status
+    assert_back_home(pg, volume, status)
+
+
+@pytest.mark.parametrize("step", ["pre-pull", "stop-old", "attach", "start"])
+def test_operator_killed_during_a_move_step_resumes_it(
+    pg: Bosun,
+    volume: str,
+    api: client.ApiClient,
+    cluster: LocalCluster,
+    database_operator: OperatorProcess,
+    step: str,
+) -> None:
+    slow = probe_pod(labels={"bosun.dev/prepull": "pg"})
+    slow_pods = f"{PULLER} || ({ON_TARGET})"
+    with (
+        pod_policy(cluster, api, pg.namespace, slow_pods, slow, annotations=slow_ready(4)),
+        AttachedNodes(api, volume) as attached,
+    ):
+        start_op(pg, "move", "redeploy", node=NEIGHBOUR)
+        index = MOVE_STEPS.index(step)
+        pg.wait_step_state("move", index, "Running", timeout=120)
+        database_operator.kill()
+        time.sleep(1)
+        database_operator.start()
+        status = pg.wait_phase("move", timeout=180)
+    assert status["phase"] == "Succeeded", status
+    assert steps(status)[step]["attempts"] == 2  # the step was in flight when the operator died
+    assert [p.spec.node_name for p in pods(pg)] == [NEIGHBOUR]
+    assert pg.get("databases", "pg")["status"]["volume"]["volumeName"] == volume
+    assert max(len(nodes) for nodes in attached.samples) == 1
