@@ -11,7 +11,9 @@ from kubernetes import client
 
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import ROOT, LocalCluster
+from tests.support.databases import NEIGHBOUR, database_manifest, ops_of, provision, run_op
 from tests.support.operator_process import OperatorProcess
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -73,9 +75,40 @@ def test_operator_runs_with_least_privilege(
     assert "forbidden" not in operator_as_service_account.log_text().lower()
 
 
+@pytest.fixture
+def product_as_service_account(service_account_kubeconfig: Path, tmp_path: Path) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(
+        service_account_kubeconfig, tmp_path, command=["-m", "bosun", "run"], env={"BOSUN_NAMESPACE": "bosun-system"}
+    )
+    process.start()
+    yield process
+    process.stop()
+
+
+def test_apps_and_databases_work_under_these_rules(
+    api: client.ApiClient, cluster: LocalCluster, namespace: str, product_as_service_account: OperatorProcess
+) -> None:
+    bosun = Bosun(api, cluster, namespace)
+    bosun.app("web")
+    assert provision(bosun, database_manifest())["phase"] == "Succeeded"
+    assert run_op(bosun, "move", "redeploy", node=NEIGHBOUR)["phase"] == "Succeeded"
+    assert run_op(bosun, "down", "deprovision")["phase"] == "Succeeded"
+    deploy = wait_for(lambda: ops_of(bosun, "web", "deploy"), what="the App's first deploy")[0]
+    assert bosun.wait_phase(deploy, timeout=120)["phase"] == "Succeeded"
+    assert "forbidden" not in product_as_service_account.log_text().lower()
+
+
 @pytest.mark.parametrize(
     ("verb", "resource"),
-    [("get", "secrets"), ("delete", "apps.bosun.dev"), ("delete", "operations.bosun.dev"), ("create", "pods")],
+    [
+        ("list", "secrets"),
+        ("watch", "secrets"),
+        ("patch", "nodes"),
+        ("delete", "persistentvolumes"),
+        ("delete", "apps.bosun.dev"),
+        ("delete", "operations.bosun.dev"),
+        ("create", "clusterrolebindings"),
+    ],
 )
 def test_service_account_is_refused_what_it_does_not_need(
     cluster: LocalCluster, service_account_kubeconfig: Path, verb: str, resource: str
