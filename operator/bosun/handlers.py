@@ -23,6 +23,7 @@ from bosun.models.operation import TargetKind
 from bosun.operations.changes import create_operations_for_edit
 from bosun.reconcile.app import repair_app
 from bosun.settings import Settings
+from bosun.store import Store, store_from
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Memo:
     planner: Planner
     kube: Kube | None = None
     heartbeat: Heartbeat | None = None
+    store: Store | None = None
     services: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -51,8 +53,10 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
     async def startup(settings: kopf.OperatorSettings, memo: Memo, **_: Any) -> None:
         configure_kopf(settings, memo.settings)
         memo.kube = await Kube.connect(memo.settings.kubeconfig)
+        config = memo.settings
+        memo.store = store_from(config.store_url, config.s3_endpoint_url, config.s3_region)
         memo.services["operations"] = OperationService(
-            memo.kube, memo.planner, queue_poll_seconds=memo.settings.queue_poll_seconds
+            memo.kube, memo.planner, queue_poll_seconds=config.queue_poll_seconds, store=memo.store
         )
         memo.heartbeat = Heartbeat(memo.kube, memo.settings.heartbeat_home, memo.settings.heartbeat_seconds)
         memo.heartbeat.start()

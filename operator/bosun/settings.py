@@ -46,6 +46,20 @@ class Settings:
     repair_seconds: float = field(default_factory=lambda: float(os.environ.get("BOSUN_REPAIR_SECONDS", "30")))
     """How often an idle App is compared with its current release and hand-made drift repaired."""
 
+    store_url: str = field(
+        default_factory=lambda: os.environ.get(
+            "BOSUN_STORE_URL", os.path.join(os.path.expanduser("~"), ".local", "share", "bosun")
+        )
+    )
+    """Where operation logs, archived records and reports' sources go: s3://bucket/prefix or a directory."""
+
+    s3_endpoint_url: str = field(default_factory=lambda: os.environ.get("BOSUN_S3_ENDPOINT_URL", ""))
+    """Endpoint of an S3-compatible server (MinIO, Ceph, ...); empty for AWS S3."""
+
+    s3_region: str = field(
+        default_factory=lambda: os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", ""))
+    )
+
     @property
     def heartbeat_home(self) -> str:
         return self.heartbeat_namespace or (self.namespaces[0] if self.namespaces else "default")

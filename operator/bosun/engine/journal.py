@@ -11,14 +11,18 @@ import asyncio
 import logging
 from typing import Any
 
+from bosun.engine.oplog import OperationLog
 from bosun.kube import Kube
 
 logger = logging.getLogger("bosun.operation")
 
 
 class KubeJournal:
-    def __init__(self, kube: Kube, operation: dict[str, Any], target: dict[str, Any] | None) -> None:
+    def __init__(
+        self, kube: Kube, operation: dict[str, Any], target: dict[str, Any] | None, log: OperationLog | None = None
+    ) -> None:
         self.kube = kube
+        self.log = log
         self.operation = operation
         self.target = target
         self.lines: list[str] = []
@@ -35,6 +39,8 @@ class KubeJournal:
 
     def _write(self, message: str, *, warning: bool) -> None:
         self.lines.append(message)
+        if self.log is not None:
+            self.log.add(message, warning=warning)
         logger.log(logging.WARNING if warning else logging.INFO, message, extra=self._extra)
         name = self.operation["metadata"]["name"]
         self._events.put_nowait((self.operation, message, warning))

@@ -107,10 +107,10 @@ class Runner(Generic[Ctx]):
                 return
             resumed = state is StepState.RUNNING
             record.step_started(status, index, self.clock())
-            await self.handle.save(status)
             self.journal.info(
                 f"step {index + 1}/{len(status.steps)} {step.name}: {'resumed' if resumed else 'started'}"
             )
+            await self.handle.save(status)
             began = time.monotonic()
             try:
                 message = await self._attempts(status, index, step)
@@ -127,14 +127,14 @@ class Runner(Generic[Ctx]):
                 record.step_skipped(status, index, self.clock(), message)
             else:
                 record.step_succeeded(status, index, self.clock(), message)
-            await self.handle.save(status)
             self.journal.info(
                 f"step {index + 1}/{len(status.steps)} {step.name}: succeeded in "
                 f"{time.monotonic() - began:.1f}s{': ' + message if message else ''}"
             )
+            await self.handle.save(status)
         record.succeed(status, self.clock())
-        await self.handle.save(status)
         self.journal.info("operation succeeded")
+        await self.handle.save(status)
 
     async def _attempts(self, status: OperationStatus, index: int, step: Step[Ctx]) -> str | None:
         """Run a step, retrying transient errors within its timeout and the operation's deadline."""
@@ -151,8 +151,8 @@ class Runner(Generic[Ctx]):
                 if time.monotonic() + delay >= give_up_at:
                     raise PermanentError(f"timed out after {timeout:.0f}s: {error}", "StepTimeout") from error
                 record.step_retrying(status, index, str(error))
-                await self.handle.save(status)
                 self.journal.warning(f"step {step.name}: transient error, retry in {delay:.1f}s: {error}")
+                await self.handle.save(status)
                 await asyncio.sleep(delay)
                 attempt += 1
             except TimeoutError as error:
@@ -203,8 +203,8 @@ class Runner(Generic[Ctx]):
 
     async def _start_rollback(self, status: OperationStatus, reason: str, message: str) -> None:
         record.begin_rollback(status, reason, message)
-        await self.handle.save(status)
         self.journal.warning(f"rolling back: {message}")
+        await self.handle.save(status)
 
     async def _back(self, status: OperationStatus) -> None:
         for index in record.steps_to_undo(status):
@@ -214,30 +214,30 @@ class Runner(Generic[Ctx]):
                 continue
             if step.reversibility is Reversibility.IRREVERSIBLE:
                 record.not_undone(status, index, self.clock(), step.irreversible_reason, failed=False)
-                await self.handle.save(status)
                 self.journal.warning(f"step {step.name} cannot be undone: {step.irreversible_reason}")
+                await self.handle.save(status)
                 continue
             assert step.undo is not None
             record.undo_started(status, index, self.clock())
-            await self.handle.save(status)
             self.journal.info(f"undoing step {step.name}")
+            await self.handle.save(status)
             try:
                 await self._undo(step)
             except (PermanentError, TimeoutError) as error:
                 reason = str(error) or f"undo timed out after {step.timeout:.0f}s"
                 record.not_undone(status, index, self.clock(), reason, failed=True)
-                await self.handle.save(status)
                 self.journal.warning(f"undo of step {step.name} failed: {reason}")
+                await self.handle.save(status)
                 continue
             record.undone(status, index, self.clock())
-            await self.handle.save(status)
             self.journal.info(f"step {step.name} undone")
+            await self.handle.save(status)
         record.finish_rollback(status, self.clock(), applicable=self.table.needs_rollback)
-        await self.handle.save(status)
         assert status.rollback is not None
         (self.journal.info if status.rollback.state.value != "Failed" else self.journal.warning)(
             status.rollback.message
         )
+        await self.handle.save(status)
 
     async def _undo(self, step: Step[Ctx]) -> None:
         assert step.undo is not None

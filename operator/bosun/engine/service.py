@@ -18,6 +18,7 @@ from typing import Any, Generic, Protocol
 
 from bosun.engine import record
 from bosun.engine.journal import KubeJournal
+from bosun.engine.oplog import OperationLog, log_key
 from bosun.engine.queue import QueueEntry, blocker
 from bosun.engine.runner import Runner, utc_now
 from bosun.engine.status import StatusWriter
@@ -26,6 +27,7 @@ from bosun.errors import PermanentError, TransientError
 from bosun.kube import Kube
 from bosun.models.base import Condition, ConditionStatus, LastOperation
 from bosun.models.operation import Initiator, Operation, OperationStatus, Phase
+from bosun.store import Store
 
 INITIATOR_SOURCE = "bosun.dev/initiator-source"
 INITIATOR_USER = "bosun.dev/initiator"  # for operations Bosun made: who edited the target's spec
@@ -133,8 +135,11 @@ def _epoch(timestamp: str) -> float:
 
 
 class OperationService:
-    def __init__(self, kube: Kube, planner: Planner, *, queue_poll_seconds: float = 1.0) -> None:
+    def __init__(
+        self, kube: Kube, planner: Planner, *, queue_poll_seconds: float = 1.0, store: Store | None = None
+    ) -> None:
         self.kube = kube
+        self.store = store
         self.planner = planner
         self.queue_poll_seconds = queue_poll_seconds
 
@@ -151,7 +156,10 @@ class OperationService:
         target = await self._wait_for_turn(operation, status, handle)
         if target is None:
             return status
-        journal = KubeJournal(self.kube, dict(body), target)
+        prior = status.log.total if status.log else 0
+        log = OperationLog(self.store, log_key(operation.namespace, operation.name, operation.uid), first_line=prior)
+        writer.log = log.status
+        journal = KubeJournal(self.kube, dict(body), target, log)
         try:
             try:
                 plan = await self.planner.plan(self.kube, operation, target)
@@ -171,6 +179,7 @@ class OperationService:
             return await runner.drive(status)
         finally:
             await journal.flush()
+            log.close()
 
     async def _wait_for_turn(
         self, operation: Operation, status: OperationStatus, handle: _LiveHandle

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from bosun.engine import record
 from bosun.engine.runner import utc_now
 from bosun.errors import TransientError
 from bosun.kube import Kube
-from bosun.models.operation import OperationStatus
+from bosun.models.operation import OperationLogStatus, OperationStatus
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class StatusWriter:
         self.generation = generation
         self.max_backoff = max_backoff
         self.writes = 0
+        self.log: Callable[[], OperationLogStatus] | None = None  # the operation log's tail, when there is one
 
     def complete(self, status: OperationStatus) -> None:
         """Fill in the derived fields."""
@@ -38,6 +40,8 @@ class StatusWriter:
             status.progress = record.progress(status)
         status.observed_generation = self.generation
         status.conditions = record.conditions(status, self.generation, utc_now())
+        if self.log is not None:
+            status.log = self.log()
 
     async def save(self, status: OperationStatus) -> None:
         self.complete(status)

@@ -216,6 +216,14 @@ class Initiator(KubeModel):
     manager: str = Field(default="", description="The client that made the change (its field manager).")
 
 
+class OperationLogStatus(KubeModel):
+    """Where the operation's whole log is, and its last lines."""
+
+    url: str = Field(default="", description="The whole log in the log store (s3:// or file://).")
+    lines: list[str] = Field(default_factory=list, description="The last lines: time, level, message.")
+    total: int = Field(default=0, description="How many lines the log has in all.")
+
+
 class OperationStatus(KubeModel):
     """The record of the operation, written only by Bosun."""
 
@@ -231,6 +239,7 @@ class OperationStatus(KubeModel):
     queued_behind: str = Field(default="", description="The operation it waits for, when queued.")
     observed_generation: int | None = Field(default=None, description="The spec generation seen.")
     conditions: list[Condition] = Field(default_factory=list, description="Ready, Reconciling, Stalled.")
+    log: OperationLogStatus | None = Field(default=None, description="The operation's log: where, and its tail.")
 
 
 class Operation(KubeModel):

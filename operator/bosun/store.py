@@ -1,0 +1,143 @@
+"""Where operation logs and archived operation records are kept: S3 or a local directory.
+
+One small interface, two implementations. The operator is the only one holding store
+credentials: people read activity through the Kubernetes API (reports are ConfigMaps in their
+namespace), so access follows RBAC and nobody is handed a key to the bucket.
+
+S3 (boto3) takes bucket, prefix, region and an endpoint URL for S3-compatible servers; credentials
+come the standard AWS ways (environment, shared files, instance or pod identity). boto3 blocks, so
+every call runs in a worker thread: the event loop never waits on the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class StoreUnavailable(Exception):
+    """The store could not be reached or refused the request; the caller keeps its data and retries."""
+
+
+class Store(Protocol):
+    def url(self, key: str) -> str: ...
+
+    async def put(self, key: str, data: bytes) -> None: ...
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def keys(self, prefix: str) -> list[str]: ...
+
+
+class LocalStore:
+    """A directory, for a single operator with a volume (and for development)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def url(self, key: str) -> str:
+        return (self.root / key).resolve().as_uri()
+
+    def _write(self, key: str, data: bytes) -> None:
+        path = self.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_bytes(data)
+        os.replace(partial, path)  # readers never see half a file
+
+    async def put(self, key: str, data: bytes) -> None:
+        try:
+            await asyncio.to_thread(self._write, key, data)
+        except OSError as error:
+            raise StoreUnavailable(f"cannot write {self.url(key)}: {error}") from error
+
+    async def get(self, key: str) -> bytes | None:
+        path = self.root / key
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise StoreUnavailable(f"cannot read {self.url(key)}: {error}") from error
+
+    async def keys(self, prefix: str) -> list[str]:
+        base = self.root / prefix
+
+        def walk() -> list[str]:
+            if not base.exists():
+                return []
+            return sorted(
+                str(p.relative_to(self.root))
+                for p in base.rglob("*")
+                if p.is_file() and not p.name.endswith(".partial")
+            )
+
+        return await asyncio.to_thread(walk)
+
+
+class S3Store:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        client: Any = None,
+    ) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        # Short timeouts and no long retry loops: the caller buffers and retries on its own schedule.
+        config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1, "mode": "standard"})
+        self.client = client or boto3.client("s3", region_name=region, endpoint_url=endpoint_url, config=config)
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self.prefix}{key}"
+
+    async def _call(self, what: str, work: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return await asyncio.to_thread(work)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise StoreUnavailable(f"{what}: {error}") from error
+        except BotoCoreError as error:
+            raise StoreUnavailable(f"{what}: {error}") from error
+
+    async def put(self, key: str, data: bytes) -> None:
+        await self._call(
+            f"put {self.url(key)}",
+            lambda: self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data),
+        )
+
+    async def get(self, key: str) -> bytes | None:
+        answer = await self._call(
+            f"get {self.url(key)}", lambda: self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
+        )
+        return None if answer is None else bytes(await asyncio.to_thread(answer["Body"].read))
+
+    async def keys(self, prefix: str) -> list[str]:
+        def listing() -> list[str]:
+            found: list[str] = []
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix + prefix
+            )
+            for page in pages:
+                found.extend(item["Key"][len(self.prefix) :] for item in page.get("Contents") or [])
+            return sorted(found)
+
+        return list(await self._call(f"list {self.url(prefix)}", listing) or [])
+
+
+def store_from(url: str, endpoint_url: str = "", region: str = "") -> Store:
+    """s3://bucket/prefix (endpoint URL for S3-compatible servers) or a directory (file:// or a path)."""
+    if url.startswith("s3://"):
+        bucket, _, prefix = url[len("s3://") :].partition("/")
+        return S3Store(bucket, prefix, region=region or None, endpoint_url=endpoint_url or None)
+    return LocalStore(url.removeprefix("file://"))

@@ -1,0 +1,86 @@
+"""The operation log: numbered lines, a tail for the status, and no line lost while the store is down."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bosun.engine.oplog import OperationLog, log_key
+from bosun.store import LocalStore, StoreUnavailable
+
+
+class Outage(LocalStore):
+    """A real directory store that can be switched off, as a network store goes away."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.down = False
+
+    async def put(self, key: str, data: bytes) -> None:
+        if self.down:
+            raise StoreUnavailable("connection refused")
+        await super().put(key, data)
+
+
+def stored_lines(store: LocalStore, key: str) -> list[str]:
+    return (store.root / key).read_text().splitlines()
+
+
+async def test_lines_reach_the_store_and_the_status_keeps_the_tail(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    log = OperationLog(store, log_key("ns", "op", "0123456789"), flush_seconds=0.01, tail=3)
+    for n in range(5):
+        log.add(f"line {n}", warning=n == 4)
+    await asyncio.sleep(0.1)
+    lines = stored_lines(store, "logs/ns/op-01234567.log")
+    assert [line.split(" ", 2)[2].strip() for line in lines] == [f"line {n}" for n in range(5)]
+    assert lines[4].split()[1] == "WARNING"
+    status = log.status()
+    assert status.total == 5 and [line.rsplit(" ", 1)[1] for line in status.lines] == ["2", "3", "4"]
+    assert status.url == (tmp_path / "logs/ns/op-01234567.log").resolve().as_uri()
+
+
+async def test_store_down_buffers_and_flushes_everything_when_it_returns(tmp_path: Path) -> None:
+    store = Outage(tmp_path)
+    log = OperationLog(store, "logs/ns/op.log", flush_seconds=0.01)
+    log.add("before")
+    await asyncio.sleep(0.05)
+    store.down = True
+    for n in range(3):
+        log.add(f"during {n}")
+    await asyncio.sleep(0.1)
+    assert log.pending == 3
+    assert len(stored_lines(store, "logs/ns/op.log")) == 1
+    log.close()  # the operation ends while the store is still down
+    store.down = False
+    for _ in range(100):
+        if not log.pending:
+            break
+        await asyncio.sleep(0.05)
+    assert [line.split(" ", 2)[2].strip() for line in stored_lines(store, "logs/ns/op.log")] == [
+        "before",
+        "during 0",
+        "during 1",
+        "during 2",
+    ]
+
+
+async def test_a_resumed_operation_appends_to_the_log_of_the_process_before(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    first = OperationLog(store, "logs/ns/op.log", flush_seconds=0.01)
+    first.add("one")
+    first.add("two")
+    await first.flush()
+    second = OperationLog(store, "logs/ns/op.log", first_line=first.total, flush_seconds=0.01)
+    second.add("three")
+    await second.flush()
+    assert [line.split(" ", 2)[2].strip() for line in stored_lines(store, "logs/ns/op.log")] == ["one", "two", "three"]
+    assert second.status().total == 3
+
+
+async def test_an_unwritable_directory_is_reported_as_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "logs").write_text("a file where a directory should be")
+    with pytest.raises(StoreUnavailable):
+        await LocalStore(tmp_path).put("logs/ns/op.log", b"x")
