@@ -46,13 +46,13 @@ class OperatorProcess:
         assert self.process is None or self.process.poll() is not None, "already running"
         self.starts += 1
         log = open(self.log_dir / f"operator-{self.starts}.log", "wb")  # noqa: SIM115 - owned by the process
-        env = dict(
-            os.environ,
-            KUBECONFIG=str(self.kubeconfig),
-            PYTHONPATH=str(ROOT),
-            BOSUN_STORE_URL=str(self.log_dir / "store"),
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "PYTHONPATH": str(ROOT),
+            "BOSUN_STORE_URL": str(self.log_dir / "store"),
             **self.extra_env,
-        )
+        }
         self.process = subprocess.Popen(
             [
                 sys.executable,
