@@ -14,7 +14,9 @@ from typing import Any
 
 import kopf
 
+from bosun.activity.service import ARCHIVED, ActivityService
 from bosun.engine.service import OperationService, Planner
+from bosun.errors import PermanentError, TransientError
 from bosun.heartbeat import LABEL as HEARTBEAT_LABEL
 from bosun.heartbeat import Heartbeat
 from bosun.kube import Kube
@@ -23,7 +25,9 @@ from bosun.models.operation import TargetKind
 from bosun.operations.changes import create_operations_for_edit
 from bosun.reconcile.app import repair_app
 from bosun.settings import Settings
-from bosun.store import Store, store_from
+from bosun.store import Store, StoreUnavailable, store_from
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -36,6 +40,11 @@ class Memo:
     heartbeat: Heartbeat | None = None
     store: Store | None = None
     services: dict[str, Any] = field(default_factory=dict)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def activity(self) -> ActivityService:
+        return self.services["activity"]  # type: ignore[no-any-return]
 
     @property
     def operations(self) -> OperationService:
@@ -58,11 +67,17 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
         memo.services["operations"] = OperationService(
             memo.kube, memo.planner, queue_poll_seconds=config.queue_poll_seconds, store=memo.store
         )
+        memo.services["activity"] = ActivityService(
+            memo.kube, memo.store, retention_seconds=config.operation_retention_seconds
+        )
+        memo.tasks.append(asyncio.get_running_loop().create_task(_keep_history(memo)))
         memo.heartbeat = Heartbeat(memo.kube, memo.settings.heartbeat_home, memo.settings.heartbeat_seconds)
         memo.heartbeat.start()
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: Memo, **_: Any) -> None:
+        for task in memo.tasks:
+            task.cancel()
         if memo.heartbeat is not None:
             await memo.heartbeat.stop()
         if memo.kube is not None:
@@ -90,7 +105,9 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
     # write lands, before it has logged the outcome. A finished operation's daemon returns at once.
     @kopf.daemon(GROUP, VERSION, "operations", cancellation_timeout=1.0, registry=registry)
     async def operation(body: kopf.Body, memo: Memo, **_: Any) -> None:
-        await memo.operations.drive(body)
+        status = await memo.operations.drive(body)
+        if status.phase.finished and not (body.metadata.annotations or {}).get(ARCHIVED):
+            await _archive(memo, body.metadata.namespace or "", body.metadata.name or "")
 
     for kind, plural in ((TargetKind.APP, "apps"), (TargetKind.DATABASE, "databases")):
         _register_spec_edits(registry, kind, plural)
@@ -105,6 +122,26 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
             await memo.kube.emit_event(dict(body), reason="DriftRepaired", message="; ".join(repaired), warning=True)
 
     return registry
+
+
+async def _archive(memo: Memo, namespace: str, name: str) -> None:
+    """Archive a finished operation's record; if the store is down, the history loop retries."""
+    assert memo.kube is not None
+    try:
+        await memo.activity.archive(await memo.kube.get("Operation", namespace, name))
+    except (StoreUnavailable, TransientError, PermanentError) as error:
+        logger.warning("operation %s/%s not archived yet (retried later): %s", namespace, name, error)
+
+
+async def _keep_history(memo: Memo) -> None:
+    """Catch up missed weekly reports and tidy old Operations, at start-up and then periodically."""
+    while True:
+        try:
+            await memo.activity.catch_up()
+            await memo.activity.tidy()
+        except (StoreUnavailable, TransientError, PermanentError) as error:
+            logger.warning("activity history not brought up to date (retried later): %s", error)
+        await asyncio.sleep(memo.settings.activity_seconds)
 
 
 def _register_spec_edits(registry: kopf.OperatorRegistry, kind: TargetKind, plural: str) -> None:

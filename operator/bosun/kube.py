@@ -121,6 +121,21 @@ class Kube:
         )
         return list(result.get("items", []))
 
+    async def list_all(self, kind: str) -> list[dict[str, Any]]:
+        """Every object of a Bosun kind, in every namespace."""
+        result = await call(
+            f"list {kind} in all namespaces",
+            lambda: self.custom.list_cluster_custom_object(GROUP, VERSION, PLURALS[kind]),
+        )
+        return list(result.get("items", []))
+
+    async def delete_custom(self, kind: str, namespace: str, name: str) -> None:
+        with contextlib.suppress(NotFound):
+            await call(
+                f"delete {kind} {namespace}/{name}",
+                lambda: self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name),
+            )
+
     async def create(self, kind: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         return await call(
             f"create {kind} {namespace}/{body['metadata'].get('name')}",
@@ -228,6 +243,7 @@ class Kube:
             "Pod": (self.core, "pod"),
             "PersistentVolumeClaim": (self.core, "persistent_volume_claim"),
             "Secret": (self.core, "secret"),
+            "ConfigMap": (self.core, "config_map"),
         }
         if kind not in apis:
             raise PermanentError(f"Bosun does not manage {kind} objects", "InternalError")

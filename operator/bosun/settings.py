@@ -60,6 +60,14 @@ class Settings:
         default_factory=lambda: os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", ""))
     )
 
+    activity_seconds: float = field(default_factory=lambda: float(os.environ.get("BOSUN_ACTIVITY_SECONDS", "3600")))
+    """How often missed weekly reports are caught up and old Operations tidied away."""
+
+    operation_retention_seconds: float = field(
+        default_factory=lambda: float(os.environ.get("BOSUN_OPERATION_RETENTION_SECONDS", str(30 * 86400)))
+    )
+    """How long a finished Operation object stays (its record stays in the store for good)."""
+
     @property
     def heartbeat_home(self) -> str:
         return self.heartbeat_namespace or (self.namespaces[0] if self.namespaces else "default")

@@ -106,7 +106,7 @@ def test_apps_and_databases_work_under_these_rules(
         ("patch", "nodes"),
         ("delete", "persistentvolumes"),
         ("delete", "apps.bosun.dev"),
-        ("delete", "operations.bosun.dev"),
+        ("delete", "databases.bosun.dev"),
         ("create", "clusterrolebindings"),
     ],
 )

@@ -1,0 +1,154 @@
+"""Activity records and weekly CSV reports: the pure part (no I/O).
+
+An operation's record is what the weekly report needs of it, taken from the Operation object. The
+record is archived in the store when the operation ends, so it outlives both the Operation object
+(removed after the retention time) and its target (an App or Database deleted since).
+
+A week is an ISO week (Monday 00:00 UTC to the next Monday); an operation belongs to the week in
+which it was created. The CSV is sorted by creation time then name and has no generation
+timestamp in it, so generating a week twice gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from pydantic import Field
+
+from bosun.models.base import KubeModel
+
+COLUMNS = [
+    "operation",
+    "type",
+    "target_kind",
+    "target_name",
+    "initiator",
+    "phase",
+    "rollback",
+    "created",
+    "started",
+    "finished",
+    "duration_seconds",
+    "message",
+]
+
+
+class OperationRecord(KubeModel):
+    """One operation, as the activity report and the archive keep it."""
+
+    namespace: str
+    name: str
+    uid: str
+    type: str
+    target_kind: str
+    target_name: str
+    initiator: str = ""
+    phase: str = ""
+    reason: str = ""
+    rollback: str = ""
+    created: str = ""
+    started: str = ""
+    finished: str = ""
+    message: str = ""
+    log_url: str = Field(default="", description="The whole log in the store.")
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> OperationRecord:
+        meta, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
+        target = spec.get("target") or {}
+        return cls(
+            namespace=meta.get("namespace", ""),
+            name=meta.get("name", ""),
+            uid=meta.get("uid", ""),
+            type=spec.get("type", ""),
+            target_kind=target.get("kind", ""),
+            target_name=target.get("name", ""),
+            initiator=(status.get("initiator") or {}).get("username", ""),
+            phase=status.get("phase", "") or "Pending",
+            reason=status.get("reason", ""),
+            rollback=(status.get("rollback") or {}).get("state", ""),
+            created=meta.get("creationTimestamp", ""),
+            started=status.get("startedAt") or "",
+            finished=status.get("finishedAt") or "",
+            message=status.get("message", ""),
+            log_url=(status.get("log") or {}).get("url", ""),
+        )
+
+    @property
+    def week(self) -> str:
+        return week_of(parse(self.created))
+
+    @property
+    def key(self) -> str:
+        """Where the archive keeps it: by namespace and week, so a week's records list together."""
+        return f"records/{self.namespace}/{self.week}/{self.name}-{self.uid[:8]}.json"
+
+    def duration(self) -> str:
+        if not (self.started and self.finished):
+            return ""
+        return f"{(parse(self.finished) - parse(self.started)).total_seconds():.1f}"
+
+    def row(self) -> list[str]:
+        return [
+            self.name,
+            self.type,
+            self.target_kind,
+            self.target_name,
+            self.initiator,
+            self.phase,
+            self.rollback,
+            self.created,
+            self.started,
+            self.finished,
+            self.duration(),
+            self.message,
+        ]
+
+
+def parse(timestamp: str) -> datetime:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def week_of(moment: datetime | date) -> str:
+    year, week, _ = moment.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def week_start(week: str) -> datetime:
+    """Monday 00:00 UTC of an ISO week written 2026-W47."""
+    try:
+        year, number = week.split("-W")
+        return datetime.fromisocalendar(int(year), int(number), 1).replace(tzinfo=UTC)
+    except ValueError as error:
+        raise ValueError(f"{week!r} is not an ISO week such as 2026-W47") from error
+
+
+def weeks_between(first: str, last: str) -> list[str]:
+    """Every week from `first` to `last`, both included."""
+    weeks, moment = [], week_start(first)
+    end = week_start(last)
+    while moment <= end:
+        weeks.append(week_of(moment))
+        moment += timedelta(days=7)
+    return weeks
+
+
+def render_csv(records: Iterable[OperationRecord]) -> str:
+    """The report: one row per operation, oldest first; the same records give the same bytes."""
+    unique = {r.uid or f"{r.namespace}/{r.name}": r for r in records}
+    ordered = sorted(unique.values(), key=lambda r: (r.created, r.name, r.uid))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for record in ordered:
+        writer.writerow(record.row())
+    return out.getvalue()
+
+
+def report_name(week: str) -> str:
+    """The ConfigMap holding a namespace's report for a week: bosun-activity-2026-w47."""
+    return f"bosun-activity-{week.lower()}"

@@ -1,0 +1,133 @@
+"""Keeps the activity history: archives records, writes weekly reports, removes old Operations.
+
+Why reports are ConfigMaps in the namespace they describe: a ConfigMap lives exactly as long as its
+namespace, and reading it is ordinary Kubernetes RBAC (the built-in `view` role grants it, with
+Bosun's own resources aggregated into `view` by `manifests/rbac.yaml`). People therefore get their
+namespaces' reports, and no other's, through the API server, and nobody but the operator holds
+credentials to the store where the archived records live.
+
+When the operator was down over a week's end, `catch_up` generates every missing or unfinished
+week when it comes back; an Operation object is removed after the retention time only once its
+record is in the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bosun.activity.report import OperationRecord, parse, render_csv, report_name, week_of, week_start, weeks_between
+from bosun.kube import Kube, NotFound
+from bosun.store import Store
+
+logger = logging.getLogger(__name__)
+ARCHIVED = "bosun.dev/archived"
+REPORT_LABEL = "bosun.dev/activity-report"
+FINAL = "bosun.dev/final"
+CSV_KEY = "activity.csv"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ActivityService:
+    def __init__(
+        self, kube: Kube, store: Store, *, retention_seconds: float, clock: Callable[[], datetime] = _now
+    ) -> None:
+        self.kube = kube
+        self.store = store
+        self.retention = timedelta(seconds=retention_seconds)
+        self.clock = clock
+
+    async def archive(self, body: Mapping[str, Any]) -> OperationRecord:
+        """Store a finished operation's record (idempotent), mark it archived, refresh its week's report."""
+        record = OperationRecord.of(body)
+        if (body.get("metadata") or {}).get("annotations", {}).get(ARCHIVED) != self.store.url(record.key):
+            await self.store.put(record.key, record.model_dump_json(by_alias=True).encode())
+            patch = {"metadata": {"annotations": {ARCHIVED: self.store.url(record.key)}}}
+            await self.kube.patch("Operation", record.namespace, record.name, patch)
+        await self.write_report(record.namespace, record.week)
+        return record
+
+    async def records(self, namespace: str, week: str) -> list[OperationRecord]:
+        """Archived records of the week, with live Operations of the week on top (they are newer)."""
+        found: dict[str, OperationRecord] = {}
+        for key in await self.store.keys(f"records/{namespace}/{week}/"):
+            data = await self.store.get(key)
+            if data:
+                record = OperationRecord.model_validate_json(data)
+                found[record.uid] = record
+        for body in await self.kube.list_objects("Operation", namespace):
+            record = OperationRecord.of(body)
+            if record.created and record.week == week:
+                found[record.uid] = record
+        return list(found.values())
+
+    async def write_report(self, namespace: str, week: str) -> bool:
+        """(Re)write the namespace's report for the week; False if the namespace is gone."""
+        records = await self.records(namespace, week)
+        final = week_start(week) + timedelta(days=7) <= self.clock()
+        config_map = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": report_name(week),
+                "labels": {REPORT_LABEL: "true", "bosun.dev/week": week},
+                "annotations": {FINAL: "true" if final else "false", "bosun.dev/operations": str(len(records))},
+            },
+            "data": {CSV_KEY: render_csv(records)},
+        }
+        try:
+            await self.kube.apply(namespace, config_map)
+        except NotFound:
+            return False
+        return True
+
+    async def catch_up(self) -> list[tuple[str, str]]:
+        """Write every past week's report that is missing or was written before its week ended."""
+        last_complete = week_of(self.clock() - timedelta(days=7))
+        first_week: dict[str, str] = {}
+        for key in await self.store.keys("records/"):
+            parts = key.split("/")
+            if len(parts) >= 4:
+                first_week[parts[1]] = min(first_week.get(parts[1], parts[2]), parts[2])
+        for body in await self.kube.list_all("Operation"):
+            record = OperationRecord.of(body)
+            if record.created:
+                first_week[record.namespace] = min(first_week.get(record.namespace, record.week), record.week)
+        written = []
+        for namespace, first in sorted(first_week.items()):
+            if first > last_complete:
+                continue
+            for week in weeks_between(first, last_complete):
+                current = await self.kube.read(namespace, "ConfigMap", report_name(week))
+                if current and (current["metadata"].get("annotations") or {}).get(FINAL) == "true":
+                    continue
+                if not await self.write_report(namespace, week):
+                    break  # the namespace is gone, and its reports with it
+                written.append((namespace, week))
+        if written:
+            logger.info("activity reports written on catch-up: %s", ", ".join(f"{n}/{w}" for n, w in written))
+        return written
+
+    async def tidy(self) -> list[str]:
+        """Archive finished Operations not archived yet; remove those past the retention time."""
+        removed = []
+        cutoff = self.clock() - self.retention
+        for body in await self.kube.list_all("Operation"):
+            finished = (body.get("status") or {}).get("finishedAt")
+            if not finished:
+                continue
+            archived = (body["metadata"].get("annotations") or {}).get(ARCHIVED)
+            if not archived:
+                body = await self.kube.get("Operation", body["metadata"]["namespace"], body["metadata"]["name"])
+                await self.archive(body)
+            if parse(finished) <= cutoff:
+                await self.kube.delete_custom("Operation", body["metadata"]["namespace"], body["metadata"]["name"])
+                removed.append(f"{body['metadata']['namespace']}/{body['metadata']['name']}")
+        if removed:
+            logger.info("removed %d finished operations past retention (records archived)", len(removed))
+        return removed

@@ -1,0 +1,75 @@
+"""Weekly CSV reports: ISO weeks, rows from Operation objects, the same bytes every time."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from bosun.activity.report import COLUMNS, OperationRecord, render_csv, report_name, week_of, week_start, weeks_between
+
+
+def body(name: str, created: str, **status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": "shop", "uid": f"uid-{name}", "creationTimestamp": created},
+        "spec": {"type": "deploy", "target": {"kind": "App", "name": "web"}},
+        "status": {"initiator": {"username": "alice"}, **status},
+    }
+
+
+def test_weeks_are_iso_weeks_starting_monday_utc() -> None:
+    assert week_of(datetime(2026, 11, 23, tzinfo=UTC)) == "2026-W48"  # a Monday
+    assert week_of(datetime(2026, 11, 22, 23, 59, tzinfo=UTC)) == "2026-W47"
+    assert week_of(datetime(2027, 1, 1, tzinfo=UTC)) == "2026-W53"  # ISO years differ from calendar years
+    assert week_start("2026-W48") == datetime(2026, 11, 23, tzinfo=UTC)
+    assert weeks_between("2026-W52", "2027-W02") == ["2026-W52", "2026-W53", "2027-W01", "2027-W02"]
+    assert report_name("2026-W48") == "bosun-activity-2026-w48"
+    with pytest.raises(ValueError, match="not an ISO week"):
+        week_start("last week")
+
+
+def test_a_record_has_every_column_of_the_report() -> None:
+    record = OperationRecord.of(
+        body(
+            "web-deploy-1",
+            "2026-11-23T10:00:00Z",
+            phase="Failed",
+            rollback={"state": "Succeeded"},
+            startedAt="2026-11-23T10:00:01Z",
+            finishedAt="2026-11-23T10:00:31.5Z",
+            message="step roll-out failed: pods failing",
+        )
+    )
+    assert record.week == "2026-W48"
+    assert record.key == "records/shop/2026-W48/web-deploy-1-uid-web-.json"
+    assert dict(zip(COLUMNS, record.row(), strict=True)) == {
+        "operation": "web-deploy-1",
+        "type": "deploy",
+        "target_kind": "App",
+        "target_name": "web",
+        "initiator": "alice",
+        "phase": "Failed",
+        "rollback": "Succeeded",
+        "created": "2026-11-23T10:00:00Z",
+        "started": "2026-11-23T10:00:01Z",
+        "finished": "2026-11-23T10:00:31.5Z",
+        "duration_seconds": "30.5",
+        "message": "step roll-out failed: pods failing",
+    }
+
+
+def test_the_report_is_sorted_deduplicated_and_the_same_every_time() -> None:
+    records = [
+        OperationRecord.of(body("b", "2026-11-24T00:00:00Z", phase="Succeeded")),
+        OperationRecord.of(body("a", "2026-11-23T00:00:00Z", phase="Succeeded", message='says "hi", twice')),
+        OperationRecord.of(body("b", "2026-11-24T00:00:00Z", phase="Succeeded")),
+    ]
+    first = render_csv(records)
+    assert first == render_csv(list(reversed(records)))
+    rows = list(csv.reader(io.StringIO(first)))
+    assert rows[0] == COLUMNS
+    assert [r[0] for r in rows[1:]] == ["a", "b"]
+    assert rows[1][-1] == 'says "hi", twice'
