@@ -5,13 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import replace
+from datetime import date
 
 from bosun import __version__
 from bosun.settings import Settings
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="bosun", description="Bosun: every change runs as an Operation.")
+    top = argparse.ArgumentParser(
+        prog="bosun",
+        description="Bosun: every change runs as an Operation.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     top.add_argument("--version", action="version", version=f"bosun {__version__}")
     commands = top.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -27,7 +33,40 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--liveness-port", type=int, help="port of /healthz (0 disables; default 8080)")
     run.add_argument("--log-format", choices=["json", "plain"], help="log format (default json)")
     run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level")
+
+    def plugin_command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("-n", "--namespace", help="namespace (default: the kubeconfig context's)")
+        sub.add_argument("--context", help="kubeconfig context to use")
+        sub.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG, ~/.kube/config)")
+        sub.add_argument("--as", dest="as_user", metavar="USER", help="act as this user (impersonation)")
+        return sub
+
+    plugin_command("cancel", "cancel an operation: it stops and rolls back").add_argument("operation")
+    plugin_command("status", "an operation's steps with timings and its rollback outcome").add_argument("operation")
+    logs = plugin_command("logs", "an operation's log; -f follows it until it ends")
+    logs.add_argument("operation")
+    logs.add_argument("-f", "--follow", action="store_true", help="follow until the operation ends")
+    activity = plugin_command("activity", "the namespace's weekly activity report")
+    when = activity.add_mutually_exclusive_group()
+    when.add_argument("--week", type=_iso_week, help="an ISO week such as 2026-W47 (default: this week)")
+    when.add_argument("--since", type=date.fromisoformat, metavar="DATE", help="every week from DATE (YYYY-MM-DD)")
+    activity.add_argument("-o", "--output", choices=["csv", "table"], default="csv", help="csv (default) or table")
     return top
+
+
+def _iso_week(value: str) -> str:
+    from bosun.activity.report import week_start
+
+    try:
+        week_start(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return value
+
+
+EXIT_CODES = """exit codes of status and logs -f: 0 succeeded, 1 error, 2 usage,
+3 failed or cancelled and rolled back, 4 the rollback failed (something stays changed)"""
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -50,5 +89,27 @@ def run_cli(argv: list[str]) -> int:
 
         run(settings_from(args))
         return 0
+    if args.command in ("cancel", "status", "logs", "activity"):
+        return _plugin(args)
     parser().print_help(sys.stderr)
     return 2
+
+
+def _plugin(args: argparse.Namespace) -> int:
+    from bosun.cli import commands
+
+    out, err = sys.stdout, sys.stderr
+    try:
+        conn = commands.connect(args.kubeconfig, args.context, args.namespace, args.as_user)
+        if args.command == "cancel":
+            return commands.cancel(conn, args.operation, out)
+        if args.command == "status":
+            return commands.status(conn, args.operation, out)
+        if args.command == "logs":
+            return commands.logs(conn, args.operation, args.follow, out, err)
+        return commands.activity(conn, args.week, args.since, args.output, out, err)
+    except commands.CliError as error:
+        print(f"error: {error}", file=err)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,100 @@
+"""What the CLI prints, as pure functions of Operation objects: step tables, progress bars, exit codes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+# Exit codes of `logs -f` and `status`: scripts can tell the outcomes apart.
+EXIT_SUCCEEDED = 0
+EXIT_ERROR = 1
+EXIT_ROLLED_BACK = 3  # failed or cancelled, and the rollback put everything back
+EXIT_ROLLBACK_FAILED = 4  # failed or cancelled, and something stays changed: look at it
+FINISHED = {"Succeeded", "Failed", "Cancelled"}
+
+
+def exit_code(status: dict[str, Any]) -> int | None:
+    """None while the operation runs."""
+    phase = status.get("phase", "")
+    if phase not in FINISHED:
+        return None
+    if phase == "Succeeded":
+        return EXIT_SUCCEEDED
+    rollback = (status.get("rollback") or {}).get("state", "")
+    return EXIT_ROLLBACK_FAILED if rollback == "Failed" else EXIT_ROLLED_BACK
+
+
+def _seconds(start: str | None, end: str | None) -> str:
+    if not start or not end:
+        return ""
+    parse = datetime.fromisoformat
+    return f"{(parse(end.replace('Z', '+00:00')) - parse(start.replace('Z', '+00:00'))).total_seconds():.1f}s"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows, strict=False)]
+    lines = []
+    for row in [headers, *rows]:
+        lines.append("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip())
+    return "\n".join(lines)
+
+
+def step_table(operation: dict[str, Any]) -> str:
+    """`bosun status`: the steps with timings, then the outcome and the rollback."""
+    status = operation.get("status") or {}
+    spec = operation.get("spec") or {}
+    target = spec.get("target") or {}
+    rows = [
+        [
+            str(n),
+            s.get("name", ""),
+            s.get("state", ""),
+            s.get("startedAt") or "",
+            _seconds(s.get("startedAt"), s.get("finishedAt")),
+            str(s.get("attempts", 0)),
+            s.get("message", ""),
+        ]
+        for n, s in enumerate(status.get("steps") or [], start=1)
+    ]
+    head = [
+        f"Operation: {operation['metadata']['name']} ({spec.get('type', '')} of {target.get('kind', '')} "
+        f"{target.get('name', '')})",
+        f"Phase:     {status.get('phase') or 'Pending'} {status.get('progress', '')}".rstrip(),
+    ]
+    if status.get("reason"):
+        head.append(f"Reason:    {status['reason']}: {status.get('message', '')}")
+    body = table(["#", "STEP", "STATE", "STARTED", "TOOK", "TRIES", "MESSAGE"], rows) if rows else "(no steps yet)"
+    tail = []
+    rollback = status.get("rollback") or {}
+    if rollback:
+        tail.append(f"Rollback:  {rollback.get('state', '')}: {rollback.get('message', '')}")
+        for item in rollback.get("notUndone") or []:
+            tail.append(f"  not undone: {item.get('step')}: {item.get('reason')}")
+    took = _seconds(status.get("startedAt"), status.get("finishedAt"))
+    if took:
+        tail.append(f"Took:      {took}")
+    if (status.get("log") or {}).get("url"):
+        tail.append(f"Log:       {status['log']['url']}")
+    return "\n".join([*head, "", body, *(["", *tail] if tail else [])])
+
+
+def progress_bar(status: dict[str, Any], width: int = 24) -> str:
+    """[#########---------------] 3/7 stop-old Running"""
+    steps = status.get("steps") or []
+    done = sum(1 for s in steps if s.get("state") in ("Succeeded", "Skipped"))
+    total = len(steps) or 1
+    filled = round(width * done / total)
+    current = next((s for s in steps if s.get("state") not in ("Succeeded", "Skipped", "Pending")), None)
+    where = f" {current['name']} {current['state']}" if current else ""
+    return f"[{'#' * filled}{'-' * (width - filled)}] {done}/{len(steps)}{where} ({status.get('phase') or 'Pending'})"
+
+
+def new_log_lines(status: dict[str, Any], printed: int) -> tuple[list[str], int, int]:
+    """Lines of the status tail not printed yet: (lines, new printed count, lines skipped past)."""
+    log = status.get("log") or {}
+    lines, total = list(log.get("lines") or []), int(log.get("total") or 0)
+    first = total - len(lines)
+    skipped = max(0, first - printed)
+    fresh = lines[max(0, printed - first) :]
+    return fresh, total, skipped
