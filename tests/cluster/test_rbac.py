@@ -12,7 +12,7 @@ from kubernetes import client
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import ROOT, LocalCluster
 from tests.support.databases import NEIGHBOUR, database_manifest, ops_of, provision, run_op
-from tests.support.operator_process import OperatorProcess
+from tests.support.operator_process import OperatorProcess, module_operator
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -57,10 +57,7 @@ def service_account_kubeconfig(cluster: LocalCluster, tmp_path_factory: pytest.T
 
 @pytest.fixture
 def operator_as_service_account(service_account_kubeconfig: Path, tmp_path: Path) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(service_account_kubeconfig, tmp_path, env={"BOSUN_NAMESPACE": "bosun-system"})
-    process.start()
-    yield process
-    process.stop()
+    yield from module_operator(service_account_kubeconfig, tmp_path, env={"BOSUN_NAMESPACE": "bosun-system"})
 
 
 def test_operator_runs_with_least_privilege(
@@ -77,12 +74,9 @@ def test_operator_runs_with_least_privilege(
 
 @pytest.fixture
 def product_as_service_account(service_account_kubeconfig: Path, tmp_path: Path) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(
+    yield from module_operator(
         service_account_kubeconfig, tmp_path, command=["-m", "bosun", "run"], env={"BOSUN_NAMESPACE": "bosun-system"}
     )
-    process.start()
-    yield process
-    process.stop()
 
 
 def test_apps_and_databases_work_under_these_rules(

@@ -1,0 +1,308 @@
+"""Activity on the real cluster: operation logs in S3 (moto in server mode), the `kubectl bosun` CLI,
+weekly CSV reports that outlive their targets, and access that follows RBAC (impersonated users)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from kubernetes import client
+
+from tests.support.bosun_objects import Bosun
+from tests.support.cluster import ROOT, LocalCluster
+from tests.support.databases import NEIGHBOUR, database_manifest, ops_of, provision, start_op
+from tests.support.operator_process import OperatorProcess, ensure_running, module_operator
+from tests.support.s3_server import S3Server, s3_server
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.cluster
+
+BUCKET, PREFIX = "bosun", "ops"
+FAIL = {"pod-container-running-failed.stage.kwok.x-k8s.io": "true"}
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    with s3_server(tmp_path_factory.mktemp("s3")) as server:
+        server.client().create_bucket(Bucket=BUCKET)
+        yield server
+
+
+@pytest.fixture(scope="module")
+def operator(
+    cluster: LocalCluster, s3: S3Server, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    env = {**s3.env(BUCKET, PREFIX), "BOSUN_ACTIVITY_SECONDS": "2", "BOSUN_OPERATION_RETENTION_SECONDS": "600"}
+    cluster.kubectl("apply", "-f", str(ROOT / "manifests" / "rbac.yaml"))  # the roles people get
+    yield from module_operator(
+        cluster.kubeconfig, tmp_path_factory.mktemp("bosun-activity"), command=["-m", "bosun", "run"], env=env
+    )
+
+
+@pytest.fixture
+def bosun(api: client.ApiClient, cluster: LocalCluster, namespace: str, operator: OperatorProcess) -> Bosun:
+    ensure_running(operator)
+    return Bosun(api, cluster, namespace)
+
+
+def cli(cluster: LocalCluster, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """`kubectl bosun ...`, through kubectl's plugin mechanism, as a user would run it."""
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}"}
+    env = {k: v for k, v in env.items() if not k.startswith("AWS_")}  # people hold no store credentials
+    return subprocess.run(
+        [str(cluster.bin_dir / "kubectl"), "bosun", *args],  # kubectl passes no flags before a plugin's name
+        capture_output=True,
+        text=True,
+        env={**env, "KUBECONFIG": str(cluster.kubeconfig)},
+        timeout=timeout,
+        check=False,
+    )
+
+
+def this_week() -> str:
+    year, week, _ = datetime.now(UTC).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def report_rows(cluster: LocalCluster, namespace: str) -> list[dict[str, str]]:
+    result = cli(cluster, "activity", "-n", namespace, "--week", this_week(), "-o", "csv")
+    assert result.returncode == 0, result.stderr
+    return list(csv.DictReader(io.StringIO(result.stdout)))
+
+
+def app(name: str, image: str, **spec: object) -> dict[str, object]:
+    return {
+        "apiVersion": "bosun.dev/v1alpha1",
+        "kind": "App",
+        "metadata": {"name": name},
+        "spec": {"image": image, "minReadySeconds": 2, "terminationGracePeriodSeconds": 1, **spec},
+    }
+
+
+def test_the_week_report_has_every_operation_even_on_deleted_targets(
+    bosun: Bosun, cluster: LocalCluster, api: client.ApiClient
+) -> None:
+    bosun.apply(app("web", "example.com/web:1"))
+    first = wait_for(lambda: ops_of(bosun, "web", "deploy"), what="the first deploy")[0]
+    assert bosun.wait_phase(first, timeout=120)["phase"] == "Succeeded"
+    bosun.apply(app("web", "example.com/web:2", podLabels=FAIL))
+    failed = wait_for(lambda: ops_of(bosun, "web", "deploy")[1:], what="the failing deploy")[0]
+    assert bosun.wait_phase(failed, timeout=180)["phase"] == "Failed"
+    provisioned = provision(bosun, database_manifest())
+    assert provisioned["phase"] == "Succeeded"
+    start_op(bosun, "pg-move", "redeploy", node=NEIGHBOUR)
+    assert bosun.wait_phase("pg-move", timeout=180)["phase"] == "Succeeded"
+    bosun.custom.delete_namespaced_custom_object("bosun.dev", "v1alpha1", bosun.namespace, "apps", "web")
+    expected = {
+        first: ("deploy", "App", "web", "Succeeded", "NotNeeded"),
+        failed: ("deploy", "App", "web", "Failed", "Succeeded"),
+        ops_of(bosun, "pg", "provision")[0]: ("provision", "Database", "pg", "Succeeded", "NotNeeded"),
+        "pg-move": ("redeploy", "Database", "pg", "Succeeded", "NotNeeded"),
+    }
+
+    def complete() -> list[dict[str, str]] | None:
+        rows = report_rows(cluster, bosun.namespace)
+        return rows if {r["operation"] for r in rows} >= set(expected) else None
+
+    rows = wait_for(complete, timeout=60, what="every operation in the week's report")
+    by_name = {r["operation"]: r for r in rows}
+    for name, (type_, kind, target, phase, rollback) in expected.items():
+        row = by_name[name]
+        assert (row["type"], row["target_kind"], row["target_name"], row["phase"], row["rollback"]) == (
+            type_,
+            kind,
+            target,
+            phase,
+            rollback,
+        ), row
+        assert row["initiator"] and float(row["duration_seconds"]) > 0
+    assert "roll-out" in by_name[failed]["message"] or "failed" in by_name[failed]["message"]
+    table = cli(cluster, "activity", "-n", bosun.namespace, "-o", "table")
+    assert table.returncode == 0 and "pg-move" in table.stdout and "ROLLBACK" in table.stdout
+
+
+def test_logs_follow_shows_progress_live_and_exits_with_the_outcome(bosun: Bosun, cluster: LocalCluster) -> None:
+    assert provision(bosun, database_manifest())["phase"] == "Succeeded"
+    start_op(bosun, "pg-move", "redeploy", node=NEIGHBOUR)
+    followed = cli(cluster, "logs", "pg-move", "-f", "-n", bosun.namespace)
+    assert followed.returncode == 0, followed.stderr
+    out = followed.stdout
+    for n, step in enumerate(["check-target", "pre-pull", "pre-provision", "stop-old", "detach", "attach", "start"]):
+        assert f"step {n + 1}/7 {step}: " in out
+    assert out.rstrip().endswith("operation succeeded")
+    bars = [line for line in followed.stderr.splitlines() if line.startswith("[")]
+    assert len(bars) >= 4 and bars[-1].endswith("7/7 (Succeeded)"), followed.stderr  # seen moving, live
+    status = cli(cluster, "status", "pg-move", "-n", bosun.namespace)
+    assert status.returncode == 0 and "stop-old" in status.stdout and f"s3://{BUCKET}/{PREFIX}/logs/" in status.stdout
+
+    bosun.apply(app("web", "example.com/web:1", podLabels=FAIL))
+    deploy = wait_for(lambda: ops_of(bosun, "web", "deploy"), what="the failing deploy")[0]
+    failed = cli(cluster, "logs", deploy, "-f", "-n", bosun.namespace)
+    assert failed.returncode == 3, (failed.stdout, failed.stderr)  # failed, and rolled back
+    assert "rolling back" in failed.stdout
+
+
+def test_cancel_from_the_cli(bosun: Bosun, cluster: LocalCluster) -> None:
+    slow = {"pod-ready.stage.kwok.x-k8s.io/delay": "20s"}
+    bosun.apply(app("web", "example.com/web:1", podAnnotations=slow))
+    deploy = wait_for(lambda: ops_of(bosun, "web", "deploy"), what="the deploy")[0]
+    bosun.wait_phase(deploy, {"Running"}, timeout=60)
+    cancelled = cli(cluster, "cancel", deploy, "-n", bosun.namespace)
+    assert cancelled.returncode == 0 and "cancel requested" in cancelled.stdout
+    assert bosun.wait_phase(deploy, timeout=120)["phase"] == "Cancelled"
+    again = cli(cluster, "cancel", deploy, "-n", bosun.namespace)
+    assert again.returncode == 1 and again.stderr.count("\n") == 1 and "already ended" in again.stderr
+    missing = cli(cluster, "status", "no-such-op", "-n", bosun.namespace)
+    assert missing.returncode == 1 and missing.stderr.startswith("error: ") and "not found" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+def test_log_store_stopped_mid_operation_loses_no_line(bosun: Bosun, s3: S3Server) -> None:
+    assert provision(bosun, database_manifest())["phase"] == "Succeeded"
+    start_op(bosun, "pg-move", "redeploy", node=NEIGHBOUR)
+    bosun.wait_step_state("pg-move", 3, "Running", timeout=120)
+    s3.pause()
+    try:
+        status = bosun.wait_phase("pg-move", timeout=180)
+        time.sleep(3)  # the operation ended while the store was still down
+    finally:
+        s3.resume()
+    assert status["phase"] == "Succeeded", status
+    url = status["log"]["url"]
+    key = url.removeprefix(f"s3://{BUCKET}/")
+
+    def stored() -> list[str] | None:
+        lines = s3.client().get_object(Bucket=BUCKET, Key=key)["Body"].read().decode().splitlines()
+        return lines if len(lines) == status["log"]["total"] else None
+
+    lines = wait_for(stored, timeout=60, what="every log line in the store")
+    assert lines[-len(status["log"]["lines"]) :] == status["log"]["lines"]
+    assert lines[0].split(" ", 2)[2].strip() == "operation started: 7 steps"
+    assert lines[-1].endswith("operation succeeded")
+
+
+@pytest.fixture
+def other_namespace(api: client.ApiClient) -> Iterator[str]:
+    core = client.CoreV1Api(api)
+    name = f"t-other-{uuid.uuid4().hex[:5]}"
+    core.create_namespace({"metadata": {"name": name}})
+    yield name
+    core.delete_namespace(name)
+
+
+def test_a_user_of_one_namespace_cannot_read_another_namespaces_activity(
+    bosun: Bosun, cluster: LocalCluster, api: client.ApiClient, other_namespace: str
+) -> None:
+    alice = f"alice-{uuid.uuid4().hex[:4]}"
+    rbac = client.RbacAuthorizationV1Api(api)
+    rbac.create_namespaced_role_binding(
+        bosun.namespace,
+        {
+            "metadata": {"name": "alice-views"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": alice}],
+        },
+    )
+    other = Bosun(api, cluster, other_namespace)
+    other.apply(app("secret-app", "example.com/b:1"))
+    bosun.apply(app("web", "example.com/a:1"))
+    mine = wait_for(lambda: ops_of(bosun, "web", "deploy"), what="a deploy in A")[0]
+    theirs = wait_for(lambda: ops_of(other, "secret-app", "deploy"), what="a deploy in B")[0]
+    bosun.wait_phase(mine, timeout=120)
+    other.wait_phase(theirs, timeout=120)
+    wait_for(lambda: len(report_rows(cluster, other_namespace)) == 1, what="B's report")
+
+    def can(*args: str) -> str:
+        return cluster.kubectl("auth", "can-i", *args, "--as", alice, check=False).strip()
+
+    wait_for(lambda: can("list", "operations.bosun.dev", "-n", bosun.namespace) == "yes", what="view aggregated")
+    own = cli(cluster, "activity", "-n", bosun.namespace, "--week", this_week(), "--as", alice)
+    assert own.returncode == 0, own.stderr
+    assert mine in own.stdout
+    denied = [
+        cli(cluster, "activity", "-n", other_namespace, "--week", this_week(), "--as", alice),
+        cli(cluster, "activity", "-n", other_namespace, "--since", "2026-01-01", "--as", alice),
+        cli(cluster, "status", theirs, "-n", other_namespace, "--as", alice),
+        cli(cluster, "logs", theirs, "-n", other_namespace, "--as", alice),
+        cli(cluster, "cancel", theirs, "-n", other_namespace, "--as", alice),
+    ]
+    for result in denied:
+        assert result.returncode == 1, result
+        assert "forbidden" in result.stderr and result.stderr.count("\n") == 1, result.stderr
+        assert theirs not in result.stdout and "secret-app" not in result.stdout
+    assert can("get", "configmaps", "-n", other_namespace) == "no"
+    assert can("list", "operations.bosun.dev", "-A") == "no"
+    assert can("get", "secrets", "-n", bosun.namespace) == "no"  # view never reads Secrets
+    assert can("patch", "operations.bosun.dev", "-n", bosun.namespace) == "no"  # viewing is not cancelling
+
+
+def test_a_missed_week_is_written_when_the_operator_comes_back(
+    bosun: Bosun, cluster: LocalCluster, s3: S3Server, operator: OperatorProcess
+) -> None:
+    record = {
+        "namespace": bosun.namespace,
+        "name": "old-deploy",
+        "uid": "0ld0ld0ld",
+        "type": "deploy",
+        "targetKind": "App",
+        "targetName": "gone",
+        "initiator": "bob",
+        "phase": "Succeeded",
+        "rollback": "NotNeeded",
+        "created": "2026-10-01T09:00:00Z",
+        "started": "2026-10-01T09:00:01Z",
+        "finished": "2026-10-01T09:00:31Z",
+        "message": "all 4 steps succeeded",
+    }
+    operator.stop()  # the operator is down while the week ends
+    key = f"{PREFIX}/records/{bosun.namespace}/2026-W40/old-deploy-0ld0ld0l.json"
+    s3.client().put_object(Bucket=BUCKET, Key=key, Body=json.dumps(record).encode())
+    operator.start()
+    core = client.CoreV1Api(bosun.core.api_client)
+
+    def report(week: str) -> client.V1ConfigMap | None:
+        try:
+            return core.read_namespaced_config_map(f"bosun-activity-{week.lower()}", bosun.namespace)
+        except client.ApiException:
+            return None
+
+    written = wait_for(lambda: report("2026-W40"), timeout=60, what="the missed week's report")
+    assert written.metadata.annotations["bosun.dev/final"] == "true"
+    rows = list(csv.DictReader(io.StringIO(written.data["activity.csv"])))
+    assert [(r["operation"], r["target_name"], r["initiator"], r["duration_seconds"]) for r in rows] == [
+        ("old-deploy", "gone", "bob", "30.0")
+    ]
+    assert wait_for(lambda: report("2026-W41"), what="the empty week after it").data["activity.csv"].count("\n") == 1
+    first = written.data["activity.csv"]
+    core.delete_namespaced_config_map("bosun-activity-2026-w40", bosun.namespace)
+    again = wait_for(lambda: report("2026-W40"), timeout=60, what="the report written again")
+    assert again.data["activity.csv"] == first  # generating a week twice gives the same report
+
+
+def test_finished_operations_are_removed_after_retention_once_archived(
+    bosun: Bosun, cluster: LocalCluster, s3: S3Server, operator: OperatorProcess
+) -> None:
+    operator.stop()
+    operator.extra_env["BOSUN_OPERATION_RETENTION_SECONDS"] = "5"
+    operator.start()
+    try:
+        bosun.apply(app("web", "example.com/web:1"))
+        deploy = wait_for(lambda: ops_of(bosun, "web", "deploy"), what="the deploy")[0]
+        assert bosun.wait_phase(deploy, timeout=120)["phase"] == "Succeeded"
+        wait_for(lambda: not ops_of(bosun, "web", "deploy"), timeout=60, what="the Operation removed")
+        listing = s3.client().list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/records/{bosun.namespace}/")
+        assert [o["Key"] for o in listing.get("Contents", []) if f"/{deploy}-" in o["Key"]]
+        assert deploy in {r["operation"] for r in report_rows(cluster, bosun.namespace)}
+    finally:
+        operator.stop()
+        operator.extra_env["BOSUN_OPERATION_RETENTION_SECONDS"] = "600"
+        operator.start()
