@@ -136,11 +136,11 @@ async def _archive(memo: Memo, namespace: str, name: str) -> None:
 async def _keep_history(memo: Memo) -> None:
     """Catch up missed weekly reports and tidy old Operations, at start-up and then periodically."""
     while True:
-        try:
-            await memo.activity.catch_up()
-            await memo.activity.tidy()
-        except (StoreUnavailable, TransientError, PermanentError) as error:
-            logger.warning("activity history not brought up to date (retried later): %s", error)
+        for work in (memo.activity.catch_up, memo.activity.tidy):
+            try:
+                await work()
+            except (StoreUnavailable, TransientError, PermanentError) as error:
+                logger.warning("activity history not brought up to date (retried later): %s", error)
         await asyncio.sleep(memo.settings.activity_seconds)
 
 

@@ -225,9 +225,16 @@ def test_a_user_of_one_namespace_cannot_read_another_namespaces_activity(
         return cluster.kubectl("auth", "can-i", *args, "--as", alice, check=False).strip()
 
     wait_for(lambda: can("list", "operations.bosun.dev", "-n", bosun.namespace) == "yes", what="view aggregated")
-    own = cli(cluster, "activity", "-n", bosun.namespace, "--week", this_week(), "--as", alice)
-    assert own.returncode == 0, own.stderr
-    assert mine in own.stdout
+    own = wait_for(
+        lambda: (
+            (r := cli(cluster, "activity", "-n", bosun.namespace, "--week", this_week(), "--as", alice))
+            and r.returncode == 0
+            and mine in r.stdout
+            and r
+        ),
+        what="alice reading her namespace's activity",
+    )
+    assert theirs not in own.stdout
     denied = [
         cli(cluster, "activity", "-n", other_namespace, "--week", this_week(), "--as", alice),
         cli(cluster, "activity", "-n", other_namespace, "--since", "2026-01-01", "--as", alice),

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bosun.activity.report import OperationRecord, parse, render_csv, report_name, week_of, week_start, weeks_between
+from bosun.errors import PermanentError
 from bosun.kube import Kube, NotFound
 from bosun.store import Store
 
@@ -102,13 +103,16 @@ class ActivityService:
         for namespace, first in sorted(first_week.items()):
             if first > last_complete:
                 continue
-            for week in weeks_between(first, last_complete):
-                current = await self.kube.read(namespace, "ConfigMap", report_name(week))
-                if current and (current["metadata"].get("annotations") or {}).get(FINAL) == "true":
-                    continue
-                if not await self.write_report(namespace, week):
-                    break  # the namespace is gone, and its reports with it
-                written.append((namespace, week))
+            try:
+                for week in weeks_between(first, last_complete):
+                    current = await self.kube.read(namespace, "ConfigMap", report_name(week))
+                    if current and (current["metadata"].get("annotations") or {}).get(FINAL) == "true":
+                        continue
+                    if not await self.write_report(namespace, week):
+                        break  # the namespace is gone, and its reports with it
+                    written.append((namespace, week))
+            except PermanentError as error:  # e.g. a namespace being deleted: the others still get theirs
+                logger.warning("activity reports of namespace %s not written: %s", namespace, error)
         if written:
             logger.info("activity reports written on catch-up: %s", ", ".join(f"{n}/{w}" for n, w in written))
         return written
@@ -121,13 +125,15 @@ class ActivityService:
             finished = (body.get("status") or {}).get("finishedAt")
             if not finished:
                 continue
-            archived = (body["metadata"].get("annotations") or {}).get(ARCHIVED)
-            if not archived:
-                body = await self.kube.get("Operation", body["metadata"]["namespace"], body["metadata"]["name"])
-                await self.archive(body)
-            if parse(finished) <= cutoff:
-                await self.kube.delete_custom("Operation", body["metadata"]["namespace"], body["metadata"]["name"])
-                removed.append(f"{body['metadata']['namespace']}/{body['metadata']['name']}")
+            namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+            try:
+                if not (body["metadata"].get("annotations") or {}).get(ARCHIVED):
+                    await self.archive(await self.kube.get("Operation", namespace, name))
+                if parse(finished) <= cutoff:
+                    await self.kube.delete_custom("Operation", namespace, name)
+                    removed.append(f"{namespace}/{name}")
+            except PermanentError as error:  # this one is retried next time; the others go on
+                logger.warning("operation %s/%s not archived or removed: %s", namespace, name, error)
         if removed:
             logger.info("removed %d finished operations past retention (records archived)", len(removed))
         return removed
