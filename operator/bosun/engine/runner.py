@@ -127,6 +127,8 @@ class Runner(Generic[Ctx]):
                 record.step_skipped(status, index, self.clock(), message)
             else:
                 record.step_succeeded(status, index, self.clock(), message)
+                if step.reversibility is Reversibility.IRREVERSIBLE:
+                    self.journal.warning(f"step {step.name} ran and cannot be undone: {step.irreversible_reason}")
             self.journal.info(
                 f"step {index + 1}/{len(status.steps)} {step.name}: succeeded in "
                 f"{time.monotonic() - began:.1f}s{': ' + message if message else ''}"
