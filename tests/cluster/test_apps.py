@@ -61,7 +61,7 @@ def shop(bosun: Bosun, api: client.ApiClient) -> Bosun:
     status = bosun.wait_phase(first["metadata"]["name"], timeout=120)
     assert status["phase"] == "Succeeded", status
     endpoints = ReadyEndpoints(api, bosun.namespace, "shop-web")
-    wait_for(lambda: endpoints.count() == REPLICAS, what="3 ready endpoints")
+    wait_for(lambda: endpoints.probe() == REPLICAS, what="3 ready endpoints")
     return bosun
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import boto3
 
-from tests.support.operator_process import free_port
+from tests.support.operator_process import die_with_parent, free_port
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bosun-test", "AWS_SECRET_ACCESS_KEY": "bosun-test", "AWS_REGION": "us-east-1"}
 
@@ -60,6 +60,7 @@ def s3_server(log_dir: Path) -> Iterator[S3Server]:
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, **CREDENTIALS},
+        preexec_fn=die_with_parent,
     )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
