@@ -73,11 +73,14 @@ async def test_a_resumed_operation_appends_to_the_log_of_the_process_before(tmp_
     first.add("one")
     first.add("two")
     await first.flush()
-    second = OperationLog(store, "logs/ns/op.log", first_line=first.total, flush_seconds=0.01)
+    second = OperationLog(
+        store, "logs/ns/op.log", first_line=first.total, earlier_tail=first.status().lines, flush_seconds=0.01
+    )
     second.add("three")
     await second.flush()
     assert [line.split(" ", 2)[2].strip() for line in stored_lines(store, "logs/ns/op.log")] == ["one", "two", "three"]
     assert second.status().total == 3
+    assert [line.split(" ", 2)[2].strip() for line in second.status().lines] == ["one", "two", "three"]
 
 
 async def test_an_unwritable_directory_is_reported_as_unavailable(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ class OperationLog:
         key: str,
         *,
         first_line: int = 0,
+        earlier_tail: list[str] | None = None,
         flush_seconds: float = 1.0,
         tail: int = TAIL_LINES,
     ) -> None:
@@ -41,6 +42,7 @@ class OperationLog:
         self.flush_seconds = flush_seconds
         self.tail = tail
         self.lines: list[str] = []
+        self.earlier_tail = list(earlier_tail or [])  # the tail a previous process left in the status
         self._earlier: bytes | None = None  # what a previous operator process stored
         self._flushed = 0
         self._warned = False
@@ -61,7 +63,7 @@ class OperationLog:
     def status(self) -> OperationLogStatus:
         return OperationLogStatus(
             url=self.store.url(self.key) if self.store is not None else "",
-            lines=self.lines[-self.tail :],
+            lines=(self.earlier_tail + self.lines)[-self.tail :],
             total=self.total,
         )
 

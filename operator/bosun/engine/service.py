@@ -157,7 +157,12 @@ class OperationService:
         if target is None:
             return status
         prior = status.log.total if status.log else 0
-        log = OperationLog(self.store, log_key(operation.namespace, operation.name, operation.uid), first_line=prior)
+        log = OperationLog(
+            self.store,
+            log_key(operation.namespace, operation.name, operation.uid),
+            first_line=prior,
+            earlier_tail=status.log.lines if status.log else [],
+        )
         writer.log = log.status
         journal = KubeJournal(self.kube, dict(body), target, log)
         try:
