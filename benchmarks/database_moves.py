@@ -71,7 +71,8 @@ def main() -> int:
             print(
                 f"downtime over {len(downtimes)} moves: median {statistics.median(downtimes):.1f}s, "
                 f"worst {max(downtimes):.1f}s; operation median {statistics.median(totals):.1f}s "
-                f"(the old pod's graceful stop is {args.grace}s of it)"
+                f"(KWOK ends the old pod at a random point of its {args.grace}s grace period and starts the new "
+                "one after simulated delays; the new pod's 5s readiness check is not downtime)"
             )
         finally:
             operator.stop()
