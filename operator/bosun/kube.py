@@ -310,6 +310,13 @@ class Kube:
         result = await call("list nodes", lambda: self.core.list_node())
         return [dict(self.api.sanitize_for_serialization(n)) for n in result.items]
 
+    async def node(self, name: str) -> dict[str, Any] | None:
+        try:
+            result = await call(f"read node {name}", lambda: self.core.read_node(name))
+        except NotFound:
+            return None
+        return dict(self.api.sanitize_for_serialization(result))
+
     async def pods_on(self, node: str) -> list[dict[str, Any]]:
         result = await call(
             f"list pods on {node}",

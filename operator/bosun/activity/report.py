@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import Field
 
-from bosun.models.base import KubeModel
+from bosun.models.base import KubeModel, parse_time
 
 COLUMNS = [
     "operation",
@@ -109,8 +109,7 @@ class OperationRecord(KubeModel):
         ]
 
 
-def parse(timestamp: str) -> datetime:
-    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).astimezone(UTC)
+parse = parse_time
 
 
 def week_of(moment: datetime | date) -> str:

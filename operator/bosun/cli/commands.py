@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -180,7 +179,3 @@ def _read_report(conn: Connection, name: str) -> Any:
         raise _api_error(error, f"activity report {name} in namespace {conn.namespace}") from None
     except Exception as error:
         raise _api_error(error, f"activity report {name}") from None
-
-
-def main_streams() -> tuple[TextIO, TextIO]:
-    return sys.stdout, sys.stderr

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
+
+from bosun.models.base import parse_time
 
 # Exit codes of `logs -f` and `status`: scripts can tell the outcomes apart.
 EXIT_SUCCEEDED = 0
@@ -28,8 +29,7 @@ def exit_code(status: dict[str, Any]) -> int | None:
 def _seconds(start: str | None, end: str | None) -> str:
     if not start or not end:
         return ""
-    parse = datetime.fromisoformat
-    return f"{(parse(end.replace('Z', '+00:00')) - parse(start.replace('Z', '+00:00'))).total_seconds():.1f}s"
+    return f"{(parse_time(end) - parse_time(start)).total_seconds():.1f}s"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Generic, Protocol
 
 from bosun.engine import record
@@ -25,7 +24,7 @@ from bosun.engine.status import StatusWriter
 from bosun.engine.steps import Ctx, StepTable
 from bosun.errors import PermanentError, TransientError
 from bosun.kube import Kube
-from bosun.models.base import Condition, ConditionStatus, LastOperation
+from bosun.models.base import Condition, ConditionStatus, LastOperation, parse_time
 from bosun.models.operation import Initiator, Operation, OperationStatus, Phase
 from bosun.store import Store
 
@@ -131,7 +130,7 @@ def target_conditions(operation: Operation, status: OperationStatus) -> list[Con
 
 
 def _epoch(timestamp: str) -> float:
-    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+    return parse_time(timestamp).timestamp()
 
 
 class OperationService:

@@ -6,6 +6,7 @@ either spelling. Descriptions come from field descriptions: `kubectl explain` sh
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -15,6 +16,11 @@ from pydantic.alias_generators import to_camel
 GROUP = "bosun.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
+
+
+def parse_time(timestamp: str) -> datetime:
+    """An RFC 3339 timestamp as the API server writes it ('...Z'), as an aware UTC datetime."""
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).astimezone(UTC)
 
 
 class KubeModel(BaseModel):

@@ -73,7 +73,7 @@ async def decide(kube: Kube, operation: Operation, target: dict[str, Any]) -> Da
     if type_ is OperationType.SCALE:
         resources = params.resources if params and params.resources else spec.resources
         plan = base.model_copy(update={"next": spec.model_copy(update={"resources": resources})})
-        current = next((n for n in await kube.nodes() if n["metadata"]["name"] == status.node), None)
+        current = await kube.node(status.node)
         misfit = await room(kube, current, plan.next, name) if current else f"node {status.node} is gone"
         if not misfit:
             return plan.model_copy(update={"table": "database-restart", "why": f"the new size fits {status.node}"})

@@ -79,10 +79,6 @@ def node_ready(node: dict[str, Any] | None) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
-async def _node(kube: Kube, name: str) -> dict[str, Any] | None:
-    return next((n for n in await kube.nodes() if n["metadata"]["name"] == name), None)
-
-
 async def wait_ready(ctx: DatabaseContext, pod_name: str, node: str = "", stable: float = 0.0) -> dict[str, Any]:
     """Wait until the pod is Ready and has stayed Ready for `stable` seconds.
 
@@ -105,7 +101,7 @@ async def wait_ready(ctx: DatabaseContext, pod_name: str, node: str = "", stable
         elif ready_since is not None:
             raise PermanentError(f"pod {pod_name} stopped being Ready within {stable:g}s of starting", "PodsFailing")
         on = (current.get("spec") or {}).get("nodeName") or node
-        if on and not node_ready(await _node(ctx.kube, on)):
+        if on and not node_ready(await ctx.kube.node(on)):
             raise PermanentError(f"node {on} is not Ready: pod {pod_name} cannot start there", "NodeNotReady")
         await asyncio.sleep(POLL_SECONDS)
 

@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from datetime import datetime
 from typing import Any
 
 from bosun.engine.steps import (
@@ -72,6 +71,7 @@ from bosun.engine.steps import (
     irreversible,
     no_side_effect,
 )
+from bosun.models.base import parse_time
 from bosun.operations.database_ctx import (
     POLL_SECONDS,
     DatabaseContext,
@@ -258,8 +258,7 @@ async def attach(ctx: DatabaseContext) -> str:
         ]
         if attached:
             return f"volume attached to {target}"
-        node = next((n for n in await ctx.kube.nodes() if n["metadata"]["name"] == target), None)
-        if not node_ready(node):
+        if not node_ready(await ctx.kube.node(target)):
             raise PermanentError(f"node {target} went NotReady during the move", "NodeNotReady")
         await asyncio.sleep(POLL_SECONDS)
 
@@ -288,10 +287,6 @@ async def start_new(ctx: DatabaseContext) -> str:
 
 def steps_of(operation: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {s["name"]: s for s in (operation.get("status") or {}).get("steps") or []}
-
-
-def parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 async def status_names_old_node(ctx: DatabaseContext) -> str:
