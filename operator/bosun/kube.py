@@ -100,6 +100,18 @@ class Kube:
     async def close(self) -> None:
         await self.api.close()
 
+    async def whoami(self) -> str:
+        """The user name the API server knows this client as (SelfSubjectReview); '' if unknown."""
+        auth = client.AuthenticationV1Api(self.api)
+        try:
+            review = await call(
+                "review own identity", lambda: auth.create_self_subject_review(client.V1SelfSubjectReview())
+            )
+        except (PermanentError, TransientError):
+            return ""
+        info = review.status.user_info if review.status else None
+        return str(info.username or "") if info else ""
+
     # Bosun's own resources ----------------------------------------------------------------
 
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:

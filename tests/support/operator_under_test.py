@@ -5,12 +5,15 @@ a step re-run after a crash finds its entry and adds nothing, so the ledger show
 effect happened twice. Annotations on the Operation steer it:
 `test.bosun.dev/step-seconds` (each step lingers after its effect, so a test can kill the
 operator mid-step; `undo-seconds` likewise for undos), `test.bosun.dev/fail-step` and
-`test.bosun.dev/fail-undo` (a step whose run, or undo, fails after doing its work).
+`test.bosun.dev/fail-undo` (a step whose run, or undo, fails after doing its work),
+`test.bosun.dev/explode: plan` (the planner raises an unexpected error, as a bug would) and
+`test.bosun.dev/table: short` (a two-step table, as if an upgrade changed the table under it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -82,12 +85,17 @@ def ledger_step(name: str) -> Step[Ledger]:
 
 
 LEDGER_TABLE = StepTable("ledger", [ledger_step(n) for n in STEPS])
+SHORT_TABLE = StepTable("ledger-short", [ledger_step(n) for n in STEPS[:2]])
 
 
 async def plan_ledger(kube: Kube, operation: Operation, target: dict[str, Any]) -> Plan[Ledger]:
     if operation.annotations.get("test.bosun.dev/refuse"):
         raise PermanentError("refused by the test planner", "Refused")
-    return Plan(LEDGER_TABLE, Ledger(kube, operation.namespace, f"ledger-{operation.name}", operation.annotations))
+    if operation.annotations.get("test.bosun.dev/explode") == "plan":
+        raise ZeroDivisionError("the test planner divided by zero")
+    table = SHORT_TABLE if operation.annotations.get("test.bosun.dev/table") == "short" else LEDGER_TABLE
+    ledger = Ledger(kube, operation.namespace, f"ledger-{operation.name}", operation.annotations)
+    return Plan(table, ledger, json.dumps({"table": table.name}))
 
 
 def ledger_registry() -> Registry:

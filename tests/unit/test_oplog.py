@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bosun.engine.oplog import OperationLog, log_key
+from bosun.engine.oplog import LOST, OperationLog, log_key, merged
 from bosun.store import LocalStore, StoreUnavailable
 
 
@@ -73,14 +73,64 @@ async def test_a_resumed_operation_appends_to_the_log_of_the_process_before(tmp_
     first.add("one")
     first.add("two")
     await first.flush()
-    second = OperationLog(
-        store, "logs/ns/op.log", first_line=first.total, earlier_tail=first.status().lines, flush_seconds=0.01
-    )
+    second = OperationLog(store, "logs/ns/op.log", flush_seconds=0.01)
+    await second.resume(first.status())
     second.add("three")
     await second.flush()
     assert [line.split(" ", 2)[2].strip() for line in stored_lines(store, "logs/ns/op.log")] == ["one", "two", "three"]
     assert second.status().total == 3
     assert [line.split(" ", 2)[2].strip() for line in second.status().lines] == ["one", "two", "three"]
+
+
+async def test_lines_the_status_showed_survive_a_crash_before_their_flush(tmp_path: Path) -> None:
+    """SIGKILL after a status write but before the store got the lines: the next process restores them."""
+    store = LocalStore(tmp_path)
+    first = OperationLog(store, "logs/ns/op.log", flush_seconds=3600, tail=2)
+    for n in range(3):
+        first.add(f"early {n}")
+    await first.flush()
+    for n in range(6):
+        first.add(f"late {n}")  # never flushed: the process dies here
+    shown = first.status()  # the last status written before the crash
+    assert shown.total == 9 and len(shown.lines) == 6  # the tail grew to cover every unstored line
+    second = OperationLog(store, "logs/ns/op.log", flush_seconds=3600)
+    await second.resume(shown)
+    second.add("resumed")
+    await second.flush()
+    texts = [line.split(" ", 2)[2].strip() for line in stored_lines(store, "logs/ns/op.log")]
+    assert texts == [*(f"early {n}" for n in range(3)), *(f"late {n}" for n in range(6)), "resumed"]
+    assert second.status().total == 10
+
+
+async def test_a_finished_operation_log_is_settled_by_the_next_process(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    first = OperationLog(store, "logs/ns/op.log", flush_seconds=3600)
+    first.add("only in status")
+    shown = first.status()
+    later = OperationLog(store, "logs/ns/op.log")
+    await later.resume(shown)
+    await later.settle()
+    assert [line.split(" ", 2)[2].strip() for line in stored_lines(store, "logs/ns/op.log")] == ["only in status"]
+
+
+async def test_memory_held_for_an_unreachable_store_is_bounded(tmp_path: Path) -> None:
+    store = Outage(tmp_path)
+    store.down = True
+    log = OperationLog(store, "logs/ns/op.log", flush_seconds=3600, max_held=5, max_shown=4)
+    for n in range(12):
+        log.add(f"line {n}")
+    assert len(log.lines) == 5 and log.dropped == 7
+    assert len(log.status().lines) == 4
+    store.down = False
+    await log.flush()
+    texts = [line.split(" ", 2)[2].strip() for line in stored_lines(store, "logs/ns/op.log")]
+    assert texts[:5] == [f"line {n}" for n in range(5)]
+    assert "7 line(s) were not kept" in texts[5]
+
+
+def test_merge_marks_lines_nobody_kept_as_lost() -> None:
+    assert merged(["a"], 4, ["c", "d"]) == ["a", LOST, "c", "d"]
+    assert merged(["a", "b", "c"], 2, ["b"]) == ["a", "b", "c"]  # the store got lines status never showed
 
 
 async def test_an_unwritable_directory_is_reported_as_unavailable(tmp_path: Path) -> None:

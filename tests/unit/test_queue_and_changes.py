@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from bosun.engine import record
-from bosun.engine.queue import QueueEntry, blocker
-from bosun.models.operation import OperationStatus, OperationType, Phase, RollbackState, RollbackStatus
+from bosun.engine.queue import blocker
+from bosun.models.operation import Operation, OperationStatus, OperationType, Phase, RollbackState, RollbackStatus
 from bosun.operations.changes import app_changes, database_changes, operation_manifest, operation_name, spec_manager
 
 
-def entry(name: str, created: str, phase: str = "Pending", target: str = "web") -> QueueEntry:
-    return QueueEntry(name=name, created=created, target_kind="App", target_name=target, phase=phase)
+def entry(
+    name: str, created: str, phase: str = "Pending", target: str = "web", *, rv: int = 1, sequence: int | None = None
+) -> Operation:
+    status: dict[str, object] = {"phase": phase}
+    if sequence is not None:
+        status["sequence"] = sequence
+    return Operation.of(
+        {
+            "metadata": {"name": name, "uid": f"uid-{name}", "creationTimestamp": created, "resourceVersion": str(rv)},
+            "spec": {"target": {"kind": "App", "name": target}, "type": "restart"},
+            "status": status,
+        }
+    )
 
 
 def test_blocker_is_the_unfinished_operation_just_ahead() -> None:
@@ -28,11 +39,27 @@ def test_finished_and_other_targets_never_block() -> None:
     assert blocker(me, [done, elsewhere, me]) is None
 
 
-def test_same_second_is_ordered_by_name() -> None:
-    a = entry("a", "2026-01-01T00:00:01Z")
-    b = entry("b", "2026-01-01T00:00:01Z")
-    assert blocker(b, [a, b]) == "a"
-    assert blocker(a, [a, b]) is None
+def test_a_running_operation_blocks_whatever_the_names_and_timestamps() -> None:
+    running = entry("web-restart-zzz", "2026-01-01T00:00:01Z", "Running", rv=20)
+    rolling = entry("web-restart-yyy", "2026-01-01T00:00:05Z", "RollingBack", rv=30)
+    new = entry("web-deploy-aaa", "2026-01-01T00:00:01Z", rv=10)
+    assert blocker(new, [running, new]) == "web-restart-zzz"
+    assert blocker(new, [rolling, new]) == "web-restart-yyy"
+
+
+def test_same_second_is_ordered_by_first_sight_not_by_name() -> None:
+    first = entry("zzz", "2026-01-01T00:00:01Z", rv=100)
+    second = entry("aaa", "2026-01-01T00:00:01Z", rv=101)
+    assert blocker(second, [first, second]) == "zzz"
+    assert blocker(first, [first, second]) is None
+
+
+def test_the_recorded_sequence_wins_over_a_later_resource_version() -> None:
+    # `first` has been written since (its resourceVersion moved on), but its place was recorded.
+    first = entry("b", "2026-01-01T00:00:01Z", "Queued", rv=500, sequence=100)
+    second = entry("a", "2026-01-01T00:00:01Z", rv=101)
+    assert blocker(second, [first, second]) == "b"
+    assert blocker(first, [first, second]) is None
 
 
 def test_app_edits_map_to_operation_types() -> None:

@@ -242,7 +242,7 @@ async def test_deadline_passed_fails_before_the_next_step() -> None:
     assert status.phase is Phase.FAILED
     assert status.reason == "DeadlineExceeded"
     assert world.events == []
-    assert status.rollback is not None and status.rollback.state is RollbackState.SUCCEEDED
+    assert status.rollback is not None and status.rollback.state is RollbackState.NOT_NEEDED  # nothing ran
 
 
 async def test_unexpected_exception_in_a_step_fails_the_operation_not_the_runner() -> None:

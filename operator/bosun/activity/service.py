@@ -24,10 +24,14 @@ from bosun.kube import Kube, NotFound
 from bosun.store import Store
 
 logger = logging.getLogger(__name__)
-ARCHIVED = "bosun.dev/archived"
 REPORT_LABEL = "bosun.dev/activity-report"
 FINAL = "bosun.dev/final"
 CSV_KEY = "activity.csv"
+
+
+def archived_at(body: Mapping[str, Any]) -> str:
+    """Where the operation's record was archived ('' if not yet), as only the operator records it."""
+    return str((body.get("status") or {}).get("archived") or "")
 
 
 def _now() -> datetime:
@@ -46,10 +50,16 @@ class ActivityService:
     async def archive(self, body: Mapping[str, Any]) -> OperationRecord:
         """Store a finished operation's record (idempotent), mark it archived, refresh its week's report."""
         record = OperationRecord.of(body)
-        if (body.get("metadata") or {}).get("annotations", {}).get(ARCHIVED) != self.store.url(record.key):
+        if archived_at(body) != self.store.url(record.key):
             await self.store.put(record.key, record.model_dump_json(by_alias=True).encode())
-            patch = {"metadata": {"annotations": {ARCHIVED: self.store.url(record.key)}}}
-            await self.kube.patch("Operation", record.namespace, record.name, patch)
+            await self.write_report(record.namespace, record.week)
+            # Last: `status.archived` releases the Operation (see bosun.lifecycle), so it comes after
+            # everything it stands for. Status, because users cannot write it (a forged marker would
+            # let retention delete an Operation that was never archived).
+            await self.kube.patch_status(
+                "Operation", record.namespace, record.name, {"archived": self.store.url(record.key)}
+            )
+            return record
         await self.write_report(record.namespace, record.week)
         return record
 
@@ -118,7 +128,11 @@ class ActivityService:
         return written
 
     async def tidy(self) -> list[str]:
-        """Archive finished Operations not archived yet; remove those past the retention time."""
+        """Remove finished Operations past the retention time, once their record is archived.
+
+        Archiving itself is each Operation's daemon's work (bosun.lifecycle): it also makes sure the
+        store holds the whole log first.
+        """
         removed = []
         cutoff = self.clock() - self.retention
         for body in await self.kube.list_all("Operation"):
@@ -126,9 +140,9 @@ class ActivityService:
             if not finished:
                 continue
             namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+            if not archived_at(body) or archived_at(body).startswith("not archived"):
+                continue
             try:
-                if not (body["metadata"].get("annotations") or {}).get(ARCHIVED):
-                    await self.archive(await self.kube.get("Operation", namespace, name))
                 if parse(finished) <= cutoff:
                     await self.kube.delete_custom("Operation", namespace, name)
                     removed.append(f"{namespace}/{name}")

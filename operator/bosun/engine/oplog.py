@@ -2,9 +2,17 @@
 
 The store may be down; the operation must not wait for it. Lines are kept in memory and the whole
 log object is rewritten every `flush_seconds` while anything is new, so a store that comes back
-gets every line. When the operation ends, a flush that fails keeps retrying in the background
-until it lands. After an operator restart the log object is read back first and new lines are
-appended to it, numbered on from the count the status recorded.
+gets every line.
+
+No line the status ever showed is lost to a crash. The status shows the last `tail` lines and, on
+top of them, every line the store is not known to hold yet (up to `max_shown`), so the status
+written before a SIGKILL still carries whatever the store missed. A restarted operator `resume`s
+the log: it reads the store's copy and completes it from that status tail, then numbers its own
+lines on from there. Lines the store got but the status never showed are kept too.
+
+Memory held for an unreachable store is bounded: at most `max_held` lines per operation wait in
+memory; beyond that, lines go to the operator's own log only, and the operation's log says how many
+were not kept once the store is back.
 """
 
 from __future__ import annotations
@@ -18,11 +26,27 @@ from bosun.store import Store, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 TAIL_LINES = 50
+MAX_SHOWN = 500  # lines in status at most (about 75 kB): the tail plus what the store lacks
+MAX_HELD = 20_000  # lines one operation holds in memory while the store is unreachable
+LOST = "(this line was lost: the operator stopped while the log store was unreachable)"
 _background: set[asyncio.Task[None]] = set()  # strong references to flushes that outlive their operation
 
 
 def log_key(namespace: str, name: str, uid: str) -> str:
     return f"logs/{namespace}/{name}-{uid[:8]}.log"
+
+
+def merged(stored: list[str], total: int, tail: list[str]) -> list[str]:
+    """An earlier process's log: the store's copy, completed from the tail its status kept.
+
+    `total` is how many lines the status counted; `tail` are its last lines. Lines neither kept
+    are marked lost, so numbering never skips.
+    """
+    if len(stored) >= total:
+        return list(stored)
+    start = total - len(tail)
+    out = list(stored) + [LOST] * max(0, start - len(stored))
+    return out + tail[len(out) - start :]
 
 
 class OperationLog:
@@ -31,39 +55,74 @@ class OperationLog:
         store: Store | None,
         key: str,
         *,
-        first_line: int = 0,
-        earlier_tail: list[str] | None = None,
         flush_seconds: float = 1.0,
         tail: int = TAIL_LINES,
+        max_shown: int = MAX_SHOWN,
+        max_held: int = MAX_HELD,
     ) -> None:
         self.store = store
         self.key = key
-        self.first_line = first_line
         self.flush_seconds = flush_seconds
         self.tail = tail
-        self.lines: list[str] = []
-        self.earlier_tail = list(earlier_tail or [])  # the tail a previous process left in the status
-        self._earlier: bytes | None = None  # what a previous operator process stored
+        self.max_shown = max_shown
+        self.max_held = max_held
+        self.lines: list[str] = []  # this process's lines
+        self.dropped = 0
+        self._earlier: list[str] | None = []  # the earlier processes' lines; None until the store is read
+        self._earlier_total = 0
+        self._earlier_tail: list[str] = []
         self._flushed = 0
         self._warned = False
         self._flusher: asyncio.Task[None] | None = None
 
-    def add(self, message: str, *, warning: bool = False) -> str:
+    async def resume(self, earlier: OperationLogStatus | None) -> None:
+        """Continue the log an earlier operator process wrote (its status says how far it got)."""
+        if earlier is None or earlier.total == 0:
+            return
+        self._earlier_total, self._earlier_tail = earlier.total, list(earlier.lines)
+        self._earlier = None
+        try:
+            await self._read_earlier()
+        except StoreUnavailable as error:
+            logger.warning("log store unavailable on resume of %s (merged later): %s", self.key, error)
+
+    async def _read_earlier(self) -> list[str]:
+        if self._earlier is None:
+            data = (await self.store.get(self.key) if self.store is not None else None) or b""
+            self._earlier = merged(data.decode(errors="replace").splitlines(), self._earlier_total, self._earlier_tail)
+        return self._earlier
+
+    @staticmethod
+    def format(message: str, *, warning: bool = False) -> str:
         at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        line = f"{at} {'WARNING' if warning else 'INFO':<7} {message}"
+        return f"{at} {'WARNING' if warning else 'INFO':<7} {message}"
+
+    def add(self, message: str, *, warning: bool = False) -> str:
+        line = self.format(message, warning=warning)
+        if self.store is not None and self.pending >= self.max_held:
+            self.dropped += 1  # the operator's own log still has it
+            return line
         self.lines.append(line)
         if self.store is not None and (self._flusher is None or self._flusher.done()):
             self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
         return line
 
     @property
+    def _before(self) -> int:
+        return len(self._earlier) if self._earlier is not None else self._earlier_total
+
+    @property
     def total(self) -> int:
-        return self.first_line + len(self.lines)
+        return self._before + len(self.lines)
 
     def status(self) -> OperationLogStatus:
+        earlier = self._earlier if self._earlier is not None else self._earlier_tail
+        unstored = self.pending + (len(self._earlier_tail) if self._earlier is None else 0)
+        shown = min(self.max_shown, max(self.tail, unstored))
+        lines = (earlier[-shown:] + self.lines)[-shown:] if shown else []
         return OperationLogStatus(
             url=self.store.url(self.key) if self.store is not None else "",
-            lines=(self.earlier_tail + self.lines)[-self.tail :],
+            lines=lines,
             total=self.total,
         )
 
@@ -73,21 +132,33 @@ class OperationLog:
 
     async def flush(self) -> None:
         """Write the whole log; raises StoreUnavailable (and keeps every line) if the store is down."""
-        if self.store is None or not self.pending:
+        if self.store is None or (not self.pending and self._earlier is not None and not self.dropped):
             return
-        if self._earlier is None:
-            self._earlier = (await self.store.get(self.key) or b"") if self.first_line else b""
+        earlier = await self._read_earlier()
+        if self.dropped:
+            note = f"{self.dropped} line(s) were not kept: the log store was unreachable for too long"
+            self.lines.append(self.format(note, warning=True))
+            self.dropped = 0
         upto = len(self.lines)
-        body = self._earlier + "".join(line + "\n" for line in self.lines[:upto]).encode()
+        body = "".join(line + "\n" for line in [*earlier, *self.lines[:upto]]).encode()
         await self.store.put(self.key, body)
         self._flushed = upto
         if self._warned:
             logger.info("log store reachable again: %s written (%d lines)", self.key, self.total)
             self._warned = False
 
+    async def settle(self) -> None:
+        """Make sure the store holds every line the status knows of (after a restart, say)."""
+        if self.store is None or not self._earlier_total:
+            return
+        stored = ((await self.store.get(self.key)) or b"").decode(errors="replace").splitlines()
+        self._earlier = merged(stored, self._earlier_total, self._earlier_tail)
+        if len(stored) < self._earlier_total:
+            await self.store.put(self.key, "".join(line + "\n" for line in self._earlier).encode())
+
     async def _flush_soon(self) -> None:
         delay = self.flush_seconds
-        while self.pending:
+        while self.pending or self._earlier is None:
             await asyncio.sleep(delay)
             try:
                 await self.flush()
@@ -103,7 +174,7 @@ class OperationLog:
         if self.store is None:
             return
         if self._flusher is None or self._flusher.done():
-            if not self.pending:
+            if not self.pending and self._earlier is not None:
                 return
             self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
         _background.add(self._flusher)

@@ -1,55 +1,44 @@
 """At most one running operation per target: the others wait in creation order.
 
-The order is derived from the cluster alone (creation timestamp, then name), never from memory,
-so a restarted operator sees the same queue. An operation may start when no unfinished operation
-on the same target was created before it. Finished operations (failed ones included) never block,
-and a stuck one is ended by its deadline, so the queue cannot wedge.
+Two rules, both derived from the cluster alone so a restarted operator sees the same queue:
+
+- An operation that is Running or RollingBack blocks every other operation on its target,
+  whatever the names and timestamps say.
+- Otherwise an operation may start when no unfinished operation on its target is ahead of it.
+  "Ahead" is the creation timestamp, then the operation's sequence: creation timestamps have a
+  one-second resolution, so within one second the order is the one the operator first saw
+  (the resourceVersion at first sight, recorded in `status.sequence`). Operations one spec edit
+  creates are created one after the other, so they run in the order they were planned.
+
+Finished operations (failed ones included) never block, and every operation has a deadline counted
+from its creation, so the queue cannot wedge.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
 
-from bosun.models.operation import Phase
+from bosun.models.operation import Operation, Phase
 
-FINISHED = {p.value for p in Phase if p.finished}
+ACTIVE = frozenset({Phase.RUNNING, Phase.ROLLING_BACK})
 
 
-@dataclass(frozen=True)
-class QueueEntry:
-    name: str
-    created: str
-    target_kind: str
-    target_name: str
-    phase: str
-
-    @classmethod
-    def of(cls, body: dict[str, Any]) -> QueueEntry:
-        spec = body.get("spec") or {}
-        target = spec.get("target") or {}
-        return cls(
-            name=body["metadata"]["name"],
-            created=body["metadata"].get("creationTimestamp") or "",
-            target_kind=target.get("kind", ""),
-            target_name=target.get("name", ""),
-            phase=(body.get("status") or {}).get("phase") or Phase.PENDING.value,
-        )
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.created, self.name)
+def same_target(a: Operation, b: Operation) -> bool:
+    return (a.spec.target.kind, a.spec.target.name) == (b.spec.target.kind, b.spec.target.name)
 
 
-def blocker(me: QueueEntry, others: Iterable[QueueEntry]) -> str | None:
-    """The operation immediately ahead of `me` in its target's queue, if any."""
-    ahead = [
-        o
-        for o in others
-        if o.name != me.name
-        and (o.target_kind, o.target_name) == (me.target_kind, me.target_name)
-        and o.phase not in FINISHED
-        and o.key < me.key
-    ]
-    return max(ahead, key=lambda o: o.key).name if ahead else None
+def blocker(me: Operation, others: Iterable[Operation]) -> str | None:
+    """The operation `me` waits for, if any: the one just ahead of it, else one running anyway."""
+    rivals = [o for o in others if o.uid != me.uid and o.name != me.name and same_target(o, me)]
+    unfinished = [o for o in rivals if not o.status.phase.finished]
+    ahead = [o for o in unfinished if o.queue_key < me.queue_key]
+    if ahead:
+        return max(ahead, key=lambda o: o.queue_key).name
+    running = sorted((o for o in unfinished if o.status.phase in ACTIVE), key=lambda o: o.queue_key)
+    return running[0].name if running else None
+
+
+def newest(operations: Iterable[Operation], like: Operation) -> Operation | None:
+    """The newest operation on `like`'s target, by queue order."""
+    mine = [o for o in operations if same_target(o, like)]
+    return max(mine, key=lambda o: o.queue_key) if mine else None

@@ -156,6 +156,9 @@ def finish_rollback(status: OperationStatus, now: str, *, applicable: bool) -> N
         rollback.state = RollbackState.FAILED
         stays = ", ".join(f"{n.step} ({n.reason})" for n in rollback.not_undone)
         rollback.message = f"rollback failed: these changes stay: {stays}"
+    elif not rollback.undone:  # it failed before any step that changes something ran
+        rollback.state = RollbackState.NOT_NEEDED
+        rollback.message = "nothing was changed: nothing to roll back"
     else:
         rollback.state = RollbackState.SUCCEEDED
         undone_steps = ", ".join(rollback.undone) or "nothing had changed"

@@ -24,6 +24,7 @@ from bosun.engine.steps import Ctx, PermanentError, Reversibility, Skipped, Step
 from bosun.models.operation import OperationStatus, Phase, StepState
 
 logger = logging.getLogger(__name__)
+STOP_GRACE_SECONDS = 10.0
 
 
 def utc_now() -> str:
@@ -184,7 +185,7 @@ class Runner(Generic[Ctx]):
                 logger.exception("step raised an unexpected error")
                 raise PermanentError(f"unexpected {type(error).__name__}: {error}", "InternalError") from error
         task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await asyncio.wait({task}, timeout=STOP_GRACE_SECONDS)  # a step that ignores cancel cannot hold us
         if watcher is not None and watcher in done:
             raise _Interrupted(record.CANCELLED_REASON, "cancelled by request")
         raise TimeoutError

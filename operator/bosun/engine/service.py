@@ -1,44 +1,69 @@
-"""Carries one Operation object from creation to a finished phase.
+"""Carries one Operation object from creation to a finished phase, whatever happens on the way.
 
 This is the body of the per-Operation daemon: it decides when the operation may start (the
-target exists; nothing ahead of it in the target's queue), asks the planner for the step table of
-its type, and hands both to the runner. It is called again from scratch after a restart and
-works out where it is from the object alone.
+target exists; nothing running on it, nothing ahead of it in its queue), asks the planner for the
+step table of its type, stores the planner's decision in status, and hands both to the runner.
+It is called again from scratch after a restart and works out where it is from the object alone.
+
+Why every path ends:
+- The deadline counts from the Operation's creation (`status.deadline`), so an operation that waits
+  in the queue too long ends `Failed` too, and says it never started.
+- Any error while planning, resuming or running, expected or not, ends the operation `Failed` with
+  a readable reason: refused before any change (rollback `NotNeeded`), rolled back by the runner,
+  or, when it cannot even be planned any more, with every step that may stay changed named.
+- Deleting an unfinished Operation cancels it: the object stays (Kopf's finalizer) until the
+  rollback has run and the record is archived.
+
+What can be trusted: the plan and the archive marker live in status, which only the operator can
+write (the aggregated `edit` role does not grant `operations/status`). The initiator annotations
+that say an operation came from a spec edit are believed only on Operations created by the
+operator's own identity; on any other, the initiator is the user the admission policy stamped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Generic, Protocol
 
 from bosun.engine import record
 from bosun.engine.journal import KubeJournal
 from bosun.engine.oplog import OperationLog, log_key
-from bosun.engine.queue import QueueEntry, blocker
+from bosun.engine.queue import blocker
 from bosun.engine.runner import Runner, utc_now
 from bosun.engine.status import StatusWriter
 from bosun.engine.steps import Ctx, StepTable
+from bosun.engine.target import TargetStatus
 from bosun.errors import PermanentError, TransientError
 from bosun.kube import Kube
-from bosun.models.base import Condition, ConditionStatus, LastOperation, parse_time
+from bosun.models.base import parse_time
+from bosun.models.names import (
+    CANCELLED_BY,
+    CREATED_BY,
+    EDIT_PART,
+    INITIATOR_MANAGER,
+    INITIATOR_SOURCE,
+    INITIATOR_USER,
+    TARGET_GENERATION,
+)
 from bosun.models.operation import Initiator, Operation, OperationStatus, Phase
 from bosun.store import Store
-
-INITIATOR_SOURCE = "bosun.dev/initiator-source"
-INITIATOR_USER = "bosun.dev/initiator"  # for operations Bosun made: who edited the target's spec
-CREATED_BY = "bosun.dev/created-by"  # stamped by the API server's admission policy on every create
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Plan(Generic[Ctx]):
+    """What the planner decided: the step table, the context its steps share, and the decision as
+    JSON (`record`), which the engine stores in `status.plan` before the first step. On resume the
+    planner finds it in `operation.status.plan` and must rebuild exactly the same plan from it."""
+
     table: StepTable[Ctx]
     ctx: Ctx
+    record: str = ""
 
 
 class Planner(Protocol):
@@ -47,183 +72,330 @@ class Planner(Protocol):
     async def plan(self, kube: Kube, operation: Operation, target: dict[str, Any]) -> Plan[Any]: ...
 
 
-class _LiveHandle:
-    """The runner's view of the Operation: the live cancel flag and the status writer.
-
-    Each phase change is mirrored to the target's `status.lastOperation`, so `kubectl get apps`
-    and `kubectl get databases` show the newest operation at a glance.
-    """
-
-    def __init__(self, body: Mapping[str, Any], writer: StatusWriter, operation: Operation) -> None:
-        self.body = body
-        self.writer = writer
-        self.operation = operation
-        self.mirrored: Phase | None = None
-
-    def cancel_requested(self) -> bool:
-        return bool((self.body.get("spec") or {}).get("cancel"))
-
-    async def save(self, status: OperationStatus) -> None:
-        await self.writer.save(status)
-        if status.phase is not self.mirrored:
-            await self._mirror(status)
-
-    async def _mirror(self, status: OperationStatus) -> None:
-        target = self.operation.spec.target
-        last = LastOperation(name=self.operation.name, type=self.operation.spec.type.value, phase=status.phase.value)
-        patch: dict[str, Any] = {
-            "lastOperation": last.wire(),
-            "conditions": [c.wire() for c in target_conditions(self.operation, status)],
-        }
-        generation = self.operation.annotations.get("bosun.dev/target-generation")
-        if generation:
-            patch["observedGeneration"] = int(generation)
-        try:
-            await self.writer.kube.patch_status(target.kind.value, self.operation.namespace, target.name, patch)
-            self.mirrored = status.phase
-        except (PermanentError, TransientError) as error:  # gone, or busy: the Operation is the record
-            logger.info("could not mirror %s to %s %s: %s", self.operation.name, target.kind.value, target.name, error)
+def trusted(body: Mapping[str, Any], identity: str) -> bool:
+    """Was this Operation created by the operator itself (so its initiator annotations are true)?"""
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    return bool(identity) and annotations.get(CREATED_BY) == identity
 
 
-def initiator_of(body: Mapping[str, Any]) -> Initiator:
+def initiator_of(body: Mapping[str, Any], identity: str) -> Initiator:
     """Who asked, from what the admission policies stamped, and the client (field manager)."""
     meta = body.get("metadata") or {}
     annotations = meta.get("annotations") or {}
     managers = [
         m.get("manager", "") for m in meta.get("managedFields") or [] if m.get("operation") in ("Apply", "Update")
     ]
-    source = annotations.get(INITIATOR_SOURCE, "Operation")
-    by_user = source == "Operation"
+    if trusted(body, identity) and annotations.get(INITIATOR_SOURCE):
+        return Initiator(
+            username=annotations.get(INITIATOR_USER, ""),
+            kind="Bosun",
+            source=annotations[INITIATOR_SOURCE],
+            manager=annotations.get(INITIATOR_MANAGER, ""),
+        )
     return Initiator(
-        username=annotations.get(CREATED_BY if by_user else INITIATOR_USER, ""),
-        kind="User" if by_user else "Bosun",
-        source=source,
-        manager=annotations.get("bosun.dev/initiator-manager") or (managers[0] if managers else ""),
+        username=annotations.get(CREATED_BY, ""),
+        kind="User",
+        source="Operation",
+        manager=managers[0] if managers else "",
     )
 
 
-def target_conditions(operation: Operation, status: OperationStatus) -> list[Condition]:
-    """The App/Database conditions an operation's phase implies (kstatus and Argo CD read them).
+def target_generation(body: Mapping[str, Any], identity: str, phase: Phase) -> int | None:
+    """The target's spec generation this operation's end lets the target report as observed.
 
-    A failed generation stays Stalled until a new spec generation or Operation starts: Bosun does
-    not retry it by itself, so a GitOps tool sees a stable Degraded state, not a loop.
+    Only the operator's own operations carry one. One edit may make several operations: the
+    generation is observed when the last of them ends, or when any of them fails (the target is
+    then Stalled, and says why).
     """
-    now = utc_now()
-    name = operation.name
-    if not status.phase.finished:
-        ready, reconciling, stalled = ("False", "OperationRunning"), ("True", "OperationRunning"), ("False", "")
-        message = f"operation {name} ({operation.spec.type.value}) is {status.phase.value.lower()}"
-    elif status.phase is Phase.SUCCEEDED:
-        ready, reconciling, stalled = ("True", "Succeeded"), ("False", "Succeeded"), ("False", "")
-        message = f"operation {name} ({operation.spec.type.value}) succeeded"
-    else:
-        rollback = status.rollback.state.value if status.rollback else ""
-        why = {"Succeeded": "RolledBack", "Failed": "RollbackFailed"}.get(rollback, status.phase.value)
-        ready, reconciling, stalled = ("False", why), ("False", why), ("True", why)
-        message = f"operation {name} ({operation.spec.type.value}) {status.phase.value.lower()}: {status.message}"
-    return [
-        Condition(
-            type=kind, status=ConditionStatus(value), reason=reason or "Idle", message=message, last_transition_time=now
-        )
-        for kind, (value, reason) in (("Ready", ready), ("Reconciling", reconciling), ("Stalled", stalled))
-    ]
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(TARGET_GENERATION, "")
+    if not trusted(body, identity) or not value.isdigit():
+        return None
+    index, _, count = annotations.get(EDIT_PART, "1/1").partition("/")
+    return int(value) if index == count or phase is not Phase.SUCCEEDED else None
 
 
-def _epoch(timestamp: str) -> float:
-    return parse_time(timestamp).timestamp()
+def from_edit(body: Mapping[str, Any], identity: str) -> bool:
+    """Did the operator make this operation to carry out a spec edit?"""
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    return trusted(body, identity) and bool(annotations.get(TARGET_GENERATION))
+
+
+def deadline_of(operation: Operation) -> str:
+    created = parse_time(operation.created) if operation.created else parse_time(utc_now())
+    return (created + timedelta(seconds=operation.spec.timeout_seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_WAIT = object()
+
+
+class _Turn:
+    """A hold on a target's lock that knows whether it holds it (a cancelled wait may not)."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self.lock = lock
+        self.held = False
+
+    async def take(self) -> None:
+        await self.lock.acquire()
+        self.held = True
+
+    def give(self) -> None:
+        if self.held:
+            self.held = False
+            self.lock.release()
+
+
+class _LiveHandle:
+    """The runner's view of the Operation: the live cancel flag, and the status writers."""
+
+    def __init__(
+        self,
+        body: Mapping[str, Any],
+        writer: StatusWriter,
+        operation: Operation,
+        targets: TargetStatus,
+        identity: str,
+        *,
+        deleting: bool,
+    ) -> None:
+        self.body = body
+        self.writer = writer
+        self.operation = operation
+        self.targets = targets
+        self.identity = identity
+        self.deleting = deleting
+        self.mirrored: Phase | None = None
+
+    def cancel_requested(self) -> bool:
+        meta = self.body.get("metadata") or {}
+        return self.deleting or bool(meta.get("deletionTimestamp")) or bool((self.body.get("spec") or {}).get("cancel"))
+
+    def cancelled_by(self) -> str:
+        meta = self.body.get("metadata") or {}
+        if self.deleting or meta.get("deletionTimestamp"):
+            return "deleting the Operation"
+        annotations = meta.get("annotations") or {}
+        who = annotations.get(CANCELLED_BY) or annotations.get(CREATED_BY)  # cancelled from its creation on
+        return f"{who} (spec.cancel)" if who else "spec.cancel"
+
+    async def save(self, status: OperationStatus) -> None:
+        await self.writer.save(status)
+        generation = target_generation(self.body, self.identity, status.phase)
+        edit = from_edit(self.body, self.identity)
+        if status.phase is not self.mirrored and await self.targets.mirror(
+            self.operation, status, generation, from_edit=edit
+        ):
+            self.mirrored = status.phase
 
 
 class OperationService:
     def __init__(
-        self, kube: Kube, planner: Planner, *, queue_poll_seconds: float = 1.0, store: Store | None = None
+        self,
+        kube: Kube,
+        planner: Planner,
+        *,
+        queue_poll_seconds: float = 1.0,
+        store: Store | None = None,
+        identity: str = "",
     ) -> None:
         self.kube = kube
         self.store = store
         self.planner = planner
         self.queue_poll_seconds = queue_poll_seconds
+        self.identity = identity  # the operator's own user name, to know its own Operations
+        self.targets = TargetStatus(kube)
+        self._driving: dict[str, asyncio.Lock] = {}
+        self._target_locks: dict[tuple[str, str, str], asyncio.Lock] = {}
 
-    async def drive(self, body: Mapping[str, Any]) -> OperationStatus:
-        """Drive the operation whose live body is given; return its final (or current) status."""
+    def target_lock(self, namespace: str, kind: str, name: str) -> asyncio.Lock:
+        """Held while an operation of this process runs on the target; drift repair skips it then."""
+        return self._target_locks.setdefault((namespace, kind, name), asyncio.Lock())
+
+    async def drive(self, body: Mapping[str, Any], *, deleting: bool = False) -> OperationStatus:
+        """Drive the operation whose live body is given; return its final (or current) status.
+
+        One driver per operation at a time: the daemon and the deletion handler may both ask.
+        """
+        uid = (body.get("metadata") or {}).get("uid", "")
+        lock = self._driving.setdefault(uid, asyncio.Lock())
+        try:
+            async with lock:
+                return await self._drive(body, deleting=deleting)
+        finally:
+            if not lock.locked():
+                self._driving.pop(uid, None)
+
+    async def _drive(self, body: Mapping[str, Any], *, deleting: bool) -> OperationStatus:
         operation = Operation.of(body)
         status = operation.status
         if status.phase.finished:
             return status
         writer = StatusWriter(self.kube, operation.namespace, operation.name, operation.generation)
-        handle = _LiveHandle(body, writer, operation)
-        if status.initiator is None:
-            status.initiator = initiator_of(body)
-        target = await self._wait_for_turn(operation, status, handle)
-        if target is None:
-            return status
-        prior = status.log.total if status.log else 0
-        log = OperationLog(
-            self.store,
-            log_key(operation.namespace, operation.name, operation.uid),
-            first_line=prior,
-            earlier_tail=status.log.lines if status.log else [],
-        )
+        handle = _LiveHandle(body, writer, operation, self.targets, self.identity, deleting=deleting)
+        status.initiator = status.initiator or initiator_of(body, self.identity)
+        status.sequence = operation.sequence  # fixed from here on (see queue)
+        status.deadline = status.deadline or deadline_of(operation)
+        log = OperationLog(self.store, log_key(operation.namespace, operation.name, operation.uid))
+        await log.resume(status.log)
         writer.log = log.status
-        journal = KubeJournal(self.kube, dict(body), target, log)
+        journal = KubeJournal(self.kube, dict(body), None, log)
+        kind, name = operation.spec.target.kind.value, operation.spec.target.name
+        turn = _Turn(self.target_lock(operation.namespace, kind, name))
         try:
-            try:
-                plan = await self.planner.plan(self.kube, operation, target)
-            except PermanentError as refused:
-                if record.steps_to_undo(status):  # resuming after steps ran: say what may stay changed
-                    record.abandon(status, utc_now(), reason=refused.reason, message=str(refused))
-                    journal.warning(f"cannot resume or roll back: {refused}")
-                else:
-                    record.end_without_running(
-                        status, utc_now(), phase=Phase.FAILED, reason=refused.reason, message=str(refused)
-                    )
-                    journal.warning(f"refused before any change: {refused}")
-                await writer.save(status)
+            target = await self._wait_for_turn(operation, status, handle, journal, turn)
+            if target is None:
                 return status
-            started = _epoch(status.started_at) if status.started_at else time.time()
-            runner = Runner(plan.table, plan.ctx, handle, journal, deadline=started + operation.spec.timeout_seconds)
-            return await runner.drive(status)
+            journal.target = target or None
+            return await self._run(operation, status, handle, journal, target)
+        except Exception as error:  # a bug or a broken record: end the operation, never loop
+            logger.exception("operation %s/%s broke", operation.namespace, operation.name)
+            await self._end_broken(status, handle, journal, error)
+            return status
         finally:
+            turn.give()
             await journal.flush()
             log.close()
 
-    async def _wait_for_turn(
-        self, operation: Operation, status: OperationStatus, handle: _LiveHandle
-    ) -> dict[str, Any] | None:
-        """Wait until the operation may run; None if it ended while waiting."""
-        while True:
-            if handle.cancel_requested() and status.phase in (Phase.PENDING, Phase.QUEUED):
-                record.end_without_running(
-                    status, utc_now(), phase=Phase.CANCELLED, reason="Cancelled", message="cancelled before it started"
-                )
-                await handle.save(status)
-                return None
-            kind, name = operation.spec.target.kind.value, operation.spec.target.name
-            target = await self.kube.find(kind, operation.namespace, name)
-            if target is None and status.phase in (Phase.PENDING, Phase.QUEUED):
+    async def _run(
+        self,
+        operation: Operation,
+        status: OperationStatus,
+        handle: _LiveHandle,
+        journal: KubeJournal,
+        target: dict[str, Any],
+    ) -> OperationStatus:
+        try:
+            plan = await self._plan(operation, status, target)
+        except Exception as refused:
+            reason = refused.reason if isinstance(refused, PermanentError) else "InternalError"
+            message = str(refused) if isinstance(refused, PermanentError) else f"{type(refused).__name__}: {refused}"
+            if record.steps_to_undo(status):  # resuming after steps ran: say what may stay changed
+                record.abandon(status, utc_now(), reason=reason, message=message)
+                journal.warning(f"cannot resume or roll back: {message}")
+            else:
                 record.end_without_running(
                     status,
                     utc_now(),
                     phase=Phase.FAILED,
-                    reason="TargetNotFound",
-                    message=f"{kind} {name!r} does not exist in namespace {operation.namespace}",
+                    reason=reason,
+                    message=f"refused before any change: {message}",
                 )
-                await handle.save(status)
-                return None
-            if status.phase not in (Phase.PENDING, Phase.QUEUED):
-                return target or {}  # resuming: the steps find out what is left of the target
-            others = [QueueEntry.of(o) for o in await self.kube.list_objects("Operation", operation.namespace)]
-            me = QueueEntry.of(
-                {
-                    "metadata": {"name": operation.name, "creationTimestamp": operation.created},
-                    "spec": operation.spec.wire(),
-                    "status": {"phase": status.phase.value},
-                }
+                journal.warning(f"refused before any change: {message}")
+            await handle.save(status)
+            return status
+        status.plan = status.plan or plan.record or None
+        deadline = parse_time(status.deadline).timestamp() if status.deadline else None
+        runner = Runner(plan.table, plan.ctx, handle, journal, deadline=deadline)
+        return await runner.drive(status)
+
+    async def _plan(self, operation: Operation, status: OperationStatus, target: dict[str, Any]) -> Plan[Any]:
+        """Plan, retrying transient API errors until the operation's deadline."""
+        delay = 0.5
+        while True:
+            try:
+                return await self.planner.plan(self.kube, operation.model_copy(update={"status": status}), target)
+            except TransientError:
+                if status.deadline and utc_now() >= status.deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(10.0, delay * 2)
+
+    async def _end_broken(
+        self, status: OperationStatus, handle: _LiveHandle, journal: KubeJournal, error: Exception
+    ) -> None:
+        reason = error.reason if isinstance(error, PermanentError) else "InternalError"
+        message = f"{type(error).__name__}: {error}" if not isinstance(error, PermanentError) else str(error)
+        if record.steps_to_undo(status):
+            record.abandon(status, utc_now(), reason=reason, message=message)
+        else:
+            record.end_without_running(status, utc_now(), phase=Phase.FAILED, reason=reason, message=message)
+        journal.warning(f"operation ended by an internal error: {message}")
+        try:
+            await handle.save(status)
+        except Exception:  # the Operation may be gone: nothing left to tell
+            logger.exception("could not record the failure of %s", handle.operation.name)
+
+    async def _wait_for_turn(
+        self, operation: Operation, status: OperationStatus, handle: _LiveHandle, journal: KubeJournal, turn: _Turn
+    ) -> dict[str, Any] | None:
+        """Wait until the operation may run; None if it ended while waiting.
+
+        Returns holding the target's lock, taken before the last check, so no other operation of
+        this process (and no drift repair) acts on the target between the check and the start.
+        """
+        while True:
+            try:
+                found = await self._take_turn(operation, status, handle, journal, turn)
+            except TransientError as error:  # the API server is busy: the deadline still bounds the wait
+                turn.give()
+                logger.warning("operation %s waits for the API server: %s", operation.name, error)
+                await asyncio.sleep(self.queue_poll_seconds)
+                continue
+            if found is not _WAIT:
+                return found  # type: ignore[return-value]
+            await asyncio.sleep(self.queue_poll_seconds)
+
+    async def _take_turn(
+        self, operation: Operation, status: OperationStatus, handle: _LiveHandle, journal: KubeJournal, turn: _Turn
+    ) -> object:
+        """One look at the queue: the target (its turn came), None (it ended), or _WAIT."""
+        kind, name = operation.spec.target.kind.value, operation.spec.target.name
+        waiting = status.phase in (Phase.PENDING, Phase.QUEUED)
+        if waiting and handle.cancel_requested():
+            behind = f" (it waited behind {status.queued_behind})" if status.queued_behind else ""
+            message = f"cancelled before it started, by {handle.cancelled_by()}{behind}: nothing was changed"
+            record.end_without_running(status, utc_now(), phase=Phase.CANCELLED, reason="Cancelled", message=message)
+            journal.info(message)
+            await handle.save(status)
+            return None
+        if waiting and status.deadline and utc_now() >= status.deadline:
+            behind = f" behind {status.queued_behind}" if status.queued_behind else ""
+            message = f"its deadline ({status.deadline}) passed while it waited{behind}: it never started"
+            record.end_without_running(
+                status, utc_now(), phase=Phase.FAILED, reason="DeadlineExceeded", message=message
             )
-            ahead = blocker(me, others)
+            journal.warning(message)
+            await handle.save(status)
+            return None
+        target = await self.kube.find(kind, operation.namespace, name)
+        if target is None and waiting:
+            message = f"{kind} {name!r} does not exist in namespace {operation.namespace}"
+            record.end_without_running(status, utc_now(), phase=Phase.FAILED, reason="TargetNotFound", message=message)
+            journal.warning(message)
+            await handle.save(status)
+            return None
+        if not waiting:
+            await turn.take()
+            return target or {}  # resuming: the steps find out what is left of the target
+        me = operation.model_copy(update={"status": status})
+        ahead = await self._ahead(me)
+        if ahead is None:
+            await turn.take()  # check again under the lock: nothing of ours started meanwhile
+            ahead = await self._ahead(me)
             if ahead is None:
                 return target
-            if status.phase is not Phase.QUEUED or status.queued_behind != ahead:
-                status.phase = Phase.QUEUED
-                status.queued_behind = ahead
-                status.message = f"queued behind {ahead}"
-                await handle.save(status)
-            await asyncio.sleep(self.queue_poll_seconds)
+            turn.give()
+        if status.phase is not Phase.QUEUED or status.queued_behind != ahead:
+            status.phase = Phase.QUEUED
+            status.queued_behind = ahead
+            status.message = f"queued behind {ahead}; fails at {status.deadline} if it has not started by then"
+            journal.info(f"queued behind {ahead}")
+            await handle.save(status)
+        return _WAIT
+
+    async def _ahead(self, me: Operation) -> str | None:
+        others = [Operation.of(o) for o in await self.kube.list_objects("Operation", me.namespace)]
+        return blocker(me, others)
+
+    async def settle(self, body: Mapping[str, Any]) -> None:
+        """For a finished operation: its target shows its outcome, and the store holds its whole log.
+
+        Raises StoreUnavailable while the store is down (the caller retries).
+        """
+        operation = Operation.of(body)
+        generation = target_generation(body, self.identity, operation.status.phase)
+        await self.targets.mirror(operation, operation.status, generation, from_edit=from_edit(body, self.identity))
+        log = OperationLog(self.store, log_key(operation.namespace, operation.name, operation.uid))
+        await log.resume(operation.status.log)
+        await log.settle()

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field
 
-from bosun.models.base import Condition, EnvVar, KubeModel, Resources
+from bosun.models.base import UNIQUE_BY_NAME, Condition, EnvVar, KubeModel, Resources, quantity_rule
 
 DEFAULT_TIMEOUT_SECONDS = 1800
 
@@ -88,13 +88,21 @@ class OperationParameters(KubeModel):
         default=None, max_length=256, description="deploy, configure: the new environment (replaces it)."
     )
     processes: list[ProcessScale] | None = Field(
-        default=None, max_length=32, description="scale (App): new replicas/resources per process."
+        default=None,
+        max_length=32,
+        description="scale (App): new replicas/resources per process; names are unique.",
+        json_schema_extra=UNIQUE_BY_NAME,
     )
     resources: Resources | None = Field(default=None, description="scale (Database): new resources.")
     node: str | None = Field(
         default=None, max_length=253, description="redeploy: the node to move to (Bosun picks when unset)."
     )
-    volume_size: str | None = Field(default=None, max_length=64, description="resize: the new volume size.")
+    volume_size: str | None = Field(
+        default=None,
+        max_length=64,
+        description="resize: the new volume size.",
+        json_schema_extra=quantity_rule("parameters.volumeSize"),
+    )
 
 
 class TargetRef(KubeModel):
@@ -240,6 +248,20 @@ class OperationStatus(KubeModel):
     observed_generation: int | None = Field(default=None, description="The spec generation seen.")
     conditions: list[Condition] = Field(default_factory=list, description="Ready, Reconciling, Stalled.")
     log: OperationLogStatus | None = Field(default=None, description="The operation's log: where, and its tail.")
+    sequence: int | None = Field(
+        default=None,
+        description="Its place in its target's queue, fixed when Bosun first sees it (creation order).",
+    )
+    plan: str | None = Field(
+        default=None,
+        max_length=262144,
+        description="What Bosun decided to do (JSON), stored before the first step so a restart resumes "
+        "or undoes exactly that change. Written only by Bosun.",
+    )
+    deadline: str | None = Field(
+        default=None, description="When the operation fails if not finished: creation time plus spec.timeoutSeconds."
+    )
+    archived: str = Field(default="", description="Where the finished operation's record is archived, once it is.")
 
 
 class Operation(KubeModel):
@@ -250,6 +272,8 @@ class Operation(KubeModel):
     uid: str = ""
     generation: int | None = None
     created: str = ""
+    resource_version: str = ""
+    deleting: bool = False
     annotations: dict[str, str] = Field(default_factory=dict)
     spec: OperationSpec
     status: OperationStatus
@@ -263,7 +287,29 @@ class Operation(KubeModel):
             uid=meta.get("uid", ""),
             generation=meta.get("generation"),
             created=meta.get("creationTimestamp") or "",
+            resource_version=meta.get("resourceVersion") or "",
+            deleting=bool(meta.get("deletionTimestamp")),
             annotations=dict(meta.get("annotations") or {}),
             spec=OperationSpec.model_validate(body.get("spec") or {}),
             status=OperationStatus.model_validate(body.get("status") or {}),
         )
+
+    @property
+    def sequence(self) -> int:
+        """Its place among operations created in the same second: fixed in status at first sight.
+
+        Until the operator records it, the current resourceVersion stands in; it is the value the
+        operator then records, so every reader orders the operation the same way.
+        """
+        if self.status.sequence is not None:
+            return self.status.sequence
+        return int(self.resource_version) if self.resource_version.isdigit() else 0
+
+    @property
+    def queue_key(self) -> tuple[str, int, str]:
+        return (self.created, self.sequence, self.name)
+
+    @property
+    def cancel_requested(self) -> bool:
+        """Cancelled by spec.cancel, or by deleting the Operation (deletion means cancel)."""
+        return self.spec.cancel or self.deleting

@@ -1,7 +1,7 @@
 """Plans a database operation: which step table, from where to where, from what to what.
 
-The plan is made once, when the operation starts, and stored on the Operation (annotation
-`bosun.dev/plan`); the tables themselves are in `database_steps`. Decisions made here:
+The plan is made once, when the operation starts, and stored in the Operation's `status.plan`
+(by the engine; only Bosun can write status); the tables themselves are in `database_steps`. Decisions made here:
 
 - `next` is the Database's spec as it is when the operation starts, with the operation's
   parameters on top (scale: resources; resize: volume size). `previous` is what the status says
@@ -24,27 +24,17 @@ from bosun.models.operation import Operation, OperationType
 from bosun.operations.database_ctx import DatabaseContext, DatabasePlan, refusal, room, volume_zone
 from bosun.operations.database_steps import TABLES
 
-PLAN_ANNOTATION = "bosun.dev/plan"
-
 
 async def plan_database(kube: Kube, operation: Operation, target: dict[str, Any]) -> Plan[DatabaseContext]:
     if not target:
         raise PermanentError("the Database no longer exists", "TargetNotFound")
     meta = target["metadata"]
-    stored = operation.annotations.get(PLAN_ANNOTATION)
-    if stored:
-        plan = DatabasePlan.model_validate_json(stored)
-    else:
-        plan = await decide(kube, operation, target)
-        annotation = plan.model_dump_json(by_alias=True, exclude_none=True)
-        await kube.patch(
-            "Operation",
-            operation.namespace,
-            operation.name,
-            {"metadata": {"annotations": {PLAN_ANNOTATION: annotation}}},
-        )
+    stored = operation.status.plan
+    plan = DatabasePlan.model_validate_json(stored) if stored else await decide(kube, operation, target)
+    if plan.table not in TABLES:
+        raise PermanentError(f"the plan names a step table this version does not have: {plan.table}", "UnknownPlan")
     ctx = DatabaseContext(kube, operation.namespace, meta["name"], meta["uid"], operation.name, plan)
-    return Plan(TABLES[plan.table], ctx)
+    return Plan(TABLES[plan.table], ctx, plan.model_dump_json(by_alias=True, exclude_none=True))
 
 
 async def decide(kube: Kube, operation: Operation, target: dict[str, Any]) -> DatabasePlan:

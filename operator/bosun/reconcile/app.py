@@ -3,16 +3,20 @@
 Operations are the only way a release changes; between them, someone may delete a Deployment or
 edit its replicas by hand. Bosun puts back what the current release says (recorded in
 `status.releases[0]`), never the spec: a spec edit is carried out by its Operation, with rollback.
-While an operation runs on the App, the operation owns the objects and repair stands back.
+While an operation runs on the App, the operation owns the objects and repair stands back: repair
+holds the App's target lock (the one the engine holds from the moment it decides an operation may
+start until it ends) and re-reads the App and its Operations under it, so a deploy that starts
+meanwhile is never reverted.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from bosun.kube import Kube
 from bosun.models.app import AppStatus
-from bosun.models.operation import Phase
+from bosun.models.operation import Operation
 from bosun.workloads.app import CONFIG_HASH_ANNOTATION, current_version, render
 
 
@@ -36,17 +40,25 @@ def drift(wanted: dict[str, Any], current: dict[str, Any] | None) -> str:
     return ""
 
 
-async def repair_app(kube: Kube, body: dict[str, Any]) -> list[str]:
+async def repair_app(kube: Kube, body: dict[str, Any], lock: asyncio.Lock) -> list[str]:
     """Re-apply what drifted from the current release; return what was repaired."""
+    if lock.locked():
+        return []  # an operation is starting or running on the App
+    async with lock:
+        fresh = await kube.find("App", body["metadata"]["namespace"], body["metadata"]["name"])
+        return await _repair(kube, fresh) if fresh else []
+
+
+async def _repair(kube: Kube, body: dict[str, Any]) -> list[str]:
     meta = body["metadata"]
     status = AppStatus.model_validate(body.get("status") or {})
     version = current_version(status)
     if version is None or status.phase == "Deprovisioned":
         return []
-    for operation in await kube.list_objects("Operation", meta["namespace"]):
-        target = (operation.get("spec") or {}).get("target") or {}
-        phase = (operation.get("status") or {}).get("phase") or "Pending"
-        if target.get("kind") == "App" and target.get("name") == meta["name"] and not Phase(phase).finished:
+    for body_ in await kube.list_objects("Operation", meta["namespace"]):
+        operation = Operation.of(body_)
+        target = operation.spec.target
+        if target.kind.value == "App" and target.name == meta["name"] and not operation.status.phase.finished:
             return []
     repaired = []
     for manifest in render(meta["name"], meta["uid"], version.spec, version.operation, version.restarted_at):

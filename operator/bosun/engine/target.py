@@ -1,0 +1,155 @@
+"""The one writer of what an App's or Database's status says about its operations.
+
+`lastOperation`, the Ready/Reconciling/Stalled conditions (kstatus, Argo CD) and
+`observedGeneration` of a target are derived from its newest operation, and written only here,
+the way CloudNativePG's `pkg/resources/status` does it: re-read the target, compute the fields,
+skip the write when nothing changed, and keep a condition's `lastTransitionTime` unless its status
+changed. A write that fails transiently is retried for a while; whoever calls again later (the
+next phase change, or the operator's restart, which mirrors every finished operation not yet
+archived) converges the target to its newest operation's outcome.
+
+`observedGeneration` moves to an edit's generation only once the operation carrying that edit has
+finished: while it runs, a GitOps tool sees the new generation as not yet observed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from bosun.errors import PermanentError, TransientError
+from bosun.kube import Kube
+from bosun.models.base import Condition, ConditionStatus, LastOperation
+from bosun.models.operation import Operation, OperationStatus, Phase, RollbackState
+
+logger = logging.getLogger(__name__)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def target_conditions(
+    operation: Operation, status: OperationStatus, previous: list[dict[str, Any]], now: str, *, from_edit: bool = False
+) -> list[Condition]:
+    """The target's conditions the operation's phase implies, keeping unchanged transition times.
+
+    A failed spec edit stays Stalled until a new spec generation or Operation starts: Bosun does
+    not retry it by itself, so a GitOps tool sees a stable Degraded state, not a loop. An Operation
+    applied by hand that failed but left everything as it was (refused, or rolled back in full)
+    leaves the target as it was: its spec is still what runs, so it stays Ready if it was; the
+    Operation records the failure. A rollback that failed always makes the target Stalled.
+    """
+    name, type_ = operation.name, operation.spec.type.value
+    rollback = status.rollback.state if status.rollback else None
+    before = {c.get("type"): c for c in previous}
+    if not status.phase.finished:
+        ready, reconciling, stalled = ("False", "OperationRunning"), ("True", "OperationRunning"), ("False", "")
+        message = f"operation {name} ({type_}) is {status.phase.value.lower()}"
+    elif status.phase is Phase.SUCCEEDED:
+        ready, reconciling, stalled = ("True", "Succeeded"), ("False", "Succeeded"), ("False", "")
+        message = f"operation {name} ({type_}) succeeded"
+    elif rollback in (RollbackState.NOT_NEEDED, RollbackState.SUCCEEDED) and not from_edit:
+        was_ready = (before.get("Ready") or {}).get("status", "False")
+        why = "RolledBack" if rollback is RollbackState.SUCCEEDED else "Refused"
+        ready, reconciling, stalled = (was_ready, why), ("False", why), ("False", "")
+        message = f"operation {name} ({type_}) {status.phase.value.lower()}, nothing stays changed: {status.message}"
+    else:
+        why = {RollbackState.SUCCEEDED: "RolledBack", RollbackState.FAILED: "RollbackFailed"}.get(
+            rollback or RollbackState.FAILED, status.phase.value
+        )
+        ready, reconciling, stalled = ("False", why), ("False", why), ("True", why)
+        message = f"operation {name} ({type_}) {status.phase.value.lower()}: {status.message}"
+    out = []
+    for kind, (value, reason) in (("Ready", ready), ("Reconciling", reconciling), ("Stalled", stalled)):
+        old = before.get(kind) or {}
+        kept = old.get("lastTransitionTime") if old.get("status") == value else None
+        out.append(
+            Condition(
+                type=kind,
+                status=ConditionStatus(value),
+                reason=reason or "Idle",
+                message=message,
+                last_transition_time=kept or now,
+            )
+        )
+    return out
+
+
+def target_patch(
+    operation: Operation,
+    status: OperationStatus,
+    target: dict[str, Any],
+    generation: int | None,
+    now: str,
+    *,
+    from_edit: bool = False,
+) -> dict[str, Any]:
+    """The status fields to write, or {} when the target already says all of it."""
+    current = target.get("status") or {}
+    last = LastOperation(name=operation.name, type=operation.spec.type.value, phase=status.phase.value)
+    patch: dict[str, Any] = {
+        "lastOperation": last.wire(),
+        "conditions": [
+            c.wire()
+            for c in target_conditions(operation, status, current.get("conditions") or [], now, from_edit=from_edit)
+        ],
+    }
+    if generation is not None and status.phase.finished and (current.get("observedGeneration") or 0) < generation:
+        patch["observedGeneration"] = generation
+    changed = {k: v for k, v in patch.items() if current.get(k) != v}
+    return changed
+
+
+class TargetStatus:
+    """Mirrors operations onto their targets; see the module docstring."""
+
+    def __init__(self, kube: Kube, *, retry_seconds: float = 30.0) -> None:
+        self.kube = kube
+        self.retry_seconds = retry_seconds
+
+    async def mirror(
+        self, operation: Operation, status: OperationStatus, generation: int | None, *, from_edit: bool = False
+    ) -> bool:
+        """Write the operation's outcome to its target; False if the target is gone or unreachable."""
+        target = operation.spec.target
+        delay, waited = 0.2, 0.0
+        while True:
+            try:
+                body = await self.kube.find(target.kind.value, operation.namespace, target.name)
+                if body is None:
+                    return False
+                newer = (body.get("status") or {}).get("lastOperation") or {}
+                if newer.get("name") not in ("", None, operation.name) and not await self._is_older(
+                    operation, newer["name"]
+                ):
+                    return True  # a newer operation already speaks for the target
+                patch = target_patch(operation, status, body, generation, _now(), from_edit=from_edit)
+                if patch:
+                    await self.kube.patch_status(target.kind.value, operation.namespace, target.name, patch)
+                return True
+            except TransientError as error:
+                if waited >= self.retry_seconds:
+                    logger.warning("could not mirror %s onto its target (retried later): %s", operation.name, error)
+                    return False
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(5.0, delay * 2)
+            except PermanentError as error:
+                logger.info("could not mirror %s onto its target: %s", operation.name, error)
+                return False
+
+    async def observed(self, kind: str, namespace: str, name: str, generation: int) -> None:
+        """A spec edit that needs no operation is in force at once: say the generation was observed."""
+        body = await self.kube.find(kind, namespace, name)
+        if body is not None and ((body.get("status") or {}).get("observedGeneration") or 0) < generation:
+            await self.kube.patch_status(kind, namespace, name, {"observedGeneration": generation})
+
+    async def _is_older(self, operation: Operation, other: str) -> bool:
+        """True when the operation the target names is older than `operation` (or gone)."""
+        body = await self.kube.find("Operation", operation.namespace, other)
+        if body is None:
+            return True
+        return Operation.of(body).queue_key < operation.queue_key

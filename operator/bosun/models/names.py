@@ -1,0 +1,38 @@
+"""The names Bosun shares with its users, its CLI and its tests: API group, annotations, labels.
+
+One module, so that the operator, `kubectl bosun` and the tests cannot disagree on a spelling.
+Which of these can be trusted matters: annotations are writable by anyone who may edit the
+object, so Bosun reads its own decisions (plan, archive marker) from the status subresource, and
+the initiator annotations only from Operations the operator itself created (see `engine.service`).
+"""
+
+from __future__ import annotations
+
+GROUP = "bosun.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# Stamped by the API server's admission policies (manifests/admission-policies.yaml): users cannot
+# set them, the policies overwrite whatever a request carries.
+CREATED_BY = f"{GROUP}/created-by"  # every Operation: the user who created it
+SPEC_EDITED_BY = f"{GROUP}/spec-edited-by"  # App/Database: the user who last changed the spec
+CANCELLED_BY = f"{GROUP}/cancelled-by"  # Operation: the user who set spec.cancel
+
+# Written by the operator on the Operations it creates for a spec edit. Trusted only when the
+# Operation's `created-by` is the operator's own identity.
+INITIATOR_SOURCE = f"{GROUP}/initiator-source"
+INITIATOR_USER = f"{GROUP}/initiator"
+INITIATOR_MANAGER = f"{GROUP}/initiator-manager"
+TARGET_GENERATION = f"{GROUP}/target-generation"
+EDIT_PART = f"{GROUP}/edit-part"  # "i/n": the i-th of the n operations one spec edit made
+
+# Kopf's bookkeeping, kept under Bosun's prefix.
+FINALIZER = f"{GROUP}/finalizer"
+
+# Labels on the Operations Bosun creates, for `kubectl get ops -l`.
+TARGET_KIND_LABEL = f"{GROUP}/target-kind"
+TARGET_LABEL = f"{GROUP}/target"
+
+# On objects a step created: which operation made them (so a re-run knows its own work).
+CREATED_BY_OPERATION = f"{GROUP}/created-by-operation"
+RESIZED_BY_OPERATION = f"{GROUP}/resized-by-operation"
