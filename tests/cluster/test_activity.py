@@ -136,11 +136,13 @@ def test_logs_follow_shows_progress_live_and_exits_with_the_outcome(bosun: Bosun
     followed = cli(cluster, "logs", "pg-move", "-f", "-n", bosun.namespace)
     assert followed.returncode == 0, followed.stderr
     out = followed.stdout
-    for n, step in enumerate(["check-target", "pre-pull", "pre-provision", "stop-old", "detach", "attach", "start"]):
-        assert f"step {n + 1}/7 {step}: " in out
+    for n, step in enumerate(
+        ["check-target", "pre-pull", "pre-provision", "recheck-target", "stop-old", "detach", "attach", "start"]
+    ):
+        assert f"step {n + 1}/8 {step}: " in out
     assert out.rstrip().endswith("operation succeeded")
     bars = [line for line in followed.stderr.splitlines() if line.startswith("[")]
-    assert len(bars) >= 4 and bars[-1].endswith("7/7 (Succeeded)"), followed.stderr  # seen moving, live
+    assert len(bars) >= 4 and bars[-1].endswith("8/8 (Succeeded)"), followed.stderr  # seen moving, live
     status = cli(cluster, "status", "pg-move", "-n", bosun.namespace)
     assert status.returncode == 0 and "stop-old" in status.stdout and f"s3://{BUCKET}/{PREFIX}/logs/" in status.stdout
 

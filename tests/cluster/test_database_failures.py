@@ -24,7 +24,7 @@ from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 
-MOVE_STEPS = ["check-target", "pre-pull", "pre-provision", "stop-old", "detach", "attach", "start"]
+MOVE_STEPS = ["check-target", "pre-pull", "pre-provision", "recheck-target", "stop-old", "detach", "attach", "start"]
 ON_TARGET = f"has(object.spec.nodeSelector) && object.spec.nodeSelector['kubernetes.io/hostname'] == '{NEIGHBOUR}'"
 PULLER = "has(object.metadata.labels) && 'bosun.dev/prepull' in object.metadata.labels"
 
@@ -113,7 +113,7 @@ def test_cancel_during_pre_pull_means_no_downtime_at_all(
         cancel(cluster, pg, "move")
         status = pg.wait_phase("move", timeout=120)
     assert status["phase"] == "Cancelled" and status["rollback"]["state"] == "Succeeded", status
-    assert [s["state"] for s in status["steps"]][3:] == ["Pending"] * 4  # the old pod was never touched
+    assert [s["state"] for s in status["steps"]][4:] == ["Pending"] * 4  # the old pod was never touched
     assert min(endpoints.samples) == 1, endpoints.samples  # no downtime at all
     (after,) = pods(pg)
     assert after.metadata.uid == before.metadata.uid
@@ -158,3 +158,59 @@ def test_operator_killed_during_a_move_step_resumes_it(
     assert [p.spec.node_name for p in pods(pg)] == [NEIGHBOUR]
     assert pg.get("databases", "pg")["status"]["volume"]["volumeName"] == volume
     assert max(len(nodes) for nodes in attached.samples) == 1
+
+
+@pytest.fixture
+def cordoned_later(api: client.ApiClient) -> Iterator[client.CoreV1Api]:
+    """Uncordons the neighbour node after a test cordons it."""
+    core = client.CoreV1Api(api)
+    yield core
+    core.patch_node(NEIGHBOUR, {"spec": {"unschedulable": None}})
+
+
+def downtime_seconds(samples: list[int]) -> float:
+    """Seconds without a ready endpoint, from 50 ms samples."""
+    return round(sum(1 for s in samples if s == 0) * 0.05, 2)
+
+
+def test_target_cordoned_during_the_pre_pull_is_refused_before_the_old_pod_stops(
+    pg: Bosun, api: client.ApiClient, cluster: LocalCluster, cordoned_later: client.CoreV1Api
+) -> None:
+    (before,) = pods(pg)
+    puller_probe = probe_pod(labels={"bosun.dev/prepull": "pg"})
+    with (
+        pod_policy(cluster, api, pg.namespace, PULLER, puller_probe, annotations=slow_ready(6)),
+        ReadyEndpoints(api, pg.namespace, "pg") as endpoints,
+    ):
+        start_op(pg, "move", "redeploy", node=NEIGHBOUR)
+        pg.wait_step_state("move", MOVE_STEPS.index("pre-pull"), "Running")
+        cordoned_later.patch_node(NEIGHBOUR, {"spec": {"unschedulable": True}})
+        status = pg.wait_phase("move", timeout=120)
+    assert (status["phase"], status["reason"]) == ("Failed", "MoveRefused"), status
+    assert "cordoned" in status["message"]
+    assert steps(status)["recheck-target"]["state"] == "Failed"
+    assert steps(status)["stop-old"]["state"] == "Pending"  # the old pod was never touched
+    assert min(endpoints.samples) == 1, f"downtime {downtime_seconds(endpoints.samples)}s"  # none at all
+    (after,) = pods(pg)
+    assert after.metadata.uid == before.metadata.uid
+    assert not [p for p in pods(pg) if "prepull" in p.metadata.name]
+    database = pg.get("databases", "pg")["status"]
+    ready = next(c for c in database["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True"  # still serving where it was
+
+
+def test_target_cordoned_after_the_stop_is_noticed_in_seconds_and_rolled_back(
+    pg: Bosun, volume: str, api: client.ApiClient, cluster: LocalCluster, cordoned_later: client.CoreV1Api
+) -> None:
+    started = time.monotonic()
+    with ReadyEndpoints(api, pg.namespace, "pg") as endpoints:
+        start_op(pg, "move", "redeploy", node=NEIGHBOUR)
+        pg.wait_step_state("move", MOVE_STEPS.index("recheck-target"), "Succeeded")  # checks passed: too late
+        cordoned_later.patch_node(NEIGHBOUR, {"spec": {"unschedulable": True}})
+        status = pg.wait_phase("move", timeout=180)
+    took = time.monotonic() - started
+    assert (status["phase"], status["reason"]) == ("Failed", "Unschedulable"), status
+    assert_back_home(pg, volume, status)
+    down = downtime_seconds(endpoints.samples)
+    print(f"cordoned after the stop: downtime {down}s, operation {took:.1f}s")  # figures for the note
+    assert took < 60 and down < 45, (took, down)  # not the attach step's 120 s timeout

@@ -39,7 +39,16 @@ def test_move_checks_and_pre_pulls_before_stopping_and_never_double_attaches(pg:
         status = move(pg, "move-1", NEIGHBOUR)
     assert status["phase"] == "Succeeded", status
     done = steps(status)
-    assert list(done) == ["check-target", "pre-pull", "pre-provision", "stop-old", "detach", "attach", "start"]
+    assert list(done) == [
+        "check-target",
+        "pre-pull",
+        "pre-provision",
+        "recheck-target",
+        "stop-old",
+        "detach",
+        "attach",
+        "start",
+    ]
     assert done["check-target"]["finishedAt"] <= done["stop-old"]["startedAt"]
     assert done["pre-pull"]["finishedAt"] <= done["stop-old"]["startedAt"]
     assert max(len(nodes) for nodes in attached.samples) == 1  # never attached to two nodes at once

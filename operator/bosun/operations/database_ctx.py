@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,8 +102,12 @@ async def wait_ready(ctx: DatabaseContext, pod_name: str, node: str = "", stable
         elif ready_since is not None:
             raise PermanentError(f"pod {pod_name} stopped being Ready within {stable:g}s of starting", "PodsFailing")
         on = (current.get("spec") or {}).get("nodeName") or node
-        if on and not node_ready(await ctx.kube.node(on)):
-            raise PermanentError(f"node {on} is not Ready: pod {pod_name} cannot start there", "NodeNotReady")
+        if on:
+            found = await ctx.kube.node(on)
+            if found is None:
+                raise PermanentError(f"node {on} does not exist: pod {pod_name} cannot start there", "NodeNotFound")
+            if not node_ready(found):
+                raise PermanentError(f"node {on} is not Ready: pod {pod_name} cannot start there", "NodeNotReady")
         await asyncio.sleep(POLL_SECONDS)
 
 
@@ -175,12 +180,22 @@ async def record(ctx: DatabaseContext, spec: DatabaseSpec) -> str:
 # nodes and volumes ------------------------------------------------------------------------------
 
 
+_SUFFIXES = {
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+    "n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+}  # fmt: skip
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
+
+
 def quantity(value: str) -> float:
-    units = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9}
-    for suffix, factor in sorted(units.items(), key=lambda item: -len(item[0])):
-        if value.endswith(suffix):
-            return float(value[: -len(suffix)]) * factor
-    return float(value)
+    """A Kubernetes quantity as a number (every suffix the API server accepts); PermanentError if not one."""
+    match = _QUANTITY.match(value.strip())
+    if not match:
+        raise PermanentError(f"{value!r} is not a Kubernetes quantity (such as 500m, 2 or 10Gi)", "InvalidQuantity")
+    number, suffix = match.groups()
+    if suffix and suffix[0] in "eE" and suffix not in _SUFFIXES:
+        return float(number + suffix)
+    return float(number) * _SUFFIXES.get(suffix or "", 1)
 
 
 async def volume_zone(kube: Kube, namespace: str, name: str) -> str | None:
@@ -204,8 +219,9 @@ async def room(kube: Kube, node: dict[str, Any], spec: DatabaseSpec, database: s
     for pod in await kube.pods_on(name):
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             continue
-        if (pod["metadata"].get("labels") or {}).get(build.DATABASE_LABEL) == database:
-            continue
+        labels = pod["metadata"].get("labels") or {}
+        if database in (labels.get(build.DATABASE_LABEL), labels.get(build.PREPULL_LABEL)):
+            continue  # its own pods, and the placeholder holding its room
         for container in (pod.get("spec") or {}).get("containers") or []:
             for resource, amount in ((container.get("resources") or {}).get("requests") or {}).items():
                 used[resource] = used.get(resource, 0.0) + quantity(amount)

@@ -28,11 +28,17 @@ place before the old pod stops, so the downtime is only stop, detach, attach and
 | ------------- | ----------------------------------------------------- | --------------------------------- | ------- |
 | check-target  | target exists, Ready, schedulable, has room, same     | none: no side effect              | 30 s    |
 |               | zone as the volume; else refuse before any downtime   |                                   |         |
-| pre-pull      | a short-lived pod with the image on the target node   | remove the puller pod             | 5 min   |
+| pre-pull      | a placeholder pod with the image and the database's   | remove the placeholder pod        | 5 min   |
+|               | requests on the target: it pulls the image, and holds |                                   |         |
+|               | the room on the node until the new pod takes it       |                                   |         |
 | pre-provision | Service and credentials exist                         | none: no side effect              | 30 s    |
+| recheck-target| every check of check-target again, at the last moment | none: no side effect              | 30 s    |
+|               | before the stop (a node cordoned meanwhile: refused)  |                                   |         |
 | stop-old      | leave the Service, then stop the old pod; wait gone   | start `previous` on the old node  | 2 min   |
 | detach        | wait until the volume is attached to no node          | none: waiting changes nothing     | 2 min   |
-| attach        | create the pod on the target; wait until attached     | delete the new pod, wait detached | 2 min   |
+| attach        | swap the placeholder for the new pod on the target;   | delete the new pod, wait detached | 2 min   |
+|               | wait until attached; a pod the scheduler cannot place |                                   |         |
+|               | fails the step within seconds, not at its timeout     |                                   |         |
 | start         | wait until the new pod is Ready; record the downtime  | none: the undo of stop-old records | 5 min  |
 
 resize (bigger volume)
@@ -42,7 +48,7 @@ resize (bigger volume)
 | check-volume  | the StorageClass can expand; the size only grows   | none: no side effect                  | 30 s    |
 | expand        | raise the claim's storage request                  | cannot: a volume does not shrink      | 30 s    |
 | wait-capacity | wait until the claim reports the new capacity      | none: waiting changes nothing         | 5 min   |
-| restart       | restart in place if the filesystem needs it        | none: the pod runs the same spec      | 5 min   |
+| restart       | restart in place if the filesystem needs it        | start the pod again if it is stopped  | 5 min   |
 | record        | status: the new capacity                           | none: no side effect beyond status    | 30 s    |
 
 deprovision (the volume's fate follows `spec.storage.reclaim`)
@@ -72,6 +78,7 @@ from bosun.engine.steps import (
     no_side_effect,
 )
 from bosun.models.base import parse_time
+from bosun.models.names import CREATED_BY_OPERATION, RESIZED_BY_OPERATION
 from bosun.operations.database_ctx import (
     POLL_SECONDS,
     DatabaseContext,
@@ -88,22 +95,31 @@ from bosun.operations.database_ctx import (
 )
 from bosun.workloads import database as build
 
-CREATED_BY = "bosun.dev/created-by-operation"
-
 # shared ----------------------------------------------------------------------------------------
 
 
+def _annotations(body: dict[str, Any] | None) -> dict[str, str]:
+    return dict(((body or {}).get("metadata") or {}).get("annotations") or {})
+
+
 async def _create_once(ctx: DatabaseContext, manifest: dict[str, Any]) -> str:
-    manifest["metadata"].setdefault("annotations", {})[CREATED_BY] = ctx.operation
+    """Create the object, marked as this operation's; an existing one is kept.
+
+    Found already there after a restart, and marked as this operation's, it counts as created (the
+    rollback removes it); found there made by anyone else, the step is Skipped and it stays.
+    """
+    manifest["metadata"].setdefault("annotations", {})[CREATED_BY_OPERATION] = ctx.operation
     kind, name = manifest["kind"], manifest["metadata"]["name"]
-    if await ctx.kube.create_object(ctx.namespace, manifest) is None:
-        return Skipped(f"{kind} {name} already exists: kept as it is")
-    return f"{kind} {name} created"
+    if await ctx.kube.create_object(ctx.namespace, manifest) is not None:
+        return f"{kind} {name} created"
+    if _annotations(await ctx.kube.read(ctx.namespace, kind, name)).get(CREATED_BY_OPERATION) == ctx.operation:
+        return f"{kind} {name} created (found after a restart)"
+    return Skipped(f"{kind} {name} already exists: kept as it is")
 
 
 async def _delete_if_mine(ctx: DatabaseContext, kind: str, name: str) -> str:
     current = await ctx.kube.read(ctx.namespace, kind, name)
-    if current and (current["metadata"].get("annotations") or {}).get(CREATED_BY) == ctx.operation:
+    if current and _annotations(current).get(CREATED_BY_OPERATION) == ctx.operation:
         await ctx.kube.delete(ctx.namespace, kind, name)
         return f"{kind} {name} deleted"
     return f"{kind} {name} was not made by this operation: kept"
@@ -132,6 +148,9 @@ async def stop_new(ctx: DatabaseContext) -> str:
 
 
 async def check(ctx: DatabaseContext) -> str:
+    node = ctx.plan.to_node
+    if node and await ctx.kube.node(node) is None:
+        raise PermanentError(f"node {node} does not exist: nothing was changed", "NodeNotFound")
     return f"{ctx.spec.engine.value} {ctx.spec.version} runs {build.image(ctx.spec)}"
 
 
@@ -196,20 +215,30 @@ async def check_target(ctx: DatabaseContext) -> str:
     return f"{ctx.plan.why}; {checked}" if ctx.plan.why else checked
 
 
+async def recheck_target(ctx: DatabaseContext) -> str:
+    """Every precondition again, at the last moment before the downtime starts."""
+    checked = await check_target(ctx)
+    return "still true just before the stop: " + checked.rsplit("; ", 1)[-1]
+
+
 def _puller(ctx: DatabaseContext) -> str:
     return f"{ctx.new_pod}-prepull"
 
 
 async def pre_pull(ctx: DatabaseContext) -> str:
+    """A placeholder pod: it pulls the image on the target and holds the database's room there."""
+    container: dict[str, Any] = {"name": "pull", "image": build.image(ctx.spec), "command": ["sleep", "86400"]}
+    if build.requests(ctx.spec):
+        container["resources"] = {"requests": build.requests(ctx.spec)}
     puller = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": _puller(ctx), "labels": {"bosun.dev/prepull": ctx.name}},
+        "metadata": {"name": _puller(ctx), "labels": {build.PREPULL_LABEL: ctx.name}},
         "spec": {
             "nodeName": ctx.plan.to_node,
             "restartPolicy": "Never",
             "terminationGracePeriodSeconds": 0,
-            "containers": [{"name": "pull", "image": build.image(ctx.spec), "command": ["true"]}],
+            "containers": [container],
         },
     }
     await ctx.kube.create_object(ctx.namespace, puller)
@@ -217,11 +246,13 @@ async def pre_pull(ctx: DatabaseContext) -> str:
         current = await ctx.kube.read(ctx.namespace, "Pod", _puller(ctx))
         if current is None:
             raise TransientError(f"puller pod {_puller(ctx)} vanished before it ran")
-        if (current.get("status") or {}).get("phase") in ("Running", "Succeeded"):
+        phase = (current.get("status") or {}).get("phase")
+        if phase == "Running":
             break
+        if phase in ("Failed", "Succeeded"):
+            raise PermanentError(f"the image could not be readied on {ctx.plan.to_node} ({phase})", "PullFailed")
         await asyncio.sleep(POLL_SECONDS)
-    await ctx.kube.delete(ctx.namespace, "Pod", _puller(ctx))
-    return f"image {build.image(ctx.spec)} pulled on {ctx.plan.to_node}"
+    return f"image {build.image(ctx.spec)} pulled on {ctx.plan.to_node}; its room held there"
 
 
 async def drop_puller(ctx: DatabaseContext) -> str:
@@ -247,9 +278,14 @@ async def detach(ctx: DatabaseContext) -> str:
     return f"volume detached from {ctx.plan.from_node}"
 
 
+UNSCHEDULABLE_GRACE_SECONDS = 5.0
+
+
 async def attach(ctx: DatabaseContext) -> str:
     target = ctx.plan.to_node
+    await remove_pod(ctx, _puller(ctx))  # hands its room to the new pod
     await ctx.kube.create_object(ctx.namespace, build.pod(ctx.name, ctx.uid, ctx.spec, ctx.new_pod, target))
+    unschedulable_since: float | None = None
     while True:
         attached = [
             a
@@ -260,7 +296,24 @@ async def attach(ctx: DatabaseContext) -> str:
             return f"volume attached to {target}"
         if not node_ready(await ctx.kube.node(target)):
             raise PermanentError(f"node {target} went NotReady during the move", "NodeNotReady")
+        why = unschedulable(await ctx.kube.read(ctx.namespace, "Pod", ctx.new_pod))
+        now = asyncio.get_running_loop().time()
+        unschedulable_since = (unschedulable_since or now) if why else None
+        if why and now - (unschedulable_since or now) >= UNSCHEDULABLE_GRACE_SECONDS:
+            raise PermanentError(f"the new pod cannot be placed on {target}: {why}", "Unschedulable")
         await asyncio.sleep(POLL_SECONDS)
+
+
+def unschedulable(pod: dict[str, Any] | None) -> str:
+    """The scheduler's reason a pod cannot be placed ('' when it can, or has not said)."""
+    for condition in ((pod or {}).get("status") or {}).get("conditions") or []:
+        if (condition.get("type"), condition.get("status"), condition.get("reason")) == (
+            "PodScheduled",
+            "False",
+            "Unschedulable",
+        ):
+            return str(condition.get("message") or "Unschedulable")
+    return ""
 
 
 async def detach_new(ctx: DatabaseContext) -> str:
@@ -326,8 +379,13 @@ async def expand(ctx: DatabaseContext) -> str:
     claim = await _claim(ctx)
     current = claim["spec"]["resources"]["requests"]["storage"]
     if quantity(current) >= quantity(ctx.spec.storage.size):
+        if _annotations(claim).get(RESIZED_BY_OPERATION) == ctx.operation:
+            return f"claim raised to {current} (found after a restart)"
         return Skipped(f"the claim already requests {current}")
-    patch = {"spec": {"resources": {"requests": {"storage": ctx.spec.storage.size}}}}
+    patch = {
+        "metadata": {"annotations": {RESIZED_BY_OPERATION: ctx.operation}},
+        "spec": {"resources": {"requests": {"storage": ctx.spec.storage.size}}},
+    }
     await ctx.kube.patch_object(ctx.namespace, "PersistentVolumeClaim", build.claim_name(ctx.name), patch)
     return f"claim raised from {current} to {ctx.spec.storage.size}"
 
@@ -339,6 +397,16 @@ async def wait_capacity(ctx: DatabaseContext) -> str:
         if quantity(capacity) >= quantity(ctx.spec.storage.size):
             return f"the volume reports {capacity}"
         await asyncio.sleep(POLL_SECONDS)
+
+
+async def ensure_running(ctx: DatabaseContext) -> str:
+    """Undo of a restart in place: the same spec runs, so all there is to undo is a stopped pod."""
+    mine = (ctx.new_pod, ctx.restore_pod)
+    pods = [p for p in await ctx.kube.pods_on(ctx.plan.from_node) if p["metadata"]["name"] in mine]
+    if any((p.get("status") or {}).get("phase") == "Running" for p in pods):
+        return "the database runs"
+    await start_pod(ctx, ctx.restore_pod, ctx.spec, ctx.plan.from_node)
+    return f"the database runs again on {ctx.plan.from_node}"
 
 
 async def restart_if_needed(ctx: DatabaseContext) -> str:
@@ -424,8 +492,17 @@ REDEPLOY: StepTable[DatabaseContext] = StepTable(
     "database-redeploy",
     [
         no_side_effect("check-target", "check the target node can take the database", check_target, timeout=30),
-        Step("pre-pull", "pull the database image on the target node", pre_pull, drop_puller, timeout=300),
+        Step(
+            "pre-pull",
+            "pull the database image on the target node and hold its room there",
+            pre_pull,
+            drop_puller,
+            timeout=300,
+        ),
         no_side_effect("pre-provision", "make sure the Service and credentials exist", pre_provision, timeout=30),
+        no_side_effect(
+            "recheck-target", "check the target node again, just before the old pod stops", recheck_target, timeout=30
+        ),
         Step(
             "stop-old", "take the old pod out of the Service and stop it", stop_current, restore_previous, timeout=120
         ),
@@ -459,7 +536,7 @@ RESIZE: StepTable[DatabaseContext] = StepTable(
             timeout=30,
         ),
         no_side_effect("wait-capacity", "wait until the new capacity shows", wait_capacity, timeout=300),
-        no_side_effect("restart", "restart in place if the filesystem needs it", restart_if_needed, timeout=300),
+        Step("restart", "restart in place if the filesystem needs it", restart_if_needed, ensure_running, timeout=300),
         no_side_effect("record", "record the new capacity", record_next, timeout=30),
     ],
 )

@@ -21,6 +21,7 @@ ENGINES: dict[Engine, tuple[str, int, str]] = {
 PASSWORD_ENV = {Engine.POSTGRESQL: "POSTGRES_PASSWORD", Engine.MYSQL: "MYSQL_ROOT_PASSWORD"}
 DATABASE_LABEL = "bosun.dev/database"
 SERVING_LABEL = "bosun.dev/serving"
+PREPULL_LABEL = "bosun.dev/prepull"  # the placeholder that pulls the image and holds room on a move target
 
 
 def image(spec: DatabaseSpec) -> str:
