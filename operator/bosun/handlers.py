@@ -14,13 +14,14 @@ from typing import Any
 
 import kopf
 
-from bosun.activity.service import ARCHIVED, ActivityService
+from bosun.activity.service import ActivityService
 from bosun.engine.service import OperationService, Planner
 from bosun.errors import PermanentError, TransientError
 from bosun.heartbeat import LABEL as HEARTBEAT_LABEL
 from bosun.heartbeat import Heartbeat
 from bosun.kube import Kube
-from bosun.models.base import GROUP, VERSION
+from bosun.lifecycle import OperationLifecycle
+from bosun.models.names import FINALIZER, GROUP, VERSION
 from bosun.models.operation import TargetKind
 from bosun.operations.changes import create_operations_for_edit
 from bosun.reconcile.app import repair_app
@@ -50,6 +51,10 @@ class Memo:
     def operations(self) -> OperationService:
         return self.services["operations"]  # type: ignore[no-any-return]
 
+    @property
+    def lifecycle(self) -> OperationLifecycle:
+        return self.services["lifecycle"]  # type: ignore[no-any-return]
+
 
 def build_registry(settings: Settings) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
@@ -65,12 +70,18 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
         config = memo.settings
         memo.store = store_from(config.store_url, config.s3_endpoint_url, config.s3_region)
         memo.services["operations"] = OperationService(
-            memo.kube, memo.planner, queue_poll_seconds=config.queue_poll_seconds, store=memo.store
+            memo.kube,
+            memo.planner,
+            queue_poll_seconds=config.queue_poll_seconds,
+            store=memo.store,
+            identity=await memo.kube.whoami(),
         )
         memo.services["activity"] = ActivityService(
             memo.kube, memo.store, retention_seconds=config.operation_retention_seconds
         )
+        memo.services["lifecycle"] = OperationLifecycle(memo.kube, memo.operations, memo.activity)
         memo.tasks.append(asyncio.get_running_loop().create_task(_keep_history(memo)))
+        memo.tasks.append(asyncio.get_running_loop().create_task(_repair_apps(memo)))
         memo.heartbeat = Heartbeat(memo.kube, memo.settings.heartbeat_home, memo.settings.heartbeat_seconds)
         memo.heartbeat.start()
 
@@ -101,36 +112,61 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
         if memo.heartbeat is not None:
             memo.heartbeat.seen()
 
-    # No `when` filter on the phase: Kopf would cancel the daemon the moment its own final status
-    # write lands, before it has logged the outcome. A finished operation's daemon returns at once.
-    @kopf.daemon(GROUP, VERSION, "operations", cancellation_timeout=1.0, registry=registry)
-    async def operation(body: kopf.Body, memo: Memo, **_: Any) -> None:
-        status = await memo.operations.drive(body)
-        if status.phase.finished and not (body.metadata.annotations or {}).get(ARCHIVED):
-            await _archive(memo, body.metadata.namespace or "", body.metadata.name or "")
+    # Only unarchived Operations have a daemon, a deletion handler and so Kopf's finalizer: once
+    # archived, nothing holds an Operation (or its namespace) back. No filter on the phase: Kopf
+    # would stop the daemon the moment its own final status write lands, before it is archived.
+    @kopf.daemon(
+        GROUP,
+        VERSION,
+        "operations",
+        when=_unarchived,
+        cancellation_backoff=None,
+        cancellation_timeout=None,
+        cancellation_polling=1.0,
+        registry=registry,
+    )
+    async def operation(body: kopf.Body, memo: Memo, stopped: kopf.DaemonStopped, **_: Any) -> None:
+        await memo.lifecycle.daemon(body, stopped)
+
+    @kopf.on.delete(GROUP, VERSION, "operations", when=_unarchived, registry=registry)
+    async def operation_deleted(body: kopf.Body, memo: Memo, **_: Any) -> None:
+        await memo.lifecycle.deleted(body)
 
     for kind, plural in ((TargetKind.APP, "apps"), (TargetKind.DATABASE, "databases")):
         _register_spec_edits(registry, kind, plural)
 
-    @kopf.timer(
-        GROUP, VERSION, "apps", interval=settings.repair_seconds, idle=settings.repair_seconds, registry=registry
-    )
-    async def app_repair(body: kopf.Body, memo: Memo, **_: Any) -> None:
-        assert memo.kube is not None
-        repaired = await repair_app(memo.kube, dict(body))
-        if repaired:
-            await memo.kube.emit_event(dict(body), reason="DriftRepaired", message="; ".join(repaired), warning=True)
-
     return registry
 
 
-async def _archive(memo: Memo, namespace: str, name: str) -> None:
-    """Archive a finished operation's record; if the store is down, the history loop retries."""
+async def _repair_apps(memo: Memo) -> None:
+    """Repair every watched App's drift, periodically: one loop, not a Kopf timer per App, because a
+    timer puts a finalizer on each App, and a namespace could then not be deleted with Bosun down."""
     assert memo.kube is not None
-    try:
-        await memo.activity.archive(await memo.kube.get("Operation", namespace, name))
-    except (StoreUnavailable, TransientError, PermanentError) as error:
-        logger.warning("operation %s/%s not archived yet (retried later): %s", namespace, name, error)
+    while True:
+        await asyncio.sleep(memo.settings.repair_seconds)
+        try:
+            namespaces = memo.settings.namespaces
+            apps = (
+                [a for n in namespaces for a in await memo.kube.list_objects("App", n)]
+                if namespaces
+                else await memo.kube.list_all("App")
+            )
+        except (TransientError, PermanentError) as error:
+            logger.warning("drift repair skipped this round: %s", error)
+            continue
+        for body in apps:
+            meta = body["metadata"]
+            try:
+                lock = memo.operations.target_lock(meta["namespace"], "App", meta["name"])
+                repaired = await repair_app(memo.kube, body, lock)
+                if repaired:
+                    await memo.kube.emit_event(body, reason="DriftRepaired", message="; ".join(repaired), warning=True)
+            except Exception as error:  # one App's trouble must not stop the others' repair
+                logger.warning("drift of App %s/%s not repaired: %s", meta["namespace"], meta["name"], error)
+
+
+def _unarchived(status: kopf.Status, **_: Any) -> bool:
+    return not status.get("archived")
 
 
 async def _keep_history(memo: Memo) -> None:
@@ -158,12 +194,17 @@ def _register_spec_edits(registry: kopf.OperatorRegistry, kind: TargetKind, plur
 
 async def _edit(memo: Memo, kind: TargetKind, body: kopf.Body, old: Any, new: Any) -> None:
     assert memo.kube is not None
-    await create_operations_for_edit(memo.kube, kind, dict(body), dict(old) if old else None, dict(new or {}))
+    made = await create_operations_for_edit(memo.kube, kind, dict(body), dict(old) if old else None, dict(new or {}))
+    generation = body.metadata.get("generation")
+    if not made and generation:
+        await memo.operations.targets.observed(
+            kind.value, body.metadata.namespace or "", body.metadata.name or "", int(generation)
+        )
 
 
 def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> None:
     """Keep Kopf's own bookkeeping under bosun.dev and out of users' way."""
-    kopf_settings.persistence.finalizer = "bosun.dev/finalizer"
+    kopf_settings.persistence.finalizer = FINALIZER
     kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="bosun.dev")
     kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="bosun.dev", key="last-handled-configuration"

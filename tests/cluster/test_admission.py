@@ -95,3 +95,73 @@ def test_spec_is_immutable_but_cancel(cluster: LocalCluster, namespace: str) -> 
     refused = apply(cluster, namespace, uncancelled)
     assert refused.returncode != 0
     assert "spec.cancel cannot go back to false" in refused.stderr
+
+
+def app_manifest(name: str = "web", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "bosun.dev/v1alpha1",
+        "kind": "App",
+        "metadata": {"name": name},
+        "spec": {"image": "example.com/app:1", **spec},
+    }
+
+
+def database_manifest(name: str = "pg", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "bosun.dev/v1alpha1",
+        "kind": "Database",
+        "metadata": {"name": name},
+        "spec": {"engine": "postgresql", "version": "16", **spec},
+    }
+
+
+WEB = {"name": "web"}
+BAD_TARGETS = [
+    (app_manifest("a" * 60), "together must fit in 62 characters"),
+    (app_manifest("1st-app"), "must start with a letter"),
+    (app_manifest(processes=[WEB, WEB]), "Duplicate value"),
+    (app_manifest(resources={"requests": {"cpu": "lots"}}), "must be a Kubernetes quantity"),
+    (app_manifest(processes=[{"name": "web", "resources": {"limits": {"memory": "1 GB"}}}]), "Kubernetes quantity"),
+    (app_manifest(env=[{"name": "BIG", "value": "x" * 300_000}]), "may not be longer than 4096"),
+    (app_manifest(podLabels={"team": "-bad-"}), "label values must be"),
+    (app_manifest(podLabels={"bad key!": "x"}), "label keys must be"),
+    (app_manifest(podAnnotations={"a": "x" * 5000}), "values at most 4096 characters"),
+    (database_manifest(storage={"size": "lots"}), "size must be a Kubernetes quantity"),
+    (database_manifest("p" * 49), "at most 48 characters"),
+    (database_manifest(resources={"requests": {"cpu": "lots"}}), "must be a Kubernetes quantity"),
+    (database_manifest(placement={"nodeSelector": {"zone": "a b"}}), "label values must be"),
+]
+
+
+@pytest.mark.parametrize(("manifest", "message"), BAD_TARGETS, ids=[m for _, m in BAD_TARGETS])
+def test_bad_apps_and_databases_are_refused_at_admission(
+    cluster: LocalCluster, namespace: str, manifest: dict[str, Any], message: str
+) -> None:
+    result = apply(cluster, namespace, manifest)
+    assert result.returncode != 0, f"accepted: {manifest['metadata']['name']}"
+    assert message in result.stderr, result.stderr
+
+
+def test_a_good_app_with_every_bounded_field_is_accepted(cluster: LocalCluster, namespace: str) -> None:
+    manifest = app_manifest(
+        "a" * 58,
+        processes=[{"name": "web", "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}}}],
+        env=[{"name": "A", "value": "x" * 4096}],
+        podLabels={"example.com/team": "shop_1.a"},
+        podAnnotations={"example.com/note": "anything goes here"},
+    )
+    result = apply(cluster, namespace, manifest)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_database_keeps_its_engine_and_storage_class(cluster: LocalCluster, namespace: str) -> None:
+    assert apply(cluster, namespace, database_manifest(storage={"storageClassName": "fast"})).returncode == 0
+    engine = apply(cluster, namespace, database_manifest(engine="mysql", storage={"storageClassName": "fast"}))
+    assert "spec.engine cannot change" in engine.stderr
+    moved = apply(cluster, namespace, database_manifest(storage={"storageClassName": "slow"}))
+    assert "storageClassName cannot change" in moved.stderr
+
+
+def test_a_bad_volume_size_in_an_operation_is_refused(cluster: LocalCluster, namespace: str) -> None:
+    result = apply(cluster, namespace, op({"target": DB, "type": "resize", "parameters": {"volumeSize": "lots"}}))
+    assert result.returncode != 0 and "parameters.volumeSize must be a Kubernetes quantity" in result.stderr

@@ -4,7 +4,32 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from bosun.models.base import Condition, EnvVar, KubeModel, LastOperation, Resources
+from bosun.models.base import (
+    ANNOTATIONS,
+    DNS_LABEL,
+    LABELS,
+    UNIQUE_BY_NAME,
+    Condition,
+    EnvVar,
+    KubeModel,
+    LastOperation,
+    Resources,
+)
+
+# On the App object (CEL at the schema's root can read metadata.name): names Bosun derives from it
+# must be valid, or every deploy would fail half-way.
+APP_RULES: list[dict[str, str]] = [
+    {
+        "rule": f"self.metadata.name.matches('{DNS_LABEL}')",
+        "message": "an App's name must start with a letter and hold only lowercase letters, digits and '-' "
+        "(it names Services, which are DNS labels)",
+    },
+    {
+        "rule": "self.spec.processes.all(p, size(self.metadata.name) + size(p.name) <= 62)",
+        "message": "the App's name and each process name together must fit in 62 characters: "
+        "'<app>-<process>' names the process's Deployment and Service (a DNS label of at most 63)",
+    },
+]
 
 
 class Port(KubeModel):
@@ -30,10 +55,12 @@ class Process(KubeModel):
     name: str = Field(
         min_length=1, max_length=40, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", description="Process name."
     )
-    command: list[str] | None = Field(default=None, description="Command (default: the App's command).")
+    command: list[str] | None = Field(default=None, max_length=64, description="Command (default: the App's command).")
     replicas: int = Field(default=1, ge=0, le=1000, description="Number of pods.")
-    ports: list[Port] = Field(default_factory=list, description="Ports; a process with ports gets a Service.")
-    env: list[EnvVar] = Field(default_factory=list, description="Extra environment for this process.")
+    ports: list[Port] = Field(
+        default_factory=list, max_length=16, description="Ports; a process with ports gets a Service."
+    )
+    env: list[EnvVar] = Field(default_factory=list, max_length=64, description="Extra environment for this process.")
     resources: Resources | None = Field(default=None, description="CPU/memory requests and limits.")
 
 
@@ -41,12 +68,13 @@ class AppSpec(KubeModel):
     """The desired state of an App. Editing it makes Bosun run the matching Operation."""
 
     image: str = Field(min_length=1, max_length=1024, description="Container image.")
-    command: list[str] | None = Field(default=None, description="Command for every process.")
+    command: list[str] | None = Field(default=None, max_length=64, description="Command for every process.")
     processes: list[Process] = Field(
         default_factory=lambda: [Process(name="web")],
         min_length=1,
         max_length=16,
-        description="Process types, each a Deployment.",
+        description="Process types, each a Deployment; names are unique.",
+        json_schema_extra=UNIQUE_BY_NAME,
     )
     env: list[EnvVar] = Field(default_factory=list, max_length=256, description="Environment for every process.")
     health_check: HealthCheck | None = Field(default=None, description="Readiness check of serving processes.")
@@ -64,10 +92,15 @@ class AppSpec(KubeModel):
         le=3600,
         description="How long a stopping pod may drain its requests; a deploy ends once old pods are gone.",
     )
-    pod_labels: dict[str, str] | None = Field(default=None, description="Extra labels on every pod.")
-    pod_annotations: dict[str, str] | None = Field(default=None, description="Extra annotations on every pod.")
+    pod_labels: dict[str, str] | None = Field(
+        default=None, description="Extra labels on every pod.", json_schema_extra=LABELS
+    )
+    pod_annotations: dict[str, str] | None = Field(
+        default=None, description="Extra annotations on every pod.", json_schema_extra=ANNOTATIONS
+    )
     before_release: list[str] | None = Field(
         default=None,
+        max_length=64,
         description="Command run once, with the new image and config, before a release goes out "
         "(e.g. a database migration). Its effects cannot be rolled back.",
     )

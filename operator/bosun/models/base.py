@@ -12,10 +12,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 
-GROUP = "bosun.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
+from bosun.models.names import API_VERSION, GROUP, VERSION
+
+__all__ = ["API_VERSION", "GROUP", "VERSION"]
 
 
 def parse_time(timestamp: str) -> datetime:
@@ -50,6 +51,57 @@ class Condition(KubeModel):
     observed_generation: int | None = Field(default=None, description="The spec generation this condition describes.")
 
 
+# Shapes the API server checks at admission (CEL and schema), so bad input is refused before
+# anything changes, with a message a person understands.
+DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+LABEL_KEY = (  # [DNS subdomain/]name; '[.]' rather than an escape, as it sits in a CEL string
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+LABEL_VALUE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$"
+QUANTITIES: JsonDict = {
+    "maxProperties": 8,
+    "x-kubernetes-validations": [
+        {
+            "rule": "self.all(k, isQuantity(self[k]))",
+            "message": "every amount must be a Kubernetes quantity, such as 250m, 2, 512Mi or 10Gi",
+        }
+    ],
+}
+UNIQUE_BY_NAME: JsonDict = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
+LABELS: JsonDict = {
+    "maxProperties": 32,
+    "x-kubernetes-validations": [
+        {
+            "rule": f"self.all(k, size(k) <= 253 && k.matches('{LABEL_KEY}'))",
+            "message": "label keys must be [prefix/]name: name up to 63 letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit",
+        },
+        {
+            "rule": f"self.all(k, size(self[k]) <= 63 && self[k].matches('{LABEL_VALUE}'))",
+            "message": "label values must be at most 63 letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit",
+        },
+    ],
+}
+ANNOTATIONS: JsonDict = {
+    "maxProperties": 32,
+    "x-kubernetes-validations": [
+        {
+            "rule": f"self.all(k, size(k) <= 253 && k.matches('{LABEL_KEY}') && size(self[k]) <= 4096)",
+            "message": "annotation keys must be [prefix/]name (as label keys) and values at most 4096 characters",
+        }
+    ],
+}
+
+
+def quantity_rule(what: str) -> JsonDict:
+    return {
+        "x-kubernetes-validations": [
+            {"rule": "isQuantity(self)", "message": f"{what} must be a Kubernetes quantity, such as 10Gi"}
+        ]
+    }
+
+
 class EnvVar(KubeModel):
     """A plain environment variable."""
 
@@ -59,16 +111,18 @@ class EnvVar(KubeModel):
         max_length=253,
         pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$",
     )
-    value: str = Field(default="", description="Variable value.")
+    value: str = Field(default="", max_length=4096, description="Variable value (at most 4096 characters).")
 
 
 class Resources(KubeModel):
     """CPU and memory, as in a container's resources."""
 
     requests: dict[str, str] | None = Field(
-        default=None, description="Guaranteed amounts, e.g. {cpu: 250m, memory: 256Mi}."
+        default=None, description="Guaranteed amounts, e.g. {cpu: 250m, memory: 256Mi}.", json_schema_extra=QUANTITIES
     )
-    limits: dict[str, str] | None = Field(default=None, description="Upper bounds, e.g. {memory: 512Mi}.")
+    limits: dict[str, str] | None = Field(
+        default=None, description="Upper bounds, e.g. {memory: 512Mi}.", json_schema_extra=QUANTITIES
+    )
 
 
 class LastOperation(KubeModel):

@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from bosun.models.app import AppSpec, AppStatus
+from bosun.models.app import APP_RULES, AppSpec, AppStatus
 from bosun.models.base import GROUP, VERSION
-from bosun.models.database import DatabaseSpec, DatabaseStatus
+from bosun.models.database import DATABASE_RULES, DATABASE_SPEC_RULES, DatabaseSpec, DatabaseStatus
 from bosun.models.operation import OPERATION_SPEC_RULES, OperationSpec, OperationStatus
 
 _DROP = {"title", "discriminator"}
@@ -72,6 +72,7 @@ class Kind:
     description: str
     columns: list[dict[str, Any]]
     spec_rules: list[dict[str, str]] = field(default_factory=list)
+    root_rules: list[dict[str, str]] = field(default_factory=list)  # may read metadata.name
 
 
 def _age() -> dict[str, Any]:
@@ -104,6 +105,7 @@ KINDS = [
         short_names=["bapp"],
         spec=AppSpec,
         status=AppStatus,
+        root_rules=APP_RULES,
         description="A stateless workload Bosun deploys with zero downtime.",
         columns=[
             {"name": "Image", "type": "string", "jsonPath": ".spec.image"},
@@ -119,6 +121,8 @@ KINDS = [
         short_names=["db"],
         spec=DatabaseSpec,
         status=DatabaseStatus,
+        root_rules=DATABASE_RULES,
+        spec_rules=DATABASE_SPEC_RULES,
         description="A single-instance database Bosun provisions and moves between nodes.",
         columns=[
             {"name": "Engine", "type": "string", "jsonPath": ".spec.engine"},
@@ -166,6 +170,7 @@ def crd(kind: Kind) -> dict[str, Any]:
                             "type": "object",
                             "description": kind.description,
                             "required": ["spec"],
+                            **({"x-kubernetes-validations": kind.root_rules} if kind.root_rules else {}),
                             "properties": {
                                 "apiVersion": {"type": "string", "description": "bosun.dev/v1alpha1"},
                                 "kind": {"type": "string", "description": kind.kind},

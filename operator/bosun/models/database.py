@@ -6,7 +6,27 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from bosun.models.base import Condition, KubeModel, LastOperation, Resources
+from bosun.models.base import DNS_LABEL, LABELS, Condition, KubeModel, LastOperation, Resources, quantity_rule
+
+DATABASE_RULES: list[dict[str, str]] = [
+    {
+        "rule": f"self.metadata.name.matches('{DNS_LABEL}') && size(self.metadata.name) <= 48",
+        "message": "a Database's name must be at most 48 characters, start with a letter and hold only "
+        "lowercase letters, digits and '-' (it names its Service, pods and volume claim)",
+    },
+]
+DATABASE_SPEC_RULES: list[dict[str, str]] = [
+    {
+        "rule": "self.engine == oldSelf.engine",
+        "message": "spec.engine cannot change: the data on the volume belongs to its engine; "
+        "create a new Database instead",
+    },
+    {
+        "rule": "has(self.storage.storageClassName) == has(oldSelf.storage.storageClassName) && "
+        "(!has(self.storage.storageClassName) || self.storage.storageClassName == oldSelf.storage.storageClassName)",
+        "message": "spec.storage.storageClassName cannot change: a volume keeps its class",
+    },
+]
 
 
 class Engine(StrEnum):
@@ -23,8 +43,12 @@ class VolumeReclaim(StrEnum):
 class Storage(KubeModel):
     """The database's volume."""
 
-    size: str = Field(default="1Gi", max_length=64, description="Volume size, e.g. 10Gi.")
-    storage_class_name: str | None = Field(default=None, description="StorageClass (default class when unset).")
+    size: str = Field(
+        default="1Gi", max_length=64, description="Volume size, e.g. 10Gi.", json_schema_extra=quantity_rule("size")
+    )
+    storage_class_name: str | None = Field(
+        default=None, max_length=253, description="StorageClass (default class when unset); cannot change."
+    )
     reclaim: VolumeReclaim = Field(
         default=VolumeReclaim.RETAIN,
         description="What deprovision does with the volume: Retain keeps it, Delete removes it.",
@@ -35,7 +59,9 @@ class Placement(KubeModel):
     """Where the database may run."""
 
     node: str | None = Field(default=None, max_length=253, description="A node name.")
-    node_selector: dict[str, str] | None = Field(default=None, description="Node labels to match.")
+    node_selector: dict[str, str] | None = Field(
+        default=None, description="Node labels to match.", json_schema_extra=LABELS
+    )
 
 
 class DatabaseSpec(KubeModel):

@@ -24,9 +24,9 @@ Zero downtime comes from the Deployments themselves (maxUnavailable 0: an old po
 new one is Ready) and from undo re-applying the previous template: the old pods never left, so a
 failed or cancelled deploy never drops below the desired ready count.
 
-The plan (next and previous release) is computed once and stored on the Operation (annotation
-`bosun.dev/plan`) before any step runs, so a restarted operator resumes or undoes exactly the same
-change even if the App was edited meanwhile.
+The plan (next and previous release) is computed once and stored in the Operation's
+`status.plan` (which only Bosun can write) before any step runs, so a restarted operator resumes
+or undoes exactly the same change even if the App was edited meanwhile.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -46,7 +47,6 @@ from bosun.models.operation import Operation, OperationType
 from bosun.workloads import app as build
 from bosun.workloads.app import Version, current_version
 
-PLAN_ANNOTATION = "bosun.dev/plan"
 MAX_RELEASES = 10
 POLL_SECONDS = 0.5
 FAILING_WAIT_REASONS = {"CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError"}
@@ -106,7 +106,7 @@ def next_spec(operation: Operation, app_spec: AppSpec, current: Version | None) 
 
 
 async def plan_app(kube: Kube, operation: Operation, target: dict[str, Any]) -> Plan[AppContext]:
-    stored = operation.annotations.get(PLAN_ANNOTATION)
+    stored = operation.status.plan
     meta = target.get("metadata") or {}
     if stored:
         plan = json.loads(stored)
@@ -125,12 +125,6 @@ async def plan_app(kube: Kube, operation: Operation, target: dict[str, Any]) -> 
             )
             nxt = Version(next_spec(operation, app_spec, previous), restarted, operation.name)
         plan = {"previous": previous.wire() if previous else None, "next": nxt.wire() if nxt else None}
-        await kube.patch(
-            "Operation",
-            operation.namespace,
-            operation.name,
-            {"metadata": {"annotations": {PLAN_ANNOTATION: json.dumps(plan)}}},
-        )
     ctx = AppContext(
         kube=kube,
         namespace=operation.namespace,
@@ -143,18 +137,39 @@ async def plan_app(kube: Kube, operation: Operation, target: dict[str, Any]) -> 
     )
     if ctx.uid == "" and plan.get("next") is not None:
         raise PermanentError("the App no longer exists", "TargetNotFound")
-    return Plan(DEPROVISION if nxt is None else RELEASE, ctx)
+    return Plan(DEPROVISION if nxt is None else RELEASE, ctx, json.dumps(plan))
 
 
 # steps --------------------------------------------------------------------------------------
 
 
+MAX_SPEC_BYTES = 128 * 1024  # the spec is copied into annotations and release records: keep it well below limits
+DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
 async def check(ctx: AppContext) -> str:
+    """Everything that would make the release fail half-way, before anything runs (the migration)."""
     if ctx.next is None:
         return "nothing to check"
-    if not build.valid_image(ctx.next.spec.image):
-        raise PermanentError(f"invalid image reference {ctx.next.spec.image!r}", "InvalidImage")
-    return f"image {ctx.next.spec.image} is a valid reference"
+    spec = ctx.next.spec
+    if not build.valid_image(spec.image):
+        raise PermanentError(f"invalid image reference {spec.image!r}", "InvalidImage")
+    for process in spec.processes:
+        name = build.deployment_name(ctx.app, process.name)
+        if len(name) > 63 or not DNS_LABEL.match(name):
+            raise PermanentError(
+                f"'{name}' cannot name a Deployment and Service (a DNS label of at most 63 characters): "
+                "shorten the App or process name; nothing was changed",
+                "InvalidName",
+            )
+    size = len(spec.model_dump_json(by_alias=True))
+    if size > MAX_SPEC_BYTES:
+        raise PermanentError(
+            f"the App's spec is {size // 1024} KiB, more than {MAX_SPEC_BYTES // 1024} KiB: "
+            "move large configuration into a ConfigMap or Secret; nothing was changed",
+            "SpecTooLarge",
+        )
+    return f"image {spec.image} is a valid reference; names and size are valid"
 
 
 def _job_name(ctx: AppContext) -> str:
@@ -249,8 +264,21 @@ async def _apply_version(ctx: AppContext, version: Version) -> None:
                 await ctx.kube.delete(ctx.namespace, manifest["kind"], manifest["metadata"]["name"])
 
 
-async def wait_available(ctx: AppContext, version: Version) -> str:
-    """Wait until every Deployment of the version runs only its new pods, all Ready."""
+async def _app_exists(ctx: AppContext) -> bool:
+    app = await ctx.kube.find("App", ctx.namespace, ctx.app)
+    return (
+        app is not None
+        and (app.get("metadata") or {}).get("uid") == ctx.uid
+        and not app["metadata"].get("deletionTimestamp")
+    )
+
+
+async def wait_available(ctx: AppContext, version: Version, *, undoing: bool = False) -> str:
+    """Wait until every Deployment of the version runs only its new pods, all Ready.
+
+    While undoing, a progress deadline the failed roll-out left on a Deployment is no verdict on
+    the undo: the undo is judged on the pods it brings back.
+    """
     wanted = [o for o in ctx.objects(version) if o["kind"] == "Deployment"]
     while True:
         pending = []
@@ -258,8 +286,10 @@ async def wait_available(ctx: AppContext, version: Version) -> str:
             name = manifest["metadata"]["name"]
             current = await ctx.kube.read(ctx.namespace, "Deployment", name)
             if current is None:
+                if not await _app_exists(ctx):
+                    raise PermanentError(f"the App {ctx.app} was deleted during the operation", "TargetDeleted")
                 raise TransientError(f"Deployment {name} is missing")
-            problem = await _rollout_problem(ctx, manifest, current)
+            problem = await _rollout_problem(ctx, manifest, current, undoing=undoing)
             if problem:
                 pending.append(problem)
         if not pending:
@@ -267,12 +297,18 @@ async def wait_available(ctx: AppContext, version: Version) -> str:
         await asyncio.sleep(POLL_SECONDS)
 
 
-async def _rollout_problem(ctx: AppContext, manifest: dict[str, Any], current: dict[str, Any]) -> str:
+async def _rollout_problem(
+    ctx: AppContext, manifest: dict[str, Any], current: dict[str, Any], *, undoing: bool = False
+) -> str:
     """What the rollout still waits for ('' when done); raises when it cannot succeed."""
     name = manifest["metadata"]["name"]
     status = current.get("status") or {}
     for condition in status.get("conditions") or []:
-        if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
+        if (
+            not undoing
+            and condition.get("type") == "Progressing"
+            and condition.get("reason") == "ProgressDeadlineExceeded"
+        ):
             raise PermanentError(f"Deployment {name} exceeded its progress deadline", "ProgressDeadlineExceeded")
     template = manifest["spec"]["template"]
     pods = await ctx.kube.list_pods(ctx.namespace, manifest["spec"]["selector"]["matchLabels"])
@@ -318,12 +354,14 @@ async def roll_out(ctx: AppContext) -> str:
 
 
 async def roll_back(ctx: AppContext) -> str:
+    if not await _app_exists(ctx):
+        return "the App was deleted: its Deployments, Services and PDBs went with it, nothing of this release stays"
     if ctx.previous is None:
         for manifest in ctx.objects(ctx.next) if ctx.next else []:
             await ctx.kube.delete(ctx.namespace, manifest["kind"], manifest["metadata"]["name"])
         return "first release removed"
     await _apply_version(ctx, ctx.previous)
-    return "previous release restored: " + await wait_available(ctx, ctx.previous)
+    return "previous release restored: " + await wait_available(ctx, ctx.previous, undoing=True)
 
 
 async def _app_status(ctx: AppContext) -> AppStatus:
@@ -355,6 +393,8 @@ async def record_release(ctx: AppContext) -> str:
 
 
 async def unrecord_release(ctx: AppContext) -> str:
+    if not await _app_exists(ctx):
+        return "the App was deleted: its release record went with it"
     status = await _app_status(ctx)
     releases = [r for r in status.releases if r.operation != ctx.operation]
     image = releases[0].image if releases else ""
@@ -379,8 +419,10 @@ async def remove_workload(ctx: AppContext) -> str:
 async def restore_workload(ctx: AppContext) -> str:
     if ctx.previous is None:
         return "nothing was running"
+    if not await _app_exists(ctx):
+        return "the App was deleted: nothing to restore"
     await _apply_version(ctx, ctx.previous)
-    return await wait_available(ctx, ctx.previous)
+    return await wait_available(ctx, ctx.previous, undoing=True)
 
 
 async def mark_deprovisioned(ctx: AppContext) -> str:

@@ -9,13 +9,43 @@ generation, so handling the same edit twice (after a restart) creates nothing ne
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any
 
 from bosun.kube import AlreadyExists, Kube
-from bosun.models.base import API_VERSION
+from bosun.models.names import (
+    API_VERSION,
+    EDIT_PART,
+    INITIATOR_MANAGER,
+    INITIATOR_SOURCE,
+    INITIATOR_USER,
+    SPEC_EDITED_BY,
+    TARGET_GENERATION,
+    TARGET_KIND_LABEL,
+    TARGET_LABEL,
+)
 from bosun.models.operation import OperationType, TargetKind
 
 MAX_NAME = 253
+# App fields that change the pods: a (rolling, zero-downtime) deploy carries them out.
+APP_RELEASE_FIELDS = (
+    "image",
+    "command",
+    "healthCheck",
+    "beforeRelease",
+    "resources",
+    "minReadySeconds",
+    "terminationGracePeriodSeconds",
+    "podLabels",
+    "podAnnotations",
+)
+# Database fields that take effect without an operation of their own (README: Databases).
+DATABASE_WITHOUT_OPERATION = {
+    "storage.reclaim": "read when the Database is deprovisioned",
+    "minReadySeconds": "read by the next operation that starts the database pod",
+}
+# Database fields the API server refuses to change (CEL rules on the Database spec).
+DATABASE_IMMUTABLE = {"engine", "storage.storageClassName"}
 
 
 def app_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[tuple[OperationType, dict[str, Any]]]:
@@ -23,7 +53,7 @@ def app_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[tuple[O
     if old is None:
         return [(OperationType.DEPLOY, {"image": new.get("image"), "env": new.get("env") or []})]
     out: list[tuple[OperationType, dict[str, Any]]] = []
-    release_fields = ("image", "command", "healthCheck", "beforeRelease", "resources")
+    release_fields = APP_RELEASE_FIELDS
     release_changed = any(old.get(f) != new.get(f) for f in release_fields)
     process_shape = [
         (p.get("name"), p.get("command"), p.get("ports"), p.get("env")) for p in new.get("processes") or []
@@ -64,9 +94,14 @@ def database_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[tu
         "nodeSelector"
     ):
         out.append((OperationType.REDEPLOY, {"node": new_node} if new_node else {}))
-    if old.get("version") != new.get("version") or old.get("engine") != new.get("engine"):
+    if old.get("version") != new.get("version"):
         out.append((OperationType.RESTART, {}))
     return out
+
+
+def label_value(text: str) -> str:
+    """A valid label value: at most 63 characters, starting and ending alphanumeric."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "", text)[:63].strip("-_.")
 
 
 def operation_name(target: str, type_: OperationType, generation: int, uid: str) -> str:
@@ -80,6 +115,7 @@ def operation_manifest(
     type_: OperationType,
     parameters: dict[str, Any],
     manager: str,
+    part: str = "1/1",
 ) -> dict[str, Any]:
     """The Operation Bosun creates for a spec edit. Not owned by the target: history outlives it."""
     meta = target["metadata"]
@@ -92,12 +128,13 @@ def operation_manifest(
         "metadata": {
             "name": operation_name(meta["name"], type_, int(meta.get("generation") or 1), meta.get("uid", "")),
             "namespace": meta["namespace"],
-            "labels": {"bosun.dev/target-kind": kind.value.lower(), "bosun.dev/target": meta["name"][:63]},
+            "labels": {TARGET_KIND_LABEL: kind.value.lower(), TARGET_LABEL: label_value(meta["name"])},
             "annotations": {
-                "bosun.dev/initiator-source": f"{kind.value}Spec",
-                "bosun.dev/initiator-manager": manager,
-                "bosun.dev/initiator": (meta.get("annotations") or {}).get("bosun.dev/spec-edited-by", ""),
-                "bosun.dev/target-generation": str(meta.get("generation") or 1),
+                INITIATOR_SOURCE: f"{kind.value}Spec",
+                INITIATOR_MANAGER: manager,
+                INITIATOR_USER: (meta.get("annotations") or {}).get(SPEC_EDITED_BY, ""),
+                TARGET_GENERATION: str(meta.get("generation") or 1),
+                EDIT_PART: part,
             },
         },
         "spec": {
@@ -126,8 +163,8 @@ async def create_operations_for_edit(
     planned = app_changes(old, new) if kind is TargetKind.APP else database_changes(old, new)
     manager = spec_manager(target)
     names = []
-    for type_, parameters in planned:
-        manifest = operation_manifest(kind, target, type_, parameters, manager)
+    for index, (type_, parameters) in enumerate(planned, start=1):
+        manifest = operation_manifest(kind, target, type_, parameters, manager, f"{index}/{len(planned)}")
         with contextlib.suppress(AlreadyExists):  # handled before, by an earlier run
             await kube.create("Operation", target["metadata"]["namespace"], manifest)
         names.append(manifest["metadata"]["name"])
