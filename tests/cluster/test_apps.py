@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -248,3 +251,72 @@ def test_deprovision_removes_the_workload_and_keeps_history(shop: Bosun, api: cl
     shop.custom.delete_namespaced_custom_object("bosun.dev", "v1alpha1", shop.namespace, "apps", "shop")
     wait_for(lambda: not [a for a in shop.list("apps")], what="the App gone")
     assert {o["metadata"]["name"] for o in shop.list("operations")} >= {"bye"}  # history outlives the App
+
+
+def test_a_pod_label_edit_is_a_deploy_and_observed_only_once_in_force(shop: Bosun) -> None:
+    shop.apply(app_manifest("example.com/shop:1", podLabels={"team": "checkout"}))
+    name = deploy_op(shop)["metadata"]["name"]
+    shop.wait_phase(name, {"Running"})
+    assert shop.get("apps", "shop")["status"]["observedGeneration"] == 1  # not while the change runs
+    assert shop.wait_phase(name, timeout=120)["phase"] == "Succeeded"
+    wait_for(lambda: all(p.metadata.labels.get("team") == "checkout" for p in pods(shop)), what="labelled pods")
+    app = wait_for(
+        lambda: (a := shop.get("apps", "shop"))["status"].get("observedGeneration") == 2 and a,
+        what="generation 2 observed once in force",
+    )
+    assert app["metadata"]["generation"] == 2
+    ready = next(c for c in app["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True"
+
+
+def test_an_app_deleted_during_its_deploy_says_so_and_claims_nothing_stays(shop: Bosun) -> None:
+    slow = {"pod-ready.stage.kwok.x-k8s.io/delay": "20s"}
+    shop.apply(app_manifest("example.com/shop:2", podAnnotations=slow))
+    name = deploy_op(shop)["metadata"]["name"]
+    shop.wait_step_state(name, 2, "Running")
+    shop.custom.delete_namespaced_custom_object("bosun.dev", "v1alpha1", shop.namespace, "apps", "shop")
+    status = shop.wait_phase(name, timeout=120)
+    assert (status["phase"], status["reason"]) == ("Failed", "TargetDeleted"), status
+    assert "was deleted" in status["message"]
+    assert status["rollback"]["state"] == "Succeeded" and status["rollback"]["notUndone"] == []
+    assert "went with it" in status["steps"][2]["message"] or "deleted" in status["message"]
+
+
+def test_apps_and_their_namespace_are_deleted_with_the_operator_down(
+    bosun: Bosun, operator: OperatorProcess, cluster: LocalCluster
+) -> None:
+    bosun.apply(app_manifest("example.com/shop:1"))
+    first = wait_for(lambda: bosun.list("operations"), what="the first deploy")[0]["metadata"]["name"]
+    assert bosun.wait_phase(first, timeout=120)["phase"] == "Succeeded"
+    wait_for(lambda: not bosun.get("operations", first)["metadata"].get("finalizers"), what="archived and let go")
+    assert not bosun.get("apps", "shop")["metadata"].get("finalizers")
+    operator.stop()
+    try:
+        bosun.core.delete_namespace(bosun.namespace)
+
+        def gone() -> bool:
+            try:
+                bosun.core.read_namespace(bosun.namespace)
+            except client.ApiException as error:
+                return error.status == 404
+            return False
+
+        wait_for(gone, timeout=90, what="the namespace deleted with Bosun down")
+    finally:
+        operator.start()
+
+
+def test_logs_into_a_closed_pipe_print_no_traceback(shop: Bosun, cluster: LocalCluster) -> None:
+    name = wait_for(lambda: shop.list("operations"), what="the deploy")[0]["metadata"]["name"]
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}"}
+    piped = subprocess.run(
+        # `true` reads nothing and exits at once: every write of the CLI meets a closed pipe.
+        f"'{cluster.bin_dir / 'kubectl'}' bosun logs {name} -n {shop.namespace} | true",
+        shell=True,
+        capture_output=True,
+        text=True,
+        env={**env, "KUBECONFIG": str(cluster.kubeconfig)},
+        timeout=60,
+        check=False,
+    )
+    assert "Traceback" not in piped.stderr and "BrokenPipe" not in piped.stderr, piped.stderr

@@ -243,3 +243,12 @@ def test_placement_edit_moves_the_database(pg: Bosun) -> None:
     assert status["phase"] == "Succeeded", status
     assert [p.spec.node_name for p in pods(pg)] == [NEIGHBOUR]
     assert pg.get("databases", "pg")["status"]["node"] == NEIGHBOUR
+
+
+def test_provision_on_a_node_that_does_not_exist_says_so_and_changes_nothing(db: Bosun) -> None:
+    status = provision(db, database_manifest("ghost", placement={"node": "no-such-node"}))
+    assert (status["phase"], status["reason"]) == ("Failed", "NodeNotFound"), status
+    assert "node no-such-node does not exist" in status["message"]
+    assert status["rollback"]["state"] == "NotNeeded"
+    assert not db.core.list_namespaced_secret(db.namespace, label_selector="bosun.dev/database=ghost").items
+    assert not db.core.list_namespaced_persistent_volume_claim(db.namespace).items

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-EXPECTED_CONTEXT = "kwok-bosun"
+EXPECTED_CONTEXT = f"kwok-{os.environ.get('BOSUN_CLUSTER_NAME', 'bosun')}"  # hack/cluster names it so
 
 
 class ClusterRefused(RuntimeError):

@@ -32,15 +32,22 @@ def _now() -> str:
 
 
 def target_conditions(
-    operation: Operation, status: OperationStatus, previous: list[dict[str, Any]], now: str, *, from_edit: bool = False
+    operation: Operation,
+    status: OperationStatus,
+    previous: list[dict[str, Any]],
+    now: str,
+    *,
+    from_edit: bool = False,
+    serving: bool = False,
 ) -> list[Condition]:
     """The target's conditions the operation's phase implies, keeping unchanged transition times.
 
     A failed spec edit stays Stalled until a new spec generation or Operation starts: Bosun does
     not retry it by itself, so a GitOps tool sees a stable Degraded state, not a loop. An Operation
     applied by hand that failed but left everything as it was (refused, or rolled back in full)
-    leaves the target as it was: its spec is still what runs, so it stays Ready if it was; the
-    Operation records the failure. A rollback that failed always makes the target Stalled.
+    leaves the target as it was: its spec is still what runs, so it is Ready if it serves (its
+    status phase says Running); the Operation records the failure. A rollback that failed always
+    makes the target Stalled.
     """
     name, type_ = operation.name, operation.spec.type.value
     rollback = status.rollback.state if status.rollback else None
@@ -52,7 +59,7 @@ def target_conditions(
         ready, reconciling, stalled = ("True", "Succeeded"), ("False", "Succeeded"), ("False", "")
         message = f"operation {name} ({type_}) succeeded"
     elif rollback in (RollbackState.NOT_NEEDED, RollbackState.SUCCEEDED) and not from_edit:
-        was_ready = (before.get("Ready") or {}).get("status", "False")
+        was_ready = "True" if serving else "False"
         why = "RolledBack" if rollback is RollbackState.SUCCEEDED else "Refused"
         ready, reconciling, stalled = (was_ready, why), ("False", why), ("False", "")
         message = f"operation {name} ({type_}) {status.phase.value.lower()}, nothing stays changed: {status.message}"
@@ -94,7 +101,14 @@ def target_patch(
         "lastOperation": last.wire(),
         "conditions": [
             c.wire()
-            for c in target_conditions(operation, status, current.get("conditions") or [], now, from_edit=from_edit)
+            for c in target_conditions(
+                operation,
+                status,
+                current.get("conditions") or [],
+                now,
+                from_edit=from_edit,
+                serving=current.get("phase") == "Running",
+            )
         ],
     }
     if generation is not None and status.phase.finished and (current.get("observedGeneration") or 0) < generation:

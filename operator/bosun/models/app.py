@@ -9,9 +9,11 @@ from bosun.models.base import (
     DNS_LABEL,
     LABELS,
     UNIQUE_BY_NAME,
+    AnnotationValue,
     Condition,
     EnvVar,
     KubeModel,
+    LabelValue,
     LastOperation,
     Resources,
 )
@@ -25,7 +27,8 @@ APP_RULES: list[dict[str, str]] = [
         "(it names Services, which are DNS labels)",
     },
     {
-        "rule": "self.spec.processes.all(p, size(self.metadata.name) + size(p.name) <= 62)",
+        "rule": "has(self.spec.processes) ? self.spec.processes.all(p, size(self.metadata.name) + size(p.name) <= 62) "
+        ": size(self.metadata.name) <= 59",  # the default process is `web`
         "message": "the App's name and each process name together must fit in 62 characters: "
         "'<app>-<process>' names the process's Deployment and Service (a DNS label of at most 63)",
     },
@@ -92,10 +95,10 @@ class AppSpec(KubeModel):
         le=3600,
         description="How long a stopping pod may drain its requests; a deploy ends once old pods are gone.",
     )
-    pod_labels: dict[str, str] | None = Field(
+    pod_labels: dict[str, LabelValue] | None = Field(
         default=None, description="Extra labels on every pod.", json_schema_extra=LABELS
     )
-    pod_annotations: dict[str, str] | None = Field(
+    pod_annotations: dict[str, AnnotationValue] | None = Field(
         default=None, description="Extra annotations on every pod.", json_schema_extra=ANNOTATIONS
     )
     before_release: list[str] | None = Field(

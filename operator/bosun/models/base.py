@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -94,6 +94,12 @@ ANNOTATIONS: JsonDict = {
 }
 
 
+# Bounded map values: the API server estimates a CEL rule's cost from these bounds.
+Quantity = Annotated[str, Field(max_length=64)]
+LabelValue = Annotated[str, Field(max_length=63)]
+AnnotationValue = Annotated[str, Field(max_length=4096)]
+
+
 def quantity_rule(what: str) -> JsonDict:
     return {
         "x-kubernetes-validations": [
@@ -117,10 +123,10 @@ class EnvVar(KubeModel):
 class Resources(KubeModel):
     """CPU and memory, as in a container's resources."""
 
-    requests: dict[str, str] | None = Field(
+    requests: dict[str, Quantity] | None = Field(
         default=None, description="Guaranteed amounts, e.g. {cpu: 250m, memory: 256Mi}.", json_schema_extra=QUANTITIES
     )
-    limits: dict[str, str] | None = Field(
+    limits: dict[str, Quantity] | None = Field(
         default=None, description="Upper bounds, e.g. {memory: 512Mi}.", json_schema_extra=QUANTITIES
     )
 

@@ -6,7 +6,16 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from bosun.models.base import DNS_LABEL, LABELS, Condition, KubeModel, LastOperation, Resources, quantity_rule
+from bosun.models.base import (
+    DNS_LABEL,
+    LABELS,
+    Condition,
+    KubeModel,
+    LabelValue,
+    LastOperation,
+    Resources,
+    quantity_rule,
+)
 
 DATABASE_RULES: list[dict[str, str]] = [
     {
@@ -22,8 +31,8 @@ DATABASE_SPEC_RULES: list[dict[str, str]] = [
         "create a new Database instead",
     },
     {
-        "rule": "has(self.storage.storageClassName) == has(oldSelf.storage.storageClassName) && "
-        "(!has(self.storage.storageClassName) || self.storage.storageClassName == oldSelf.storage.storageClassName)",
+        "rule": "(has(self.storage) && has(self.storage.storageClassName) ? self.storage.storageClassName : '') == "
+        "(has(oldSelf.storage) && has(oldSelf.storage.storageClassName) ? oldSelf.storage.storageClassName : '')",
         "message": "spec.storage.storageClassName cannot change: a volume keeps its class",
     },
 ]
@@ -59,7 +68,7 @@ class Placement(KubeModel):
     """Where the database may run."""
 
     node: str | None = Field(default=None, max_length=253, description="A node name.")
-    node_selector: dict[str, str] | None = Field(
+    node_selector: dict[str, LabelValue] | None = Field(
         default=None, description="Node labels to match.", json_schema_extra=LABELS
     )
 
