@@ -38,6 +38,13 @@ class NotFound(PermanentError):
         super().__init__(message, "NotFound")
 
 
+class NamespaceTerminating(PermanentError):
+    """Nothing can be created in a namespace being deleted: for Bosun, as good as gone."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "NamespaceTerminating")
+
+
 class AlreadyExists(PermanentError):
     def __init__(self, message: str) -> None:
         super().__init__(message, "AlreadyExists")
@@ -57,6 +64,8 @@ def map_error(error: BaseException, what: str) -> Exception:
         text = f"{what}: {error.status} {_message(error)}"
         if error.status == 404:
             return NotFound(text)
+        if error.status == 403 and "because it is being terminated" in (error.body or ""):
+            return NamespaceTerminating(text)
         if error.status == 409 and "AlreadyExists" in (error.body or ""):
             return AlreadyExists(text)
         if error.status in (409, 429) or (error.status or 0) >= 500:
@@ -240,6 +249,8 @@ class Kube:
         )
         try:
             await call("emit event", lambda: self.events.create_namespaced_event(meta["namespace"], body))
+        except NamespaceTerminating:
+            pass  # the namespace, and its events, are going
         except (TransientError, PermanentError) as error:
             logger.warning("could not record an event on %s %s: %s", involved.get("kind"), meta["name"], error)
 

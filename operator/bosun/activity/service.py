@@ -20,7 +20,7 @@ from typing import Any
 
 from bosun.activity.report import OperationRecord, parse, render_csv, report_name, week_of, week_start, weeks_between
 from bosun.errors import PermanentError
-from bosun.kube import Kube, NotFound
+from bosun.kube import Kube, NamespaceTerminating, NotFound
 from bosun.store import Store
 
 logger = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class ActivityService:
         }
         try:
             await self.kube.apply(namespace, config_map)
-        except NotFound:
+        except (NotFound, NamespaceTerminating):
             return False
         return True
 
