@@ -188,7 +188,7 @@ def test_log_store_stopped_mid_operation_loses_no_line(bosun: Bosun, s3: S3Serve
 
     lines = wait_for(stored, timeout=60, what="every log line in the store")
     assert lines[-len(status["log"]["lines"]) :] == status["log"]["lines"]
-    assert lines[0].split(" ", 2)[2].strip() == "operation started: 7 steps"
+    assert lines[0].split(" ", 2)[2].strip() == "operation started: 8 steps"
     assert lines[-1].endswith("operation succeeded")
 
 

@@ -14,6 +14,7 @@ from kubernetes import client
 
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster
+from tests.support.crash import KillAtStep, restart_after
 from tests.support.endpoints import ReadyEndpoints
 from tests.support.operator_process import OperatorProcess, ensure_running, module_operator
 from tests.support.waiting import wait_for
@@ -320,3 +321,47 @@ def test_logs_into_a_closed_pipe_print_no_traceback(shop: Bosun, cluster: LocalC
         check=False,
     )
     assert "Traceback" not in piped.stderr and "BrokenPipe" not in piped.stderr, piped.stderr
+
+
+@pytest.mark.parametrize("step", ["before-release", "roll-out", "record-release"])
+def test_deploy_killed_at_each_step_releases_once_without_downtime(
+    shop: Bosun, api: client.ApiClient, operator: OperatorProcess, step: str
+) -> None:
+    with ReadyEndpoints(api, shop.namespace, "shop-web") as endpoints:
+        with KillAtStep(shop, operator, step) as kill:
+            shop.apply(app_manifest("example.com/shop:2", beforeRelease=["bin/migrate"]))
+            restart_after(kill)
+        status = shop.wait_phase(deploy_op(shop)["metadata"]["name"], timeout=120)
+    assert status["phase"] == "Succeeded", status
+    assert min(endpoints.samples) >= REPLICAS, endpoints.samples
+    wait_for(lambda: images(shop) == {"example.com/shop:2"} and len(pods(shop)) == REPLICAS, what="new pods only")
+    releases = shop.get("apps", "shop")["status"]["releases"]
+    assert [r["image"] for r in releases] == ["example.com/shop:2", "example.com/shop:1"]  # recorded once
+    jobs = client.BatchV1Api(api).list_namespaced_job(shop.namespace).items
+    assert len(jobs) == 1  # the migration ran as one Job, whatever the crash
+
+
+def test_configure_killed_mid_roll_out_rolls_out_once(shop: Bosun, operator: OperatorProcess) -> None:
+    with KillAtStep(shop, operator, "roll-out", "configure-crash") as kill:
+        shop.apply(
+            {
+                "apiVersion": "bosun.dev/v1alpha1",
+                "kind": "Operation",
+                "metadata": {"name": "configure-crash"},
+                "spec": {
+                    "target": {"kind": "App", "name": "shop"},
+                    "type": "configure",
+                    "parameters": {"env": [{"name": "MODE", "value": "fast"}]},
+                },
+            }
+        )
+        restart_after(kill)
+    status = shop.wait_phase("configure-crash", timeout=120)
+    assert status["phase"] == "Succeeded", status
+    wait_for(
+        lambda: (
+            all({e.name: e.value for e in p.spec.containers[0].env or []}.get("MODE") == "fast" for p in pods(shop))
+            and len(pods(shop)) == REPLICAS
+        ),
+        what="every pod on the new environment",
+    )
