@@ -121,7 +121,7 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
         "operations",
         when=_unarchived,
         cancellation_backoff=None,
-        cancellation_timeout=None,
+        cancellation_timeout=10.0,  # then cancelled: the deletion handler (or the next process) takes over
         cancellation_polling=1.0,
         registry=registry,
     )

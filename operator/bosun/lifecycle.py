@@ -70,10 +70,9 @@ class OperationLifecycle:
         try:
             done, _ = await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
             if work in done:
-                return
+                return work.result()  # an error reaches Kopf, which starts the daemon again
             if only_deleted(stopped.reason):  # deletion is a cancel: the live body says so; let it end
-                await work
-                return
+                return await work  # (if the operator stops meanwhile, Kopf cancels this after 10 s)
             work.cancel()  # the operator stops: the next one resumes from status
             await asyncio.wait({work}, timeout=10)
         finally:

@@ -402,3 +402,14 @@ def test_queued_then_cancelled_says_so_in_its_log(bosun: Bosun, app: str, cluste
     status = bosun.wait_phase("never")
     assert status["phase"] == "Cancelled" and status["phase"] in FINISHED
     assert any("cancelled before it started, by kwok-admin (spec.cancel)" in line for line in status["log"]["lines"])
+
+
+def test_the_provenance_annotations_cannot_change_after_creation(
+    bosun: Bosun, app: str, editor: str, cluster: LocalCluster
+) -> None:
+    bosun.operation("provenance", app)
+    bosun.wait_phase("provenance")
+    for key in ("bosun.dev/created-by", "bosun.dev/target-generation", "bosun.dev/initiator-source"):
+        with pytest.raises(RuntimeError, match="cannot change"):
+            as_editor(cluster, "annotate", "--overwrite", "op", "provenance", "-n", bosun.namespace, f"{key}=forged")
+    assert bosun.get("operations", "provenance")["metadata"]["annotations"]["bosun.dev/created-by"] == "kwok-admin"

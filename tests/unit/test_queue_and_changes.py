@@ -48,16 +48,24 @@ def test_a_running_operation_blocks_whatever_the_names_and_timestamps() -> None:
 
 
 def test_same_second_is_ordered_by_first_sight_not_by_name() -> None:
-    first = entry("zzz", "2026-01-01T00:00:01Z", rv=100)
-    second = entry("aaa", "2026-01-01T00:00:01Z", rv=101)
+    first = entry("zzz", "2026-01-01T00:00:01Z", rv=300, sequence=100)
+    second = entry("aaa", "2026-01-01T00:00:01Z", rv=301, sequence=101)
     assert blocker(second, [first, second]) == "zzz"
     assert blocker(first, [first, second]) is None
+
+
+def test_a_same_second_rival_that_has_not_recorded_its_place_is_waited_for() -> None:
+    me = entry("aaa", "2026-01-01T00:00:01Z", rv=300, sequence=100)
+    unplaced = entry("zzz", "2026-01-01T00:00:01Z", rv=302)  # its resourceVersion moved since first sight
+    assert blocker(me, [me, unplaced]) == "zzz"
+    later = entry("later", "2026-01-01T00:00:02Z", rv=303)
+    assert blocker(me, [me, later]) is None  # another second: the timestamp decides
 
 
 def test_the_recorded_sequence_wins_over_a_later_resource_version() -> None:
     # `first` has been written since (its resourceVersion moved on), but its place was recorded.
     first = entry("b", "2026-01-01T00:00:01Z", "Queued", rv=500, sequence=100)
-    second = entry("a", "2026-01-01T00:00:01Z", rv=101)
+    second = entry("a", "2026-01-01T00:00:01Z", rv=101, sequence=101)
     assert blocker(second, [first, second]) == "b"
     assert blocker(first, [first, second]) is None
 

@@ -82,8 +82,9 @@ class OperationLog:
         self._earlier_total, self._earlier_tail = earlier.total, list(earlier.lines)
         self._earlier = None
         try:
-            await self._read_earlier()
+            await self.settle()  # the store gets what only the status kept, before anything new
         except StoreUnavailable as error:
+            self._earlier = None
             logger.warning("log store unavailable on resume of %s (merged later): %s", self.key, error)
 
     async def _read_earlier(self) -> list[str]:

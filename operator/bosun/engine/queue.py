@@ -7,7 +7,8 @@ Two rules, both derived from the cluster alone so a restarted operator sees the 
 - Otherwise an operation may start when no unfinished operation on its target is ahead of it.
   "Ahead" is the creation timestamp, then the operation's sequence: creation timestamps have a
   one-second resolution, so within one second the order is the one the operator first saw
-  (the resourceVersion at first sight, recorded in `status.sequence`). Operations one spec edit
+  (the resourceVersion at first sight, recorded in `status.sequence` before any queue decision; a
+  same-second rival that has not recorded its place yet is waited for). Operations one spec edit
   creates are created one after the other, so they run in the order they were planned.
 
 Finished operations (failed ones included) never block, and every operation has a deadline counted
@@ -31,6 +32,11 @@ def blocker(me: Operation, others: Iterable[Operation]) -> str | None:
     """The operation `me` waits for, if any: the one just ahead of it, else one running anyway."""
     rivals = [o for o in others if o.uid != me.uid and o.name != me.name and same_target(o, me)]
     unfinished = [o for o in rivals if not o.status.phase.finished]
+    # A rival from the same second that has not recorded its place yet may be ahead: its daemon
+    # records it first thing, so wait for that rather than guess from a resourceVersion that moved.
+    unplaced = sorted(o.name for o in unfinished if o.created == me.created and o.status.sequence is None)
+    if unplaced:
+        return unplaced[0]
     ahead = [o for o in unfinished if o.queue_key < me.queue_key]
     if ahead:
         return max(ahead, key=lambda o: o.queue_key).name

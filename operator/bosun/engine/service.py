@@ -86,11 +86,14 @@ def initiator_of(body: Mapping[str, Any], identity: str) -> Initiator:
         m.get("manager", "") for m in meta.get("managedFields") or [] if m.get("operation") in ("Apply", "Update")
     ]
     if trusted(body, identity) and annotations.get(INITIATOR_SOURCE):
+        generation = annotations.get(TARGET_GENERATION, "")
         return Initiator(
             username=annotations.get(INITIATOR_USER, ""),
             kind="Bosun",
             source=annotations[INITIATOR_SOURCE],
             manager=annotations.get(INITIATOR_MANAGER, ""),
+            generation=int(generation) if generation.isdigit() else None,
+            edit_part=annotations.get(EDIT_PART, "1/1"),
         )
     return Initiator(
         username=annotations.get(CREATED_BY, ""),
@@ -100,25 +103,23 @@ def initiator_of(body: Mapping[str, Any], identity: str) -> Initiator:
     )
 
 
-def target_generation(body: Mapping[str, Any], identity: str, phase: Phase) -> int | None:
+def target_generation(initiator: Initiator | None, phase: Phase) -> int | None:
     """The target's spec generation this operation's end lets the target report as observed.
 
-    Only the operator's own operations carry one. One edit may make several operations: the
-    generation is observed when the last of them ends, or when any of them fails (the target is
-    then Stalled, and says why).
+    Only operations the operator made for a spec edit carry one (decided once, at the first status
+    write, and kept in `status.initiator`). One edit may make several operations: the generation
+    is observed when the last of them ends, or when any of them fails (the target is then
+    Stalled, and says why).
     """
-    annotations = (body.get("metadata") or {}).get("annotations") or {}
-    value = annotations.get(TARGET_GENERATION, "")
-    if not trusted(body, identity) or not value.isdigit():
+    if initiator is None or initiator.kind != "Bosun" or initiator.generation is None:
         return None
-    index, _, count = annotations.get(EDIT_PART, "1/1").partition("/")
-    return int(value) if index == count or phase is not Phase.SUCCEEDED else None
+    index, _, count = (initiator.edit_part or "1/1").partition("/")
+    return initiator.generation if index == count or phase is not Phase.SUCCEEDED else None
 
 
-def from_edit(body: Mapping[str, Any], identity: str) -> bool:
+def from_edit(initiator: Initiator | None) -> bool:
     """Did the operator make this operation to carry out a spec edit?"""
-    annotations = (body.get("metadata") or {}).get("annotations") or {}
-    return trusted(body, identity) and bool(annotations.get(TARGET_GENERATION))
+    return initiator is not None and initiator.kind == "Bosun"
 
 
 def deadline_of(operation: Operation) -> str:
@@ -181,8 +182,8 @@ class _LiveHandle:
 
     async def save(self, status: OperationStatus) -> None:
         await self.writer.save(status)
-        generation = target_generation(self.body, self.identity, status.phase)
-        edit = from_edit(self.body, self.identity)
+        generation = target_generation(status.initiator, status.phase)
+        edit = from_edit(status.initiator)
         if status.phase is not self.mirrored and await self.targets.mirror(
             self.operation, status, generation, from_edit=edit
         ):
@@ -205,7 +206,7 @@ class OperationService:
         self.queue_poll_seconds = queue_poll_seconds
         self.identity = identity  # the operator's own user name, to know its own Operations
         self.targets = TargetStatus(kube)
-        self._driving: dict[str, asyncio.Lock] = {}
+        self._driving: dict[str, tuple[asyncio.Lock, int]] = {}  # per operation uid: its lock, and who wants it
         self._target_locks: dict[tuple[str, str, str], asyncio.Lock] = {}
 
     def target_lock(self, namespace: str, kind: str, name: str) -> asyncio.Lock:
@@ -218,24 +219,38 @@ class OperationService:
         One driver per operation at a time: the daemon and the deletion handler may both ask.
         """
         uid = (body.get("metadata") or {}).get("uid", "")
-        lock = self._driving.setdefault(uid, asyncio.Lock())
+        lock, users = self._driving.get(uid, (asyncio.Lock(), 0))
+        self._driving[uid] = (lock, users + 1)
         try:
             async with lock:
                 return await self._drive(body, deleting=deleting)
         finally:
-            if not lock.locked():
-                self._driving.pop(uid, None)
+            lock, users = self._driving[uid]
+            if users <= 1:
+                del self._driving[uid]
+            else:
+                self._driving[uid] = (lock, users - 1)
 
     async def _drive(self, body: Mapping[str, Any], *, deleting: bool) -> OperationStatus:
-        operation = Operation.of(body)
+        given = Operation.of(body)
+        # The body Kopf hands over may be older than the last status write (another driver may have
+        # just finished it): decide from the object as it is now.
+        fresh = await self.kube.find("Operation", given.namespace, given.name)
+        if fresh is None:
+            return given.status
+        operation = Operation.of(fresh)
         status = operation.status
         if status.phase.finished:
             return status
         writer = StatusWriter(self.kube, operation.namespace, operation.name, operation.generation)
         handle = _LiveHandle(body, writer, operation, self.targets, self.identity, deleting=deleting)
-        status.initiator = status.initiator or initiator_of(body, self.identity)
-        status.sequence = operation.sequence  # fixed from here on (see queue)
-        status.deadline = status.deadline or deadline_of(operation)
+        if status.sequence is None or status.initiator is None or status.deadline is None:
+            # Decided once and written before any queue decision: the place in the queue (the
+            # resourceVersion at first sight, as rivals see it), who asked, the deadline.
+            status.sequence = given.sequence if status.sequence is None else status.sequence
+            status.initiator = status.initiator or initiator_of(fresh, self.identity)
+            status.deadline = status.deadline or deadline_of(operation)
+            await writer.save(status)
         log = OperationLog(self.store, log_key(operation.namespace, operation.name, operation.uid))
         await log.resume(status.log)
         writer.log = log.status
@@ -296,7 +311,8 @@ class OperationService:
             try:
                 return await self.planner.plan(self.kube, operation.model_copy(update={"status": status}), target)
             except TransientError:
-                if status.deadline and utc_now() >= status.deadline:
+                must_undo = bool(record.steps_to_undo(status))  # a rollback is owed: keep trying
+                if status.deadline and utc_now() >= status.deadline and not must_undo:
                     raise
                 await asyncio.sleep(delay)
                 delay = min(10.0, delay * 2)
@@ -304,6 +320,9 @@ class OperationService:
     async def _end_broken(
         self, status: OperationStatus, handle: _LiveHandle, journal: KubeJournal, error: Exception
     ) -> None:
+        if status.phase.finished:  # it ended; what broke came after (a mirror, say): keep the outcome
+            logger.warning("after %s ended: %s", handle.operation.name, error)
+            return
         reason = error.reason if isinstance(error, PermanentError) else "InternalError"
         message = f"{type(error).__name__}: {error}" if not isinstance(error, PermanentError) else str(error)
         if record.steps_to_undo(status):
@@ -370,6 +389,8 @@ class OperationService:
             return target or {}  # resuming: the steps find out what is left of the target
         me = operation.model_copy(update={"status": status})
         ahead = await self._ahead(me)
+        if ahead is None and turn.lock.locked():
+            return _WAIT  # another operation of this process holds the target: look again later
         if ahead is None:
             await turn.take()  # check again under the lock: nothing of ours started meanwhile
             ahead = await self._ahead(me)
@@ -394,8 +415,12 @@ class OperationService:
         Raises StoreUnavailable while the store is down (the caller retries).
         """
         operation = Operation.of(body)
-        generation = target_generation(body, self.identity, operation.status.phase)
-        await self.targets.mirror(operation, operation.status, generation, from_edit=from_edit(body, self.identity))
+        initiator = operation.status.initiator
+        generation = target_generation(initiator, operation.status.phase)
+        mirrored = await self.targets.mirror(operation, operation.status, generation, from_edit=from_edit(initiator))
+        target = operation.spec.target
+        if not mirrored and await self.kube.find(target.kind.value, operation.namespace, target.name):
+            raise TransientError(f"the outcome of {operation.name} is not on its target yet")
         log = OperationLog(self.store, log_key(operation.namespace, operation.name, operation.uid))
         await log.resume(operation.status.log)
         await log.settle()

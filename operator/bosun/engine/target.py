@@ -141,8 +141,9 @@ class TargetStatus:
                 ):
                     return True  # a newer operation already speaks for the target
                 patch = target_patch(operation, status, body, generation, _now(), from_edit=from_edit)
-                if patch:
-                    await self.kube.patch_status(target.kind.value, operation.namespace, target.name, patch)
+                if patch:  # only onto the target as read: a newer operation's write in between is a conflict
+                    version = (body.get("metadata") or {}).get("resourceVersion", "")
+                    await self.kube.patch_status(target.kind.value, operation.namespace, target.name, patch, version)
                 return True
             except TransientError as error:
                 if waited >= self.retry_seconds:

@@ -222,6 +222,10 @@ class Initiator(KubeModel):
     kind: str = Field(default="", description="User, ServiceAccount, or Bosun (created from a spec edit).")
     source: str = Field(default="", description="How it was asked: Operation, AppSpec, DatabaseSpec.")
     manager: str = Field(default="", description="The client that made the change (its field manager).")
+    generation: int | None = Field(
+        default=None, description="For a spec edit: the App's or Database's generation it carries out."
+    )
+    edit_part: str = Field(default="", description="For a spec edit: this is operation i of the n it made (i/n).")
 
 
 class OperationLogStatus(KubeModel):
@@ -261,7 +265,9 @@ class OperationStatus(KubeModel):
     deadline: str | None = Field(
         default=None, description="When the operation fails if not finished: creation time plus spec.timeoutSeconds."
     )
-    archived: str = Field(default="", description="Where the finished operation's record is archived, once it is.")
+    archived: str | None = Field(
+        default=None, description="Where the finished operation's record is archived, once it is."
+    )
 
 
 class Operation(KubeModel):
