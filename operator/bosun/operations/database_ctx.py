@@ -211,12 +211,16 @@ async def volume_zone(kube: Kube, namespace: str, name: str) -> str | None:
     return None
 
 
-async def room(kube: Kube, node: dict[str, Any], spec: DatabaseSpec, database: str) -> str:
-    """Why `spec`'s requests do not fit on the node ('' when they do); the database's own pods don't count."""
+def room_on(node: dict[str, Any], pods: list[dict[str, Any]], spec: DatabaseSpec, database: str) -> str:
+    """Why `spec`'s requests do not fit on the node, given the pods on it ('' when they do).
+
+    The database's own pods don't count, nor the placeholder holding its room. Pure: a snapshot in,
+    a verdict out, so the decision is unit-tested without a cluster.
+    """
     name = node["metadata"]["name"]
     allocatable = (node.get("status") or {}).get("allocatable") or {}
     used: dict[str, float] = {}
-    for pod in await kube.pods_on(name):
+    for pod in pods:
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             continue
         labels = pod["metadata"].get("labels") or {}
@@ -232,8 +236,10 @@ async def room(kube: Kube, node: dict[str, Any], spec: DatabaseSpec, database: s
     return ""
 
 
-async def refusal(kube: Kube, node: dict[str, Any], plan: DatabasePlan, zone: str | None, database: str) -> str:
-    """Why the database cannot move to this node ('' when it can)."""
+def refusal_of(
+    node: dict[str, Any], pods: list[dict[str, Any]], plan: DatabasePlan, zone: str | None, database: str
+) -> str:
+    """Why the database cannot move to this node ('' when it can). Pure, as `room_on`."""
     name = node["metadata"]["name"]
     if name == plan.from_node:
         return f"the database already runs on {name}"
@@ -254,4 +260,12 @@ async def refusal(kube: Kube, node: dict[str, Any], plan: DatabasePlan, zone: st
     mismatched = sorted(k for k, v in wanted.items() if labels.get(k) != v)
     if mismatched:
         return f"node {name} does not match the placement's nodeSelector ({', '.join(mismatched)})"
-    return await room(kube, node, plan.next, database)
+    return room_on(node, pods, plan.next, database)
+
+
+async def room(kube: Kube, node: dict[str, Any], spec: DatabaseSpec, database: str) -> str:
+    return room_on(node, await kube.pods_on(node["metadata"]["name"]), spec, database)
+
+
+async def refusal(kube: Kube, node: dict[str, Any], plan: DatabasePlan, zone: str | None, database: str) -> str:
+    return refusal_of(node, await kube.pods_on(node["metadata"]["name"]), plan, zone, database)

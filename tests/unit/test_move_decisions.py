@@ -1,0 +1,68 @@
+"""Where a database may move: pure decisions over a snapshot of nodes and pods."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bosun.models.database import DatabaseSpec
+from bosun.operations.database_ctx import ZONE, DatabasePlan, refusal_of, room_on
+
+SPEC = DatabaseSpec.model_validate(
+    {"engine": "postgresql", "version": "16", "resources": {"requests": {"cpu": "2", "memory": "1Gi"}}}
+)
+PLAN = DatabasePlan(table="database-redeploy", from_node="a-1", to_node="a-2", previous=SPEC, next=SPEC)
+
+
+def node(name: str = "a-2", zone: str = "zone-a", cpu: str = "4", **spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": {ZONE: zone}},
+        "spec": spec,
+        "status": {
+            "allocatable": {"cpu": cpu, "memory": "8Gi"},
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+
+
+def pod(cpu: str, labels: dict[str, str] | None = None, phase: str = "Running") -> dict[str, Any]:
+    return {
+        "metadata": {"name": "p", "labels": labels or {}},
+        "spec": {"containers": [{"resources": {"requests": {"cpu": cpu}}}]},
+        "status": {"phase": phase},
+    }
+
+
+def test_a_ready_roomy_node_in_the_volume_zone_is_fine() -> None:
+    assert refusal_of(node(), [pod("1")], PLAN, "zone-a", "pg") == ""
+
+
+@pytest.mark.parametrize(
+    ("target", "why"),
+    [
+        (node("a-1"), "already runs on a-1"),
+        (node(unschedulable=True), "is cordoned"),
+        (node(taints=[{"key": "dedicated", "effect": "NoSchedule"}]), "has taints dedicated"),
+        (node(zone="zone-b"), "a move across zones is refused"),
+        (node(cpu="2500m"), "has no room: cpu 2 requested"),
+    ],
+)
+def test_each_refusal_says_why(target: dict[str, Any], why: str) -> None:
+    assert why in refusal_of(target, [pod("1")], PLAN, "zone-a", "pg")
+
+
+def test_a_node_that_is_not_ready_is_refused() -> None:
+    down = node()
+    down["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
+    assert "is not Ready" in refusal_of(down, [], PLAN, "zone-a", "pg")
+
+
+def test_its_own_pods_its_placeholder_and_ended_pods_take_no_room() -> None:
+    pods = [
+        pod("3", {"bosun.dev/database": "pg"}),
+        pod("3", {"bosun.dev/prepull": "pg"}),
+        pod("3", phase="Succeeded"),
+    ]
+    assert room_on(node(), pods, SPEC, "pg") == ""
+    assert "no room" in room_on(node(), [pod("3", {"bosun.dev/database": "other"})], SPEC, "pg")
