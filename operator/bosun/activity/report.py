@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import Field
 
 from bosun.models.base import KubeModel, parse_time
+from bosun.models.operation import Operation
 
 COLUMNS = [
     "operation",
@@ -58,24 +59,25 @@ class OperationRecord(KubeModel):
 
     @classmethod
     def of(cls, body: Mapping[str, Any]) -> OperationRecord:
-        meta, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
-        target = spec.get("target") or {}
+        """From an Operation body, read by the one parser of Operation bodies (`Operation.of`)."""
+        operation = Operation.of(body)
+        status = operation.status
         return cls(
-            namespace=meta.get("namespace", ""),
-            name=meta.get("name", ""),
-            uid=meta.get("uid", ""),
-            type=spec.get("type", ""),
-            target_kind=target.get("kind", ""),
-            target_name=target.get("name", ""),
-            initiator=(status.get("initiator") or {}).get("username", ""),
-            phase=status.get("phase", "") or "Pending",
-            reason=status.get("reason", ""),
-            rollback=(status.get("rollback") or {}).get("state", ""),
-            created=meta.get("creationTimestamp", ""),
-            started=status.get("startedAt") or "",
-            finished=status.get("finishedAt") or "",
-            message=status.get("message", ""),
-            log_url=(status.get("log") or {}).get("url", ""),
+            namespace=operation.namespace,
+            name=operation.name,
+            uid=operation.uid,
+            type=operation.spec.type.value,
+            target_kind=operation.spec.target.kind.value,
+            target_name=operation.spec.target.name,
+            initiator=status.initiator.username if status.initiator else "",
+            phase=status.phase.value,
+            reason=status.reason,
+            rollback=status.rollback.state.value if status.rollback else "",
+            created=operation.created,
+            started=status.started_at or "",
+            finished=status.finished_at or "",
+            message=status.message,
+            log_url=status.log.url if status.log else "",
         )
 
     @property
