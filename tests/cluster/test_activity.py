@@ -171,7 +171,7 @@ def test_cancel_from_the_cli(bosun: Bosun, cluster: LocalCluster) -> None:
 def test_log_store_stopped_mid_operation_loses_no_line(bosun: Bosun, s3: S3Server) -> None:
     assert provision(bosun, database_manifest())["phase"] == "Succeeded"
     start_op(bosun, "pg-move", "redeploy", node=NEIGHBOUR)
-    bosun.wait_step_state("pg-move", 3, "Running", timeout=120)
+    bosun.wait_step_state("pg-move", 4, "Running", timeout=120)  # stop-old
     s3.pause()
     try:
         status = bosun.wait_phase("pg-move", timeout=180)
