@@ -79,8 +79,13 @@ def test_deployment_rolls_out_and_updates(core: client.CoreV1Api, apps: client.A
     )
     second = wait_for(lambda: rolled_out("example.com/web:2"), what="3 ready pods of web:2")
     assert {p.metadata.name for p in second}.isdisjoint({p.metadata.name for p in first})
+    # The old pods may still be terminating (and counted) for a moment after the new ones are Ready.
     status = wait_for(
-        lambda: (d := apps.read_namespaced_deployment("web", namespace)).status.updated_replicas == 3 and d,
+        lambda: (
+            (d := apps.read_namespaced_deployment("web", namespace)).status.updated_replicas == 3
+            and d.status.replicas == 3
+            and d
+        ),
         what="the deployment status to report the update",
     )
     assert status.status.available_replicas == 3
