@@ -194,7 +194,14 @@ def _register_spec_edits(registry: kopf.OperatorRegistry, kind: TargetKind, plur
 
 async def _edit(memo: Memo, kind: TargetKind, body: kopf.Body, old: Any, new: Any) -> None:
     assert memo.kube is not None
-    made = await create_operations_for_edit(memo.kube, kind, dict(body), dict(old) if old else None, dict(new or {}))
+    try:
+        made = await create_operations_for_edit(
+            memo.kube, kind, dict(body), dict(old) if old else None, dict(new or {})
+        )
+    except PermanentError as refused:  # the API server refused the Operation: say so once, never loop
+        message = f"the Operation for this edit could not be created: {refused}"
+        await memo.kube.emit_event(dict(body), reason="EditNotCarriedOut", message=message, warning=True)
+        raise kopf.PermanentError(message) from refused
     generation = body.metadata.get("generation")
     if not made and generation:
         await memo.operations.targets.observed(
