@@ -184,10 +184,13 @@ class _LiveHandle:
         await self.writer.save(status)
         generation = target_generation(status.initiator, status.phase)
         edit = from_edit(status.initiator)
-        if status.phase is not self.mirrored and await self.targets.mirror(
-            self.operation, status, generation, from_edit=edit
-        ):
-            self.mirrored = status.phase
+        if status.phase is self.mirrored:
+            return
+        try:
+            if await self.targets.mirror(self.operation, status, generation, from_edit=edit):
+                self.mirrored = status.phase
+        except TransientError:  # the next phase change, or settling the ended operation, tries again
+            pass
 
 
 class OperationService:
@@ -417,10 +420,8 @@ class OperationService:
         operation = Operation.of(body)
         initiator = operation.status.initiator
         generation = target_generation(initiator, operation.status.phase)
-        mirrored = await self.targets.mirror(operation, operation.status, generation, from_edit=from_edit(initiator))
-        target = operation.spec.target
-        if not mirrored and await self.kube.find(target.kind.value, operation.namespace, target.name):
-            raise TransientError(f"the outcome of {operation.name} is not on its target yet")
+        # A busy API server raises (the caller retries); a target gone or refusing the write does not.
+        await self.targets.mirror(operation, operation.status, generation, from_edit=from_edit(initiator))
         log = OperationLog(self.store, log_key(operation.namespace, operation.name, operation.uid))
         await log.resume(operation.status.log)
         await log.settle()

@@ -127,7 +127,10 @@ class TargetStatus:
     async def mirror(
         self, operation: Operation, status: OperationStatus, generation: int | None, *, from_edit: bool = False
     ) -> bool:
-        """Write the operation's outcome to its target; False if the target is gone or unreachable."""
+        """Write the operation's outcome to its target; False if the target is gone or refuses it.
+
+        Raises TransientError when the API server stays busy past `retry_seconds`.
+        """
         target = operation.spec.target
         delay, waited = 0.2, 0.0
         while True:
@@ -148,7 +151,7 @@ class TargetStatus:
             except TransientError as error:
                 if waited >= self.retry_seconds:
                     logger.warning("could not mirror %s onto its target (retried later): %s", operation.name, error)
-                    return False
+                    raise
                 await asyncio.sleep(delay)
                 waited += delay
                 delay = min(5.0, delay * 2)
