@@ -82,9 +82,18 @@ def initiator_of(body: Mapping[str, Any], identity: str) -> Initiator:
     """Who asked, from what the admission policies stamped, and the client (field manager)."""
     meta = body.get("metadata") or {}
     annotations = meta.get("annotations") or {}
-    managers = [
-        m.get("manager", "") for m in meta.get("managedFields") or [] if m.get("operation") in ("Apply", "Update")
-    ]
+    # The client that wrote the spec (the creator's entry; Kopf's own patches touch metadata only).
+    writers = sorted(
+        (
+            m
+            for m in meta.get("managedFields") or []
+            if m.get("operation") in ("Apply", "Update")
+            and not m.get("subresource")
+            and "f:spec" in (m.get("fieldsV1") or {})
+        ),
+        key=lambda m: m.get("time") or "",
+    )
+    managers = [str(m.get("manager", "")) for m in writers]
     if trusted(body, identity) and annotations.get(INITIATOR_SOURCE):
         generation = annotations.get(TARGET_GENERATION, "")
         return Initiator(
