@@ -118,12 +118,25 @@ build_kwok() {
     || die "building kwok $KWOK_VERSION failed (see the go output above)"
 }
 
+build_helm() {
+  if [ -x "$HELM_BIN" ]; then log "helm $HELM_VERSION: cached"; return; fi
+  log "helm $HELM_VERSION: building (about five minutes on a cold cache)"
+  module_download "helm.sh/helm/v3@$HELM_VERSION" >/dev/null
+  mkdir -p "$(dirname "$HELM_BIN")"
+  local ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  GOBIN="$(dirname "$HELM_BIN")" CGO_ENABLED=0 go install -trimpath -ldflags "$ldflags" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" \
+    || die "building helm $HELM_VERSION failed (see the go output above)"
+}
+
 main() {
   check_prerequisites
   local start=$SECONDS
   build_etcd
   build_kwok
   build_kubernetes
+  build_helm
+  log "helm ready at $HELM_BIN"
   log "control plane binaries ready in $BIN_DIR ($((SECONDS - start)) s)"
 }
 

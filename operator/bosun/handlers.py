@@ -9,22 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
 
+from bosun import metrics
 from bosun.activity.service import ActivityService
 from bosun.engine.service import OperationService, Planner
 from bosun.errors import PermanentError, TransientError
 from bosun.heartbeat import LABEL as HEARTBEAT_LABEL
 from bosun.heartbeat import Heartbeat
 from bosun.kube import Kube
+from bosun.leader import LeaseElector, identity_of
 from bosun.lifecycle import OperationLifecycle
 from bosun.models.names import FINALIZER, GROUP, VERSION
 from bosun.models.operation import TargetKind
 from bosun.operations.changes import create_operations_for_edit
 from bosun.reconcile.app import repair_app
+from bosun.serving import Endpoints
 from bosun.settings import Settings
 from bosun.store import Store, StoreUnavailable, store_from
 
@@ -77,7 +83,7 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
             identity=await memo.kube.whoami(),
         )
         memo.services["activity"] = ActivityService(
-            memo.kube, memo.store, retention_seconds=config.operation_retention_seconds
+            memo.kube, memo.store, retention_seconds=config.operation_retention_seconds, namespaces=config.namespaces
         )
         memo.services["lifecycle"] = OperationLifecycle(memo.kube, memo.operations, memo.activity)
         memo.tasks.append(asyncio.get_running_loop().create_task(_keep_history(memo)))
@@ -93,19 +99,6 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
             await memo.heartbeat.stop()
         if memo.kube is not None:
             await memo.kube.close()
-
-    @kopf.on.probe(id="api", registry=registry)
-    async def api_reachable(memo: Memo, **_: Any) -> bool:
-        if memo.kube is None or not await memo.kube.healthz():
-            raise kopf.PermanentError("the API server does not answer")
-        return True
-
-    @kopf.on.probe(id="watch", registry=registry)
-    async def watch_alive(memo: Memo, **_: Any) -> float:
-        assert memo.heartbeat is not None
-        if not memo.heartbeat.healthy():
-            raise kopf.PermanentError(f"no watch event for {memo.heartbeat.stale_for():.0f}s: the watch is dead")
-        return round(memo.heartbeat.stale_for(), 1)
 
     @kopf.on.event("", "v1", "configmaps", labels={HEARTBEAT_LABEL: "true"}, registry=registry)
     async def heartbeat_seen(memo: Memo, **_: Any) -> None:
@@ -220,12 +213,15 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> 
     kopf_settings.watching.server_timeout = settings.watch_timeout_seconds
     kopf_settings.watching.client_timeout = settings.watch_timeout_seconds + 10
     kopf_settings.peering.standalone = True
+    # Watching a list of namespaces: no cluster-wide scanning, so no right to list namespaces is
+    # needed (the chart grants none). Bosun's resources are then discovered once, at start-up.
+    kopf_settings.scanning.disabled = bool(settings.namespaces)
     # Watch only the heartbeat ConfigMap, not every ConfigMap in the cluster.
     kopf_settings.watching.label_selectors["configmaps"] = f"{HEARTBEAT_LABEL}=true"
 
 
 def run(settings: Settings, planner: Planner | None = None) -> None:
-    """Run the operator until SIGINT/SIGTERM."""
+    """Run the operator until SIGINT/SIGTERM: with leader election, only while holding the Lease."""
     from bosun.operations.registry import default_registry
 
     kopf.configure(
@@ -233,14 +229,102 @@ def run(settings: Settings, planner: Planner | None = None) -> None:
         log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.PLAIN,
     )
     memo = Memo(settings=settings, planner=planner or default_registry())
-    liveness = f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
-    asyncio.run(
-        kopf.operator(
+    asyncio.run(_operate(settings, memo))
+
+
+async def _operate(settings: Settings, memo: Memo) -> None:
+    election = Election(settings)
+    endpoints = Endpoints(lambda: _health(memo, election))
+    await endpoints.start(settings.liveness_port, settings.metrics_port)
+    try:
+        if not await election.lead():
+            return  # told to stop while standing by
+        await kopf.operator(
             registry=build_registry(settings),
             standalone=True,
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
-            liveness_endpoint=liveness,
             memo=memo,
         )
-    )
+    finally:
+        await election.step_down()
+        await endpoints.stop()
+
+
+class Election:
+    """Leadership for `run`: wait for the Lease as a standby, keep it while acting, hand it back."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.elector: LeaseElector | None = None
+        self.kube: Kube | None = None
+        self.keeper: asyncio.Task[None] | None = None
+
+    @property
+    def standing_by(self) -> bool:
+        return self.elector is not None and not self.elector.leading
+
+    async def lead(self) -> bool:
+        """True once this process may act; False if SIGTERM/SIGINT came while standing by."""
+        if not self.settings.leader_election:
+            metrics.LEADER.set(1)
+            return True
+        config = self.settings
+        self.kube = await Kube.connect(config.kubeconfig)
+        identity = identity_of(os.environ.get("POD_NAME", ""), socket.gethostname())
+        self.elector = LeaseElector(
+            self.kube,
+            config.lease_home,
+            config.leader_election_name,
+            identity,
+            lease_seconds=config.lease_seconds,
+            renew_deadline=config.renew_deadline_seconds,
+            retry_period=config.lease_retry_seconds,
+        )
+        metrics.LEADER.set(0)
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        acquiring = loop.create_task(self.elector.acquire())
+        stopping = loop.create_task(stop.wait())
+        try:
+            await asyncio.wait({acquiring, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)  # Kopf installs its own
+            stopping.cancel()
+        if not acquiring.done():
+            acquiring.cancel()
+            return False
+        self.keeper = loop.create_task(self.elector.keep(_leadership_lost))
+        return True
+
+    async def step_down(self) -> None:
+        if self.keeper is not None:
+            self.keeper.cancel()
+        if self.elector is not None:
+            await self.elector.release()
+        if self.kube is not None:
+            await self.kube.close()
+
+
+def _leadership_lost(reason: str) -> None:
+    """Stop acting at once: another replica may lead now. Kubernetes restarts this one as a standby."""
+    logger.critical("leadership lost, exiting at once: %s", reason)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(75)
+
+
+async def _health(memo: Memo, election: Election) -> tuple[bool, dict[str, Any]]:
+    """Healthy: a standby whose election loop runs, or a leader whose API server answers and whose
+    watch still delivers the heartbeat (a silently dead watch is the failure this catches)."""
+    if election.standing_by:
+        assert election.elector is not None
+        return election.elector.alive(), {"role": "standby", "identity": election.elector.identity}
+    if memo.kube is None or memo.heartbeat is None:
+        return False, {"role": "leader", "state": "starting"}
+    api = await memo.kube.healthz()
+    stale = round(memo.heartbeat.stale_for(), 1)
+    return api and memo.heartbeat.healthy(), {"role": "leader", "api": api, "watchStaleSeconds": stale}

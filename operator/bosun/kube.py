@@ -21,6 +21,7 @@ import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from bosun import metrics
 from bosun.errors import PermanentError, TransientError
 from bosun.models.base import GROUP, VERSION
 
@@ -81,7 +82,11 @@ async def call(what: str, work: Callable[[], Awaitable[T]]) -> T:
     try:
         return await work()
     except (TimeoutError, ApiException, aiohttp.ClientError, ConnectionError) as error:
-        raise map_error(error, what) from error
+        mapped = map_error(error, what)
+        if not isinstance(mapped, (NotFound, AlreadyExists)):  # answers steps expect, not failures
+            code = str(error.status or 0) if isinstance(error, ApiException) else "0"
+            metrics.API_ERRORS.labels(code, "transient" if isinstance(mapped, TransientError) else "permanent").inc()
+        raise mapped from error
 
 
 def utc_now() -> datetime:
@@ -272,6 +277,7 @@ class Kube:
             "PersistentVolumeClaim": (self.core, "persistent_volume_claim"),
             "Secret": (self.core, "secret"),
             "ConfigMap": (self.core, "config_map"),
+            "Lease": (client.CoordinationV1Api(self.api), "lease"),
         }
         if kind not in apis:
             raise PermanentError(f"Bosun does not manage {kind} objects", "InternalError")
@@ -305,6 +311,14 @@ class Kube:
                 f"delete {kind} {namespace}/{name}",
                 lambda: method(name, namespace, propagation_policy="Background"),
             )
+
+    async def replace(self, namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Replace an object; its resourceVersion makes this fail (409: TransientError) if it changed."""
+        api, suffix = self._typed(manifest["kind"])
+        name = manifest["metadata"]["name"]
+        method = getattr(api, f"replace_namespaced_{suffix}")
+        result = await call(f"replace {manifest['kind']} {namespace}/{name}", lambda: method(name, namespace, manifest))
+        return dict(self.api.sanitize_for_serialization(result))
 
     async def patch_object(self, namespace: str, kind: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """A merge patch of a workload object's fields Bosun does not apply (e.g. a claim's size)."""

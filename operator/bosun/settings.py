@@ -22,6 +22,32 @@ class Settings:
     liveness_port: int = field(default_factory=lambda: int(os.environ.get("BOSUN_LIVENESS_PORT", "8080")))
     """Port of the /healthz endpoint (0 disables it)."""
 
+    metrics_port: int = field(default_factory=lambda: int(os.environ.get("BOSUN_METRICS_PORT", "9090")))
+    """Port of the Prometheus /metrics endpoint (0 disables it; the liveness port's number shares it)."""
+
+    leader_election: bool = field(
+        default_factory=lambda: os.environ.get("BOSUN_LEADER_ELECTION", "").lower() in ("1", "true", "yes")
+    )
+    """Act only while holding the leader Lease (on with two replicas; off for one process by hand)."""
+
+    leader_election_namespace: str = field(
+        default_factory=lambda: os.environ.get("BOSUN_LEADER_ELECTION_NAMESPACE", os.environ.get("POD_NAMESPACE", ""))
+    )
+    """Where the Lease lives (default: the pod's namespace, else the heartbeat's)."""
+
+    leader_election_name: str = field(default_factory=lambda: os.environ.get("BOSUN_LEADER_ELECTION_NAME", "bosun"))
+
+    lease_seconds: float = field(default_factory=lambda: float(os.environ.get("BOSUN_LEASE_SECONDS", "15")))
+    """How long a Lease stays someone's after its last renewal (CloudNativePG and client-go: 15 s)."""
+
+    renew_deadline_seconds: float = field(
+        default_factory=lambda: float(os.environ.get("BOSUN_RENEW_DEADLINE_SECONDS", "10"))
+    )
+    """A leader that could not renew for this long stops acting (exits): 10 s."""
+
+    lease_retry_seconds: float = field(default_factory=lambda: float(os.environ.get("BOSUN_LEASE_RETRY_SECONDS", "2")))
+    """How often the Lease is renewed, or tried by a standby: 2 s."""
+
     log_format: str = field(default_factory=lambda: os.environ.get("BOSUN_LOG_FORMAT", "json"))
     """json (structured, one object a line) or plain."""
 
@@ -67,6 +93,10 @@ class Settings:
         default_factory=lambda: float(os.environ.get("BOSUN_OPERATION_RETENTION_SECONDS", str(30 * 86400)))
     )
     """How long a finished Operation object stays (its record stays in the store for good)."""
+
+    @property
+    def lease_home(self) -> str:
+        return self.leader_election_namespace or self.heartbeat_home
 
     @property
     def heartbeat_home(self) -> str:

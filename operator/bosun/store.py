@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import Any, Protocol
 
+from bosun import metrics
+
 
 class StoreUnavailable(Exception):
     """The store could not be reached or refused the request; the caller keeps its data and retries."""
@@ -51,6 +53,7 @@ class LocalStore:
         try:
             await asyncio.to_thread(self._write, key, data)
         except OSError as error:
+            metrics.STORE_FAILURES.labels("put").inc()
             raise StoreUnavailable(f"cannot write {self.url(key)}: {error}") from error
 
     async def get(self, key: str) -> bytes | None:
@@ -60,6 +63,7 @@ class LocalStore:
         except FileNotFoundError:
             return None
         except OSError as error:
+            metrics.STORE_FAILURES.labels("get").inc()
             raise StoreUnavailable(f"cannot read {self.url(key)}: {error}") from error
 
     async def keys(self, prefix: str) -> list[str]:
@@ -106,8 +110,10 @@ class S3Store:
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
+            metrics.STORE_FAILURES.labels(what.split(" ", 1)[0]).inc()
             raise StoreUnavailable(f"{what}: {error}") from error
         except BotoCoreError as error:
+            metrics.STORE_FAILURES.labels(what.split(" ", 1)[0]).inc()
             raise StoreUnavailable(f"{what}: {error}") from error
 
     async def put(self, key: str, data: bytes) -> None:

@@ -18,8 +18,9 @@ import pytest
 from kubernetes import client
 
 from tests.support.bosun_objects import Bosun
-from tests.support.cluster import ROOT, LocalCluster
+from tests.support.cluster import LocalCluster
 from tests.support.databases import NEIGHBOUR, database_manifest, ops_of, provision, start_op
+from tests.support.install import apply_operator_rbac
 from tests.support.operator_process import OperatorProcess, ensure_running, module_operator
 from tests.support.s3_server import S3Server, s3_server
 from tests.support.waiting import wait_for
@@ -42,7 +43,7 @@ def operator(
     cluster: LocalCluster, s3: S3Server, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     env = {**s3.env(BUCKET, PREFIX), "BOSUN_ACTIVITY_SECONDS": "2", "BOSUN_OPERATION_RETENTION_SECONDS": "600"}
-    cluster.kubectl("apply", "-f", str(ROOT / "manifests" / "rbac.yaml"))  # the roles people get
+    apply_operator_rbac(cluster)  # with the roles people get
     yield from module_operator(
         cluster.kubeconfig, tmp_path_factory.mktemp("bosun-activity"), command=["-m", "bosun", "run"], env=env
     )

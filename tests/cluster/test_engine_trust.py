@@ -20,6 +20,7 @@ from kubernetes import client
 
 from tests.support.bosun_objects import FINISHED, GROUP, VERSION, Bosun
 from tests.support.cluster import LocalCluster
+from tests.support.install import apply_operator_rbac
 from tests.support.operator_process import OperatorProcess, ensure_running, module_operator
 from tests.support.waiting import wait_for
 
@@ -230,7 +231,7 @@ def test_finished_operations_hold_no_finalizer(bosun: Bosun, app: str) -> None:
 
 @pytest.fixture
 def editor(bosun: Bosun, cluster: LocalCluster) -> str:
-    cluster.kubectl("apply", "-f", str(Path(__file__).resolve().parents[2] / "manifests" / "rbac.yaml"))
+    apply_operator_rbac(cluster)  # with the roles people get
     cluster.kubectl(
         "create", "rolebinding", "mallory-edit", "-n", bosun.namespace, "--clusterrole=edit", f"--user={EDITOR}"
     )

@@ -1,4 +1,4 @@
-"""The operator works with only the RBAC of manifests/rbac.yaml, and that RBAC grants no more."""
+"""The operator works with only the RBAC of manifests/ (the chart's defaults), and that RBAC grants no more."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes import client
 
 from tests.support.bosun_objects import Bosun
-from tests.support.cluster import ROOT, LocalCluster
+from tests.support.cluster import LocalCluster
 from tests.support.databases import NEIGHBOUR, database_manifest, ops_of, provision, run_op
+from tests.support.install import apply_operator_rbac, token_kubeconfig
 from tests.support.operator_process import OperatorProcess, module_operator
 from tests.support.waiting import wait_for
 
@@ -36,23 +36,9 @@ subjects: [{kind: ServiceAccount, name: bosun, namespace: bosun-system}]
 
 @pytest.fixture(scope="module")
 def service_account_kubeconfig(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cluster.kubectl("apply", "-f", str(ROOT / "manifests" / "rbac.yaml"))
+    apply_operator_rbac(cluster)
     cluster.kubectl("apply", "-f", "-", input=TEST_ONLY)
-    token = cluster.kubectl("create", "token", "bosun", "-n", "bosun-system", "--duration", "1h").strip()
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    context = next(c for c in admin["contexts"] if c["name"] == cluster.context)["context"]
-    server = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [server],
-        "users": [{"name": "bosun", "user": {"token": token}}],
-        "contexts": [{"name": cluster.context, "context": {"cluster": server["name"], "user": "bosun"}}],
-        "current-context": cluster.context,
-    }
-    path = tmp_path_factory.mktemp("sa") / "kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return token_kubeconfig(cluster, tmp_path_factory.mktemp("sa") / "kubeconfig")
 
 
 @pytest.fixture

@@ -37,8 +37,12 @@ class OperatorProcess:
         env: dict[str, str] | None = None,
         log_format: str = "plain",
         command: list[str] | None = None,
+        program: list[str] | None = None,
+        all_namespaces: bool = True,
     ) -> None:
         self.command = command or ["-m", module]  # e.g. ["-m", "bosun", "run"] for the product
+        self.program = program or [sys.executable, *self.command]  # or an installed `bosun run`
+        self.scope = ["-A"] if all_namespaces else []  # else BOSUN_NAMESPACES says
         self.log_format = log_format
         self.kubeconfig = kubeconfig
         self.extra_env = env or {}
@@ -47,6 +51,7 @@ class OperatorProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.port = free_port()
+        self.metrics_port = free_port()
 
     def start(self) -> None:
         assert self.process is None or self.process.poll() is not None, "already running"
@@ -61,11 +66,12 @@ class OperatorProcess:
         }
         self.process = subprocess.Popen(
             [
-                sys.executable,
-                *self.command,
-                "-A",
+                *self.program,
+                *self.scope,
                 "--liveness-port",
                 str(self.port),
+                "--metrics-port",
+                str(self.metrics_port),
                 "--log-format",
                 self.log_format,
             ],
@@ -85,6 +91,11 @@ class OperatorProcess:
             return int(error.code)
         except OSError:
             return None
+
+    def metrics(self) -> str:
+        """The Prometheus text of /metrics."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as response:
+            return str(response.read().decode())
 
     def wait_healthy(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout

@@ -1,4 +1,4 @@
-"""The Argo CD health checks shipped in manifests/ read Bosun's status as intended (run in real Lua)."""
+"""The Argo CD health checks (charts/argocd-values.yaml) read Bosun's status as intended (run in real Lua)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 import yaml
 from lupa import LuaRuntime
 
-CHECKS = yaml.safe_load((Path(__file__).resolve().parents[2] / "manifests" / "argocd-health.yaml").read_text())["data"]
+VALUES = Path(__file__).resolve().parents[2] / "charts" / "argocd-values.yaml"
+CHECKS = yaml.safe_load(VALUES.read_text())["configs"]["cm"]
 
 
 def health(kind: str, obj: dict[str, Any]) -> tuple[str, str]:

@@ -14,7 +14,7 @@ record is in the store.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,12 +40,27 @@ def _now() -> datetime:
 
 class ActivityService:
     def __init__(
-        self, kube: Kube, store: Store, *, retention_seconds: float, clock: Callable[[], datetime] = _now
+        self,
+        kube: Kube,
+        store: Store,
+        *,
+        retention_seconds: float,
+        clock: Callable[[], datetime] = _now,
+        namespaces: Sequence[str] = (),
     ) -> None:
         self.kube = kube
         self.store = store
         self.retention = timedelta(seconds=retention_seconds)
         self.clock = clock
+        self.namespaces = list(namespaces)  # watched; empty: all (the operator's rights end there)
+
+    def _watched(self, namespace: str) -> bool:
+        return not self.namespaces or namespace in self.namespaces
+
+    async def _operations(self) -> list[dict[str, Any]]:
+        if not self.namespaces:
+            return await self.kube.list_all("Operation")
+        return [body for namespace in self.namespaces for body in await self.kube.list_objects("Operation", namespace)]
 
     async def archive(self, body: Mapping[str, Any]) -> OperationRecord:
         """Store a finished operation's record (idempotent), mark it archived, refresh its week's report."""
@@ -103,9 +118,9 @@ class ActivityService:
         first_week: dict[str, str] = {}
         for key in await self.store.keys("records/"):
             parts = key.split("/")
-            if len(parts) >= 4:
+            if len(parts) >= 4 and self._watched(parts[1]):
                 first_week[parts[1]] = min(first_week.get(parts[1], parts[2]), parts[2])
-        for body in await self.kube.list_all("Operation"):
+        for body in await self._operations():
             record = OperationRecord.of(body)
             if record.created:
                 first_week[record.namespace] = min(first_week.get(record.namespace, record.week), record.week)
@@ -135,7 +150,7 @@ class ActivityService:
         """
         removed = []
         cutoff = self.clock() - self.retention
-        for body in await self.kube.list_all("Operation"):
+        for body in await self._operations():
             finished = (body.get("status") or {}).get("finishedAt")
             if not finished:
                 continue

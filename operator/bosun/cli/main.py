@@ -33,6 +33,13 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
     run.add_argument("--liveness-port", type=int, help="port of /healthz (0 disables; default 8080)")
+    run.add_argument("--metrics-port", type=int, help="port of /metrics (0 disables; default 9090)")
+    run.add_argument(
+        "--leader-elect",
+        action="store_true",
+        default=None,
+        help="act only while holding the leader Lease (for two or more replicas; default BOSUN_LEADER_ELECTION)",
+    )
     run.add_argument("--log-format", choices=["json", "plain"], help="log format (default json)")
     run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level")
 
@@ -78,7 +85,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
         changes["namespaces"] = []
     elif args.namespace:
         changes["namespaces"] = list(args.namespace)
-    for name in ("liveness_port", "log_format", "log_level"):
+    if args.leader_elect:
+        changes["leader_election"] = True
+    for name in ("liveness_port", "metrics_port", "log_format", "log_level"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     return replace(settings, **changes)  # type: ignore[arg-type]

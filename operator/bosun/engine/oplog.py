@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from datetime import UTC, datetime
 
+from bosun import metrics
 from bosun.models.operation import OperationLogStatus
 from bosun.store import Store, StoreUnavailable
 
@@ -49,6 +51,16 @@ def merged(stored: list[str], total: int, tail: list[str]) -> list[str]:
     return out + tail[len(out) - start :]
 
 
+_LIVE: weakref.WeakSet[OperationLog] = weakref.WeakSet()  # every log this process still holds lines of
+
+
+def _buffered() -> float:
+    return float(sum(log.pending for log in list(_LIVE) if log.store is not None))
+
+
+metrics.LOG_LINES_BUFFERED.set_function(_buffered)
+
+
 class OperationLog:
     def __init__(
         self,
@@ -74,6 +86,7 @@ class OperationLog:
         self._flushed = 0
         self._warned = False
         self._flusher: asyncio.Task[None] | None = None
+        _LIVE.add(self)
 
     async def resume(self, earlier: OperationLogStatus | None) -> None:
         """Continue the log an earlier operator process wrote (its status says how far it got)."""
@@ -102,6 +115,7 @@ class OperationLog:
         line = self.format(message, warning=warning)
         if self.store is not None and self.pending >= self.max_held:
             self.dropped += 1  # the operator's own log still has it
+            metrics.LOG_LINES_DROPPED.inc()
             return line
         self.lines.append(line)
         if self.store is not None and (self._flusher is None or self._flusher.done()):

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Generic, Protocol
 
+from bosun import metrics
 from bosun.engine import record
 from bosun.engine.steps import Ctx, PermanentError, Reversibility, Skipped, Step, StepTable, TransientError
 from bosun.models.operation import OperationStatus, Phase, StepState
@@ -153,6 +154,7 @@ class Runner(Generic[Ctx]):
                 delay = step.retry.delay(attempt)
                 if time.monotonic() + delay >= give_up_at:
                     raise PermanentError(f"timed out after {timeout:.0f}s: {error}", "StepTimeout") from error
+                metrics.RETRIES.labels("step").inc()
                 record.step_retrying(status, index, str(error))
                 self.journal.warning(f"step {step.name}: transient error, retry in {delay:.1f}s: {error}")
                 await self.handle.save(status)
@@ -253,5 +255,6 @@ class Runner(Generic[Ctx]):
             except TransientError as error:
                 if attempt >= step.retry.attempts or time.monotonic() + step.retry.delay(attempt) >= give_up_at:
                     raise PermanentError(f"gave up after {attempt} attempts: {error}") from error
+                metrics.RETRIES.labels("undo").inc()
                 await asyncio.sleep(step.retry.delay(attempt))
                 attempt += 1

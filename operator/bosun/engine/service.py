@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Generic, Protocol
 
-from bosun.engine import record
+from bosun import metrics
+from bosun.engine import metering, record
 from bosun.engine.journal import KubeJournal
 from bosun.engine.oplog import OperationLog, log_key
 from bosun.engine.queue import blocker
@@ -176,6 +177,7 @@ class _LiveHandle:
         self.identity = identity
         self.deleting = deleting
         self.mirrored: Phase | None = None
+        self.seen = metering.Seen.of(operation.status)
 
     def cancel_requested(self) -> bool:
         meta = self.body.get("metadata") or {}
@@ -191,6 +193,7 @@ class _LiveHandle:
 
     async def save(self, status: OperationStatus) -> None:
         await self.writer.save(status)
+        self.seen = metering.observe(self.operation, self.seen, status)
         generation = target_generation(status.initiator, status.phase)
         edit = from_edit(status.initiator)
         if status.phase is self.mirrored:
@@ -269,6 +272,7 @@ class OperationService:
         journal = KubeJournal(self.kube, dict(body), None, log)
         kind, name = operation.spec.target.kind.value, operation.spec.target.name
         turn = _Turn(self.target_lock(operation.namespace, kind, name))
+        metrics.RUNNING.inc()
         try:
             target = await self._wait_for_turn(operation, status, handle, journal, turn)
             if target is None:
@@ -280,6 +284,7 @@ class OperationService:
             await self._end_broken(status, handle, journal, error)
             return status
         finally:
+            metrics.RUNNING.dec()
             turn.give()
             await journal.flush()
             log.close()
@@ -323,6 +328,7 @@ class OperationService:
             try:
                 return await self.planner.plan(self.kube, operation.model_copy(update={"status": status}), target)
             except TransientError:
+                metrics.RETRIES.labels("plan").inc()
                 must_undo = bool(record.steps_to_undo(status))  # a rollback is owed: keep trying
                 if status.deadline and utc_now() >= status.deadline and not must_undo:
                     raise

@@ -68,6 +68,7 @@ import asyncio
 import secrets
 from typing import Any
 
+from bosun import metrics
 from bosun.engine.steps import (
     PermanentError,
     Skipped,
@@ -332,6 +333,8 @@ async def start_new(ctx: DatabaseContext) -> str:
     serving_at = ready_at(pod)
     downtime = (parse_time(serving_at) - parse_time(stopped_at)).total_seconds() if stopped_at and serving_at else 0.0
     await ctx.kube.patch_status("Database", ctx.namespace, ctx.name, {"lastMoveDowntimeSeconds": round(downtime, 1)})
+    if stopped_at and serving_at:
+        metrics.MOVE_DOWNTIME.observe(downtime)
     return (
         f"database Ready on {ctx.plan.to_node} (stayed Ready {ctx.spec.min_ready_seconds}s); "
         f"downtime {downtime:.1f}s (stop, detach, attach, start)"

@@ -1,0 +1,74 @@
+"""Prometheus metrics: every metric Bosun exports, named in one place.
+
+Why one module at the bottom of the layers: the engine, the kube adapter, the store and the
+operation log each count what only they see, and none may import the others. The process that
+ends an operation counts it (a resumed operation is counted by the process that finishes it), so
+the counters of a fleet of replicas add up; `/metrics` is served by `bosun.serving`.
+
+Names follow Prometheus conventions: the `bosun_` prefix, `_total` for counters, `_seconds` for
+durations, and labels with few values (operation type, phase, step name, HTTP status).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Operations take seconds to tens of minutes; steps milliseconds to minutes.
+_LONG = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
+_SHORT = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600)
+
+OPERATIONS = Counter(
+    "bosun_operations_total",
+    "Operations ended by this process, by type, final phase and rollback outcome.",
+    ["kind", "type", "phase", "rollback"],
+)
+OPERATION_DURATION = Histogram(
+    "bosun_operation_duration_seconds",
+    "From an operation's start to its end (queue wait excluded), by type and final phase.",
+    ["kind", "type", "phase"],
+    buckets=_LONG,
+)
+STEP_DURATION = Histogram(
+    "bosun_step_duration_seconds",
+    "Duration of a step's run that ended (done, skipped or failed), by operation type and step.",
+    ["type", "step", "state"],
+    buckets=_SHORT,
+)
+QUEUE_WAIT = Histogram(
+    "bosun_queue_wait_seconds",
+    "From an operation's creation to its first step, by type.",
+    ["kind", "type"],
+    buckets=_SHORT,
+)
+MOVE_DOWNTIME = Histogram(
+    "bosun_database_move_downtime_seconds",
+    "Downtime of a database move, from stopping the old pod to the new one Ready.",
+    buckets=(0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300),
+)
+RUNNING = Gauge("bosun_operations_running", "Operations this process is driving now (running or waiting their turn).")
+LEADER = Gauge("bosun_leader", "1 while this replica holds the leader Lease (or runs without election), else 0.")
+LEADER_TRANSITIONS = Counter("bosun_leader_acquired_total", "Times this replica became the leader.")
+API_ERRORS = Counter(
+    "bosun_kube_api_errors_total",
+    "Kubernetes API calls that failed, by HTTP status (0: no answer) and whether they are retried "
+    "(transient) or not (permanent); NotFound and AlreadyExists are answers, not counted.",
+    ["code", "kind"],
+)
+RETRIES = Counter(
+    "bosun_retries_total",
+    "Work retried after a transient error, by where (step, plan, status).",
+    ["where"],
+)
+STORE_FAILURES = Counter(
+    "bosun_store_failures_total",
+    "Log store requests that failed, by request (put, get, list).",
+    ["request"],
+)
+LOG_LINES_BUFFERED = Gauge(
+    "bosun_log_lines_buffered",
+    "Operation log lines held in memory because the log store has not taken them yet.",
+)
+LOG_LINES_DROPPED = Counter(
+    "bosun_log_lines_dropped_total",
+    "Operation log lines not kept because the log store was unreachable for too long.",
+)
