@@ -129,6 +129,31 @@ build_helm() {
     || die "building helm $HELM_VERSION failed (see the go output above)"
 }
 
+# SeaweedFS: an S3-compatible server that keeps objects on disk, for the store tests and the fault
+# harness (moto keeps them in memory, so it cannot be killed and restarted with its data). Its
+# go.mod has a `replace`, which `go install pkg@version` refuses: a wrapper module repeats it.
+build_seaweedfs() {
+  if [ -x "$SEAWEEDFS_BIN" ]; then log "seaweedfs $SEAWEEDFS_VERSION: cached"; return; fi
+  log "seaweedfs $SEAWEEDFS_VERSION: building (several minutes on a cold cache)"
+  local json gomod dir
+  json="$(module_download "github.com/seaweedfs/seaweedfs@$SEAWEEDFS_VERSION")"
+  gomod="$(echo "$json" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
+  dir="$BUILD_DIR/seaweedfs-$SEAWEEDFS_VERSION"
+  mkdir -p "$dir" "$(dirname "$SEAWEEDFS_BIN")"
+  {
+    echo "module bosun.local/seaweedfs-build"
+    echo
+    grep -E '^go [0-9.]+$' "$gomod"
+    echo
+    echo "require github.com/seaweedfs/seaweedfs $SEAWEEDFS_VERSION"
+    echo
+    grep -E '^replace ' "$gomod" || true
+  } > "$dir/go.mod"
+  : > "$dir/go.sum"
+  (cd "$dir" && CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "-s -w" -o "$SEAWEEDFS_BIN" \
+    github.com/seaweedfs/seaweedfs/weed) || die "building seaweedfs $SEAWEEDFS_VERSION failed (see the go output above)"
+}
+
 main() {
   check_prerequisites
   local start=$SECONDS
@@ -136,7 +161,8 @@ main() {
   build_kwok
   build_kubernetes
   build_helm
-  log "helm ready at $HELM_BIN"
+  build_seaweedfs
+  log "helm ready at $HELM_BIN; seaweedfs at $SEAWEEDFS_BIN"
   log "control plane binaries ready in $BIN_DIR ($((SECONDS - start)) s)"
 }
 

@@ -10,6 +10,7 @@ BOSUN_CACHE="${BOSUN_CACHE:-$HOME/.cache/bosun}"
 BIN_DIR="$BOSUN_CACHE/bin/k8s-$KUBE_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
 BUILD_DIR="$BOSUN_CACHE/build"
 HELM_BIN="$BOSUN_CACHE/bin/helm-$HELM_VERSION/helm"
+SEAWEEDFS_BIN="$BOSUN_CACHE/bin/seaweedfs-$SEAWEEDFS_VERSION/weed"
 
 die() { echo "error: $*" >&2; exit 1; }
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import uuid
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from tests.support.cluster import LocalCluster, find_or_start, stop
+from tests.support.cluster import LocalCluster, find_or_start, serve_bosun_api, stop
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,31 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[LocalCluster]:
     local = find_or_start()
-    local.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    local.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
-    local.kubectl(
-        "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "manifests" / "admission-policies.yaml")
-    )
-    # A fresh CRD and admission policy take a moment to serve (ServiceUnavailable until then):
-    # wait until a dry-run create comes back stamped by the policy.
-    probe = json.dumps(
-        {
-            "apiVersion": "bosun.dev/v1alpha1",
-            "kind": "Operation",
-            "metadata": {"name": "probe"},
-            "spec": {"target": {"kind": "App", "name": "probe"}, "type": "restart"},
-        }
-    )
-    wait_for(
-        lambda: (
-            "bosun.dev/created-by"
-            in local.kubectl(
-                "create", "--dry-run=server", "-o", "json", "-n", "default", "-f", "-", input=probe, check=False
-            )
-        ),
-        timeout=60,
-        what="the Operation API and its admission policy to serve requests",
-    )
+    serve_bosun_api(local)
     yield local
     if local.started_here and os.environ.get("BOSUN_KEEP_CLUSTER") != "1":
         stop()

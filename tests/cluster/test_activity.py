@@ -22,7 +22,7 @@ from tests.support.cluster import LocalCluster
 from tests.support.databases import NEIGHBOUR, database_manifest, ops_of, provision, start_op
 from tests.support.install import apply_operator_rbac
 from tests.support.operator_process import OperatorProcess, ensure_running, module_operator
-from tests.support.s3_server import S3Server, s3_server
+from tests.support.s3_server import SeaweedFS, seaweedfs_server
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -32,15 +32,15 @@ FAIL = {"pod-container-running-failed.stage.kwok.x-k8s.io": "true"}
 
 
 @pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    with s3_server(tmp_path_factory.mktemp("s3")) as server:
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    with seaweedfs_server(tmp_path_factory.mktemp("s3")) as server:
         server.client().create_bucket(Bucket=BUCKET)
         yield server
 
 
 @pytest.fixture(scope="module")
 def operator(
-    cluster: LocalCluster, s3: S3Server, tmp_path_factory: pytest.TempPathFactory
+    cluster: LocalCluster, s3: SeaweedFS, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     env = {**s3.env(BUCKET, PREFIX), "BOSUN_ACTIVITY_SECONDS": "2", "BOSUN_OPERATION_RETENTION_SECONDS": "600"}
     apply_operator_rbac(cluster)  # with the roles people get
@@ -169,16 +169,16 @@ def test_cancel_from_the_cli(bosun: Bosun, cluster: LocalCluster) -> None:
     assert "Traceback" not in missing.stderr
 
 
-def test_log_store_stopped_mid_operation_loses_no_line(bosun: Bosun, s3: S3Server) -> None:
+def test_log_store_killed_mid_operation_loses_no_line(bosun: Bosun, s3: SeaweedFS) -> None:
     assert provision(bosun, database_manifest())["phase"] == "Succeeded"
     start_op(bosun, "pg-move", "redeploy", node=NEIGHBOUR)
     bosun.wait_step_state("pg-move", 4, "Running", timeout=120)  # stop-old
-    s3.pause()
+    s3.kill()  # SIGKILL: the store dies mid-request, its objects stay on its disk
     try:
         status = bosun.wait_phase("pg-move", timeout=180)
         time.sleep(3)  # the operation ended while the store was still down
     finally:
-        s3.resume()
+        s3.start()
     assert status["phase"] == "Succeeded", status
     url = status["log"]["url"]
     key = url.removeprefix(f"s3://{BUCKET}/")
@@ -256,7 +256,7 @@ def test_a_user_of_one_namespace_cannot_read_another_namespaces_activity(
 
 
 def test_a_missed_week_is_written_when_the_operator_comes_back(
-    bosun: Bosun, cluster: LocalCluster, s3: S3Server, operator: OperatorProcess
+    bosun: Bosun, cluster: LocalCluster, s3: SeaweedFS, operator: OperatorProcess
 ) -> None:
     record = {
         "namespace": bosun.namespace,
@@ -299,7 +299,7 @@ def test_a_missed_week_is_written_when_the_operator_comes_back(
 
 
 def test_finished_operations_are_removed_after_retention_once_archived(
-    bosun: Bosun, cluster: LocalCluster, s3: S3Server, operator: OperatorProcess
+    bosun: Bosun, cluster: LocalCluster, s3: SeaweedFS, operator: OperatorProcess
 ) -> None:
     operator.stop()
     operator.extra_env["BOSUN_OPERATION_RETENTION_SECONDS"] = "5"

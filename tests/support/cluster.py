@@ -7,12 +7,15 @@ BOSUN_ALLOW_ANY_CLUSTER=1 says otherwise.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_CONTEXT = f"kwok-{os.environ.get('BOSUN_CLUSTER_NAME', 'bosun')}"  # hack/cluster names it so
@@ -86,3 +89,32 @@ def find_or_start() -> LocalCluster:
 
 def stop() -> None:
     subprocess.run([str(ROOT / "hack" / "cluster"), "down"], capture_output=True, check=False)
+
+
+def serve_bosun_api(local: LocalCluster) -> None:
+    """Apply the CRDs and admission policies, and wait until both serve requests."""
+    local.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    local.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
+    local.kubectl(
+        "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "manifests" / "admission-policies.yaml")
+    )
+    # A fresh CRD and admission policy take a moment to serve (ServiceUnavailable until then):
+    # wait until a dry-run create comes back stamped by the policy.
+    probe = json.dumps(
+        {
+            "apiVersion": "bosun.dev/v1alpha1",
+            "kind": "Operation",
+            "metadata": {"name": "probe"},
+            "spec": {"target": {"kind": "App", "name": "probe"}, "type": "restart"},
+        }
+    )
+    wait_for(
+        lambda: (
+            "bosun.dev/created-by"
+            in local.kubectl(
+                "create", "--dry-run=server", "-o", "json", "-n", "default", "-f", "-", input=probe, check=False
+            )
+        ),
+        timeout=60,
+        what="the Operation API and its admission policy to serve requests",
+    )

@@ -1,35 +1,116 @@
-"""A real S3-compatible server for tests: moto in server mode, as its own process on a free port.
+"""A real S3-compatible server for tests: SeaweedFS's all-in-one server with its S3 gateway.
 
-moto's server is a separate process speaking S3 over HTTP, installed with the dev dependencies, so
-it needs no build step. Stopping the process with SIGSTOP
-and resuming it with SIGCONT is a store outage that keeps the stored objects.
+It is built from its Go module by hack/bootstrap (cached in ~/.cache/bosun) and runs as its own
+process on free loopback ports. It keeps objects on disk, so it can be SIGKILLed and started again
+over the same directory: a store that dies and comes back, as in production. (moto, used before,
+keeps objects in memory, so its outage could only be a SIGSTOP.)
 """
 
 from __future__ import annotations
 
+import json
 import os
-import signal
 import subprocess
-import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 
+from tests.support.cluster import ROOT
 from tests.support.operator_process import die_with_parent, free_port
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bosun-test", "AWS_SECRET_ACCESS_KEY": "bosun-test", "AWS_REGION": "us-east-1"}
 
 
-@dataclass
-class S3Server:
-    process: subprocess.Popen[bytes]
-    endpoint: str
+def _versions() -> dict[str, str]:
+    lines = (ROOT / "hack" / "versions.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+
+
+def seaweedfs_binary() -> Path:
+    cache = Path(os.environ.get("BOSUN_CACHE", Path.home() / ".cache" / "bosun"))
+    binary = cache / "bin" / f"seaweedfs-{_versions()['SEAWEEDFS_VERSION']}" / "weed"
+    assert binary.exists(), f"{binary} is missing: hack/bootstrap builds it"
+    return binary
+
+
+class SeaweedFS:
+    """`weed server` with master, volume, filer and S3 gateway on loopback, its data in `root`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.data = root / "data"
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.ports = {name: _low_free_port() for name in ("master", "volume", "filer", "s3")}
+        self.endpoint = f"http://127.0.0.1:{self.ports['s3']}"
+        self.config = root / "s3.json"
+        identity = {
+            "name": "bosun",
+            "credentials": [
+                {"accessKey": CREDENTIALS["AWS_ACCESS_KEY_ID"], "secretKey": CREDENTIALS["AWS_SECRET_ACCESS_KEY"]}
+            ],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }
+        self.config.write_text(json.dumps({"identities": [identity]}))
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self, timeout: float = 60) -> None:
+        self.starts += 1
+        log = open(self.root / f"weed-{self.starts}.log", "wb")  # noqa: SIM115 - owned by the process
+        ports = self.ports
+        self.process = subprocess.Popen(
+            [
+                str(seaweedfs_binary()), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={self.data}",
+                f"-master.port={ports['master']}", f"-master.port.grpc={ports['master'] + 10000}",
+                "-master.volumeSizeLimitMB=64", "-master.telemetry=false", "-master.resumeState=false",
+                f"-volume.port={ports['volume']}", f"-volume.port.grpc={ports['volume'] + 10000}", "-volume.max=16",
+                "-filer", f"-filer.port={ports['filer']}", f"-filer.port.grpc={ports['filer'] + 10000}",
+                "-s3", "-s3.autoCreateBucket=false", f"-s3.port={ports['s3']}",
+                f"-s3.port.grpc={ports['s3'] + 10000}", f"-s3.config={self.config}",
+                "-s3.port.iceberg=0", "-s3.port.lance=0",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # PR_SET_PDEATHSIG fires when the forking *thread* ends: only the main thread's child gets it.
+            preexec_fn=die_with_parent if threading.current_thread() is threading.main_thread() else None,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.client().list_buckets()
+                if self._writable():
+                    return
+            except Exception:  # not up yet: connection refused, or the filer not ready
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"seaweedfs did not start; see {self.root}") from None
+                time.sleep(0.3)
+
+    def _writable(self) -> bool:
+        """The master leads (after a restart it takes a moment): writes would fail until then."""
+        url = f"http://127.0.0.1:{self.ports['master']}/cluster/status"
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            status = json.loads(answer.read())
+        return bool(status.get("IsLeader")) and bool(status.get("Leader"))
+
+    def kill(self) -> None:
+        """SIGKILL: the store dies mid-request; what it wrote to disk stays."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=2)  # it lingers 10 s for its heartbeats; nobody needs that here
+            except subprocess.TimeoutExpired:
+                self.kill()
 
     def client(self) -> Any:
         return boto3.client(
@@ -40,43 +121,23 @@ class S3Server:
             aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )
 
-    def pause(self) -> None:
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        self.process.send_signal(signal.SIGCONT)
-
     def env(self, bucket: str, prefix: str = "") -> dict[str, str]:
-        """What the operator needs to use this server as its store."""
         return {**CREDENTIALS, "BOSUN_STORE_URL": f"s3://{bucket}/{prefix}", "BOSUN_S3_ENDPOINT_URL": self.endpoint}
 
 
-@contextmanager
-def s3_server(log_dir: Path) -> Iterator[S3Server]:
-    port = free_port()
-    log = open(log_dir / "moto.log", "wb")  # noqa: SIM115 - owned by the process
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, **CREDENTIALS},
-        preexec_fn=die_with_parent,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+def _low_free_port() -> int:
+    """A free port whose gRPC twin (port + 10000, SeaweedFS's convention) is a valid port too."""
     while True:
-        try:
-            urllib.request.urlopen(endpoint, timeout=1).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"moto_server did not start; see {log_dir / 'moto.log'}") from None
-            time.sleep(0.2)
-    server = S3Server(process, endpoint)
+        port = free_port()
+        if port < 55000:
+            return port
+
+
+@contextmanager
+def seaweedfs_server(root: Path) -> Iterator[SeaweedFS]:
+    server = SeaweedFS(root)
+    server.start()
     try:
         yield server
     finally:
-        server.resume()
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+        server.stop()

@@ -1,4 +1,4 @@
-"""The S3 store against a real S3-compatible server (moto in server mode, over HTTP)."""
+"""The S3 store against a real S3-compatible server (SeaweedFS, over HTTP), which can die and come back."""
 
 from __future__ import annotations
 
@@ -9,24 +9,24 @@ import pytest
 
 from bosun.engine.oplog import OperationLog
 from bosun.store import S3Store, StoreUnavailable
-from tests.support.s3_server import CREDENTIALS, S3Server, s3_server
+from tests.support.s3_server import CREDENTIALS, SeaweedFS, seaweedfs_server
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    with s3_server(tmp_path_factory.mktemp("s3")) as running:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    with seaweedfs_server(tmp_path_factory.mktemp("s3")) as running:
         running.client().create_bucket(Bucket="bosun")
         yield running
 
 
 @pytest.fixture
-def store(server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Store:
+def store(server: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> S3Store:
     for key, value in CREDENTIALS.items():
         monkeypatch.setenv(key, value)  # the standard AWS way
     return S3Store("bosun", "ops/", region="us-east-1", endpoint_url=server.endpoint)
 
 
-async def test_put_get_and_list_under_the_prefix(store: S3Store, server: S3Server) -> None:
+async def test_put_get_and_list_under_the_prefix(store: S3Store, server: SeaweedFS) -> None:
     await store.put("logs/ns/a.log", b"one\n")
     await store.put("logs/ns/b.log", b"two\n")
     assert await store.get("logs/ns/a.log") == b"one\n"
@@ -37,11 +37,13 @@ async def test_put_get_and_list_under_the_prefix(store: S3Store, server: S3Serve
     assert {o["Key"] for o in objects} >= {"ops/logs/ns/a.log", "ops/logs/ns/b.log"}
 
 
-async def test_a_paused_server_is_unavailable_and_nothing_is_lost(store: S3Store, server: S3Server) -> None:
+async def test_a_killed_server_is_unavailable_and_after_its_restart_nothing_is_lost(
+    store: S3Store, server: SeaweedFS
+) -> None:
     log = OperationLog(store, "logs/ns/outage.log", flush_seconds=0.05)
     log.add("before the outage")
     await asyncio.sleep(0.5)
-    server.pause()
+    server.kill()
     try:
         with pytest.raises(StoreUnavailable):
             await store.put("logs/ns/probe", b"x")
@@ -51,7 +53,7 @@ async def test_a_paused_server_is_unavailable_and_nothing_is_lost(store: S3Store
         assert log.pending == 3
         log.close()
     finally:
-        server.resume()
+        await asyncio.to_thread(server.start)
     for _ in range(200):
         if not log.pending:
             break
@@ -65,7 +67,7 @@ async def test_a_paused_server_is_unavailable_and_nothing_is_lost(store: S3Store
     ]
 
 
-def test_unknown_bucket_is_a_clear_error(store: S3Store, server: S3Server) -> None:
+def test_unknown_bucket_is_a_clear_error(store: S3Store, server: SeaweedFS) -> None:
     missing = S3Store("no-such-bucket", endpoint_url=server.endpoint, region="us-east-1")
     with pytest.raises(StoreUnavailable, match="NoSuchBucket"):
         asyncio.run(missing.put("x", b"x"))

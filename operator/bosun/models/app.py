@@ -5,9 +5,9 @@ from __future__ import annotations
 from pydantic import Field
 
 from bosun.models.base import (
-    ANNOTATIONS,
     DNS_LABEL,
-    LABELS,
+    POD_ANNOTATIONS,
+    RESERVED_LABELS,
     UNIQUE_BY_NAME,
     AnnotationValue,
     Condition,
@@ -96,10 +96,10 @@ class AppSpec(KubeModel):
         description="How long a stopping pod may drain its requests; a deploy ends once old pods are gone.",
     )
     pod_labels: dict[str, LabelValue] | None = Field(
-        default=None, description="Extra labels on every pod.", json_schema_extra=LABELS
+        default=None, description="Extra labels on every pod.", json_schema_extra=RESERVED_LABELS
     )
     pod_annotations: dict[str, AnnotationValue] | None = Field(
-        default=None, description="Extra annotations on every pod.", json_schema_extra=ANNOTATIONS
+        default=None, description="Extra annotations on every pod.", json_schema_extra=POD_ANNOTATIONS
     )
     before_release: list[str] | None = Field(
         default=None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -62,8 +62,8 @@ QUANTITIES: JsonDict = {
     "maxProperties": 8,
     "x-kubernetes-validations": [
         {
-            "rule": "self.all(k, isQuantity(self[k]))",
-            "message": "every amount must be a Kubernetes quantity, such as 250m, 2, 512Mi or 10Gi",
+            "rule": "self.all(k, isQuantity(self[k]) && !quantity(self[k]).isLessThan(quantity('0')))",
+            "message": "every amount must be a Kubernetes quantity of zero or more, such as 250m, 2, 512Mi or 10Gi",
         }
     ],
 }
@@ -83,6 +83,18 @@ LABELS: JsonDict = {
         },
     ],
 }
+# On pods Bosun makes: the keys it sets itself (the pods' selector, its own bookkeeping) are its.
+RESERVED_LABELS: JsonDict = {
+    **LABELS,
+    "x-kubernetes-validations": [
+        *cast(list[JsonDict], LABELS["x-kubernetes-validations"]),
+        {
+            "rule": "self.all(k, !k.startsWith('app.kubernetes.io/') && !k.startsWith('bosun.dev/'))",
+            "message": "podLabels cannot set app.kubernetes.io/* or bosun.dev/* labels: Bosun sets those "
+            "(they select the App's pods)",
+        },
+    ],
+}
 ANNOTATIONS: JsonDict = {
     "maxProperties": 32,
     "x-kubernetes-validations": [
@@ -90,6 +102,16 @@ ANNOTATIONS: JsonDict = {
             "rule": f"self.all(k, size(k) <= 253 && k.matches('{LABEL_KEY}') && size(self[k]) <= 4096)",
             "message": "annotation keys must be [prefix/]name (as label keys) and values at most 4096 characters",
         }
+    ],
+}
+POD_ANNOTATIONS: JsonDict = {
+    **ANNOTATIONS,
+    "x-kubernetes-validations": [
+        *cast(list[JsonDict], ANNOTATIONS["x-kubernetes-validations"]),
+        {
+            "rule": "self.all(k, !k.startsWith('bosun.dev/'))",
+            "message": "podAnnotations cannot set bosun.dev/* annotations: Bosun sets those (release, config hash)",
+        },
     ],
 }
 
@@ -103,7 +125,10 @@ AnnotationValue = Annotated[str, Field(max_length=4096)]
 def quantity_rule(what: str) -> JsonDict:
     return {
         "x-kubernetes-validations": [
-            {"rule": "isQuantity(self)", "message": f"{what} must be a Kubernetes quantity, such as 10Gi"}
+            {
+                "rule": "isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))",
+                "message": f"{what} must be a positive Kubernetes quantity, such as 10Gi",
+            }
         ]
     }
 

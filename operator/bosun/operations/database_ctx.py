@@ -83,9 +83,12 @@ def node_ready(node: dict[str, Any] | None) -> bool:
 async def wait_ready(ctx: DatabaseContext, pod_name: str, node: str = "", stable: float = 0.0) -> dict[str, Any]:
     """Wait until the pod is Ready and has stayed Ready for `stable` seconds.
 
-    Fails at once if the pod fails, vanishes, stops being Ready, or its node goes NotReady.
+    Fails at once if the pod fails, vanishes, stops being Ready, or its node goes NotReady; and
+    when the scheduler has said for a while that it cannot place the pod (a nodeSelector no node
+    matches, say), rather than wait out the step's timeout.
     """
     ready_since: float | None = None
+    unschedulable_since: float | None = None
     while True:
         current = await ctx.kube.read(ctx.namespace, "Pod", pod_name)
         if current is None:
@@ -101,6 +104,10 @@ async def wait_ready(ctx: DatabaseContext, pod_name: str, node: str = "", stable
                 return current
         elif ready_since is not None:
             raise PermanentError(f"pod {pod_name} stopped being Ready within {stable:g}s of starting", "PodsFailing")
+        why = unschedulable(current)
+        unschedulable_since = (unschedulable_since or now) if why else None
+        if why and now - (unschedulable_since or now) >= START_UNSCHEDULABLE_SECONDS:
+            raise PermanentError(f"pod {pod_name} cannot be placed: {why}", "Unschedulable")
         on = (current.get("spec") or {}).get("nodeName") or node
         if on:
             found = await ctx.kube.node(on)
@@ -109,6 +116,21 @@ async def wait_ready(ctx: DatabaseContext, pod_name: str, node: str = "", stable
             if not node_ready(found):
                 raise PermanentError(f"node {on} is not Ready: pod {pod_name} cannot start there", "NodeNotReady")
         await asyncio.sleep(POLL_SECONDS)
+
+
+START_UNSCHEDULABLE_SECONDS = 20.0  # longer than a volume's binding, which the scheduler also reports
+
+
+def unschedulable(pod: dict[str, Any] | None) -> str:
+    """The scheduler's reason a pod cannot be placed ('' when it can, or has not said)."""
+    for condition in ((pod or {}).get("status") or {}).get("conditions") or []:
+        if (condition.get("type"), condition.get("status"), condition.get("reason")) == (
+            "PodScheduled",
+            "False",
+            "Unschedulable",
+        ):
+            return str(condition.get("message") or "Unschedulable")
+    return ""
 
 
 def ready_at(pod: dict[str, Any]) -> str:

@@ -91,6 +91,7 @@ from bosun.operations.database_ctx import (
     remove_pod,
     start_pod,
     stop_pods,
+    unschedulable,
     volume_zone,
     wait_ready,
 )
@@ -303,18 +304,6 @@ async def attach(ctx: DatabaseContext) -> str:
         if why and now - (unschedulable_since or now) >= UNSCHEDULABLE_GRACE_SECONDS:
             raise PermanentError(f"the new pod cannot be placed on {target}: {why}", "Unschedulable")
         await asyncio.sleep(POLL_SECONDS)
-
-
-def unschedulable(pod: dict[str, Any] | None) -> str:
-    """The scheduler's reason a pod cannot be placed ('' when it can, or has not said)."""
-    for condition in ((pod or {}).get("status") or {}).get("conditions") or []:
-        if (condition.get("type"), condition.get("status"), condition.get("reason")) == (
-            "PodScheduled",
-            "False",
-            "Unschedulable",
-        ):
-            return str(condition.get("message") or "Unschedulable")
-    return ""
 
 
 async def detach_new(ctx: DatabaseContext) -> str:
