@@ -135,12 +135,12 @@ class FaultProxy:
                     await response.write(chunk)
                     if cut_at is not None and asyncio.get_running_loop().time() > cut_at:
                         break
+                if cut_at is not None and request.transport is not None:
+                    request.transport.close()  # the watch stream ends mid-way, as a dropped connection
+                else:
+                    await response.write_eof()
             except (aiohttp.ClientError, ConnectionResetError, TimeoutError):
-                pass
-            if cut_at is not None:
-                request.transport.close() if request.transport else None  # type: ignore[func-returns-value]
-                return response
-            await response.write_eof()
+                pass  # the client went away (a watch it closed itself, say)
             return response
 
     @staticmethod
