@@ -115,6 +115,7 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
         when=_unarchived,
         cancellation_backoff=None,
         cancellation_timeout=10.0,  # then cancelled: the deletion handler (or the next process) takes over
+        backoff=5.0,  # a daemon that broke (an API error before the engine caught it) is back in 5 s, not 60
         cancellation_polling=1.0,
         registry=registry,
     )

@@ -77,16 +77,33 @@ def map_error(error: BaseException, what: str) -> Exception:
     return error if isinstance(error, Exception) else RuntimeError(str(error))
 
 
+READS = ("get ", "read ", "list ", "review ")  # what a call does, by the first word of its `what`
+READ_RETRIES = 4  # within about 1.5 s; past that the caller's own retry (a step's, say) takes over
+
+
 async def call(what: str, work: Callable[[], Awaitable[T]]) -> T:
-    """Await one API call, translating its errors."""
-    try:
-        return await work()
-    except (TimeoutError, ApiException, aiohttp.ClientError, ConnectionError) as error:
-        mapped = map_error(error, what)
-        if not isinstance(mapped, (NotFound, AlreadyExists)):  # answers steps expect, not failures
-            code = str(error.status or 0) if isinstance(error, ApiException) else "0"
-            metrics.API_ERRORS.labels(code, "transient" if isinstance(mapped, TransientError) else "permanent").inc()
-        raise mapped from error
+    """Await one API call, translating its errors; a read that failed transiently is tried again.
+
+    Reads are retried here because they are safe to repeat and a polling step makes many: one in
+    ten failing (an API server under load) would otherwise fail nearly every attempt of such a
+    step. Writes are not: whether a write happened is the step's to find out (it re-runs).
+    """
+    attempt = 0
+    while True:
+        try:
+            return await work()
+        except (TimeoutError, ApiException, aiohttp.ClientError, ConnectionError) as error:
+            mapped = map_error(error, what)
+            if not isinstance(mapped, (NotFound, AlreadyExists)):  # answers steps expect, not failures
+                code = str(error.status or 0) if isinstance(error, ApiException) else "0"
+                kind = "transient" if isinstance(mapped, TransientError) else "permanent"
+                metrics.API_ERRORS.labels(code, kind).inc()
+            if isinstance(mapped, TransientError) and what.startswith(READS) and attempt < READ_RETRIES:
+                metrics.RETRIES.labels("read").inc()
+                await asyncio.sleep(0.1 * 2**attempt)
+                attempt += 1
+                continue
+            raise mapped from error
 
 
 def utc_now() -> datetime:

@@ -56,7 +56,7 @@ API_ERRORS = Counter(
 )
 RETRIES = Counter(
     "bosun_retries_total",
-    "Work retried after a transient error, by where (step, plan, status).",
+    "Work retried after a transient error, by where (read: an API read; step, undo, plan).",
     ["where"],
 )
 STORE_FAILURES = Counter(

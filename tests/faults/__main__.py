@@ -82,9 +82,8 @@ def run(chosen: list[Case], seed: int, work: Path, log: bool = True) -> list[Out
 
 def _hostile(world: World, cases: list[Case], seed: int, log: bool) -> list[Outcome]:
     """The hostile cases, with a snapshot of bystanders before and after every one of them."""
-    operator = world.state["hostile-operator"]
-    assert isinstance(operator, OperatorProcess)
-    operator.start()
+    world.state["operator-key"] = "hostile-operator"
+    operator = crash.operator_of(world)
     outcomes = []
     with fresh_namespace(world.api, "bystanders") as bystanders:
         bosun = Bosun(world.api, world.cluster, bystanders)

@@ -240,7 +240,15 @@ SCENARIOS = APP_SCENARIOS + DB_SCENARIOS
 
 
 def operator_of(world: World) -> OperatorProcess:
-    operator = world.state[str(world.state.get("operator-key", "crash-operator"))]
+    """The running operator of the current case's category; every other category's is stopped
+    (each watches all namespaces: two would both act on one operation)."""
+    key = str(world.state.get("operator-key", "crash-operator"))
+    for other, process in world.state.items():
+        alive = isinstance(process, OperatorProcess) and process.process is not None and process.process.poll() is None
+        if other != key and alive:
+            assert isinstance(process, OperatorProcess)
+            process.stop(timeout=30)
+    operator = world.state[key]
     assert isinstance(operator, OperatorProcess)
     if operator.process is None or operator.process.poll() is not None:
         operator.start()

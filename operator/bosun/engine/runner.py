@@ -149,7 +149,7 @@ class Runner(Generic[Ctx]):
             try:
                 return await self._guarded(step.run(self.ctx), give_up_at - time.monotonic(), interruptible=True)
             except TransientError as error:
-                if attempt >= step.retry.attempts:
+                if step.retry.attempts is not None and attempt >= step.retry.attempts:
                     raise PermanentError(f"gave up after {attempt} attempts: {error}", "RetriesExhausted") from error
                 delay = step.retry.delay(attempt)
                 if time.monotonic() + delay >= give_up_at:
@@ -253,7 +253,8 @@ class Runner(Generic[Ctx]):
                 await self._guarded(step.undo(self.ctx), give_up_at - time.monotonic(), interruptible=False)
                 return
             except TransientError as error:
-                if attempt >= step.retry.attempts or time.monotonic() + step.retry.delay(attempt) >= give_up_at:
+                exhausted = step.retry.attempts is not None and attempt >= step.retry.attempts
+                if exhausted or time.monotonic() + step.retry.delay(attempt) >= give_up_at:
                     raise PermanentError(f"gave up after {attempt} attempts: {error}") from error
                 metrics.RETRIES.labels("undo").inc()
                 await asyncio.sleep(step.retry.delay(attempt))

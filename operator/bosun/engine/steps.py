@@ -35,9 +35,14 @@ class Reversibility(Enum):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounded exponential backoff for transient errors."""
+    """Exponential backoff for transient errors, bounded by the step's timeout.
 
-    attempts: int = 5
+    `attempts` (None by default) bounds them by count as well. Not by default: a polling step makes
+    many API calls per attempt, so a busy API server (one call in ten failing, say) would exhaust a
+    small count in seconds and fail, or leave changed, what a minute of patience carries out.
+    """
+
+    attempts: int | None = None
     initial_delay: float = 0.5
     max_delay: float = 10.0
 
