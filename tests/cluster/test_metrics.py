@@ -16,6 +16,7 @@ from bosun.store import LocalStore, StoreUnavailable
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster
 from tests.support.databases import NEIGHBOUR, database_manifest, move, ops_of, provision
+from tests.support.fault_proxy import FaultProxy
 from tests.support.install import apply_operator_rbac, token_kubeconfig
 from tests.support.operator_process import OperatorProcess, module_operator
 from tests.support.waiting import wait_for
@@ -119,3 +120,17 @@ async def test_store_failures_are_counted(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable):
         await LocalStore(tmp_path / "blocked").put("logs/x", b"line\n")
     assert counted("bosun_store_failures_total", request="put") == before + 1
+
+
+async def test_reads_failing_transiently_are_retried_and_counted(cluster: LocalCluster, tmp_path: Path) -> None:
+    proxy = FaultProxy(cluster.kubeconfig, cluster.context, rate=0.3, seed=7)  # 500s, 429s, latency
+    kube = await Kube.connect(str(proxy.kubeconfig(tmp_path / "kubeconfig")))
+    before = counted("bosun_retries_total", where="read")
+    try:
+        for _ in range(30):
+            assert await kube.node("kwok-zone-a-1") is not None  # each read gets through
+    finally:
+        await kube.close()
+        proxy.close()
+    failed = proxy.faults["500"] + proxy.faults["429"]
+    assert failed > 0 and counted("bosun_retries_total", where="read") == before + failed

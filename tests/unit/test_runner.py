@@ -56,7 +56,7 @@ class World:
     handle: Handle | None = None
 
 
-def step(name: str, **kwargs: object) -> Step[World]:
+def step(name: str, retry: RetryPolicy | None = None, **kwargs: object) -> Step[World]:
     async def run(world: World) -> str:
         if world.handle is not None:  # persist-before-act: the step is recorded Running already
             last = world.handle.saved[-1]
@@ -77,7 +77,8 @@ def step(name: str, **kwargs: object) -> Step[World]:
             raise PermanentError(f"cannot put {name} back")
         return "ok"
 
-    return Step(name, f"does {name}", run, undo, retry=RetryPolicy(attempts=3, initial_delay=0.01), **kwargs)  # type: ignore[arg-type]
+    retry = retry or RetryPolicy(attempts=3, initial_delay=0.01)
+    return Step(name, f"does {name}", run, undo, retry=retry, **kwargs)  # type: ignore[arg-type]
 
 
 TABLE = StepTable("three", [step("a"), step("b"), step("c")])
@@ -175,6 +176,23 @@ async def test_transient_errors_exhausted_fail_the_step() -> None:
     assert status.phase is Phase.FAILED
     assert status.reason == "RetriesExhausted"
     assert world.events.count("run:b") == 3
+
+
+async def test_by_default_transient_errors_are_retried_until_the_step_times_out_not_a_count() -> None:
+    patient = RetryPolicy(initial_delay=0.001, max_delay=0.002)  # the product's default: no count
+    table = StepTable("t", [step("a"), step("b", retry=patient, timeout=5)])
+    world = World(transient={"b": 40})  # a busy API server: far more failures than any small count
+    status = await runner(world, table)[0].drive(OperationStatus())
+    assert status.phase is Phase.SUCCEEDED
+    assert world.events.count("run:b") == 41
+
+
+async def test_transient_errors_past_the_step_timeout_fail_it() -> None:
+    table = StepTable("t", [step("a"), step("b", retry=RetryPolicy(initial_delay=0.02, max_delay=0.02), timeout=0.3)])
+    world = World(transient={"b": 10_000})
+    status = await runner(world, table)[0].drive(OperationStatus())
+    assert (status.phase, status.reason) == (Phase.FAILED, "StepTimeout")
+    assert status.rollback is not None and status.rollback.state is RollbackState.SUCCEEDED
 
 
 async def test_step_timeout_fails_and_rolls_back() -> None:
