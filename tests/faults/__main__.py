@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from kubernetes import config
+from kubernetes import client, config
 
 from tests.faults import api as api_faults
 from tests.faults import crash, hostile, nodes, store
@@ -45,6 +45,9 @@ def run(chosen: list[Case], seed: int, work: Path, log: bool = True) -> list[Out
     client_api = config.new_client_from_config(config_file=str(cluster.kubeconfig), context=cluster.context)
     world = World(cluster, client_api)
     world.state["admin-user"] = cluster.kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").strip()
+    for node in client.CoreV1Api(client_api).list_node().items:  # an interrupted node-loss case left it NotReady
+        if nodes.NOT_READY in (node.metadata.labels or {}):
+            nodes.recover(node.metadata.name)(world)
     categories = {c.category for c in chosen}
     for key in ("crash-operator", "hostile-operator"):
         _operator(world, key, cluster.kubeconfig, work)
@@ -121,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, help="this many seeded cases per category")
     parser.add_argument("--only", default="", help=f"comma-separated categories: {', '.join(CATEGORIES)}")
     parser.add_argument("--case", help="one case id")
+    parser.add_argument("--match", default="", help="only case ids containing this text (e.g. crash/db-)")
     parser.add_argument("--list", action="store_true", help="list case ids and exit")
     parser.add_argument("--corpus", type=Path, help="write the hostile manifests to this directory and exit")
     args = parser.parse_args(argv)
@@ -132,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown categories: {', '.join(sorted(unknown))}")
     chosen = select(all_cases(), seed=args.seed, per_category=args.sample, only=only, case_id=args.case)
+    chosen = [c for c in chosen if args.match in c.id]
     if args.list:
         print("\n".join(c.id for c in chosen))
         return 0
