@@ -120,13 +120,17 @@ BAD_TARGETS = [
     (app_manifest("a" * 60), "together must fit in 62 characters"),
     (app_manifest("1st-app"), "must start with a letter"),
     (app_manifest(processes=[WEB, WEB]), "Duplicate value"),
-    (app_manifest(resources={"requests": {"cpu": "lots"}}), "must be a Kubernetes quantity"),
+    (app_manifest(resources={"requests": {"cpu": "lots"}}), "must be a Kubernetes quantity of zero or more"),
+    (app_manifest(resources={"requests": {"cpu": "-1"}}), "must be a Kubernetes quantity of zero or more"),
     (app_manifest(processes=[{"name": "web", "resources": {"limits": {"memory": "1 GB"}}}]), "Kubernetes quantity"),
     (app_manifest(env=[{"name": "BIG", "value": "x" * 300_000}]), "may not be more than 4096"),
     (app_manifest(podLabels={"team": "-bad-"}), "label values must be"),
     (app_manifest(podLabels={"bad key!": "x"}), "label keys must be"),
     (app_manifest(podAnnotations={"a": "x" * 5000}), "may not be more than 4096"),
-    (database_manifest(storage={"size": "lots"}), "size must be a Kubernetes quantity"),
+    (app_manifest(podLabels={"app.kubernetes.io/instance": "other"}), "podLabels cannot set app.kubernetes.io/*"),
+    (app_manifest(podAnnotations={"bosun.dev/config-hash": "x"}), "podAnnotations cannot set bosun.dev/*"),
+    (database_manifest(storage={"size": "lots"}), "size must be a positive Kubernetes quantity"),
+    (database_manifest(storage={"size": "0"}), "size must be a positive Kubernetes quantity"),
     (database_manifest("p" * 49), "at most 48 characters"),
     (database_manifest(resources={"requests": {"cpu": "lots"}}), "must be a Kubernetes quantity"),
     (database_manifest(placement={"nodeSelector": {"zone": "a b"}}), "label values must be"),
@@ -164,4 +168,4 @@ def test_a_database_keeps_its_engine_and_storage_class(cluster: LocalCluster, na
 
 def test_a_bad_volume_size_in_an_operation_is_refused(cluster: LocalCluster, namespace: str) -> None:
     result = apply(cluster, namespace, op({"target": DB, "type": "resize", "parameters": {"volumeSize": "lots"}}))
-    assert result.returncode != 0 and "parameters.volumeSize must be a Kubernetes quantity" in result.stderr
+    assert result.returncode != 0 and "parameters.volumeSize must be a positive Kubernetes quantity" in result.stderr
