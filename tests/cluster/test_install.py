@@ -238,6 +238,13 @@ def test_two_replicas_from_the_wheel_one_acts_and_the_standby_finishes_a_move(
         assert (lease["spec"]["holderIdentity"], lease["spec"]["leaseTransitions"]) == ("bosun-ha-1", 1)
         for process in (first, second):
             assert "forbidden" not in process.log_text().lower(), process.log_dir
+        # Someone else takes the Lease (a partitioned leader's successor, say): the leader stops at once.
+        cluster.kubectl(
+            "patch", "lease", name, "-n", system, "--type=merge", "-p", '{"spec": {"holderIdentity": "intruder"}}'
+        )
+        assert second.process is not None
+        assert second.process.wait(timeout=10) == 75, "the leader kept acting after losing its Lease"
+        assert "leadership lost, exiting at once" in second.log_text()
         print(
             f"\nHA: takeover {takeover:.1f}s after SIGKILL; move {status['phase']} {finished:.1f}s after it; "
             f"recorded downtime {database.get('lastMoveDowntimeSeconds')}s"

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client, watch
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import ProtocolError
 
 from bosun.models.names import GROUP, VERSION
 from bosun.operations.app import DEPROVISION as APP_DEPROVISION
@@ -45,6 +48,7 @@ class Trigger:
     ) -> None:
         self.bosun, self.action, self.type_, self.when, self.after = bosun, action, type_, when, after
         self.killed = threading.Event()
+        self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._watch = watch.Watch()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -56,9 +60,21 @@ class Trigger:
                 self.killed.set()
 
     def _run(self) -> None:
+        deadline = time.monotonic() + 180
+        while not self._stopped.is_set() and time.monotonic() < deadline:
+            try:  # a watch the API server ends early is opened again: the fault point must not be missed
+                if self._watch_once():
+                    break
+            except (ProtocolError, ApiException, OSError):
+                time.sleep(0.2)
+        self._watch.stop()
+
+    def _watch_once(self) -> bool:
+        """Watch until the point is reached (True) or the stream ends (False)."""
+        self._watch = watch.Watch()
         stream = self._watch.stream(
             self.bosun.custom.list_namespaced_custom_object, GROUP, VERSION, self.bosun.namespace, "operations",
-            timeout_seconds=180,
+            timeout_seconds=60,
         )  # fmt: skip
         for event in stream:
             body: dict[str, Any] = event["object"]
@@ -70,17 +86,18 @@ class Trigger:
                 timer.start()
                 self.after = None  # armed once, from the operation's first sight
                 if self.when is None:
-                    break
+                    return True
             if self.when is not None and self.when(body):
                 self._kill()
-                break
-        self._watch.stop()
+                return True
+        return False
 
     def __enter__(self) -> Trigger:
         self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
+        self._stopped.set()
         self._watch.stop()
         self._thread.join(timeout=5)
 
