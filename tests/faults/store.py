@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable
 
 from tests.faults.crash import SCENARIOS, Scenario, operator_of, run_scenario, step_running
@@ -26,8 +27,9 @@ def lose_store(then_kill_operator: bool) -> Callable[[World], Callable[[], None]
     def action(world: World) -> Callable[[], None]:
         def act() -> None:
             _store(world).kill()
-            if then_kill_operator:
-                threading.Timer(1.0, lambda: operator_of(world).kill()).start()
+            if then_kill_operator:  # before the trigger returns, so the harness restarts it (store still down)
+                time.sleep(1.0)
+                operator_of(world).kill()
             threading.Timer(DOWN_SECONDS, lambda: _store(world).start()).start()
 
         return act
