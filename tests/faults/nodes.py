@@ -18,8 +18,11 @@ NOT_READY = "node-not-ready.stage.kwok.x-k8s.io"
 
 
 def _ready(api: client.ApiClient, node: str) -> bool:
-    status = client.CoreV1Api(api).read_node(node).status
-    return any(c.type == "Ready" and c.status == "True" for c in status.conditions or [])
+    """Ready, and the node controller's not-ready/unreachable taints gone (a move refuses a tainted node)."""
+    found = client.CoreV1Api(api).read_node(node)
+    ready = any(c.type == "Ready" and c.status == "True" for c in found.status.conditions or [])
+    tainted = any(t.key.startswith("node.kubernetes.io/") for t in found.spec.taints or [])
+    return ready and not tainted
 
 
 def lose(node: str) -> Callable[[World], Callable[[], None]]:
@@ -31,7 +34,7 @@ def lose(node: str) -> Callable[[World], Callable[[], None]]:
 def recover(node: str) -> Callable[[World], None]:
     def back(world: World) -> None:
         client.CoreV1Api(world.api).patch_node(node, {"metadata": {"labels": {NOT_READY: None}}})
-        wait_for(lambda: _ready(world.api, node), timeout=60, what=f"node {node} Ready again")
+        wait_for(lambda: _ready(world.api, node), timeout=120, what=f"node {node} Ready and untainted again")
 
     return back
 
