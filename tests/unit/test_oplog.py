@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bosun.engine.oplog import LOST, OperationLog, log_key, merged
+from bosun.engine.oplog import LOST, OperationLog, held, log_key, merged
 from bosun.store import LocalStore, StoreUnavailable
 
 
@@ -137,3 +137,22 @@ async def test_an_unwritable_directory_is_reported_as_unavailable(tmp_path: Path
     (tmp_path / "logs").write_text("a file where a directory should be")
     with pytest.raises(StoreUnavailable):
         await LocalStore(tmp_path).put("logs/ns/op.log", b"x")
+
+
+async def test_a_log_still_holding_lines_is_found_so_nobody_else_writes_over_it(tmp_path: Path) -> None:
+    """Settling an ended operation must not write the store's copy while its driver's log still holds
+    lines: that write could land after the driver's and keep fewer lines (the fault harness saw it)."""
+    store = Outage(tmp_path)
+    key = log_key("ns", "op", "abcdef0123")
+    log = OperationLog(store, key, flush_seconds=10)  # its own flusher will not come back in time
+    store.down = True
+    log.add("first")
+    log.add("last")
+    log.close()
+    assert held(key) == [log] and held(log_key("ns", "other", "abcdef0123")) == []
+    with pytest.raises(StoreUnavailable):
+        await log.flush()
+    store.down = False
+    await log.flush()
+    assert held(key) == [] and log.settled
+    assert [line.split(" ", 2)[2].strip() for line in stored_lines(store, key)] == ["first", "last"]

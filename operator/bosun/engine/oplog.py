@@ -54,6 +54,11 @@ def merged(stored: list[str], total: int, tail: list[str]) -> list[str]:
 _LIVE: weakref.WeakSet[OperationLog] = weakref.WeakSet()  # every log this process still holds lines of
 
 
+def held(key: str) -> list[OperationLog]:
+    """This process's logs of `key` that still hold lines the store lacks (a driver's, after it ended)."""
+    return [log for log in list(_LIVE) if log.key == key and log.store is not None and not log.settled]
+
+
 def _buffered() -> float:
     return float(sum(log.pending for log in list(_LIVE) if log.store is not None))
 
@@ -140,6 +145,11 @@ class OperationLog:
             lines=lines,
             total=self.total,
         )
+
+    @property
+    def settled(self) -> bool:
+        """The store holds every line this log knows of (its own, and the earlier processes')."""
+        return not self.pending and self._earlier is not None and not self.dropped
 
     @property
     def pending(self) -> int:

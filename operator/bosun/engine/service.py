@@ -30,7 +30,7 @@ from datetime import timedelta
 from typing import Any, Generic, Protocol
 
 from bosun import metrics
-from bosun.engine import metering, record
+from bosun.engine import metering, oplog, record
 from bosun.engine.journal import KubeJournal
 from bosun.engine.oplog import OperationLog, log_key
 from bosun.engine.queue import blocker
@@ -437,6 +437,14 @@ class OperationService:
         generation = target_generation(initiator, operation.status.phase)
         # A busy API server raises (the caller retries); a target gone or refusing the write does not.
         await self.targets.mirror(operation, operation.status, generation, from_edit=from_edit(initiator))
-        log = OperationLog(self.store, log_key(operation.namespace, operation.name, operation.uid))
+        key = log_key(operation.namespace, operation.name, operation.uid)
+        # The driver's log may still hold lines (the store was down when the operation ended): it
+        # writes the whole log itself. A second writer here could land after it with fewer lines.
+        busy = oplog.held(key)
+        for current in busy:
+            await current.flush()  # StoreUnavailable while the store is down: the caller retries
+        if busy:
+            return
+        log = OperationLog(self.store, key)
         await log.resume(operation.status.log)
         await log.settle()
