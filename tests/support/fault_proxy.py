@@ -149,9 +149,13 @@ class FaultProxy:
 
     def close(self) -> None:
         async def stop() -> None:
+            await self._session.close()  # first: the open watch streams end, so their handlers return
             await self._runner.cleanup()
-            await self._session.close()
 
-        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
+        try:
+            asyncio.run_coroutine_threadsafe(stop(), self._loop).result(30)
+        except TimeoutError:
+            pass  # a handler that will not end: the loop stops under it (the thread is a daemon)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
