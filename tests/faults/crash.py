@@ -21,7 +21,14 @@ from urllib3.exceptions import ProtocolError
 from bosun.models.names import GROUP, VERSION
 from bosun.operations.app import DEPROVISION as APP_DEPROVISION
 from bosun.operations.app import RELEASE
-from bosun.operations.database_steps import DEPROVISION_DELETE, PROVISION, REDEPLOY, RESIZE, RESTART
+from bosun.operations.database_steps import (
+    DEPROVISION_DELETE,
+    DEPROVISION_RETAIN,
+    PROVISION,
+    REDEPLOY,
+    RESIZE,
+    RESTART,
+)
 from tests.faults import invariants as check
 from tests.faults.harness import Case, World
 from tests.support.bosun_objects import Bosun
@@ -205,6 +212,13 @@ def prepare_pg(world: World, bosun: Bosun) -> None:
     assert provision(bosun, database_manifest())["phase"] == "Succeeded"
 
 
+def prepare_pg_deleting(world: World, bosun: Bosun) -> None:
+    """A Database whose deprovision deletes its volume (the default keeps it)."""
+    manifest = database_manifest()
+    manifest["spec"]["storage"] = {"reclaim": "Delete"}
+    assert provision(bosun, manifest)["phase"] == "Succeeded"
+
+
 def db_op(type_: str, **parameters: Any) -> Callable[[Bosun], None]:
     def start(bosun: Bosun) -> None:
         bosun.apply(
@@ -246,7 +260,9 @@ DB_SCENARIOS = [
              verify_pg, attached=True),
     Scenario("db-resize", "resize", [s.name for s in RESIZE.steps], prepare_pg, db_op("resize", volumeSize="5Gi"),
              verify_pg, attached=True),
-    Scenario("db-deprovision", "deprovision", [s.name for s in DEPROVISION_DELETE.steps], prepare_pg,
+    Scenario("db-deprovision", "deprovision", [s.name for s in DEPROVISION_RETAIN.steps], prepare_pg,
+             db_op("deprovision"), verify_pg),
+    Scenario("db-deprovision-delete", "deprovision", [s.name for s in DEPROVISION_DELETE.steps], prepare_pg_deleting,
              db_op("deprovision"), verify_pg),
 ]  # fmt: skip
 
