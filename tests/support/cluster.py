@@ -21,6 +21,20 @@ ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_CONTEXT = f"kwok-{os.environ.get('BOSUN_CLUSTER_NAME', 'bosun')}"  # hack/cluster names it so
 
 
+def hack_versions() -> dict[str, str]:
+    """The versions pinned in hack/versions.env."""
+    lines = (ROOT / "hack" / "versions.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+
+
+def cached_binary(tool: str, version_key: str, name: str) -> Path:
+    """A binary hack/build.sh built into ~/.cache/bosun/bin/<tool>-<version>/<name>."""
+    cache = Path(os.environ.get("BOSUN_CACHE", Path.home() / ".cache" / "bosun"))
+    binary = cache / "bin" / f"{tool}-{hack_versions()[version_key]}" / name
+    assert binary.exists(), f"{binary} is missing: hack/bootstrap builds it"
+    return binary
+
+
 class ClusterRefused(RuntimeError):
     pass
 

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import yaml
 
-from tests.support.cluster import ROOT, LocalCluster
+from tests.support.cluster import ROOT, LocalCluster, cached_binary, hack_versions
 
 NAMESPACE = "bosun-system"  # where manifests/ installs the operator
 SERVICE_ACCOUNT = "bosun"
 
 
-def _versions() -> dict[str, str]:
-    lines = (ROOT / "hack" / "versions.env").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
-
-
 def helm_binary() -> Path:
-    cache = Path(os.environ.get("BOSUN_CACHE", Path.home() / ".cache" / "bosun"))
-    binary = cache / "bin" / f"helm-{_versions()['HELM_VERSION']}" / "helm"
-    assert binary.exists(), f"{binary} is missing: hack/bootstrap builds it"
-    return binary
+    return cached_binary("helm", "HELM_VERSION", "helm")
 
 
 def helm(cluster: LocalCluster | None, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -43,7 +34,7 @@ def render(*values: str, namespace: str = NAMESPACE, release: str = "bosun") -> 
     out = helm(
         None,
         "template", release, str(ROOT / "charts" / "bosun"),
-        "--namespace", namespace, "--kube-version", _versions()["KUBE_VERSION"], *sets,
+        "--namespace", namespace, "--kube-version", hack_versions()["KUBE_VERSION"], *sets,
     ).stdout  # fmt: skip
     return [doc for doc in yaml.safe_load_all(out) if doc]
 

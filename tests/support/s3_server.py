@@ -9,7 +9,6 @@ keeps objects in memory, so its outage could only be a SIGSTOP.)
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import threading
 import time
@@ -21,22 +20,14 @@ from typing import Any
 
 import boto3
 
-from tests.support.cluster import ROOT
+from tests.support.cluster import cached_binary
 from tests.support.operator_process import die_with_parent, free_port
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bosun-test", "AWS_SECRET_ACCESS_KEY": "bosun-test", "AWS_REGION": "us-east-1"}
 
 
-def _versions() -> dict[str, str]:
-    lines = (ROOT / "hack" / "versions.env").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
-
-
 def seaweedfs_binary() -> Path:
-    cache = Path(os.environ.get("BOSUN_CACHE", Path.home() / ".cache" / "bosun"))
-    binary = cache / "bin" / f"seaweedfs-{_versions()['SEAWEEDFS_VERSION']}" / "weed"
-    assert binary.exists(), f"{binary} is missing: hack/bootstrap builds it"
-    return binary
+    return cached_binary("seaweedfs", "SEAWEEDFS_VERSION", "weed")
 
 
 class SeaweedFS:
