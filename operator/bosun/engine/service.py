@@ -193,7 +193,11 @@ class _LiveHandle:
 
     async def save(self, status: OperationStatus) -> None:
         await self.writer.save(status)
-        self.seen = metering.observe(self.operation, self.seen, status)
+        try:
+            self.seen = metering.observe(self.operation, self.seen, status)
+        except ValueError:  # an unreadable timestamp costs a sample, never the operation
+            logger.warning("metrics of %s/%s not recorded", self.operation.namespace, self.operation.name)
+            self.seen = metering.Seen.of(status)
         generation = target_generation(status.initiator, status.phase)
         edit = from_edit(status.initiator)
         if status.phase is self.mirrored:
