@@ -8,6 +8,7 @@ their own tables through the same function.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -297,8 +298,13 @@ class Election:
             stopping.cancel()
         if not acquiring.done():
             acquiring.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await acquiring  # a Lease write in flight lands (or not) before step_down releases it
+            return False
+        if stop.is_set():  # SIGTERM came in the same turn as the Lease: hand it back, do not lead
             return False
         self.keeper = loop.create_task(self.elector.keep(_leadership_lost))
+        self.keeper.add_done_callback(_keeper_ended)
         return True
 
     async def step_down(self) -> None:
@@ -308,6 +314,12 @@ class Election:
             await self.elector.release()
         if self.kube is not None:
             await self.kube.close()
+
+
+def _keeper_ended(keeper: asyncio.Task[None]) -> None:
+    """The renewal loop must outlive the leader's work: if it dies of anything, stop acting at once."""
+    if not keeper.cancelled() and keeper.exception() is not None:
+        _leadership_lost(f"the Lease renewal loop broke: {keeper.exception()!r}")
 
 
 def _leadership_lost(reason: str) -> None:

@@ -147,8 +147,10 @@ class LeaseElector:
             try:
                 if await asyncio.wait_for(self._try(), timeout=self.retry_period * 2):
                     break
-            except (TransientError, PermanentError, TimeoutError) as error:
+            except TransientError as error:
                 logger.info("leader Lease not taken this time: %s", error)
+            except (PermanentError, TimeoutError) as error:  # e.g. no right to the Lease: say it loudly
+                logger.warning("leader Lease cannot be taken: %s", error)
             await asyncio.sleep(self.retry_period)
         self.leading = True
         self._renewed_at = self.clock()
