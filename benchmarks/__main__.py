@@ -1,0 +1,38 @@
+"""One command for every benchmark: `python -m benchmarks NAME [options]` or `python -m benchmarks all`.
+
+    .venv/bin/python -m benchmarks moves --runs 5       # one benchmark, its own options
+    .venv/bin/python -m benchmarks all                  # every benchmark at its default size
+    .venv/bin/python -m benchmarks smoke --out DIR      # every benchmark at a tiny size (hack/test)
+
+Results (Markdown, JSON, PNG) go to benchmarks/results/ unless `--out` says otherwise; the local
+cluster is started if it is not running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from benchmarks import moves
+from benchmarks.common import RESULTS, environment
+
+BENCHMARKS = {"moves": moves}
+SMOKE = {"moves": ["--runs", "1", "--pull-seconds", "3"]}
+
+
+def main() -> int:
+    options = argparse.ArgumentParser(prog="benchmarks", description=__doc__.splitlines()[0])
+    options.add_argument("name", choices=[*BENCHMARKS, "all", "smoke"])
+    options.add_argument("--out", type=Path, default=RESULTS)
+    args, rest = options.parse_known_args()
+    chosen = list(BENCHMARKS) if args.name in ("all", "smoke") else [args.name]
+    with environment() as env:
+        for name in chosen:
+            argv = SMOKE[name] if args.name == "smoke" else rest
+            BENCHMARKS[name].main(env, argv, args.out).write()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
