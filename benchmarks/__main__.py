@@ -14,11 +14,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks import moves
+from benchmarks import api_economy, app_deploy, moves, scale
 from benchmarks.common import RESULTS, environment
 
-BENCHMARKS = {"moves": moves}
-SMOKE = {"moves": ["--runs", "1", "--pull-seconds", "3"]}
+BENCHMARKS = {"moves": moves, "api": api_economy, "scale": scale, "deploy": app_deploy}
+SMOKE = {
+    "moves": ["--runs", "1", "--pull-seconds", "3"],
+    "api": ["--idle-seconds", "5"],
+    "deploy": ["--replicas", "3", "--min-ready-seconds", "0"],
+    "scale": ["--nodes", "3", "--apps", "6", "--databases", "2", "--in-flight", "1,3", "--idle-seconds", "5"],
+}
 
 
 def main() -> int:

@@ -61,7 +61,9 @@ class Environment:
         """Bosun as its ServiceAccount, as `bosun run` in the chart's Deployment."""
         kubeconfig = token_kubeconfig(self.cluster, self.work / "operator.kubeconfig")
         logs = Path(tempfile.mkdtemp(dir=self.work, prefix="operator-"))
-        process = OperatorProcess(kubeconfig, logs, command=["-m", "bosun", "run"], env=env)
+        # This checkout's operator, whatever `bosun` the virtualenv has installed.
+        source = {"PYTHONPATH": f"{ROOT / 'operator'}:{ROOT}"}
+        process = OperatorProcess(kubeconfig, logs, command=["-m", "bosun", "run"], env={**source, **env})
         process.start()
         try:
             yield process

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from benchmarks import moves
+from benchmarks import api_economy, app_deploy, moves, scale
 from benchmarks.common import Environment, environment
 
 pytestmark = pytest.mark.cluster
@@ -35,3 +35,35 @@ def test_the_moves_benchmark_compares_bosun_with_the_naive_move(env: Environment
         assert run["stop"] >= 0.9 and run["floor"] > 0, run  # the simulated stop takes 1 s
     assert (tmp_path / "moves.png").stat().st_size > 0
     assert "| Bosun redeploy |" in (tmp_path / "moves.md").read_text()
+
+
+def test_the_api_benchmark_counts_the_operators_requests_from_the_audit_log(env: Environment, tmp_path: Path) -> None:
+    api_economy.run(env, tmp_path, idle_seconds=3).write()
+    result = json.loads((tmp_path / "api.json").read_text())["operations"]
+    move = result["Database move"]
+    # Every move creates the new pod and writes its status: the audit log saw the operator do it.
+    assert move["by_kind"].get("create pods", 0) >= 2, move  # the puller and the new pod
+    assert move["by_kind"].get("patch operations/status", 0) >= 8, move  # at least one save per step
+    assert move["writes"] > 0 and move["minimum"] <= move["requests"], move
+    assert (
+        result["App deploy (2 replicas)"]["by_kind"].get("create deployments", 0)
+        + result["App deploy (2 replicas)"]["by_kind"].get("patch deployments", 0)
+        >= 1
+    )
+
+
+def test_the_scale_benchmark_times_the_engine_and_the_footprint(env: Environment, tmp_path: Path) -> None:
+    scale.run(env, tmp_path, nodes=2, apps=4, databases=1, in_flight=(1, 3), idle_seconds=3).write()
+    result = json.loads((tmp_path / "scale.json").read_text())
+    assert result["throughput"]["operations"] == 5 and result["throughput"]["failed"] == 0, result
+    for count in ("1", "3"):
+        latency = result["latency"][count]
+        assert latency["failed"] == 0 and 0 < latency["start_p50"] <= latency["start_p99"], latency
+    assert result["idle"]["rss_mb_idle"] > 10 and result["startup"]["rss_mb"] > 10, result
+
+
+def test_the_deploy_benchmark_samples_ready_endpoints_through_a_release(env: Environment, tmp_path: Path) -> None:
+    app_deploy.run(env, tmp_path, replicas=3, min_ready=0).write()
+    result = json.loads((tmp_path / "deploy.json").read_text())
+    assert result["samples"] > 10 and result["most_ready"] >= 3, result
+    assert result["fewest_ready"] == 3, result  # zero downtime: never below the replicas

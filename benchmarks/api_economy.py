@@ -1,0 +1,188 @@
+"""API economy: the requests Bosun makes per operation, counted from the API server's audit log.
+
+    .venv/bin/python -m benchmarks api [--idle-seconds 20]
+
+The local cluster's audit policy (hack/cluster.d/audit-policy.yaml) records every request of the
+operator's ServiceAccount and nothing else. One namespace, one operation at a time: an App deploy
+(2 replicas), a Database provision, a Database move, a Database restart. Each operation's window
+runs from its creation until it has finished and settled (its log archived, its target's status
+written); the requests the idle operator makes anyway (measured alone first) are reported apart.
+
+The minimum an operation needs: every write it makes (creates, patches, deletes, status writes,
+which are its progress record) plus one read of each object it reads. The rest is repetition:
+polling the same object, or a list whose answer grows with the objects of the cluster or the
+namespace (a list with no label or field selector, reported as "unscoped").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from tests.support.bosun_objects import Bosun
+from tests.support.databases import database_manifest, ops_of, provision, run_op
+from tests.support.waiting import wait_for
+
+from benchmarks.common import OPERATOR_USER, Environment, Report, pyplot
+
+WRITES = {"create", "update", "patch", "delete", "deletecollection"}
+SETTLE_SECONDS = 3.0
+
+
+@dataclass
+class Request:
+    at: float  # epoch seconds
+    verb: str
+    resource: str
+    name: str
+    namespace: str
+    query: dict[str, list[str]]
+
+    @property
+    def scoped(self) -> bool:
+        return bool(self.name) or "labelSelector" in self.query or "fieldSelector" in self.query
+
+
+def read_audit(path: Path, since: float) -> list[Request]:
+    found = []
+    with path.open() as log:
+        for line in log:
+            event = json.loads(line)
+            if event.get("user", {}).get("username") != OPERATOR_USER:
+                continue
+            at = datetime.fromisoformat(event["requestReceivedTimestamp"].replace("Z", "+00:00")).timestamp()
+            if at < since:
+                continue
+            ref = event.get("objectRef") or {}
+            resource = ref.get("resource", "?") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+            uri = urlparse(event["requestURI"])
+            found.append(
+                Request(at, event["verb"], resource, ref.get("name", ""), ref.get("namespace", ""), parse_qs(uri.query))
+            )
+    return found
+
+
+@dataclass
+class Window:
+    label: str
+    began: float
+    ended: float
+
+    def of(self, requests: list[Request]) -> list[Request]:
+        return [r for r in requests if self.began <= r.at < self.ended]
+
+
+def figures(requests: list[Request], idle_per_second: float, seconds: float) -> dict[str, Any]:
+    writes = [r for r in requests if r.verb in WRITES]
+    reads = [r for r in requests if r.verb not in WRITES]
+    distinct_reads = {(r.verb == "list", r.resource, r.name, json.dumps(r.query, sort_keys=True)) for r in reads}
+    minimum = len(writes) + len(distinct_reads)
+    unscoped = Counter(f"{r.resource}" for r in reads if r.verb in ("list", "watch") and not r.scoped)
+    by_kind = Counter(f"{r.verb} {r.resource}" for r in requests)
+    return {
+        "requests": len(requests),
+        "seconds": round(seconds, 1),
+        "idle_share": round(idle_per_second * seconds, 1),
+        "writes": len(writes),
+        "reads": len(reads),
+        "minimum": minimum,
+        "ratio": round(len(requests) / minimum, 2) if minimum else float("nan"),
+        "unscoped_lists": dict(unscoped),
+        "by_kind": dict(by_kind.most_common()),
+    }
+
+
+def finished_window(bosun: Bosun, label: str, began: float, operation: str) -> Window:
+    status = bosun.wait_phase(operation, timeout=300)
+    if status["phase"] != "Succeeded":
+        raise RuntimeError(f"{label} ended {status['phase']}: {status.get('message')}")
+    time.sleep(SETTLE_SECONDS)  # archive and target status follow the end
+    return Window(label, began, time.time())
+
+
+def run(env: Environment, out: Path, idle_seconds: float = 20.0) -> Report:
+    report = Report("api", "API requests per operation (audit log)", out)
+    if not env.audit_log.exists():
+        raise RuntimeError(f"no audit log at {env.audit_log}: restart the cluster (hack/cluster down; hack/cluster up)")
+    windows: list[Window] = []
+    with env.operator(), env.namespace("bench-api") as bosun:
+        time.sleep(3)  # start-up: the initial lists and watches
+        idle = Window("idle", time.time(), time.time() + idle_seconds)
+        time.sleep(idle_seconds)
+        began = time.time()
+        bosun.apply(
+            {
+                "apiVersion": "bosun.dev/v1alpha1",
+                "kind": "App",
+                "metadata": {"name": "web"},
+                "spec": {
+                    "image": "example.com/web:1",
+                    "processes": [{"name": "web", "replicas": 2, "ports": [{"port": 8080}]}],
+                },
+            }
+        )
+        deploy = wait_for(lambda: ops_of(bosun, "web", "deploy"), what="the App's deploy")[-1]
+        windows.append(finished_window(bosun, "App deploy (2 replicas)", began, deploy))
+        began = time.time()
+        first = provision(bosun, database_manifest())
+        if first["phase"] != "Succeeded":
+            raise RuntimeError(f"provision ended {first['phase']}")
+        windows.append(finished_window(bosun, "Database provision", began, ops_of(bosun, "pg", "provision")[-1]))
+        for label, name, type_, parameters in (
+            ("Database move", "move", "redeploy", {"node": "kwok-zone-a-2"}),
+            ("Database restart", "restart", "restart", {}),
+        ):
+            began = time.time()
+            run_op(bosun, name, type_, **parameters)
+            windows.append(finished_window(bosun, label, began, name))
+    requests = read_audit(env.audit_log, idle.began)
+    idle_requests = idle.of(requests)
+    idle_rate = len(idle_requests) / idle_seconds
+    results = {w.label: figures(w.of(requests), idle_rate, w.ended - w.began) for w in windows}
+    results["idle"] = figures(idle_requests, idle_rate, idle_seconds)
+    report.data = {"idle_requests_per_second": round(idle_rate, 2), "operations": results}
+    report.say(
+        f"Idle operator: {idle_rate:.2f} requests/s ({len(idle_requests)} in {idle_seconds:g} s: "
+        + (", ".join(f"{k} {v}" for k, v in results["idle"]["by_kind"].items()) or "none")
+        + "). Each operation's window includes its share of that."
+    )
+    report.table(
+        ["operation", "requests", "writes", "reads", "minimum", "ratio", "unscoped lists", "window (s)"],
+        [
+            [label, r["requests"], r["writes"], r["reads"], r["minimum"], r["ratio"],
+             ", ".join(f"{k}: {v}" for k, v in r["unscoped_lists"].items()) or "none", r["seconds"]]
+            for label, r in results.items() if label != "idle"
+        ],
+    )  # fmt: skip
+    for label, r in results.items():
+        if label != "idle":
+            top = ", ".join(f"{k} {v}" for k, v in list(r["by_kind"].items())[:8])
+            report.say(f"- {label}: {top}")
+    report.plot(_figure({k: v for k, v in results.items() if k != "idle"}))
+    return report
+
+
+def _figure(results: dict[str, dict[str, Any]]) -> Any:
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(8, 3.5))
+    labels = list(results)
+    axis.barh(labels, [results[k]["requests"] for k in labels], label="requests made", color="tab:orange")
+    axis.barh(labels, [results[k]["minimum"] for k in labels], label="minimum (writes + one read per object)")
+    axis.set(xlabel="API requests", title="API requests per operation")
+    axis.invert_yaxis()
+    axis.legend(loc="lower right", fontsize=8)
+    return figure
+
+
+def main(env: Environment, argv: list[str], out: Path) -> Report:
+    options = argparse.ArgumentParser(prog="benchmarks api", description=__doc__.splitlines()[0])
+    options.add_argument("--idle-seconds", type=float, default=20.0)
+    args = options.parse_args(argv)
+    return run(env, out, idle_seconds=args.idle_seconds)

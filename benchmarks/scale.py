@@ -1,0 +1,364 @@
+"""The operator at scale: engine latency, throughput, footprint and start-up, on fake nodes.
+
+    .venv/bin/python -m benchmarks scale [--nodes 50] [--apps 500] [--databases 50]
+                                         [--in-flight 1,50,500] [--idle-seconds 30]
+
+1. **Throughput**: `--apps` Apps (1 replica, no wait for stability) and `--databases` Databases
+   are created at once on `--nodes` fake nodes; each makes its first operation (deploy,
+   provision). Operations completed per minute, and what was busy meanwhile (CPU of the operator
+   and of the API server, sampled each second).
+2. **Engine latency**: with 1, 50, 500 ... restarts in flight at once over distinct Apps,
+   Operation created → first step running, and a step's end → the next step's start, as a client
+   watching the Operations sees them (status times have a one-second resolution).
+3. **Footprint**: the operator's RSS and CPU idle with everything above in place (it must not
+   poll the world), and a restart: time from start to steady state, RSS then.
+
+Every figure is measured by watching the cluster from outside the operator; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import psutil
+import yaml
+from kubernetes import client, watch
+from tests.support.bosun_objects import GROUP, VERSION, Bosun
+from tests.support.cluster import ROOT
+
+from benchmarks.common import Environment, Report, median, percentile, pyplot
+
+NODE_PREFIX = "kwok-scale-"  # zone "scale" (hack/cluster.d/stages-storage.yaml reads it from the name)
+
+
+@dataclass
+class Seen:
+    """What a client watching one Operation saw, in local monotonic time."""
+
+    created: float = 0.0
+    first_running: float | None = None
+    finished: float | None = None
+    phase: str = ""
+    transitions: list[float] = field(default_factory=list)  # step end -> next step start
+    _ended: dict[int, float] = field(default_factory=dict)
+    _started: set[int] = field(default_factory=set)
+
+
+class Watcher:
+    """Watches a namespace's Operations in a thread and times what each one does."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.custom = client.CustomObjectsApi(api)
+        self.namespace = namespace
+        self.seen: dict[str, Seen] = {}
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def created(self, name: str, at: float) -> None:
+        with self.lock:
+            self.seen.setdefault(name, Seen()).created = at
+
+    def _run(self) -> None:
+        version = ""
+        while not self._stop.is_set():
+            try:
+                stream = watch.Watch().stream(
+                    self.custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace, "operations",
+                    resource_version=version, timeout_seconds=5,
+                )  # fmt: skip
+                for event in stream:
+                    version = event["object"]["metadata"]["resourceVersion"]
+                    self._saw(event["object"], time.monotonic())
+            except client.ApiException:
+                version = ""
+
+    def _saw(self, body: dict[str, Any], now: float) -> None:
+        name, status = body["metadata"]["name"], body.get("status") or {}
+        with self.lock:
+            seen = self.seen.setdefault(name, Seen(created=now))
+            for index, step in enumerate(status.get("steps") or []):
+                state = step.get("state")
+                if state in ("Running", "Succeeded", "Skipped", "Failed") and index not in seen._started:
+                    seen._started.add(index)
+                    if seen.first_running is None:
+                        seen.first_running = now
+                    if index - 1 in seen._ended:
+                        seen.transitions.append(now - seen._ended[index - 1])
+                if state in ("Succeeded", "Skipped") and index not in seen._ended:
+                    seen._ended[index] = now
+            seen.phase = status.get("phase", "")
+            if seen.phase in ("Succeeded", "Failed", "Cancelled") and seen.finished is None:
+                seen.finished = now
+
+    def wait_finished(self, names: list[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                left = [n for n in names if self.seen.get(n, Seen()).finished is None]
+            if not left:
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"{len(left)} operations still unfinished, e.g. {left[:3]}")
+
+    def __enter__(self) -> Watcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+
+
+class Usage:
+    """CPU (share of one core) and RSS of processes, sampled every second in a thread."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.processes = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self.samples: list[tuple[float, dict[str, float], float]] = []  # time, cpu by name, operator RSS MB
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        last = {n: p.cpu_times() for n, p in self.processes.items()}
+        then = time.monotonic()
+        while not self._stop.wait(1.0):
+            now = time.monotonic()
+            cpu = {}
+            for name, process in self.processes.items():
+                try:
+                    times = process.cpu_times()
+                except psutil.NoSuchProcess:
+                    continue
+                cpu[name] = (times.user + times.system - last[name].user - last[name].system) / (now - then)
+                last[name] = times
+            rss = self.processes["operator"].memory_info().rss / 2**20 if "operator" in cpu else 0.0
+            self.samples.append((now, cpu, rss))
+            then = now
+
+    def between(self, start: float, end: float, name: str) -> list[float]:
+        return [cpu.get(name, 0.0) for at, cpu, _ in self.samples if start <= at <= end]
+
+    def __enter__(self) -> Usage:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def cluster_pids(env: Environment) -> dict[str, int]:
+    pids = env.cluster.kubeconfig.parent / "pids"
+    return {name: int((pids / f"{name}.pid").read_text()) for name in ("kube-apiserver", "etcd")}
+
+
+def add_nodes(core: client.CoreV1Api, count: int) -> None:
+    template = Template((ROOT / "hack" / "cluster.d" / "node.yaml.tpl").read_text())
+    existing = {n.metadata.name for n in core.list_node().items}
+    for n in range(1, count + 1):
+        name = f"{NODE_PREFIX}{n}"
+        if name in existing:
+            continue
+        manifest = yaml.safe_load(template.substitute(NAME=name, ZONE="scale", CPU="64", MEMORY="256Gi", PODS="250"))
+        for key in ("bootID", "containerRuntimeVersion", "kernelVersion", "machineID", "osImage", "systemUUID"):
+            manifest["status"]["nodeInfo"].setdefault(key, "")
+        core.create_node(manifest)
+
+
+def remove_nodes(core: client.CoreV1Api) -> None:
+    for node in core.list_node().items:
+        if node.metadata.name.startswith(NODE_PREFIX):
+            core.delete_node(node.metadata.name)
+
+
+def app(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "App",
+        "metadata": {"name": name},
+        "spec": {
+            "image": "example.com/shop:1",
+            "minReadySeconds": 0,
+            "terminationGracePeriodSeconds": 0,
+        },
+    }
+
+
+def database(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Database",
+        "metadata": {"name": name},
+        "spec": {
+            "engine": "postgresql",
+            "version": "16",
+            "placement": {"nodeSelector": {"topology.kubernetes.io/zone": "scale"}},
+            "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}},
+        },
+    }
+
+
+def create_all(bosun: Bosun, manifests: list[dict[str, Any]], plural: str) -> None:
+    for manifest in manifests:
+        bosun.custom.create_namespaced_custom_object(GROUP, VERSION, bosun.namespace, plural, manifest)
+
+
+def operation(name: str, target: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Operation",
+        "metadata": {"name": name},
+        "spec": {"target": {"kind": "App", "name": target}, "type": "restart"},
+    }
+
+
+def run(
+    env: Environment,
+    out: Path,
+    nodes: int = 50,
+    apps: int = 500,
+    databases: int = 50,
+    in_flight: tuple[int, ...] = (1, 50, 500),
+    idle_seconds: float = 30.0,
+) -> Report:
+    report = Report("scale", "The operator at scale", out)
+    core = env.core
+    add_nodes(core, nodes)
+    data: dict[str, Any] = {"nodes": nodes, "apps": apps, "databases": databases}
+    try:
+        with env.namespace("bench-scale") as bosun, Watcher(env.api, bosun.namespace) as watcher:
+            with env.operator() as operator, Usage({**cluster_pids(env), "operator": operator.process.pid}) as usage:
+                began = time.monotonic()
+                create_all(bosun, [app(f"app-{n}") for n in range(apps)], "apps")
+                create_all(bosun, [database(f"db-{n}") for n in range(databases)], "databases")
+                created = time.monotonic()
+                first = _wait_first_operations(watcher, apps + databases, timeout=60 + 2 * (apps + databases))
+                ended = time.monotonic()
+                done = sorted(s.finished for s in first if s.finished)
+                data["throughput"] = {
+                    "operations": len(first),
+                    "failed": sum(1 for s in first if s.phase != "Succeeded"),
+                    "create_seconds": round(created - began, 1),
+                    "seconds": round(ended - began, 1),
+                    "per_minute": round(60 * len(first) / (ended - began), 1),
+                    "operator_cpu": round(median(usage.between(began, ended, "operator")), 2),
+                    "apiserver_cpu": round(median(usage.between(began, ended, "kube-apiserver")), 2),
+                    "etcd_cpu": round(median(usage.between(began, ended, "etcd")), 2),
+                }
+                curve = [(t - began, i + 1) for i, t in enumerate(done)]
+                latency = {}
+                for count in in_flight:
+                    count = min(count, apps)
+                    names = [f"restart-{count}-{n}" for n in range(count)]
+                    for name, target in zip(names, range(count), strict=True):
+                        bosun.custom.create_namespaced_custom_object(
+                            GROUP, VERSION, bosun.namespace, "operations", operation(name, f"app-{target}")
+                        )
+                        watcher.created(name, time.monotonic())
+                    watcher.wait_finished(names, timeout=120 + 2 * count)
+                    seen = [watcher.seen[n] for n in names]
+                    starts = [s.first_running - s.created for s in seen if s.first_running]
+                    transitions = [t for s in seen for t in s.transitions]
+                    latency[count] = {
+                        "start_p50": round(percentile(starts, 50), 3),
+                        "start_p99": round(percentile(starts, 99), 3),
+                        "transition_p50": round(percentile(transitions, 50), 3),
+                        "transition_p99": round(percentile(transitions, 99), 3),
+                        "failed": sum(1 for s in seen if s.phase != "Succeeded"),
+                    }
+                data["latency"] = latency
+                time.sleep(5)  # settling: archives, target statuses
+                quiet = time.monotonic()
+                time.sleep(idle_seconds)
+                idle_cpu = usage.between(quiet, time.monotonic(), "operator")
+                rss_loaded = max(r for _, _, r in usage.samples)
+                data["idle"] = {
+                    "operator_cpu": round(median(idle_cpu), 4),
+                    "operator_cpu_max": round(max(idle_cpu), 4),
+                    "apiserver_cpu": round(median(usage.between(quiet, time.monotonic(), "kube-apiserver")), 4),
+                    "rss_mb_peak": round(rss_loaded, 1),
+                    "rss_mb_idle": round(usage.samples[-1][2], 1),
+                    "operations": len(watcher.seen),
+                }
+            with env.operator() as operator, Usage({"operator": operator.process.pid}) as usage:
+                restarted = time.monotonic()
+                time.sleep(max(20.0, idle_seconds))
+                steady = next(
+                    (at - restarted for at, cpu, _ in usage.samples if cpu.get("operator", 1) < 0.05), float("nan")
+                )
+                data["startup"] = {
+                    "steady_seconds": round(steady, 1),
+                    "rss_mb": round(usage.samples[-1][2], 1),
+                    "cpu_after": round(median(usage.between(restarted + 15, time.monotonic(), "operator")), 4),
+                }
+    finally:
+        remove_nodes(core)
+    report.data = data
+    _write(report, data, curve)
+    return report
+
+
+def _wait_first_operations(watcher: Watcher, count: int, timeout: float) -> list[Seen]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with watcher.lock:
+            seen = list(watcher.seen.values())
+        if len(seen) >= count and all(s.finished for s in seen):
+            return seen
+        time.sleep(1)
+    raise TimeoutError(f"{sum(1 for s in seen if s.finished)} of {count} first operations finished in {timeout:.0f}s")
+
+
+def _write(report: Report, data: dict[str, Any], curve: list[tuple[float, int]]) -> None:
+    t, idle, start = data["throughput"], data["idle"], data["startup"]
+    report.say(
+        f"{data['apps']} Apps and {data['databases']} Databases created at once on {data['nodes']} fake nodes; "
+        "each one's first operation (deploy, provision) runs."
+    )
+    report.table(
+        ["operations", "failed", "took (s)", "per minute", "operator CPU", "API server CPU", "etcd CPU"],
+        [[t["operations"], t["failed"], t["seconds"], t["per_minute"], t["operator_cpu"], t["apiserver_cpu"],
+          t["etcd_cpu"]]],
+    )  # fmt: skip
+    report.say("CPU is the median share of one core while it ran. Engine latency, restarts started at once:")
+    report.table(
+        ["in flight", "created → first step p50 (s)", "p99 (s)", "step → next p50 (s)", "p99 (s)", "failed"],
+        [[k, v["start_p50"], v["start_p99"], v["transition_p50"], v["transition_p99"], v["failed"]]
+         for k, v in data["latency"].items()],
+    )  # fmt: skip
+    report.table(
+        ["footprint", "operator CPU (core)", "RSS (MB)", "other"],
+        [
+            ["idle, everything in place", idle["operator_cpu"], idle["rss_mb_idle"],
+             f"{idle['operations']} Operations; peak RSS {idle['rss_mb_peak']} MB; max CPU {idle['operator_cpu_max']}"],
+            ["after a restart", start["cpu_after"], start["rss_mb"], f"steady after {start['steady_seconds']} s"],
+        ],
+    )  # fmt: skip
+    plt = pyplot()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.plot([c[0] for c in curve], [c[1] for c in curve])
+    left.set(xlabel="seconds since the objects were created", ylabel="operations finished", title="Throughput")
+    counts = list(data["latency"])
+    right.plot(counts, [data["latency"][k]["start_p99"] for k in counts], "o-", label="created → first step, p99")
+    right.plot(counts, [data["latency"][k]["transition_p99"] for k in counts], "o-", label="step → next step, p99")
+    right.set(xscale="log", xlabel="operations in flight", ylabel="seconds", title="Engine latency")
+    right.legend(fontsize=8)
+    report.plot(figure)
+
+
+def main(env: Environment, argv: list[str], out: Path) -> Report:
+    options = argparse.ArgumentParser(prog="benchmarks scale", description=__doc__.splitlines()[0])
+    options.add_argument("--nodes", type=int, default=50)
+    options.add_argument("--apps", type=int, default=500)
+    options.add_argument("--databases", type=int, default=50)
+    options.add_argument("--in-flight", default="1,50,500")
+    options.add_argument("--idle-seconds", type=float, default=30.0)
+    args = options.parse_args(argv)
+    counts = tuple(int(c) for c in args.in_flight.split(","))
+    return run(env, out, args.nodes, args.apps, args.databases, counts, args.idle_seconds)
