@@ -30,7 +30,7 @@ from bosun.lifecycle import OperationLifecycle
 from bosun.models.names import FINALIZER, GROUP, VERSION
 from bosun.models.operation import TargetKind
 from bosun.operations.changes import create_operations_for_edit
-from bosun.reconcile.app import repair_app
+from bosun.reconcile.app import repair_app, snapshot
 from bosun.serving import Endpoints
 from bosun.settings import Settings
 from bosun.store import Store, StoreUnavailable, store_from
@@ -123,6 +123,10 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
     async def operation(body: kopf.Body, memo: Memo, stopped: kopf.DaemonStopped, **_: Any) -> None:
         await memo.lifecycle.daemon(body, stopped)
 
+    @kopf.on.event(GROUP, VERSION, "operations", registry=registry)
+    async def operation_seen(body: kopf.Body, event: kopf.RawEvent, memo: Memo, **_: Any) -> None:
+        memo.operations.unfinished.saw(body, gone=event.get("type") == "DELETED")
+
     @kopf.on.delete(GROUP, VERSION, "operations", when=_unarchived, registry=registry)
     async def operation_deleted(body: kopf.Body, memo: Memo, **_: Any) -> None:
         await memo.lifecycle.deleted(body)
@@ -149,15 +153,26 @@ async def _repair_apps(memo: Memo) -> None:
         except (TransientError, PermanentError) as error:
             logger.warning("drift repair skipped this round: %s", error)
             continue
+        by_namespace: dict[str, list[dict[str, Any]]] = {}
         for body in apps:
-            meta = body["metadata"]
+            by_namespace.setdefault(body["metadata"]["namespace"], []).append(body)
+        for namespace, bodies in by_namespace.items():
             try:
-                lock = memo.operations.target_lock(meta["namespace"], "App", meta["name"])
-                repaired = await repair_app(memo.kube, body, lock)
-                if repaired:
-                    await memo.kube.emit_event(body, reason="DriftRepaired", message="; ".join(repaired), warning=True)
-            except Exception as error:  # one App's trouble must not stop the others' repair
-                logger.warning("drift of App %s/%s not repaired: %s", meta["namespace"], meta["name"], error)
+                objects = await snapshot(memo.kube, namespace)
+            except (TransientError, PermanentError) as error:
+                logger.warning("drift repair skipped namespace %s this round: %s", namespace, error)
+                continue
+            for body in bodies:
+                meta = body["metadata"]
+                try:
+                    lock = memo.operations.target_lock(namespace, "App", meta["name"])
+                    busy = memo.operations.unfinished.on_target
+                    repaired = await repair_app(memo.kube, body, lock, busy, objects)
+                    if repaired:
+                        message = "; ".join(repaired)
+                        await memo.kube.emit_event(body, reason="DriftRepaired", message=message, warning=True)
+                except Exception as error:  # one App's trouble must not stop the others' repair
+                    logger.warning("drift of App %s/%s not repaired: %s", namespace, meta["name"], error)
 
 
 def _unarchived(status: kopf.Status, **_: Any) -> bool:

@@ -25,9 +25,7 @@ class Endpoints:
 
     async def _healthz(self, _: web.Request) -> web.Response:
         healthy, details = await self.health()
-        return web.Response(
-            status=200 if healthy else 500, text=json.dumps(details), content_type="application/json"
-        )
+        return web.Response(status=200 if healthy else 500, text=json.dumps(details), content_type="application/json")
 
     async def _metrics(self, _: web.Request) -> web.Response:
         response = web.Response(body=generate_latest(REGISTRY))

@@ -19,7 +19,7 @@ from tests.support.install import helm, render
 # listing, so it is a reviewed change. Why each is needed: charts/bosun/templates/rbac.yaml.
 OPERATOR_RULES = {
     "ClusterRole bosun-operator": [  # in each watched namespace (cluster-wide when all are watched)
-        "apps/deployments: create delete get patch",
+        "apps/deployments: create delete get list patch",
         "batch/jobs: create delete get patch",
         "bosun.dev/apps/status: get patch update",
         "bosun.dev/apps: get list patch update watch",
@@ -30,13 +30,13 @@ OPERATOR_RULES = {
         "bosun.dev/operations: get list patch update watch",
         "core/configmaps: create get list patch watch",
         "core/events: create patch",
-        "core/persistentvolumeclaims: create delete get patch",
+        "core/persistentvolumeclaims: create delete get list patch",
         "core/pods/log: get",
-        "core/pods: create delete get list patch",
+        "core/pods: create delete get list patch watch",
         "core/secrets: create delete get",
-        "core/services: create delete get patch",
+        "core/services: create delete get list patch",
         "events.k8s.io/events: create",
-        "policy/poddisruptionbudgets: create delete get patch",
+        "policy/poddisruptionbudgets: create delete get list patch",
     ],
     "ClusterRole bosun-cluster": [  # always cluster-wide
         "apiextensions.k8s.io/customresourcedefinitions: list watch",
@@ -44,7 +44,7 @@ OPERATOR_RULES = {
         "core/persistentvolumes: get patch",
         "core/pods: list",
         "storage.k8s.io/storageclasses: get",
-        "storage.k8s.io/volumeattachments: list",
+        "storage.k8s.io/volumeattachments: get list",
     ],
     "Role bosun-heartbeat in bosun-system": ["core/configmaps: create", "core/configmaps[bosun-heartbeat]: get update"],
     "Role bosun-leader in bosun-system": [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bosun.engine import record
-from bosun.engine.queue import blocker
+from bosun.engine.queue import Unfinished, blocker
 from bosun.models.operation import Operation, OperationStatus, OperationType, Phase, RollbackState, RollbackStatus
 from bosun.operations.changes import app_changes, database_changes, operation_manifest, operation_name, spec_manager
 
@@ -30,6 +30,32 @@ def test_blocker_is_the_unfinished_operation_just_ahead() -> None:
     assert blocker(a, [a, b, c]) is None
     assert blocker(b, [a, b, c]) == "a"
     assert blocker(c, [a, b, c]) == "b"
+
+
+def _body(operation: Operation, phase: str) -> dict[str, object]:
+    return {
+        "metadata": {"name": operation.name, "uid": operation.uid, "namespace": "shop",
+                     "creationTimestamp": operation.created, "resourceVersion": "1"},
+        "spec": {"target": {"kind": "App", "name": operation.spec.target.name}, "type": "restart"},
+        "status": {"phase": phase},
+    }  # fmt: skip
+
+
+def test_the_watch_index_keeps_only_unfinished_operations_and_answers_like_the_queue() -> None:
+    seen = Unfinished()
+    a = entry("a", "2026-01-01T00:00:01Z", "Running")
+    b = entry("b", "2026-01-01T00:00:02Z", "Queued")
+    seen.saw(_body(a, "Running"))
+    seen.saw(_body(b, "Queued"))
+    me = Operation.of(_body(b, "Queued"))
+    assert seen.blocker(me) == "a"
+    assert seen.on_target("shop", "App", "web") and not seen.on_target("shop", "App", "api")
+    assert not seen.on_target("other", "App", "web")
+    seen.saw(_body(a, "Succeeded"))  # finished: dropped, no longer ahead
+    assert seen.blocker(me) is None
+    seen.saw(_body(b, "Queued"), gone=True)  # deleted
+    assert not seen.on_target("shop", "App", "web")
+    assert seen._by_namespace == {}  # nothing kept for namespaces with nothing in flight
 
 
 def test_finished_and_other_targets_never_block() -> None:

@@ -17,7 +17,8 @@ from its creation, so the queue cannot wedge.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from bosun.models.operation import Operation, Phase
 
@@ -48,3 +49,35 @@ def newest(operations: Iterable[Operation], like: Operation) -> Operation | None
     """The newest operation on `like`'s target, by queue order."""
     mine = [o for o in operations if same_target(o, like)]
     return max(mine, key=lambda o: o.queue_key) if mine else None
+
+
+class Unfinished:
+    """The unfinished Operations the watch has shown, per namespace: a first look for the queue.
+
+    A waiting operation looks here every poll, and asks the API server (a list of its namespace)
+    only when nothing here is ahead of it: the decision to start is always made on a fresh list,
+    so a late or missing event can delay an operation by a poll, never start one out of turn.
+    Finished operations are dropped, so the index stays as small as the work in flight.
+    """
+
+    def __init__(self) -> None:
+        self._by_namespace: dict[str, dict[str, Operation]] = {}
+
+    def saw(self, body: Mapping[str, Any], *, gone: bool = False) -> None:
+        operation = Operation.of(body)
+        namespace = self._by_namespace.setdefault(operation.namespace, {})
+        if gone or operation.status.phase.finished:
+            namespace.pop(operation.uid, None)
+            if not namespace:
+                del self._by_namespace[operation.namespace]
+        else:
+            namespace[operation.uid] = operation
+
+    def blocker(self, me: Operation) -> str | None:
+        return blocker(me, self._by_namespace.get(me.namespace, {}).values())
+
+    def on_target(self, namespace: str, kind: str, name: str) -> bool:
+        return any(
+            (o.spec.target.kind.value, o.spec.target.name) == (kind, name)
+            for o in self._by_namespace.get(namespace, {}).values()
+        )

@@ -33,7 +33,7 @@ from bosun import metrics
 from bosun.engine import metering, oplog, record
 from bosun.engine.journal import KubeJournal
 from bosun.engine.oplog import OperationLog, log_key
-from bosun.engine.queue import blocker
+from bosun.engine.queue import Unfinished, blocker
 from bosun.engine.runner import Runner, utc_now
 from bosun.engine.status import StatusWriter
 from bosun.engine.steps import Ctx, StepTable
@@ -225,6 +225,7 @@ class OperationService:
         self.queue_poll_seconds = queue_poll_seconds
         self.identity = identity  # the operator's own user name, to know its own Operations
         self.targets = TargetStatus(kube)
+        self.unfinished = Unfinished()  # fed by the handlers from the watch of Operations
         self._driving: dict[str, tuple[asyncio.Lock, int]] = {}  # per operation uid: its lock, and who wants it
         self._target_locks: dict[tuple[str, str, str], asyncio.Lock] = {}
 
@@ -399,6 +400,10 @@ class OperationService:
             journal.warning(message)
             await handle.save(status)
             return None
+        if status.phase is Phase.QUEUED:
+            seen_ahead = self.unfinished.blocker(operation.model_copy(update={"status": status}))
+            if seen_ahead is not None and seen_ahead == status.queued_behind:
+                return _WAIT  # the watch still shows it ahead: no need to ask the API server yet
         target = await self.kube.find(kind, operation.namespace, name)
         if target is None and waiting:
             message = f"{kind} {name!r} does not exist in namespace {operation.namespace}"

@@ -9,6 +9,7 @@ the Database was edited or its status rewritten meanwhile.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 from dataclasses import dataclass
@@ -89,33 +90,54 @@ async def wait_ready(ctx: DatabaseContext, pod_name: str, node: str = "", stable
     """
     ready_since: float | None = None
     unschedulable_since: float | None = None
-    while True:
-        current = await ctx.kube.read(ctx.namespace, "Pod", pod_name)
-        if current is None:
-            raise PermanentError(f"pod {pod_name} disappeared", "PodLost")
-        status = current.get("status") or {}
-        if status.get("phase") == "Failed":
-            raise PermanentError(f"pod {pod_name} failed to start: {status.get('message', '')}", "PodsFailing")
-        conditions = {c["type"]: c["status"] for c in status.get("conditions") or []}
-        now = asyncio.get_running_loop().time()
-        if conditions.get("Ready") == "True":
-            ready_since = now if ready_since is None else ready_since
-            if now - ready_since >= stable:
-                return current
-        elif ready_since is not None:
-            raise PermanentError(f"pod {pod_name} stopped being Ready within {stable:g}s of starting", "PodsFailing")
-        why = unschedulable(current)
-        unschedulable_since = (unschedulable_since or now) if why else None
-        if why and now - (unschedulable_since or now) >= START_UNSCHEDULABLE_SECONDS:
-            raise PermanentError(f"pod {pod_name} cannot be placed: {why}", "Unschedulable")
-        on = (current.get("spec") or {}).get("nodeName") or node
-        if on:
-            found = await ctx.kube.node(on)
-            if found is None:
-                raise PermanentError(f"node {on} does not exist: pod {pod_name} cannot start there", "NodeNotFound")
-            if not node_ready(found):
-                raise PermanentError(f"node {on} is not Ready: pod {pod_name} cannot start there", "NodeNotReady")
-        await asyncio.sleep(POLL_SECONDS)
+    node_checked = -NODE_CHECK_SECONDS
+    async with contextlib.aclosing(ctx.kube.pod_states(ctx.namespace, pod_name, POLL_SECONDS)) as states:
+        async for current in states:
+            if current is None:
+                raise PermanentError(f"pod {pod_name} disappeared", "PodLost")
+            now = asyncio.get_running_loop().time()
+            verdict = _ready_verdict(current, pod_name, now, stable, ready_since, unschedulable_since)
+            if isinstance(verdict, dict):
+                return verdict
+            ready_since, unschedulable_since = verdict
+            on = (current.get("spec") or {}).get("nodeName") or node
+            if on and now - node_checked >= NODE_CHECK_SECONDS:
+                node_checked = now
+                found = await ctx.kube.node(on)
+                if found is None:
+                    raise PermanentError(f"node {on} does not exist: pod {pod_name} cannot start there", "NodeNotFound")
+                if not node_ready(found):
+                    raise PermanentError(f"node {on} is not Ready: pod {pod_name} cannot start there", "NodeNotReady")
+    raise PermanentError(f"pod {pod_name}: its watch ended", "PodLost")
+
+
+NODE_CHECK_SECONDS = 2.0  # a node going NotReady is looked for this often while a pod starts
+
+
+def _ready_verdict(
+    current: dict[str, Any],
+    pod_name: str,
+    now: float,
+    stable: float,
+    ready_since: float | None,
+    unschedulable_since: float | None,
+) -> dict[str, Any] | tuple[float | None, float | None]:
+    """The pod if it has been Ready for `stable` seconds, else the clocks to keep; raises when it never will."""
+    status = current.get("status") or {}
+    if status.get("phase") == "Failed":
+        raise PermanentError(f"pod {pod_name} failed to start: {status.get('message', '')}", "PodsFailing")
+    conditions = {c["type"]: c["status"] for c in status.get("conditions") or []}
+    if conditions.get("Ready") == "True":
+        ready_since = now if ready_since is None else ready_since
+        if now - ready_since >= stable:
+            return current
+    elif ready_since is not None:
+        raise PermanentError(f"pod {pod_name} stopped being Ready within {stable:g}s of starting", "PodsFailing")
+    why = unschedulable(current)
+    unschedulable_since = (unschedulable_since or now) if why else None
+    if why and now - (unschedulable_since or now) >= START_UNSCHEDULABLE_SECONDS:
+        raise PermanentError(f"pod {pod_name} cannot be placed: {why}", "Unschedulable")
+    return ready_since, unschedulable_since
 
 
 START_UNSCHEDULABLE_SECONDS = 20.0  # longer than a volume's binding, which the scheduler also reports
@@ -142,8 +164,10 @@ def ready_at(pod: dict[str, Any]) -> str:
 
 
 async def wait_gone(ctx: DatabaseContext, pod_name: str) -> None:
-    while await ctx.kube.read(ctx.namespace, "Pod", pod_name) is not None:
-        await asyncio.sleep(POLL_SECONDS)
+    async with contextlib.aclosing(ctx.kube.pod_states(ctx.namespace, pod_name, POLL_SECONDS)) as states:
+        async for current in states:
+            if current is None:
+                return
 
 
 async def start_pod(ctx: DatabaseContext, pod_name: str, spec: DatabaseSpec, node: str) -> dict[str, Any]:

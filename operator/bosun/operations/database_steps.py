@@ -35,7 +35,7 @@ place before the old pod stops, so the downtime is only stop, detach, attach and
 | recheck-target| every check of check-target again, at the last moment | none: no side effect              | 30 s    |
 |               | before the stop (a node cordoned meanwhile: refused)  |                                   |         |
 | stop-old      | leave the Service, then stop the old pod; wait gone   | start `previous` on the old node  | 2 min   |
-| detach        | wait until the volume is attached to no node          | none: waiting changes nothing     | 2 min   |
+| detach        | wait until the volume has left the old node           | none: waiting changes nothing     | 2 min   |
 | attach        | swap the placeholder for the new pod on the target;   | delete the new pod, wait detached | 2 min   |
 |               | wait until attached; a pod the scheduler cannot place |                                   |         |
 |               | fails the step within seconds, not at its timeout     |                                   |         |
@@ -65,6 +65,9 @@ deprovision (the volume's fate follows `spec.storage.reclaim`)
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
+import itertools
 import secrets
 from typing import Any
 
@@ -244,17 +247,16 @@ async def pre_pull(ctx: DatabaseContext) -> str:
         },
     }
     await ctx.kube.create_object(ctx.namespace, puller)
-    while True:  # Running means the kubelet has pulled the image
-        current = await ctx.kube.read(ctx.namespace, "Pod", _puller(ctx))
-        if current is None:
-            raise TransientError(f"puller pod {_puller(ctx)} vanished before it ran")
-        phase = (current.get("status") or {}).get("phase")
-        if phase == "Running":
-            break
-        if phase in ("Failed", "Succeeded"):
-            raise PermanentError(f"the image could not be readied on {ctx.plan.to_node} ({phase})", "PullFailed")
-        await asyncio.sleep(POLL_SECONDS)
-    return f"image {build.image(ctx.spec)} pulled on {ctx.plan.to_node}; its room held there"
+    async with contextlib.aclosing(ctx.kube.pod_states(ctx.namespace, _puller(ctx), POLL_SECONDS)) as states:
+        async for current in states:  # Running means the kubelet has pulled the image
+            if current is None:
+                raise TransientError(f"puller pod {_puller(ctx)} vanished before it ran")
+            phase = (current.get("status") or {}).get("phase")
+            if phase == "Running":
+                return f"image {build.image(ctx.spec)} pulled on {ctx.plan.to_node}; its room held there"
+            if phase in ("Failed", "Succeeded"):
+                raise PermanentError(f"the image could not be readied on {ctx.plan.to_node} ({phase})", "PullFailed")
+    raise TransientError(f"the watch of puller pod {_puller(ctx)} ended")
 
 
 async def drop_puller(ctx: DatabaseContext) -> str:
@@ -269,13 +271,38 @@ async def pre_provision(ctx: DatabaseContext) -> str:
     return "Service and credentials in place"
 
 
-async def _attachments(ctx: DatabaseContext) -> list[dict[str, Any]]:
-    claim = await ctx.kube.read(ctx.namespace, "PersistentVolumeClaim", build.claim_name(ctx.name)) or {}
-    return await ctx.kube.volume_attachments((claim.get("spec") or {}).get("volumeName", ""))
+class Attachments:
+    """The VolumeAttachments of the database's volume on given nodes, read by name.
+
+    The attach/detach controller names a CSI attachment `csi-<sha256(handle + driver + node)>`, so
+    one read answers "is it attached to this node" however many volumes the cluster has; listing
+    every VolumeAttachment each poll grew with the cluster. A volume that is not CSI is looked up
+    in the list, as before.
+    """
+
+    def __init__(self, ctx: DatabaseContext, volume: dict[str, Any] | None) -> None:
+        self.ctx = ctx
+        self.volume_name = ((volume or {}).get("metadata") or {}).get("name", "")
+        csi = ((volume or {}).get("spec") or {}).get("csi") or {}
+        self.handle, self.driver = csi.get("volumeHandle"), csi.get("driver")
+
+    @classmethod
+    async def of(cls, ctx: DatabaseContext) -> Attachments:
+        claim = await ctx.kube.read(ctx.namespace, "PersistentVolumeClaim", build.claim_name(ctx.name)) or {}
+        name = (claim.get("spec") or {}).get("volumeName")
+        return cls(ctx, await ctx.kube.persistent_volume(name) if name else None)
+
+    async def on(self, node: str) -> dict[str, Any] | None:
+        if self.handle and self.driver:
+            key = hashlib.sha256(f"{self.handle}{self.driver}{node}".encode()).hexdigest()
+            return await self.ctx.kube.volume_attachment(f"csi-{key}")
+        listed = await self.ctx.kube.volume_attachments(self.volume_name) if self.volume_name else []
+        return next((a for a in listed if a["spec"]["nodeName"] == node), None)
 
 
 async def detach(ctx: DatabaseContext) -> str:
-    while await _attachments(ctx):
+    attachments = await Attachments.of(ctx)
+    while await attachments.on(ctx.plan.from_node):
         await asyncio.sleep(POLL_SECONDS)
     return f"volume detached from {ctx.plan.from_node}"
 
@@ -287,15 +314,14 @@ async def attach(ctx: DatabaseContext) -> str:
     target = ctx.plan.to_node
     await remove_pod(ctx, _puller(ctx))  # hands its room to the new pod
     await ctx.kube.create_object(ctx.namespace, build.pod(ctx.name, ctx.uid, ctx.spec, ctx.new_pod, target))
+    attachments = await Attachments.of(ctx)
     unschedulable_since: float | None = None
-    while True:
-        attached = [
-            a
-            for a in await _attachments(ctx)
-            if a["spec"]["nodeName"] == target and (a.get("status") or {}).get("attached")
-        ]
-        if attached:
+    for poll in itertools.count():
+        if ((await attachments.on(target) or {}).get("status") or {}).get("attached"):
             return f"volume attached to {target}"
+        if poll % 4:  # the node and the pod are looked at once a second, the attachment at every poll
+            await asyncio.sleep(POLL_SECONDS)
+            continue
         if not node_ready(await ctx.kube.node(target)):
             raise PermanentError(f"node {target} went NotReady during the move", "NodeNotReady")
         why = unschedulable(await ctx.kube.read(ctx.namespace, "Pod", ctx.new_pod))
@@ -304,12 +330,14 @@ async def attach(ctx: DatabaseContext) -> str:
         if why and now - (unschedulable_since or now) >= UNSCHEDULABLE_GRACE_SECONDS:
             raise PermanentError(f"the new pod cannot be placed on {target}: {why}", "Unschedulable")
         await asyncio.sleep(POLL_SECONDS)
+    raise AssertionError("unreachable: the polls never end on their own")
 
 
 async def detach_new(ctx: DatabaseContext) -> str:
     target = ctx.plan.to_node
     await remove_pod(ctx, ctx.new_pod)
-    while [a for a in await _attachments(ctx) if a["spec"]["nodeName"] == target]:
+    attachments = await Attachments.of(ctx)
+    while await attachments.on(target):
         await asyncio.sleep(POLL_SECONDS)
     return f"new pod removed, volume detached from {target}"
 

@@ -5,18 +5,20 @@ edit its replicas by hand. Bosun puts back what the current release says (record
 `status.releases[0]`), never the spec: a spec edit is carried out by its Operation, with rollback.
 While an operation runs on the App, the operation owns the objects and repair stands back: repair
 holds the App's target lock (the one the engine holds from the moment it decides an operation may
-start until it ends) and re-reads the App and its Operations under it, so a deploy that starts
-meanwhile is never reverted.
+start until it ends) and re-reads the App under it, so a deploy that starts meanwhile is never
+reverted; and it skips an App while the operator's watch shows an unfinished Operation on it (a
+queued one will set the App right itself). That look costs no request: listing the namespace's
+Operations for every App each round grew with the namespace.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from bosun.kube import Kube
 from bosun.models.app import AppStatus
-from bosun.models.operation import Operation
 from bosun.workloads.app import CONFIG_HASH_ANNOTATION, current_version, render
 
 
@@ -40,12 +42,55 @@ def drift(wanted: dict[str, Any], current: dict[str, Any] | None) -> str:
     return ""
 
 
-async def repair_app(kube: Kube, body: dict[str, Any], lock: asyncio.Lock) -> list[str]:
-    """Re-apply what drifted from the current release; return what was repaired."""
-    if lock.locked():
-        return []  # an operation is starting or running on the App
+MANAGED = {"app.kubernetes.io/managed-by": "bosun"}
+KINDS = ("Deployment", "Service", "PodDisruptionBudget")
+
+Snapshot = dict[tuple[str, str], dict[str, Any]]  # (kind, name) -> the object as listed
+
+
+async def snapshot(kube: Kube, namespace: str) -> Snapshot:
+    """Every object Bosun manages for Apps in the namespace: one list per kind, for a whole round.
+
+    Reading each App's objects one by one every round grew with the number of Apps; a round now
+    costs three lists per namespace, and an App is re-read only when the snapshot shows drift.
+    """
+    found: Snapshot = {}
+    for kind in KINDS:
+        for item in await kube.list_labelled(namespace, kind, MANAGED):
+            found[(kind, item["metadata"]["name"])] = item
+    return found
+
+
+def drifted(body: dict[str, Any], objects: Snapshot) -> list[str]:
+    """What of the App's current release differs from the snapshot (pure)."""
+    status = AppStatus.model_validate(body.get("status") or {})
+    version = current_version(status)
+    if version is None or status.phase == "Deprovisioned":
+        return []
+    meta = body["metadata"]
+    wanted = render(meta["name"], meta["uid"], version.spec, version.operation, version.restarted_at)
+    problems = (drift(m, objects.get((m["kind"], m["metadata"]["name"]))) for m in wanted)
+    return [p for p in problems if p]
+
+
+async def repair_app(
+    kube: Kube,
+    body: dict[str, Any],
+    lock: asyncio.Lock,
+    busy: Callable[[str, str, str], bool],
+    objects: Snapshot,
+) -> list[str]:
+    """Re-apply what drifted from the current release; return what was repaired.
+
+    `busy(namespace, kind, name)` says whether an unfinished Operation on the App is known (the
+    operator's watch of Operations): a queued or running operation will set the App right itself.
+    `objects` is the round's snapshot of the namespace: when it shows no drift, no request is made.
+    """
+    meta = body["metadata"]
+    if lock.locked() or busy(meta["namespace"], "App", meta["name"]) or not drifted(body, objects):
+        return []  # an operation is starting, queued or running on the App; or nothing drifted
     async with lock:
-        fresh = await kube.find("App", body["metadata"]["namespace"], body["metadata"]["name"])
+        fresh = await kube.find("App", meta["namespace"], meta["name"])
         return await _repair(kube, fresh) if fresh else []
 
 
@@ -55,11 +100,6 @@ async def _repair(kube: Kube, body: dict[str, Any]) -> list[str]:
     version = current_version(status)
     if version is None or status.phase == "Deprovisioned":
         return []
-    for body_ in await kube.list_objects("Operation", meta["namespace"]):
-        operation = Operation.of(body_)
-        target = operation.spec.target
-        if target.kind.value == "App" and target.name == meta["name"] and not operation.status.phase.finished:
-            return []
     repaired = []
     for manifest in render(meta["name"], meta["uid"], version.spec, version.operation, version.restarted_at):
         current = await kube.read(meta["namespace"], manifest["kind"], manifest["metadata"]["name"])
