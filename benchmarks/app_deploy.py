@@ -70,6 +70,7 @@ def run(env: Environment, out: Path, replicas: int = 20, min_ready: int = 5) -> 
         with ready_endpoints(bosun, service) as sampler:
             second = deploy(bosun, manifest(replicas, "example.com/web:2", min_ready), 2)
     counts = [n for _, n in sampler.samples]
+    dips = below(sampler.samples, replicas)
     data = {
         "replicas": replicas,
         "min_ready_seconds": min_ready,
@@ -77,13 +78,15 @@ def run(env: Environment, out: Path, replicas: int = 20, min_ready: int = 5) -> 
         "new_release_seconds": seconds_between(second["startedAt"], second["finishedAt"]),
         "fewest_ready": min(counts),
         "most_ready": max(counts),
+        "dips_below_replicas": len(dips),
+        "seconds_below_replicas": round(sum(dips), 2),
         "samples": len(counts),
     }
     report.data = data
     report.table(
-        ["replicas", "first deploy (s)", "new release (s)", "fewest ready during it", "most ready", "samples"],
+        ["replicas", "first deploy (s)", "new release (s)", "fewest ready during it", "time below N (s)", "samples"],
         [[replicas, data["first_deploy_seconds"], data["new_release_seconds"], data["fewest_ready"],
-          data["most_ready"], len(counts)]],
+          f"{data['seconds_below_replicas']} in {len(dips)} dips", len(counts)]],
     )  # fmt: skip
     report.say(f"minReadySeconds {min_ready}: a new pod must stay Ready that long before an old one stops.")
     plt = pyplot()
@@ -95,6 +98,18 @@ def run(env: Environment, out: Path, replicas: int = 20, min_ready: int = 5) -> 
     axis.legend()
     report.plot(figure)
     return report
+
+
+def below(samples: list[tuple[float, int]], replicas: int) -> list[float]:
+    """How long each stretch of samples with fewer than `replicas` ready endpoints lasted."""
+    dips, since = [], None
+    for at, count in samples:
+        if count < replicas and since is None:
+            since = at
+        elif count >= replicas and since is not None:
+            dips.append(at - since)
+            since = None
+    return dips
 
 
 def ready_endpoints_now(bosun: Bosun, service: str) -> int:

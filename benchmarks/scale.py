@@ -1,7 +1,7 @@
 """The operator at scale: engine latency, throughput, footprint and start-up, on fake nodes.
 
     .venv/bin/python -m benchmarks scale [--nodes 50] [--apps 500] [--databases 50]
-                                         [--in-flight 1,50,500] [--idle-seconds 30]
+                                         [--in-flight 1,50,500] [--idle-seconds 30] [--finished 0]
 
 1. **Throughput**: `--apps` Apps (1 replica, no wait for stability) and `--databases` Databases
    are created at once on `--nodes` fake nodes; each makes its first operation (deploy,
@@ -10,8 +10,9 @@
 2. **Engine latency**: with 1, 50, 500 ... restarts in flight at once over distinct Apps,
    Operation created → first step running, and a step's end → the next step's start, as a client
    watching the Operations sees them (status times have a one-second resolution).
-3. **Footprint**: the operator's RSS and CPU idle with everything above in place (it must not
-   poll the world), and a restart: time from start to steady state, RSS then.
+3. **Footprint**: the operator's RSS and CPU idle with everything above in place, plus
+   `--finished` Operations that failed at once (records, as finished operations are): it must
+   not poll the world. Then a restart: time from start to steady state, RSS then.
 
 Every figure is measured by watching the cluster from outside the operator; nothing is asserted.
 """
@@ -226,6 +227,7 @@ def run(
     databases: int = 50,
     in_flight: tuple[int, ...] = (1, 50, 500),
     idle_seconds: float = 30.0,
+    finished: int = 0,
 ) -> Report:
     report = Report("scale", "The operator at scale", out)
     core = env.core
@@ -252,6 +254,17 @@ def run(
                     "etcd_cpu": round(median(usage.between(began, ended, "etcd")), 2),
                 }
                 curve = [(t - began, i + 1) for i, t in enumerate(done)]
+                if finished:
+                    bulk = time.monotonic()
+                    names = [f"gone-{n}" for n in range(finished)]
+                    for name in names:  # their target does not exist: each fails at once, a record
+                        bosun.custom.create_namespaced_custom_object(
+                            GROUP, VERSION, bosun.namespace, "operations", operation(name, f"gone-{name}")
+                        )
+                    watcher.wait_finished(names, timeout=300 + finished)
+                    took = time.monotonic() - bulk
+                    data["finished"] = {"operations": finished, "seconds": round(took, 1),
+                                        "per_minute": round(60 * finished / took, 1)}  # fmt: skip
                 latency = {}
                 for count in in_flight:
                     count = min(count, apps)
@@ -321,6 +334,12 @@ def _write(report: Report, data: dict[str, Any], curve: list[tuple[float, int]])
         f"{data['apps']} Apps and {data['databases']} Databases created at once on {data['nodes']} fake nodes; "
         "each one's first operation (deploy, provision) runs."
     )
+    if "finished" in data:
+        f = data["finished"]
+        report.say(
+            f"Then {f['operations']} Operations whose target does not exist (each fails at once and stays a "
+            f"record): {f['seconds']} s, {f['per_minute']} per minute."
+        )
     report.table(
         ["operations", "failed", "took (s)", "per minute", "operator CPU", "API server CPU", "etcd CPU"],
         [[t["operations"], t["failed"], t["seconds"], t["per_minute"], t["operator_cpu"], t["apiserver_cpu"],
@@ -359,6 +378,7 @@ def main(env: Environment, argv: list[str], out: Path) -> Report:
     options.add_argument("--databases", type=int, default=50)
     options.add_argument("--in-flight", default="1,50,500")
     options.add_argument("--idle-seconds", type=float, default=30.0)
+    options.add_argument("--finished", type=int, default=0, help="extra Operations that fail at once (records)")
     args = options.parse_args(argv)
     counts = tuple(int(c) for c in args.in_flight.split(","))
-    return run(env, out, args.nodes, args.apps, args.databases, counts, args.idle_seconds)
+    return run(env, out, args.nodes, args.apps, args.databases, counts, args.idle_seconds, args.finished)

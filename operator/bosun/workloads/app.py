@@ -133,7 +133,7 @@ def deployment(
         "spec": {
             "replicas": process.replicas,
             "selector": {"matchLabels": selector(app, process.name)},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}},
             "minReadySeconds": spec.min_ready_seconds,
             "progressDeadlineSeconds": 600,
             "revisionHistoryLimit": 5,
