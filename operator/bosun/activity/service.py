@@ -13,6 +13,7 @@ record is in the store.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -47,12 +48,17 @@ class ActivityService:
         retention_seconds: float,
         clock: Callable[[], datetime] = _now,
         namespaces: Sequence[str] = (),
+        report_delay_seconds: float = 2.0,
     ) -> None:
         self.kube = kube
         self.store = store
         self.retention = timedelta(seconds=retention_seconds)
         self.clock = clock
         self.namespaces = list(namespaces)  # watched; empty: all (the operator's rights end there)
+        self.report_delay_seconds = report_delay_seconds
+        self._stale: set[tuple[str, str]] = set()  # (namespace, week) whose report an archive changed
+        self._reporter: asyncio.Task[None] | None = None
+        self._stored: dict[tuple[str, str], dict[str, OperationRecord]] = {}  # records read, by store key
 
     def _watched(self, namespace: str) -> bool:
         return not self.namespaces or namespace in self.namespaces
@@ -63,29 +69,57 @@ class ActivityService:
         return [body for namespace in self.namespaces for body in await self.kube.list_objects("Operation", namespace)]
 
     async def archive(self, body: Mapping[str, Any]) -> OperationRecord:
-        """Store a finished operation's record (idempotent), mark it archived, refresh its week's report."""
+        """Store a finished operation's record (idempotent), mark it archived, refresh its week's report.
+
+        The report is refreshed a moment later, once for every archive of that moment: rewriting
+        it at each archive read the whole week each time (1,000 operations ending together made a
+        million store reads and kept the operator busy for minutes). A report a process did not
+        get to write is written by the next archive of its week, or by `catch_up` once the week is over.
+        """
         record = OperationRecord.of(body)
         if archived_at(body) != self.store.url(record.key):
             await self.store.put(record.key, record.model_dump_json(by_alias=True).encode())
-            await self.write_report(record.namespace, record.week)
             # Last: `status.archived` releases the Operation (see bosun.lifecycle), so it comes after
-            # everything it stands for. Status, because users cannot write it (a forged marker would
+            # the record it stands for. Status, because users cannot write it (a forged marker would
             # let retention delete an Operation that was never archived).
             await self.kube.patch_status(
                 "Operation", record.namespace, record.name, {"archived": self.store.url(record.key)}
             )
-            return record
-        await self.write_report(record.namespace, record.week)
+        self._report_soon(record.namespace, record.week)
         return record
 
+    def _report_soon(self, namespace: str, week: str) -> None:
+        self._stale.add((namespace, week))
+        if self._reporter is None or self._reporter.done():
+            self._reporter = asyncio.get_running_loop().create_task(self._write_stale_reports())
+
+    async def _write_stale_reports(self) -> None:
+        while self._stale:
+            await asyncio.sleep(self.report_delay_seconds)
+            for namespace, week in sorted(self._stale):
+                self._stale.discard((namespace, week))
+                try:
+                    await self.write_report(namespace, week)
+                except Exception as error:  # the next archive of the week, or catch_up, writes it
+                    logger.warning("report of %s for %s not written yet: %s", namespace, week, error)
+
     async def records(self, namespace: str, week: str) -> list[OperationRecord]:
-        """Archived records of the week, with live Operations of the week on top (they are newer)."""
-        found: dict[str, OperationRecord] = {}
-        for key in await self.store.keys(f"records/{namespace}/{week}/"):
-            data = await self.store.get(key)
-            if data:
-                record = OperationRecord.model_validate_json(data)
-                found[record.uid] = record
+        """Archived records of the week, with live Operations of the week on top (they are newer).
+
+        This week's records once read are kept (a finished operation's record never changes): a
+        rewrite lists the week's keys and reads only the new ones.
+        """
+        current = week_of(self.clock())
+        for old in [k for k in self._stored if k[1] != current]:  # only this week's are kept
+            del self._stored[old]
+        stored = self._stored.setdefault((namespace, week), {}) if week == current else {}
+        keys = await self.store.keys(f"records/{namespace}/{week}/")
+        for key in keys:
+            if key not in stored:
+                data = await self.store.get(key)
+                if data:
+                    stored[key] = OperationRecord.model_validate_json(data)
+        found = {stored[key].uid: stored[key] for key in keys if key in stored}
         for body in await self.kube.list_objects("Operation", namespace):
             record = OperationRecord.of(body)
             if record.created and record.week == week:
