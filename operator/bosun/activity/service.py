@@ -48,16 +48,15 @@ class ActivityService:
         retention_seconds: float,
         clock: Callable[[], datetime] = _now,
         namespaces: Sequence[str] = (),
-        report_delay_seconds: float = 2.0,
     ) -> None:
         self.kube = kube
         self.store = store
         self.retention = timedelta(seconds=retention_seconds)
         self.clock = clock
         self.namespaces = list(namespaces)  # watched; empty: all (the operator's rights end there)
-        self.report_delay_seconds = report_delay_seconds
-        self._stale: set[tuple[str, str]] = set()  # (namespace, week) whose report an archive changed
-        self._reporter: asyncio.Task[None] | None = None
+        self._asked: dict[tuple[str, str], int] = {}  # report refreshes asked for, per (namespace, week)
+        self._covered: dict[tuple[str, str], int] = {}  # of those, how many a finished write covers
+        self._report_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._stored: dict[tuple[str, str], dict[str, OperationRecord]] = {}  # records read, by store key
 
     def _watched(self, namespace: str) -> bool:
@@ -69,39 +68,40 @@ class ActivityService:
         return [body for namespace in self.namespaces for body in await self.kube.list_objects("Operation", namespace)]
 
     async def archive(self, body: Mapping[str, Any]) -> OperationRecord:
-        """Store a finished operation's record (idempotent), mark it archived, refresh its week's report.
+        """Store a finished operation's record (idempotent), refresh its week's report, mark it archived.
 
-        The report is refreshed a moment later, once for every archive of that moment: rewriting
-        it at each archive read the whole week each time (1,000 operations ending together made a
-        million store reads and kept the operator busy for minutes). A report a process did not
-        get to write is written by the next archive of its week, or by `catch_up` once the week is over.
+        Operations that end together share report writes (see `refresh_report`): rewriting the
+        report once per archive read the whole week each time, and 1,000 operations ending
+        together kept the operator busy for minutes.
         """
         record = OperationRecord.of(body)
         if archived_at(body) != self.store.url(record.key):
             await self.store.put(record.key, record.model_dump_json(by_alias=True).encode())
+            await self.refresh_report(record.namespace, record.week)
             # Last: `status.archived` releases the Operation (see bosun.lifecycle), so it comes after
-            # the record it stands for. Status, because users cannot write it (a forged marker would
+            # everything it stands for. Status, because users cannot write it (a forged marker would
             # let retention delete an Operation that was never archived).
             await self.kube.patch_status(
                 "Operation", record.namespace, record.name, {"archived": self.store.url(record.key)}
             )
-        self._report_soon(record.namespace, record.week)
+            return record
+        await self.refresh_report(record.namespace, record.week)
         return record
 
-    def _report_soon(self, namespace: str, week: str) -> None:
-        self._stale.add((namespace, week))
-        if self._reporter is None or self._reporter.done():
-            self._reporter = asyncio.get_running_loop().create_task(self._write_stale_reports())
+    async def refresh_report(self, namespace: str, week: str) -> None:
+        """Rewrite the week's report so that it includes everything archived before this call.
 
-    async def _write_stale_reports(self) -> None:
-        while self._stale:
-            await asyncio.sleep(self.report_delay_seconds)
-            for namespace, week in sorted(self._stale):
-                self._stale.discard((namespace, week))
-                try:
-                    await self.write_report(namespace, week)
-                except Exception as error:  # the next archive of the week, or catch_up, writes it
-                    logger.warning("report of %s for %s not written yet: %s", namespace, week, error)
+        One write at a time per report; a caller whose request a write already covers (the write
+        began after the request) returns without writing. Under a burst, writes batch themselves.
+        """
+        key = (namespace, week)
+        self._asked[key] = asked = self._asked.get(key, 0) + 1
+        async with self._report_locks.setdefault(key, asyncio.Lock()):
+            if self._covered.get(key, 0) >= asked:
+                return
+            covers = self._asked[key]
+            await self.write_report(namespace, week)
+            self._covered[key] = covers
 
     async def records(self, namespace: str, week: str) -> list[OperationRecord]:
         """Archived records of the week, with live Operations of the week on top (they are newer).
