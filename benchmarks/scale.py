@@ -24,14 +24,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from string import Template
 from typing import Any
 
 import psutil
-import yaml
 from kubernetes import client, watch
 from tests.support.bosun_objects import GROUP, VERSION, Bosun
-from tests.support.cluster import ROOT
+from tests.support.cluster import fake_node
 
 from benchmarks.common import Environment, Report, median, percentile, pyplot
 
@@ -160,16 +158,10 @@ def cluster_pids(env: Environment) -> dict[str, int]:
 
 
 def add_nodes(core: client.CoreV1Api, count: int) -> None:
-    template = Template((ROOT / "hack" / "cluster.d" / "node.yaml.tpl").read_text())
     existing = {n.metadata.name for n in core.list_node().items}
     for n in range(1, count + 1):
-        name = f"{NODE_PREFIX}{n}"
-        if name in existing:
-            continue
-        manifest = yaml.safe_load(template.substitute(NAME=name, ZONE="scale", CPU="64", MEMORY="256Gi", PODS="250"))
-        for key in ("bootID", "containerRuntimeVersion", "kernelVersion", "machineID", "osImage", "systemUUID"):
-            manifest["status"]["nodeInfo"].setdefault(key, "")
-        core.create_node(manifest)
+        if f"{NODE_PREFIX}{n}" not in existing:
+            core.create_node(fake_node(f"{NODE_PREFIX}{n}", "scale", cpu="64", memory="256Gi", pods="250"))
 
 
 def remove_nodes(core: client.CoreV1Api) -> None:

@@ -12,6 +12,8 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from string import Template
+from typing import Any
 
 import yaml
 
@@ -132,3 +134,15 @@ def serve_bosun_api(local: LocalCluster) -> None:
         timeout=60,
         what="the Operation API and its admission policy to serve requests",
     )
+
+
+def fake_node(name: str, zone: str, cpu: str = "8", memory: str = "32Gi", pods: str = "110") -> dict[str, Any]:
+    """A KWOK node as hack/cluster.d/node.yaml.tpl describes one, ready for the client's create_node."""
+    template = Template((ROOT / "hack" / "cluster.d" / "node.yaml.tpl").read_text())
+    manifest: dict[str, Any] = yaml.safe_load(
+        template.substitute(NAME=name, ZONE=zone, CPU=cpu, MEMORY=memory, PODS=pods)
+    )
+    info = manifest["status"]["nodeInfo"]  # the client's model wants every field a kubelet fills
+    for key in ("bootID", "containerRuntimeVersion", "kernelVersion", "machineID", "osImage", "systemUUID"):
+        info.setdefault(key, "")
+    return manifest

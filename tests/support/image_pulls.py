@@ -21,12 +21,10 @@ import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
-from string import Template
 
-import yaml
 from kubernetes import client, watch
 
-from tests.support.cluster import ROOT
+from tests.support.cluster import fake_node
 
 PREFIX = "kwok-pulls-"
 ZONE = "pulls"  # hack/cluster.d/stages-storage.yaml derives a node's zone from its name
@@ -68,13 +66,8 @@ class ImagePulls:
         existing = [n.metadata.name for n in self.core.list_node().items if n.metadata.name.startswith(PREFIX)]
         first = max((int(n.removeprefix(PREFIX)) for n in existing), default=0) + 1
         names = [f"{PREFIX}{first + i}" for i in range(count)]
-        template = Template((ROOT / "hack" / "cluster.d" / "node.yaml.tpl").read_text())
         for name in names:
-            manifest = yaml.safe_load(template.substitute(NAME=name, ZONE=ZONE, CPU=cpu, MEMORY=memory, PODS="110"))
-            info = manifest["status"]["nodeInfo"]  # the client's model wants every field a kubelet fills
-            for key in ("bootID", "containerRuntimeVersion", "kernelVersion", "machineID", "osImage", "systemUUID"):
-                info.setdefault(key, "")
-            self.core.create_node(manifest)
+            self.core.create_node(fake_node(name, ZONE, cpu, memory))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             ready = {n.metadata.name for n in self.core.list_node().items if _ready(n)}
