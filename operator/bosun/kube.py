@@ -369,11 +369,12 @@ class Kube:
                     async with watch.Watch().stream(
                         self.core.list_namespaced_pod, namespace, field_selector=selector,
                         resource_version=listed.metadata.resource_version, timeout_seconds=60,
+                        _request_timeout=75,  # a half-open connection ends too, and is reopened
                     ) as stream:  # fmt: skip
                         async for event in stream:
                             if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
                                 changes.put_nowait(None if event["type"] == "DELETED" else event["raw_object"])
-                except (TimeoutError, ApiException, aiohttp.ClientError, ConnectionError):
+                except Exception:  # any end of the watch: read again and reopen it
                     await asyncio.sleep(0.2)
 
         task = asyncio.get_running_loop().create_task(follow())
@@ -382,6 +383,8 @@ class Kube:
             while True:
                 if isinstance(latest, Exception):
                     raise latest
+                if task.done():  # never re-yield a state nobody follows any more
+                    raise TransientError(f"the watch of pod {namespace}/{name} ended")
                 yield latest
                 with contextlib.suppress(TimeoutError):
                     latest = await asyncio.wait_for(changes.get(), every)
@@ -389,8 +392,7 @@ class Kube:
                     latest = changes.get_nowait()
         finally:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await asyncio.wait([task])  # not `await task`: a cancel aimed at the caller must reach it
 
     async def list_labelled(self, namespace: str, kind: str, selector: dict[str, str]) -> list[dict[str, Any]]:
         api, suffix = self._typed(kind)

@@ -209,6 +209,9 @@ class _LiveHandle:
             pass
 
 
+QUEUE_RECHECK_SECONDS = 10.0  # a waiting operation asks the API server at least this often
+
+
 class OperationService:
     def __init__(
         self,
@@ -226,6 +229,7 @@ class OperationService:
         self.identity = identity  # the operator's own user name, to know its own Operations
         self.targets = TargetStatus(kube)
         self.unfinished = Unfinished()  # fed by the handlers from the watch of Operations
+        self._asked_at: dict[str, float] = {}  # per waiting operation: when the API server was last asked
         self._driving: dict[str, tuple[asyncio.Lock, int]] = {}  # per operation uid: its lock, and who wants it
         self._target_locks: dict[tuple[str, str, str], asyncio.Lock] = {}
 
@@ -375,6 +379,7 @@ class OperationService:
                 await asyncio.sleep(self.queue_poll_seconds)
                 continue
             if found is not _WAIT:
+                self._asked_at.pop(operation.uid, None)
                 return found  # type: ignore[return-value]
             await asyncio.sleep(self.queue_poll_seconds)
 
@@ -400,10 +405,12 @@ class OperationService:
             journal.warning(message)
             await handle.save(status)
             return None
-        if status.phase is Phase.QUEUED:
+        now = asyncio.get_running_loop().time()
+        if status.phase is Phase.QUEUED and now - self._asked_at.get(operation.uid, 0.0) < QUEUE_RECHECK_SECONDS:
             seen_ahead = self.unfinished.blocker(operation.model_copy(update={"status": status}))
             if seen_ahead is not None and seen_ahead == status.queued_behind:
                 return _WAIT  # the watch still shows it ahead: no need to ask the API server yet
+        self._asked_at[operation.uid] = now  # an event the watch missed delays a start by this much at most
         target = await self.kube.find(kind, operation.namespace, name)
         if target is None and waiting:
             message = f"{kind} {name!r} does not exist in namespace {operation.namespace}"

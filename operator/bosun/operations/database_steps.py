@@ -292,6 +292,10 @@ class Attachments:
         name = (claim.get("spec") or {}).get("volumeName")
         return cls(ctx, await ctx.kube.persistent_volume(name) if name else None)
 
+    async def anywhere(self) -> list[dict[str, Any]]:
+        """Every attachment of the volume, whatever the node: one list, the last check of a detach."""
+        return await self.ctx.kube.volume_attachments(self.volume_name) if self.volume_name else []
+
     async def on(self, node: str) -> dict[str, Any] | None:
         if self.handle and self.driver:
             key = hashlib.sha256(f"{self.handle}{self.driver}{node}".encode()).hexdigest()
@@ -303,6 +307,8 @@ class Attachments:
 async def detach(ctx: DatabaseContext) -> str:
     attachments = await Attachments.of(ctx)
     while await attachments.on(ctx.plan.from_node):
+        await asyncio.sleep(POLL_SECONDS)
+    while await attachments.anywhere():  # attached to no node at all, not only to the old one
         await asyncio.sleep(POLL_SECONDS)
     return f"volume detached from {ctx.plan.from_node}"
 
