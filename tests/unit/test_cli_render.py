@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bosun.cli.main import parser
-from bosun.cli.render import exit_code, new_log_lines, progress_bar, step_table
+from bosun.cli.render import exit_code, progress_bar, step_table
 
 
 def steps(*states: str) -> list[dict[str, Any]]:
@@ -35,14 +35,6 @@ def test_progress_bar_counts_done_steps_and_names_the_current_one() -> None:
     assert progress_bar({"phase": "Succeeded", "steps": steps("Succeeded", "Succeeded")}, width=4) == (
         "[####] 2/2 (Succeeded)"
     )
-
-
-def test_new_log_lines_prints_each_line_once_and_says_what_it_missed() -> None:
-    status = {"log": {"lines": ["c", "d", "e"], "total": 5}}
-    assert new_log_lines(status, 0) == (["c", "d", "e"], 5, 2)
-    assert new_log_lines(status, 3) == (["d", "e"], 5, 0)
-    assert new_log_lines(status, 5) == ([], 5, 0)
-    assert new_log_lines({}, 0) == ([], 0, 0)
 
 
 def test_step_table_shows_timings_and_what_was_not_undone() -> None:

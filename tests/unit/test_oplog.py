@@ -156,3 +156,73 @@ async def test_a_log_still_holding_lines_is_found_so_nobody_else_writes_over_it(
     await log.flush()
     assert held(key) == [] and log.settled
     assert [line.split(" ", 2)[2].strip() for line in stored_lines(store, key)] == ["first", "last"]
+
+
+class MemoryCopy:
+    """The namespace copy's contract (read back what was written), kept in memory; the ConfigMap
+    implementation is exercised against the API server in tests/cluster/test_activity.py."""
+
+    def __init__(self) -> None:
+        self.body = b""
+        self.down = False
+        self.writes = 0
+
+    async def read(self) -> bytes:
+        return self.body
+
+    async def write(self, body: bytes) -> None:
+        if self.down:
+            raise StoreUnavailable("API server busy")
+        self.body, self.writes = body, self.writes + 1
+
+
+async def test_the_copy_gets_the_store_s_bytes_and_catches_up_after_an_outage(tmp_path: Path) -> None:
+    store, copy = LocalStore(tmp_path), MemoryCopy()
+    log = OperationLog(store, "logs/ns/op.log", flush_seconds=3600, copy=copy)
+    log.add("one")
+    copy.down = True
+    with pytest.raises(StoreUnavailable):
+        await log.flush()
+    assert log.pending == 1 and (tmp_path / "logs/ns/op.log").read_bytes()  # the store was still written
+    copy.down = False
+    log.add("two")
+    await log.flush()
+    assert copy.body == (tmp_path / "logs/ns/op.log").read_bytes() and log.settled
+
+
+async def test_a_message_of_several_lines_is_as_many_numbered_lines(tmp_path: Path) -> None:
+    copy = MemoryCopy()
+    log = OperationLog(LocalStore(tmp_path), "logs/ns/op.log", flush_seconds=3600, copy=copy)
+    log.add("Output:\nfirst\r\nsecond")
+    await log.flush()
+    assert log.total == 3 and copy.body.count(b"\n") == 3
+    assert [line.split(" ", 2)[2].strip() for line in log.status().lines] == ["Output:", "first", "second"]
+
+
+async def test_settling_after_a_restart_fills_a_copy_the_store_outran(tmp_path: Path) -> None:
+    store, copy = LocalStore(tmp_path), MemoryCopy()
+    first = OperationLog(store, "logs/ns/op.log", flush_seconds=3600)  # the copy was unreachable then
+    first.add("stored only")
+    await first.flush()
+    later = OperationLog(store, "logs/ns/op.log", copy=copy)
+    await later.resume(first.status())
+    await later.settle()
+    assert copy.body == (tmp_path / "logs/ns/op.log").read_bytes()
+
+
+async def test_without_a_store_the_copy_is_read_back_on_resume() -> None:
+    copy = MemoryCopy()
+    first = OperationLog(None, "logs/ns/op.log", flush_seconds=3600, tail=1, copy=copy)
+    for n in range(3):
+        first.add(f"line {n}")
+    await first.flush()
+    second = OperationLog(None, "logs/ns/op.log", flush_seconds=3600, copy=copy)
+    await second.resume(first.status())  # the status shows only the last line
+    second.add("after")
+    await second.flush()
+    assert [line.split(" ", 2)[2].strip() for line in copy.body.decode().splitlines()] == [
+        "line 0",
+        "line 1",
+        "line 2",
+        "after",
+    ]

@@ -10,16 +10,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TextIO
 
 from bosun.activity.report import COLUMNS, report_name, week_of, weeks_between
-from bosun.cli.render import EXIT_ERROR, exit_code, new_log_lines, progress_bar, step_table, table
+from bosun.cli.render import EXIT_ERROR, exit_code, progress_bar, step_table, table
+from bosun.models import logcopy
 
 GROUP, VERSION = "bosun.dev", "v1alpha1"
 CSV_KEY = "activity.csv"
+TIMESTAMPED = re.compile(r"^\d{4}-\d\d-\d\dT\S+ ")
 
 
 class CliError(Exception):
@@ -99,23 +102,103 @@ def status(conn: Connection, name: str, out: TextIO) -> int:
     return 0 if code is None else code
 
 
-def logs(conn: Connection, name: str, follow: bool, out: TextIO, err: TextIO, poll: float = 0.5) -> int:
-    """Print the operation's log; with follow, until it ends, with a progress bar on stderr."""
-    printed, last_bar = 0, ""
+def find_operation(conn: Connection, name: str) -> dict[str, Any] | None:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return dict(conn.custom.get_namespaced_custom_object(GROUP, VERSION, conn.namespace, "operations", name))
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise _api_error(error, f"operation {name} in namespace {conn.namespace}") from None
+    except Exception as error:
+        raise _api_error(error, f"operation {name} in namespace {conn.namespace}") from None
+
+
+def _log_chunks(conn: Connection, name: str, selector: str) -> list[dict[str, Any]]:
+    found = _call(
+        f"log of operation {name} in namespace {conn.namespace}",
+        lambda: conn.core.list_namespaced_config_map(conn.namespace, label_selector=selector),
+    )
+    return [conn.core.api_client.sanitize_for_serialization(item) for item in found.items]
+
+
+def copied_lines(conn: Connection, name: str, uid: str) -> list[str]:
+    """The operation's whole log as its namespace's copy holds it (`bosun.models.logcopy`)."""
+    return logcopy.lines_of(logcopy.assemble(_log_chunks(conn, name, f"{logcopy.UID_LABEL}={uid}")))
+
+
+def _shown(line: str, timestamps: bool) -> str:
+    return line if timestamps or not TIMESTAMPED.match(line) else line.split(" ", 1)[1]
+
+
+@dataclass
+class _LogCursor:
+    """Which line comes next, and since when the copy has been behind the status (if it is)."""
+
+    printed: int
+    behind_since: float | None = None
+
+
+def _next_lines(
+    conn: Connection, name: str, uid: str, log: dict[str, Any], cursor: _LogCursor, wait: float
+) -> tuple[list[str], str]:
+    """Lines from the cursor on: from the status tail, and from the copy for what the tail no longer shows.
+
+    Returns the lines and, when the copy stayed behind longer than `wait`, a notice of the lines skipped.
+    """
+    tail, total = list(log.get("lines") or []), int(log.get("total") or 0)
+    first = total - len(tail)
+    if cursor.printed >= first:
+        return tail[cursor.printed - first :], ""
+    copied = copied_lines(conn, name, uid)
+    if len(copied) >= first:
+        cursor.behind_since = None
+        return copied[cursor.printed :] + tail[max(0, len(copied) - first) :], ""
+    now = time.monotonic()
+    cursor.behind_since = cursor.behind_since or now
+    if now - cursor.behind_since < wait:  # the operator copies new lines about every second
+        return copied[cursor.printed :], ""
+    lines = copied[cursor.printed :]
+    notice = f"lines {len(copied) + 1}-{first} are not in the namespace's copy yet (the log store has them)"
+    cursor.printed = first - len(lines)  # the caller adds the lines printed
+    return lines + tail, notice
+
+
+def logs(
+    conn: Connection,
+    name: str,
+    follow: bool,
+    out: TextIO,
+    err: TextIO,
+    *,
+    tail: int | None = None,
+    timestamps: bool = False,
+    poll: float = 0.5,
+    copy_wait: float = 30.0,
+) -> int:
+    """Print the operation's whole log; with follow, until it ends, with a progress bar on stderr."""
+    operation = find_operation(conn, name)
+    if operation is None:
+        return removed_log(conn, name, out, tail=tail, timestamps=timestamps)
+    uid = str(operation["metadata"].get("uid", ""))
+    cursor: _LogCursor | None = None
+    last_bar = ""
     tty = err.isatty()
     while True:
-        operation = get_operation(conn, name)
         current = operation.get("status") or {}
-        lines, total, skipped = new_log_lines(current, printed)
-        if lines and tty and last_bar:
+        log = current.get("log") or {}
+        if cursor is None:
+            cursor = _LogCursor(max(0, int(log.get("total") or 0) - tail) if tail is not None else 0)
+        lines, notice = _next_lines(conn, name, uid, log, cursor, copy_wait)
+        if (lines or notice) and tty and last_bar:
             err.write("\r\033[K")
-        if skipped:
-            where = (current.get("log") or {}).get("url", "the log store")
-            print(f"... {skipped} earlier lines are in {where}", file=out)
+        if notice:
+            print(f"warning: {notice}", file=err)
         for line in lines:
-            print(line, file=out)
+            print(_shown(line, timestamps), file=out)
         out.flush()
-        printed = max(printed, total)
+        cursor.printed += len(lines)
         code = exit_code(current)
         if follow:
             bar = progress_bar(current)
@@ -123,11 +206,31 @@ def logs(conn: Connection, name: str, follow: bool, out: TextIO, err: TextIO, po
                 err.write(("\r\033[K" + bar) if tty else bar + "\n")
                 err.flush()
                 last_bar = bar
-        if not follow or code is not None:
+        complete = cursor.printed >= int(log.get("total") or 0)
+        if complete and (not follow or code is not None):
             if follow and tty:
                 err.write("\n")
             return 0 if code is None else code
         time.sleep(poll)
+        operation = get_operation(conn, name)
+
+
+def removed_log(conn: Connection, name: str, out: TextIO, *, tail: int | None, timestamps: bool) -> int:
+    """The log of an operation retention removed: its namespace keeps the copy."""
+    chunks = [
+        c
+        for c in _log_chunks(conn, name, f"{logcopy.OF_LABEL}={logcopy.of_label(name)}")
+        if ((c.get("metadata") or {}).get("annotations") or {}).get(logcopy.OPERATION_ANNOTATION) == name
+    ]
+    uid = logcopy.newest_uid(chunks)
+    if not uid:
+        raise CliError(f"operation {name} in namespace {conn.namespace}: not found, and no log of it is kept")
+    lines = logcopy.lines_of(
+        logcopy.assemble(c for c in chunks if (c["metadata"].get("labels") or {}).get(logcopy.UID_LABEL) == uid)
+    )
+    for line in lines[-tail:] if tail is not None else lines:
+        print(_shown(line, timestamps), file=out)
+    return 0
 
 
 def _weeks(week: str | None, since: date | None, today: date) -> list[str]:

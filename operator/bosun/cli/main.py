@@ -56,12 +56,20 @@ def parser() -> argparse.ArgumentParser:
     logs = plugin_command("logs", "an operation's log; -f follows it until it ends")
     logs.add_argument("operation")
     logs.add_argument("-f", "--follow", action="store_true", help="follow until the operation ends")
+    logs.add_argument("--tail", type=_count, metavar="N", help="only the last N lines (default: the whole log)")
+    logs.add_argument("--timestamps", action="store_true", help="show each line's time (UTC)")
     activity = plugin_command("activity", "the namespace's weekly activity report")
     when = activity.add_mutually_exclusive_group()
     when.add_argument("--week", type=_iso_week, help="an ISO week such as 2026-W47 (default: this week)")
     when.add_argument("--since", type=date.fromisoformat, metavar="DATE", help="every week from DATE (YYYY-MM-DD)")
     activity.add_argument("-o", "--output", choices=["csv", "table"], default="csv", help="csv (default) or table")
     return top
+
+
+def _count(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of lines (0 or more)")
+    return int(value)
 
 
 def _iso_week(value: str) -> str:
@@ -117,7 +125,9 @@ def _plugin(args: argparse.Namespace) -> int:
         if args.command == "status":
             return commands.status(conn, args.operation, out)
         if args.command == "logs":
-            return commands.logs(conn, args.operation, args.follow, out, err)
+            return commands.logs(
+                conn, args.operation, args.follow, out, err, tail=args.tail, timestamps=args.timestamps
+            )
         return commands.activity(conn, args.week, args.since, args.output, out, err)
     except commands.CliError as error:
         print(f"error: {error}", file=err)

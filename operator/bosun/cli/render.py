@@ -88,13 +88,3 @@ def progress_bar(status: dict[str, Any], width: int = 24) -> str:
     current = next((s for s in steps if s.get("state") not in ("Succeeded", "Skipped", "Pending")), None)
     where = f" {current['name']} {current['state']}" if current else ""
     return f"[{'#' * filled}{'-' * (width - filled)}] {done}/{len(steps)}{where} ({status.get('phase') or 'Pending'})"
-
-
-def new_log_lines(status: dict[str, Any], printed: int) -> tuple[list[str], int, int]:
-    """Lines of the status tail not printed yet: (lines, new printed count, lines skipped past)."""
-    log = status.get("log") or {}
-    lines, total = list(log.get("lines") or []), int(log.get("total") or 0)
-    first = total - len(lines)
-    skipped = max(0, first - printed)
-    fresh = lines[max(0, printed - first) :]
-    return fresh, total, skipped

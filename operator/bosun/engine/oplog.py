@@ -10,6 +10,13 @@ written before a SIGKILL still carries whatever the store missed. A restarted op
 the log: it reads the store's copy and completes it from that status tail, then numbers its own
 lines on from there. Lines the store got but the status never showed are kept too.
 
+Every flush also goes to the log's copy in the operation's namespace (`LogCopy`, ConfigMaps that
+people read through the API server): each is tried even when the other is down, and the lines count
+as written only once both have them.
+
+A message of several lines becomes as many log lines, so that a line number means the same in
+the status, the store and the copy.
+
 Memory held for an unreachable store is bounded: at most `max_held` lines per operation wait in
 memory; beyond that, lines go to the operator's own log only, and the operation's log says how many
 were not kept once the store is back.
@@ -21,6 +28,7 @@ import asyncio
 import logging
 import weakref
 from datetime import UTC, datetime
+from typing import Protocol
 
 from bosun import metrics
 from bosun.models.operation import OperationLogStatus
@@ -51,16 +59,24 @@ def merged(stored: list[str], total: int, tail: list[str]) -> list[str]:
     return out + tail[len(out) - start :]
 
 
+class LogCopy(Protocol):
+    """Where people read the log (see `engine.logcopy`); raises StoreUnavailable while unreachable."""
+
+    async def read(self) -> bytes: ...
+
+    async def write(self, body: bytes) -> None: ...
+
+
 _LIVE: weakref.WeakSet[OperationLog] = weakref.WeakSet()  # every log this process still holds lines of
 
 
 def held(key: str) -> list[OperationLog]:
     """This process's logs of `key` that still hold lines the store lacks (a driver's, after it ended)."""
-    return [log for log in list(_LIVE) if log.key == key and log.store is not None and not log.settled]
+    return [log for log in list(_LIVE) if log.key == key and log.writes and not log.settled]
 
 
 def _buffered() -> float:
-    return float(sum(log.pending for log in list(_LIVE) if log.store is not None))
+    return float(sum(log.pending for log in list(_LIVE) if log.writes))
 
 
 metrics.LOG_LINES_BUFFERED.set_function(_buffered)
@@ -76,8 +92,10 @@ class OperationLog:
         tail: int = TAIL_LINES,
         max_shown: int = MAX_SHOWN,
         max_held: int = MAX_HELD,
+        copy: LogCopy | None = None,
     ) -> None:
         self.store = store
+        self.copy = copy
         self.key = key
         self.flush_seconds = flush_seconds
         self.tail = tail
@@ -105,10 +123,22 @@ class OperationLog:
             self._earlier = None
             logger.warning("log store unavailable on resume of %s (merged later): %s", self.key, error)
 
+    @property
+    def writes(self) -> bool:
+        """The log goes somewhere beyond the status (a store, a copy or both)."""
+        return self.store is not None or self.copy is not None
+
+    async def _stored(self) -> list[str]:
+        if self.store is not None:
+            data = await self.store.get(self.key)
+        else:
+            data = await self.copy.read() if self.copy is not None else None
+        text = (data or b"").decode(errors="replace")
+        return text.split("\n")[:-1] if text else []
+
     async def _read_earlier(self) -> list[str]:
         if self._earlier is None:
-            data = (await self.store.get(self.key) if self.store is not None else None) or b""
-            self._earlier = merged(data.decode(errors="replace").splitlines(), self._earlier_total, self._earlier_tail)
+            self._earlier = merged(await self._stored(), self._earlier_total, self._earlier_tail)
         return self._earlier
 
     @staticmethod
@@ -116,16 +146,18 @@ class OperationLog:
         at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         return f"{at} {'WARNING' if warning else 'INFO':<7} {message}"
 
-    def add(self, message: str, *, warning: bool = False) -> str:
-        line = self.format(message, warning=warning)
-        if self.store is not None and self.pending >= self.max_held:
+    def add(self, message: str, *, warning: bool = False) -> None:
+        for part in message.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+            self._add(self.format(part, warning=warning))
+
+    def _add(self, line: str) -> None:
+        if self.writes and self.pending >= self.max_held:
             self.dropped += 1  # the operator's own log still has it
             metrics.LOG_LINES_DROPPED.inc()
-            return line
+            return
         self.lines.append(line)
-        if self.store is not None and (self._flusher is None or self._flusher.done()):
+        if self.writes and (self._flusher is None or self._flusher.done()):
             self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
-        return line
 
     @property
     def _before(self) -> int:
@@ -157,7 +189,7 @@ class OperationLog:
 
     async def flush(self) -> None:
         """Write the whole log; raises StoreUnavailable (and keeps every line) if the store is down."""
-        if self.store is None or (not self.pending and self._earlier is not None and not self.dropped):
+        if not self.writes or (not self.pending and self._earlier is not None and not self.dropped):
             return
         earlier = await self._read_earlier()
         if self.dropped:
@@ -166,20 +198,39 @@ class OperationLog:
             self.dropped = 0
         upto = len(self.lines)
         body = "".join(line + "\n" for line in [*earlier, *self.lines[:upto]]).encode()
-        await self.store.put(self.key, body)
+        await self._write(body)
         self._flushed = upto
         if self._warned:
             logger.info("log store reachable again: %s written (%d lines)", self.key, self.total)
             self._warned = False
 
+    async def _write(self, body: bytes) -> None:
+        """To the store and the copy: each is tried, and the first failure is raised after both."""
+        failures: list[StoreUnavailable] = []
+        for sink in (self.store and self._to_store, self.copy and self.copy.write):
+            if sink:
+                try:
+                    await sink(body)
+                except StoreUnavailable as error:
+                    failures.append(error)
+        if failures:
+            raise failures[0]
+
+    async def _to_store(self, body: bytes) -> None:
+        if self.store is not None:
+            await self.store.put(self.key, body)
+
     async def settle(self) -> None:
-        """Make sure the store holds every line the status knows of (after a restart, say)."""
-        if self.store is None or not self._earlier_total:
+        """Make sure the store and the copy hold every line the status knows of (after a restart, say)."""
+        if not self.writes or not self._earlier_total:
             return
-        stored = ((await self.store.get(self.key)) or b"").decode(errors="replace").splitlines()
+        stored = await self._stored()
         self._earlier = merged(stored, self._earlier_total, self._earlier_tail)
+        body = "".join(line + "\n" for line in self._earlier).encode()
         if len(stored) < self._earlier_total:
-            await self.store.put(self.key, "".join(line + "\n" for line in self._earlier).encode())
+            await self._write(body)
+        elif self.copy is not None:
+            await self.copy.write(body)  # the store had it all; the copy may not have
 
     async def _flush_soon(self) -> None:
         delay = self.flush_seconds
@@ -196,7 +247,7 @@ class OperationLog:
 
     def close(self) -> None:
         """The operation ended: make sure the last lines reach the store, however long it takes."""
-        if self.store is None:
+        if not self.writes:
             return
         if self._flusher is None or self._flusher.done():
             if not self.pending and self._earlier is not None:

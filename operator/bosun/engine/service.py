@@ -32,6 +32,7 @@ from typing import Any, Generic, Protocol
 from bosun import metrics
 from bosun.engine import metering, oplog, record
 from bosun.engine.journal import KubeJournal
+from bosun.engine.logcopy import ConfigMapLogCopy
 from bosun.engine.oplog import OperationLog, log_key
 from bosun.engine.queue import Unfinished, blocker
 from bosun.engine.runner import Runner, utc_now
@@ -233,6 +234,10 @@ class OperationService:
         self._driving: dict[str, tuple[asyncio.Lock, int]] = {}  # per operation uid: its lock, and who wants it
         self._target_locks: dict[tuple[str, str, str], asyncio.Lock] = {}
 
+    def _log(self, operation: Operation) -> OperationLog:
+        copy = ConfigMapLogCopy(self.kube, operation.namespace, operation.name, operation.uid)
+        return OperationLog(self.store, log_key(operation.namespace, operation.name, operation.uid), copy=copy)
+
     def target_lock(self, namespace: str, kind: str, name: str) -> asyncio.Lock:
         """Held while an operation of this process runs on the target; drift repair skips it then."""
         return self._target_locks.setdefault((namespace, kind, name), asyncio.Lock())
@@ -275,7 +280,7 @@ class OperationService:
             status.initiator = status.initiator or initiator_of(fresh, self.identity)
             status.deadline = status.deadline or deadline_of(operation)
             await writer.save(status)
-        log = OperationLog(self.store, log_key(operation.namespace, operation.name, operation.uid))
+        log = self._log(operation)
         await log.resume(status.log)
         writer.log = log.status
         journal = KubeJournal(self.kube, dict(body), None, log)
@@ -461,6 +466,6 @@ class OperationService:
             await current.flush()  # StoreUnavailable while the store is down: the caller retries
         if busy:
             return
-        log = OperationLog(self.store, key)
+        log = self._log(operation)
         await log.resume(operation.status.log)
         await log.settle()
