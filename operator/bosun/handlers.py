@@ -82,6 +82,7 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
             queue_poll_seconds=config.queue_poll_seconds,
             store=memo.store,
             identity=await memo.kube.whoami(),
+            log_tail_lines=config.log_tail_lines,
         )
         memo.services["activity"] = ActivityService(
             memo.kube, memo.store, retention_seconds=config.operation_retention_seconds, namespaces=config.namespaces

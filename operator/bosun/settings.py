@@ -69,6 +69,9 @@ class Settings:
     heartbeat_namespace: str = field(default_factory=lambda: os.environ.get("BOSUN_NAMESPACE", ""))
     """Where the heartbeat ConfigMap lives (default: the first watched namespace, else `default`)."""
 
+    log_tail_lines: int = field(default_factory=lambda: int(os.environ.get("BOSUN_LOG_TAIL_LINES", "50")))
+    """How many of an operation's last log lines its status shows (the whole log is in its namespace)."""
+
     repair_seconds: float = field(default_factory=lambda: float(os.environ.get("BOSUN_REPAIR_SECONDS", "30")))
     """How often an idle App is compared with its current release and hand-made drift repaired."""
 

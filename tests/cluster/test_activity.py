@@ -1,5 +1,9 @@
-"""Activity on the real cluster: operation logs in S3 (moto in server mode), the `kubectl bosun` CLI,
-weekly CSV reports that outlive their targets, and access that follows RBAC (impersonated users)."""
+"""Activity on the real cluster: operation logs in S3 (SeaweedFS) and their copies in the namespace,
+the `kubectl bosun` CLI, weekly CSV reports that outlive their targets, and access that follows
+RBAC (impersonated users).
+
+The operator here shows only 5 log lines in status, so that reading any operation's whole log
+goes through the namespace's copy."""
 
 from __future__ import annotations
 
@@ -17,6 +21,10 @@ from datetime import UTC, datetime
 import pytest
 from kubernetes import client
 
+from bosun.engine import logcopy as namespace_copy
+from bosun.engine.oplog import OperationLog, log_key
+from bosun.kube import connected
+from bosun.store import S3Store
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster
 from tests.support.databases import NEIGHBOUR, database_manifest, ops_of, provision, start_op
@@ -42,7 +50,12 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
 def operator(
     cluster: LocalCluster, s3: SeaweedFS, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    env = {**s3.env(BUCKET, PREFIX), "BOSUN_ACTIVITY_SECONDS": "2", "BOSUN_OPERATION_RETENTION_SECONDS": "600"}
+    env = {
+        **s3.env(BUCKET, PREFIX),
+        "BOSUN_ACTIVITY_SECONDS": "2",
+        "BOSUN_OPERATION_RETENTION_SECONDS": "600",
+        "BOSUN_LOG_TAIL_LINES": "5",
+    }
     apply_operator_rbac(cluster)  # with the roles people get
     yield from module_operator(
         cluster.kubeconfig, tmp_path_factory.mktemp("bosun-activity"), command=["-m", "bosun", "run"], env=env
@@ -87,6 +100,38 @@ def app(name: str, image: str, **spec: object) -> dict[str, object]:
         "metadata": {"name": name},
         "spec": {"image": image, "minReadySeconds": 2, "terminationGracePeriodSeconds": 1, **spec},
     }
+
+
+@pytest.fixture
+def viewer(bosun: Bosun, cluster: LocalCluster, api: client.ApiClient) -> str:
+    """A user bound to the built-in `view` role in the test namespace, and nothing else."""
+    name = f"viewer-{uuid.uuid4().hex[:4]}"
+    client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(
+        bosun.namespace,
+        {
+            "metadata": {"name": f"{name}-views"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}],
+        },
+    )
+    wait_for(
+        lambda: (
+            cluster.kubectl("auth", "can-i", "get", "operations.bosun.dev", "-n", bosun.namespace, "--as", name)
+            .strip()
+            .endswith("yes")
+        ),
+        what="view aggregated",
+    )
+    return name
+
+
+def stored_log(s3: SeaweedFS, namespace: str, name: str, uid: str) -> bytes:
+    key = f"{PREFIX}/{log_key(namespace, name, uid)}"
+    return bytes(s3.client().get_object(Bucket=BUCKET, Key=key)["Body"].read())
+
+
+def untimed(lines: list[str]) -> list[str]:
+    return [line.split(" ", 1)[1] for line in lines]
 
 
 def test_the_week_report_has_every_operation_even_on_deleted_targets(
@@ -153,6 +198,79 @@ def test_logs_follow_shows_progress_live_and_exits_with_the_outcome(bosun: Bosun
     failed = cli(cluster, "logs", deploy, "-f", "-n", bosun.namespace)
     assert failed.returncode == 3, (failed.stdout, failed.stderr)  # failed, and rolled back
     assert "rolling back" in failed.stdout
+
+
+def test_a_viewer_reads_the_whole_log_while_it_runs_and_after_byte_for_byte(
+    bosun: Bosun, cluster: LocalCluster, s3: SeaweedFS, viewer: str
+) -> None:
+    slow = {"pod-ready.stage.kwok.x-k8s.io/delay": "10s"}
+    bosun.apply(app("web", "example.com/web:1", podAnnotations=slow))
+    deploy = wait_for(lambda: ops_of(bosun, "web", "deploy"), what="the deploy")[0]
+    uid = bosun.get("operations", deploy)["metadata"]["uid"]
+
+    def past_the_status_tail() -> bool:
+        status = bosun.status(deploy)
+        return status.get("phase") == "Running" and (status.get("log") or {}).get("total", 0) > 5
+
+    wait_for(past_the_status_tail, timeout=60, what="a running deploy with more lines than its status shows")
+    as_viewer = ("-n", bosun.namespace, "--as", viewer)
+    running = cli(cluster, "logs", deploy, "--timestamps", *as_viewer)
+    assert running.returncode == 0, running.stderr
+    assert "operation started: " in running.stdout.splitlines()[0], running.stdout
+    assert len(running.stdout.splitlines()) > 5
+    followed = cli(cluster, "logs", deploy, "-f", "--timestamps", *as_viewer)
+    assert followed.returncode == 0, followed.stderr
+    assert followed.stdout.startswith(running.stdout)  # the same lines, then the rest, each once
+    status = bosun.status(deploy)
+    assert status["phase"] == "Succeeded" and len(followed.stdout.splitlines()) == status["log"]["total"]
+    assert len(status["log"]["lines"]) == 5
+    wait_for(
+        lambda: stored_log(s3, bosun.namespace, deploy, uid) == followed.stdout.encode(),
+        what="the store's copy equal to what the viewer read",
+    )
+    again = cli(cluster, "logs", deploy, "--timestamps", *as_viewer)
+    assert again.returncode == 0 and again.stdout == followed.stdout
+    last = cli(cluster, "logs", deploy, "--tail", "2", *as_viewer)
+    assert last.stdout.splitlines() == untimed(followed.stdout.splitlines()[-2:])
+    plain = cli(cluster, "logs", deploy, *as_viewer)
+    assert plain.stdout.splitlines() == untimed(followed.stdout.splitlines())
+
+
+async def test_a_10000_line_log_and_a_100_kb_line_come_back_whole_across_a_restart(
+    bosun: Bosun, cluster: LocalCluster, s3: SeaweedFS, viewer: str
+) -> None:
+    """The operator's log writer and the namespace copy against the real API server and store; the
+    operation itself is long gone (retention), so the CLI finds its log by name."""
+    name, uid = "bulk-import", str(uuid.uuid4())
+    store = S3Store(BUCKET, PREFIX, client=s3.client())
+    key = log_key(bosun.namespace, name, uid)
+    async with connected(str(cluster.kubeconfig), cluster.context) as kube:
+        first = OperationLog(
+            store, key, flush_seconds=3600, copy=namespace_copy.ConfigMapLogCopy(kube, bosun.namespace, name, uid)
+        )
+        for n in range(10_000):
+            first.add(f"row {n} imported: " + "x" * 80)
+        first.add("one long line: " + "y" * 100_000)
+        await first.flush()
+        first.add("shown in status, never flushed")  # the process is killed here
+        shown = first.status()
+        namespace_copy.forget_written()  # a new process knows nothing of what the last one wrote
+        second = OperationLog(
+            store, key, flush_seconds=3600, copy=namespace_copy.ConfigMapLogCopy(kube, bosun.namespace, name, uid)
+        )
+        await second.resume(shown)
+        second.add("after the restart")
+        await second.flush()
+    read = cli(cluster, "logs", name, "--timestamps", "-n", bosun.namespace, "--as", viewer)
+    assert read.returncode == 0, read.stderr
+    assert read.stdout.encode() == stored_log(s3, bosun.namespace, name, uid)
+    lines = read.stdout.splitlines()
+    assert len(lines) == 10_003 and len(lines[10_000]) > 100_000
+    assert lines[-2].endswith("shown in status, never flushed") and lines[-1].endswith("after the restart")
+    chunks = client.CoreV1Api(bosun.core.api_client).list_namespaced_config_map(
+        bosun.namespace, label_selector=f"bosun.dev/log-uid={uid}"
+    )
+    assert len(chunks.items) == 3  # about 1.2 MB in 512 KiB chunks, gzip-compressed on the server
 
 
 def test_cancel_from_the_cli(bosun: Bosun, cluster: LocalCluster) -> None:
@@ -244,6 +362,8 @@ def test_a_user_of_one_namespace_cannot_read_another_namespaces_activity(
         cli(cluster, "activity", "-n", other_namespace, "--since", "2026-01-01", "--as", alice),
         cli(cluster, "status", theirs, "-n", other_namespace, "--as", alice),
         cli(cluster, "logs", theirs, "-n", other_namespace, "--as", alice),
+        cli(cluster, "logs", theirs, "--tail", "3", "-n", other_namespace, "--as", alice),
+        cli(cluster, "logs", "removed-long-ago", "-n", other_namespace, "--as", alice),
         cli(cluster, "cancel", theirs, "-n", other_namespace, "--as", alice),
     ]
     for result in denied:
@@ -300,7 +420,7 @@ def test_a_missed_week_is_written_when_the_operator_comes_back(
 
 
 def test_finished_operations_are_removed_after_retention_once_archived(
-    bosun: Bosun, cluster: LocalCluster, s3: SeaweedFS, operator: OperatorProcess
+    bosun: Bosun, cluster: LocalCluster, s3: SeaweedFS, operator: OperatorProcess, viewer: str
 ) -> None:
     operator.stop()
     operator.extra_env["BOSUN_OPERATION_RETENTION_SECONDS"] = "5"
@@ -308,8 +428,15 @@ def test_finished_operations_are_removed_after_retention_once_archived(
     try:
         bosun.apply(app("web", "example.com/web:1"))
         deploy = wait_for(lambda: ops_of(bosun, "web", "deploy"), what="the deploy")[0]
+        uid = bosun.get("operations", deploy)["metadata"]["uid"]
         assert bosun.wait_phase(deploy, timeout=120)["phase"] == "Succeeded"
         wait_for(lambda: not ops_of(bosun, "web", "deploy"), timeout=60, what="the Operation removed")
+        removed = cli(cluster, "logs", deploy, "--timestamps", "-n", bosun.namespace, "--as", viewer)
+        assert removed.returncode == 0, removed.stderr
+        assert removed.stdout.encode() == stored_log(s3, bosun.namespace, deploy, uid)
+        assert removed.stdout.rstrip().endswith("operation succeeded")
+        gone = cli(cluster, "logs", "never-was", "-n", bosun.namespace, "--as", viewer)
+        assert gone.returncode == 1 and "not found, and no log of it is kept" in gone.stderr
         listing = s3.client().list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/records/{bosun.namespace}/")
         assert [o["Key"] for o in listing.get("Contents", []) if f"/{deploy}-" in o["Key"]]
         assert deploy in {r["operation"] for r in report_rows(cluster, bosun.namespace)}

@@ -32,6 +32,11 @@ def _digests(uid: str) -> dict[int, str]:
     return known
 
 
+def forget_written() -> None:
+    """As a new process: every chunk is written again (and the API server keeps the same bytes)."""
+    _written.clear()
+
+
 class ConfigMapLogCopy:
     def __init__(self, kube: Kube, namespace: str, operation: str, uid: str) -> None:
         self.kube = kube

@@ -222,8 +222,10 @@ class OperationService:
         queue_poll_seconds: float = 1.0,
         store: Store | None = None,
         identity: str = "",
+        log_tail_lines: int = oplog.TAIL_LINES,
     ) -> None:
         self.kube = kube
+        self.log_tail_lines = log_tail_lines
         self.store = store
         self.planner = planner
         self.queue_poll_seconds = queue_poll_seconds
@@ -236,7 +238,8 @@ class OperationService:
 
     def _log(self, operation: Operation) -> OperationLog:
         copy = ConfigMapLogCopy(self.kube, operation.namespace, operation.name, operation.uid)
-        return OperationLog(self.store, log_key(operation.namespace, operation.name, operation.uid), copy=copy)
+        key = log_key(operation.namespace, operation.name, operation.uid)
+        return OperationLog(self.store, key, tail=self.log_tail_lines, copy=copy)
 
     def target_lock(self, namespace: str, kind: str, name: str) -> asyncio.Lock:
         """Held while an operation of this process runs on the target; drift repair skips it then."""
