@@ -58,6 +58,7 @@ def test_a_record_has_every_column_of_the_report() -> None:
         "finished": "2026-11-23T10:00:31.5Z",
         "duration_seconds": "30.5",
         "message": "step roll-out failed: pods failing",
+        "dry_run": "false",
     }
 
 
@@ -72,4 +73,4 @@ def test_the_report_is_sorted_deduplicated_and_the_same_every_time() -> None:
     rows = list(csv.reader(io.StringIO(first)))
     assert rows[0] == COLUMNS
     assert [r[0] for r in rows[1:]] == ["a", "b"]
-    assert rows[1][-1] == 'says "hi", twice'
+    assert rows[1][COLUMNS.index("message")] == 'says "hi", twice' and rows[1][-1] == "false"

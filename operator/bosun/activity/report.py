@@ -35,6 +35,7 @@ COLUMNS = [
     "finished",
     "duration_seconds",
     "message",
+    "dry_run",
 ]
 
 
@@ -56,6 +57,7 @@ class OperationRecord(KubeModel):
     finished: str = ""
     message: str = ""
     log_url: str = Field(default="", description="The whole log in the store.")
+    dry_run: bool = Field(default=False, description="A dry run: planned and checked, nothing changed.")
 
     @classmethod
     def of(cls, body: Mapping[str, Any]) -> OperationRecord:
@@ -78,6 +80,7 @@ class OperationRecord(KubeModel):
             finished=status.finished_at or "",
             message=status.message,
             log_url=status.log.url if status.log else "",
+            dry_run=operation.spec.dry_run,
         )
 
     @property
@@ -108,6 +111,7 @@ class OperationRecord(KubeModel):
             self.finished,
             self.duration(),
             self.message,
+            "true" if self.dry_run else "false",
         ]
 
 

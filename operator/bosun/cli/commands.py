@@ -7,17 +7,28 @@ someone can read is what Kubernetes RBAC lets them read.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import re
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TextIO
 
 from bosun.activity.report import COLUMNS, report_name, week_of, weeks_between
-from bosun.cli.render import EXIT_ERROR, exit_code, progress_bar, step_table, table
+from bosun.cli.render import (
+    EXIT_ERROR,
+    EXIT_REFUSED,
+    dry_run_exit,
+    dry_run_report,
+    exit_code,
+    progress_bar,
+    step_table,
+    table,
+)
 from bosun.models import logcopy
 
 GROUP, VERSION = "bosun.dev", "v1alpha1"
@@ -97,6 +108,9 @@ def cancel(conn: Connection, name: str, out: TextIO) -> int:
 
 def status(conn: Connection, name: str, out: TextIO) -> int:
     operation = get_operation(conn, name)
+    if (operation.get("spec") or {}).get("dryRun"):
+        print(dry_run_report(operation), file=out)
+        return dry_run_exit(operation)
     print(step_table(operation), file=out)
     code = exit_code(operation.get("status") or {})
     return 0 if code is None else code
@@ -262,6 +276,8 @@ def activity(conn: Connection, week: str | None, since: date | None, output: str
         writer.writerows(rows)
     else:
         shown = ["created", "operation", "type", "target_kind", "target_name", "initiator", "phase", "rollback"]
+        for row in rows:
+            row["type"] += " (dry run)" if row.get("dry_run") == "true" else ""
         print(
             table(
                 [c.upper() for c in shown] + ["TOOK"], [[r[c] for c in shown] + [r["duration_seconds"]] for r in rows]
@@ -282,3 +298,139 @@ def _read_report(conn: Connection, name: str) -> Any:
         raise _api_error(error, f"activity report {name} in namespace {conn.namespace}") from None
     except Exception as error:
         raise _api_error(error, f"activity report {name}") from None
+
+
+KINDS = {"app": "App", "apps": "App", "database": "Database", "databases": "Database", "db": "Database"}
+PLURALS = {"App": "apps", "Database": "databases"}
+
+
+def target_of(text: str) -> tuple[str, str]:
+    """`database/pg` or `app/web` (kubectl's kind/name)."""
+    kind, _, name = text.partition("/")
+    if kind.lower() not in KINDS or not name:
+        raise CliError(f"--target {text!r}: write it as app/NAME or database/NAME")
+    return KINDS[kind.lower()], name
+
+
+def dry_run_manifest(
+    kind: str, name: str, type_: str, parameters: dict[str, Any], proposed: dict[str, Any] | None
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"target": {"kind": kind, "name": name}, "type": type_, "dryRun": True}
+    if parameters:
+        spec["parameters"] = parameters
+    if proposed is not None:
+        spec["proposed"] = proposed
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Operation",
+        "metadata": {"generateName": f"{name[:40]}-{type_}-plan-"},
+        "spec": spec,
+    }
+
+
+def _run_dry(conn: Connection, manifest: dict[str, Any], out: TextIO, wait: float) -> int:
+    created = _call(
+        "create the dry-run Operation",
+        lambda: conn.custom.create_namespaced_custom_object(GROUP, VERSION, conn.namespace, "operations", manifest),
+    )
+    name = created["metadata"]["name"]
+    deadline = time.monotonic() + wait
+    operation = created
+    while (operation.get("status") or {}).get("phase") not in ("Succeeded", "Failed", "Cancelled"):
+        if time.monotonic() > deadline:
+            raise CliError(f"dry run {name} did not end within {wait:.0f}s: is the Bosun operator running?")
+        time.sleep(0.3)
+        operation = get_operation(conn, name)
+    print(dry_run_report(operation), file=out)
+    return dry_run_exit(operation)
+
+
+def plan_operation(
+    conn: Connection, type_: str, target: str, parameters: dict[str, Any], out: TextIO, wait: float = 120.0
+) -> int:
+    """`kubectl bosun plan --type T --target kind/name [...]`: one dry run, as that Operation would run."""
+    kind, name = target_of(target)
+    return _run_dry(conn, dry_run_manifest(kind, name, type_, parameters, None), out, wait)
+
+
+def _admission(
+    conn: Connection, document: dict[str, Any], current: dict[str, Any] | None
+) -> tuple[str, dict[str, Any]]:
+    """The API server's answer to the manifest (schema, CEL rules, policies), by a server-side dry run.
+
+    Returns its refusal ('' when it takes it) and the spec as it would be stored, with the schema's
+    defaults filled in, so that a default left out of the file is not mistaken for a change.
+    """
+    from kubernetes.client.exceptions import ApiException
+
+    plural, name = PLURALS[document["kind"]], document["metadata"]["name"]
+    body = {**document, "metadata": {**document["metadata"], "namespace": conn.namespace}}
+    try:
+        if current is None:
+            stored = conn.custom.create_namespaced_custom_object(
+                GROUP, VERSION, conn.namespace, plural, body, dry_run="All"
+            )
+        else:
+            body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            stored = conn.custom.replace_namespaced_custom_object(
+                GROUP, VERSION, conn.namespace, plural, name, body, dry_run="All"
+            )
+    except ApiException as error:
+        if error.status in (400, 403, 422):
+            return str(_api_error(error, f"the API server refuses {document['kind']} {name}")), {}
+        raise _api_error(error, f"check {document['kind']} {name} with the API server") from None
+    return "", dict(stored.get("spec") or {})
+
+
+def plan_file(conn: Connection, path: str, out: TextIO, err: TextIO, wait: float = 120.0) -> int:
+    """`kubectl bosun plan -f FILE`: the operations applying the file's Apps and Databases would run."""
+    import yaml
+
+    from bosun.operations.changes import app_changes, database_changes
+
+    try:
+        with open(path) if path != "-" else contextlib.nullcontext(sys.stdin) as source:
+            documents = [d for d in yaml.safe_load_all(source) if d]
+    except (OSError, yaml.YAMLError) as error:
+        raise CliError(f"cannot read {path}: {error}") from None
+    worst, planned = 0, 0
+    for document in documents:
+        kind, name = document.get("kind"), (document.get("metadata") or {}).get("name", "")
+        if document.get("apiVersion") != f"{GROUP}/{VERSION}" or kind not in PLURALS or not name:
+            print(f"skipped {kind or 'a document'} {name}: not a Bosun App or Database", file=err)
+            continue
+        at = Connection(conn.custom, conn.core, (document.get("metadata") or {}).get("namespace") or conn.namespace)
+        current = _find(at, PLURALS[kind], name)
+        refused, new = _admission(at, document, current)
+        if refused:
+            print(f"Verdict:   REFUSED at admission: {refused}", file=out)
+            worst = max(worst, EXIT_REFUSED)
+            continue
+        changes = (app_changes if kind == "App" else database_changes)((current or {}).get("spec"), new)
+        if not changes:
+            print(f"{kind} {name}: no change that needs an operation", file=out)
+            continue
+        for n, (type_, parameters) in enumerate(changes, start=1):
+            if len(changes) > 1:
+                print(f"--- {kind} {name}: operation {n} of {len(changes)}, in this order", file=out)
+            manifest = dry_run_manifest(kind, name, type_.value, _present(parameters), new)
+            worst = max(worst, _run_dry(at, manifest, out, wait))
+            planned += 1
+    if not planned and not worst:
+        print("nothing to plan: applying this would start no operation", file=out)
+    return worst
+
+
+def _present(parameters: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in parameters.items() if v not in (None, [], {})}
+
+
+def _find(conn: Connection, plural: str, name: str) -> dict[str, Any] | None:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return dict(conn.custom.get_namespaced_custom_object(GROUP, VERSION, conn.namespace, plural, name))
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise _api_error(error, f"{plural} {name} in namespace {conn.namespace}") from None

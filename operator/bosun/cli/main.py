@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import date
 
 from bosun import __version__
+from bosun.models.operation import OperationType
 from bosun.settings import Settings
 
 
@@ -58,12 +59,37 @@ def parser() -> argparse.ArgumentParser:
     logs.add_argument("-f", "--follow", action="store_true", help="follow until the operation ends")
     logs.add_argument("--tail", type=_count, metavar="N", help="only the last N lines (default: the whole log)")
     logs.add_argument("--timestamps", action="store_true", help="show each line's time (UTC)")
+    plan = plugin_command("plan", "what an operation would do, would refuse, and take (a dry run: nothing changes)")
+    source = plan.add_mutually_exclusive_group(required=True)
+    source.add_argument("-f", "--filename", help="App/Database manifests, as you would kubectl apply them (- : stdin)")
+    source.add_argument("--type", choices=sorted(t.value for t in OperationType), help="an operation type")
+    plan.add_argument("--target", help="with --type: app/NAME or database/NAME")
+    plan.add_argument("--node", help="redeploy: the node to move to")
+    plan.add_argument("--image", help="deploy: the new image")
+    plan.add_argument("--volume-size", help="resize: the new volume size")
+    plan.add_argument("--cpu", help="scale (Database): the new CPU request")
+    plan.add_argument("--memory", help="scale (Database): the new memory request")
     activity = plugin_command("activity", "the namespace's weekly activity report")
     when = activity.add_mutually_exclusive_group()
     when.add_argument("--week", type=_iso_week, help="an ISO week such as 2026-W47 (default: this week)")
     when.add_argument("--since", type=date.fromisoformat, metavar="DATE", help="every week from DATE (YYYY-MM-DD)")
     activity.add_argument("-o", "--output", choices=["csv", "table"], default="csv", help="csv (default) or table")
     return top
+
+
+def _parameters(args: argparse.Namespace) -> dict[str, object]:
+    """`plan --type`'s flags as the Operation's parameters."""
+    parameters: dict[str, object] = {}
+    if args.node:
+        parameters["node"] = args.node
+    if args.image:
+        parameters["image"] = args.image
+    if args.volume_size:
+        parameters["volumeSize"] = args.volume_size
+    requests = {k: v for k, v in (("cpu", args.cpu), ("memory", args.memory)) if v}
+    if requests:
+        parameters["resources"] = {"requests": requests}
+    return parameters
 
 
 def _count(value: str) -> int:
@@ -83,7 +109,8 @@ def _iso_week(value: str) -> str:
 
 
 EXIT_CODES = """exit codes of status and logs -f: 0 succeeded, 1 error, 2 usage,
-3 failed or cancelled and rolled back, 4 the rollback failed (something stays changed)"""
+3 failed or cancelled and rolled back, 4 the rollback failed (something stays changed);
+of plan: 0 it would run, 5 it would be refused"""
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -108,7 +135,7 @@ def run_cli(argv: list[str]) -> int:
 
         run(settings_from(args))
         return 0
-    if args.command in ("cancel", "status", "logs", "activity"):
+    if args.command in ("cancel", "status", "logs", "activity", "plan"):
         return _plugin(args)
     parser().print_help(sys.stderr)
     return 2
@@ -128,6 +155,12 @@ def _plugin(args: argparse.Namespace) -> int:
             return commands.logs(
                 conn, args.operation, args.follow, out, err, tail=args.tail, timestamps=args.timestamps
             )
+        if args.command == "plan":
+            if args.filename:
+                return commands.plan_file(conn, args.filename, out, err)
+            if not args.target:
+                raise commands.CliError("plan --type needs --target app/NAME or database/NAME")
+            return commands.plan_operation(conn, args.type, args.target, _parameters(args), out)
         return commands.activity(conn, args.week, args.since, args.output, out, err)
     except commands.CliError as error:
         print(f"error: {error}", file=err)

@@ -88,3 +88,61 @@ def progress_bar(status: dict[str, Any], width: int = 24) -> str:
     current = next((s for s in steps if s.get("state") not in ("Succeeded", "Skipped", "Pending")), None)
     where = f" {current['name']} {current['state']}" if current else ""
     return f"[{'#' * filled}{'-' * (width - filled)}] {done}/{len(steps)}{where} ({status.get('phase') or 'Pending'})"
+
+
+EXIT_REFUSED = 5  # `plan`: the real operation would be refused
+
+
+def _estimate(found: dict[str, Any] | None) -> str:
+    found = found or {}
+    if not found.get("runs"):
+        return "no history"
+    return f"{found.get('medianSeconds')}s / {found.get('worstSeconds')}s ({found['runs']} runs)"
+
+
+def dry_run_report(operation: dict[str, Any]) -> str:
+    """`bosun plan` and `bosun status` of a dry run: what the real operation would do."""
+    status = operation.get("status") or {}
+    spec = operation.get("spec") or {}
+    target = spec.get("target") or {}
+    report = status.get("dryRun") or {}
+    head = [
+        f"Dry run:   {spec.get('type', '')} of {target.get('kind', '')} {target.get('name', '')} "
+        f"(operation {operation['metadata']['name']}): nothing was changed",
+    ]
+    if report.get("plan"):
+        head.append(f"Plan:      {report['plan']}")
+    rows = [
+        [
+            str(n),
+            step.get("name", ""),
+            (step.get("refusal") and f"REFUSED: {step['refusal']}")
+            or step.get("checked")
+            or step.get("description", ""),
+            _estimate(step.get("expected")),
+        ]
+        for n, step in enumerate(report.get("steps") or [], start=1)
+    ]
+    body = [table(["#", "STEP", "WOULD DO, OR FOUND", "TOOK BEFORE (MEDIAN / WORST)"], rows)] if rows else []
+    tail = [
+        f"Duration:  {_estimate(report.get('expectedSeconds'))} (whole operation)" if rows else "",
+        f"Downtime:  {report['downtime']}" if report.get("downtime") else "",
+        f"Undo:      cannot be undone: {'; '.join(report['irreversible'])}"
+        if report.get("irreversible")
+        else ("Undo:      every step can be undone" if rows else ""),
+        f"Queue:     would wait behind {report['waitsBehind']}" if report.get("waitsBehind") else "",
+    ]
+    refusals = report.get("refusals") or []
+    verdict = f"Verdict:   REFUSED: {refusals[0]}" if refusals else "Verdict:   would run"
+    if status.get("phase") not in ("Succeeded", "Failed", "Cancelled"):
+        verdict = f"Verdict:   not finished ({status.get('phase') or 'Pending'})"
+    elif status.get("phase") != "Succeeded" and not refusals:
+        verdict = f"Verdict:   dry run failed: {status.get('message', '')}"
+    return "\n".join([*head, "", *body, "", *(t for t in tail if t), verdict])
+
+
+def dry_run_exit(operation: dict[str, Any]) -> int:
+    status = operation.get("status") or {}
+    if (status.get("dryRun") or {}).get("refusals"):
+        return EXIT_REFUSED
+    return 0 if status.get("phase") == "Succeeded" else EXIT_ERROR

@@ -11,8 +11,8 @@ Two rules, both derived from the cluster alone so a restarted operator sees the 
   same-second rival that has not recorded its place yet is waited for). Operations one spec edit
   creates are created one after the other, so they run in the order they were planned.
 
-Finished operations (failed ones included) never block, and every operation has a deadline counted
-from its creation, so the queue cannot wedge.
+Finished operations (failed ones included) and dry runs never block, and every operation has a
+deadline counted from its creation, so the queue cannot wedge.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def same_target(a: Operation, b: Operation) -> bool:
 
 def blocker(me: Operation, others: Iterable[Operation]) -> str | None:
     """The operation `me` waits for, if any: the one just ahead of it, else one running anyway."""
-    rivals = [o for o in others if o.uid != me.uid and o.name != me.name and same_target(o, me)]
+    rivals = [o for o in others if o.uid != me.uid and o.name != me.name and same_target(o, me) and not o.spec.dry_run]
     unfinished = [o for o in rivals if not o.status.phase.finished]
     # A rival from the same second that has not recorded its place yet may be ahead: its daemon
     # records it first thing, so wait for that rather than guess from a resourceVersion that moved.
@@ -66,7 +66,7 @@ class Unfinished:
     def saw(self, body: Mapping[str, Any], *, gone: bool = False) -> None:
         operation = Operation.of(body)
         namespace = self._by_namespace.setdefault(operation.namespace, {})
-        if gone or operation.status.phase.finished:
+        if gone or operation.status.phase.finished or operation.spec.dry_run:
             namespace.pop(operation.uid, None)
             if not namespace:
                 del self._by_namespace[operation.namespace]

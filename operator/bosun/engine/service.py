@@ -29,8 +29,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Generic, Protocol
 
+from pydantic import ValidationError
+
 from bosun import metrics
-from bosun.engine import metering, oplog, record
+from bosun.engine import dryrun, metering, oplog, record
 from bosun.engine.journal import KubeJournal
 from bosun.engine.logcopy import ConfigMapLogCopy
 from bosun.engine.oplog import OperationLog, log_key
@@ -41,8 +43,11 @@ from bosun.engine.steps import Ctx, StepTable
 from bosun.engine.target import TargetStatus
 from bosun.errors import PermanentError, TransientError
 from bosun.kube import Kube
+from bosun.models.app import AppSpec
 from bosun.models.base import parse_time
+from bosun.models.database import DatabaseSpec
 from bosun.models.names import (
+    API_VERSION,
     CANCELLED_BY,
     CREATED_BY,
     EDIT_PART,
@@ -51,7 +56,7 @@ from bosun.models.names import (
     INITIATOR_USER,
     TARGET_GENERATION,
 )
-from bosun.models.operation import Initiator, Operation, OperationStatus, Phase
+from bosun.models.operation import DryRunReport, Initiator, Operation, OperationStatus, Phase, TargetKind
 from bosun.store import Store
 
 logger = logging.getLogger(__name__)
@@ -66,6 +71,7 @@ class Plan(Generic[Ctx]):
     table: StepTable[Ctx]
     ctx: Ctx
     record: str = ""
+    summary: str = ""  # the decision in one sentence, for people (a dry run shows it)
 
 
 class Planner(Protocol):
@@ -194,6 +200,8 @@ class _LiveHandle:
 
     async def save(self, status: OperationStatus) -> None:
         await self.writer.save(status)
+        if self.operation.spec.dry_run:
+            return  # changed nothing: no operation metrics, and the target shows no outcome of it
         try:
             self.seen = metering.observe(self.operation, self.seen, status)
         except ValueError:  # an unreadable timestamp costs a sample, never the operation
@@ -287,6 +295,12 @@ class OperationService:
         await log.resume(status.log)
         writer.log = log.status
         journal = KubeJournal(self.kube, dict(body), None, log)
+        if operation.spec.dry_run:
+            try:
+                return await self._dry_run(operation, status, handle, journal)
+            finally:
+                await journal.flush()
+                log.close()
         kind, name = operation.spec.target.kind.value, operation.spec.target.name
         turn = _Turn(self.target_lock(operation.namespace, kind, name))
         metrics.RUNNING.inc()
@@ -337,6 +351,61 @@ class OperationService:
         deadline = parse_time(status.deadline).timestamp() if status.deadline else None
         runner = Runner(plan.table, plan.ctx, handle, journal, deadline=deadline)
         return await runner.drive(status)
+
+    async def _dry_run(
+        self, operation: Operation, status: OperationStatus, handle: _LiveHandle, journal: KubeJournal
+    ) -> OperationStatus:
+        """Plan and check, change nothing, and end: never queued, never in another operation's way.
+
+        Events and log lines go to the Operation only; its target's status is not touched.
+        """
+        journal.info("dry run: planning and checking only, nothing will be changed")
+        try:
+            planned = await self._dry_run_plan(operation, status)
+            others = [Operation.of(o) for o in await self.kube.list_objects("Operation", operation.namespace)]
+            report = await dryrun.examine(planned.table, planned.ctx, planned.summary, others)
+            report.waits_behind = blocker(operation, others) or ""
+        except PermanentError as refused:
+            report = DryRunReport(refusals=[str(refused)])
+        except TransientError as error:
+            journal.warning(f"dry run: the API server did not answer: {error}")
+            record.end_without_running(
+                status, utc_now(), phase=Phase.FAILED, reason="ApiUnavailable", message=f"dry run incomplete: {error}"
+            )
+            await handle.save(status)
+            return status
+        for step in report.steps:
+            found = step.refusal or step.checked or step.description
+            journal.info(f"would run {step.name}: {found}")
+        phase, reason, message = dryrun.verdict(report)
+        (journal.warning if report.refusals else journal.info)(message)
+        status.dry_run = report
+        record.end_without_running(status, utc_now(), phase=phase, reason=reason, message=message)
+        await handle.save(status)
+        return status
+
+    async def _dry_run_plan(self, operation: Operation, status: OperationStatus) -> Plan[Any]:
+        """The target as it would be (with `spec.proposed`), and the plan the real operation would make."""
+        kind, name = operation.spec.target.kind, operation.spec.target.name
+        target = await self.kube.find(kind.value, operation.namespace, name)
+        proposed = operation.spec.proposed
+        if proposed is not None:
+            model = AppSpec if kind is TargetKind.APP else DatabaseSpec
+            try:
+                model.model_validate(proposed)
+            except ValidationError as error:
+                problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+                raise PermanentError(f"the proposed spec is not valid: {problems}", "InvalidSpec") from None
+            meta = {"name": name, "namespace": operation.namespace, "uid": "(not created yet)"}
+            base = target or {"apiVersion": API_VERSION, "kind": kind.value, "metadata": meta, "status": {}}
+            target = {**base, "spec": proposed}
+            edit = {**operation.annotations, INITIATOR_SOURCE: f"{kind.value}Spec"}  # planned as the edit would be
+            operation = operation.model_copy(update={"annotations": edit})
+        if target is None:
+            raise PermanentError(
+                f"{kind.value} {name!r} does not exist in namespace {operation.namespace}", "TargetNotFound"
+            )
+        return await self._plan(operation, status, target)
 
     async def _plan(self, operation: Operation, status: OperationStatus, target: dict[str, Any]) -> Plan[Any]:
         """Plan, retrying transient API errors until the operation's deadline."""
@@ -460,7 +529,8 @@ class OperationService:
         initiator = operation.status.initiator
         generation = target_generation(initiator, operation.status.phase)
         # A busy API server raises (the caller retries); a target gone or refusing the write does not.
-        await self.targets.mirror(operation, operation.status, generation, from_edit=from_edit(initiator))
+        if not operation.spec.dry_run:  # a dry run changed nothing: its target shows no outcome of it
+            await self.targets.mirror(operation, operation.status, generation, from_edit=from_edit(initiator))
         key = log_key(operation.namespace, operation.name, operation.uid)
         # The driver's log may still hold lines (the store was down when the operation ended): it
         # writes the whole log itself. A second writer here could land after it with fewer lines.

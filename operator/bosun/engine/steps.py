@@ -1,5 +1,10 @@
 """What a step is, and what can go wrong in one.
 
+A step may also have a `check`: the read-only part of its `run` (a node's readiness, an image on a
+node, a StorageClass that can expand), which a dry run calls to say what the real run would find,
+with the same refusal messages. A table names the steps during which its target does not serve,
+so a dry run can say how long the downtime was the last times.
+
 A step table is the whole recipe of an operation type. Each step says how to do its change
 (`run`), how to take it back (`undo`), or that it has nothing to take back (no side effect), or
 that its change cannot be taken back and why. Steps must be idempotent: after a crash the engine
@@ -63,6 +68,7 @@ class Step(Generic[Ctx]):
     irreversible_reason: str = ""
     timeout: float = 300.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    check: StepFn[Ctx] | None = None  # read-only: what `run` would find, or the refusal it would raise
 
     def __post_init__(self) -> None:
         if self.reversibility is Reversibility.UNDOABLE and self.undo is None:
@@ -85,6 +91,7 @@ class StepTable(Generic[Ctx]):
 
     name: str
     steps: Sequence[Step[Ctx]]
+    downtime_steps: Sequence[str] = ()  # the steps during which the target does not serve
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.steps]
@@ -92,6 +99,8 @@ class StepTable(Generic[Ctx]):
             raise ValueError(f"table {self.name!r} has duplicate step names: {names}")
         if not names:
             raise ValueError(f"table {self.name!r} has no steps")
+        if set(self.downtime_steps) - set(names):
+            raise ValueError(f"table {self.name!r} names downtime steps it does not have: {self.downtime_steps}")
 
     @property
     def needs_rollback(self) -> bool:

@@ -42,6 +42,8 @@ def _inline(node: Any, defs: dict[str, Any], in_status: bool) -> Any:
             node = merged
             if node.get("default", 0) is None:
                 node.pop("default")
+    if node.get("x-kubernetes-preserve-unknown-fields"):
+        node.pop("additionalProperties", None)  # free-form: not a structural map of one type
     out: dict[str, Any] = {}
     for key, value in node.items():
         # Status is written by Bosun alone: admission rules there would only cost CEL budget.

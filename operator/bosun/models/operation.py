@@ -161,6 +161,14 @@ OPERATION_SPEC_RULES: list[dict[str, str]] = [
         "create a new Operation instead",
     },
     {
+        "rule": "self.dryRun == oldSelf.dryRun",
+        "message": "spec.dryRun cannot be changed: create a new Operation instead",
+    },
+    {
+        "rule": "!has(self.proposed) || self.dryRun",
+        "message": "spec.proposed is for dry runs only (spec.dryRun: true); to change the target, edit it",
+    },
+    {
         "rule": "!oldSelf.cancel || self.cancel",
         "message": "spec.cancel cannot go back to false: a cancelled operation stays cancelled",
     },
@@ -182,6 +190,17 @@ class OperationSpec(KubeModel):
         ge=10,
         le=86400,
         description="Deadline for the whole operation; past it the operation fails and rolls back.",
+    )
+    dry_run: bool = Field(
+        default=False,
+        description="Plan and check only: report the steps, refusals, expected durations and downtime, "
+        "and change nothing. Never queues behind or blocks other operations.",
+    )
+    proposed: dict[str, Any] | None = Field(
+        default=None,
+        description="Dry runs only: the target's spec as it would be after an edit (kubectl bosun plan -f), "
+        "planned instead of the spec in the cluster; the target need not exist yet.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
 
 
@@ -236,6 +255,40 @@ class OperationLogStatus(KubeModel):
     total: int = Field(default=0, description="How many lines the log has in all.")
 
 
+class Estimate(KubeModel):
+    """How long something took the last times it ran in this namespace (no runs: no guess)."""
+
+    runs: int = Field(default=0, description="How many past runs the figures come from (0: no history).")
+    median_seconds: float | None = Field(default=None, description="Median of those runs.")
+    worst_seconds: float | None = Field(default=None, description="The longest of those runs.")
+
+
+class PlannedStep(KubeModel):
+    """One step a dry run found the real operation would run."""
+
+    name: str = Field(description="Step name, as the real operation would record it.")
+    description: str = Field(default="", description="What the step does.")
+    checked: str = Field(default="", description="What its read-only check found (empty: it has no check).")
+    refusal: str = Field(default="", description="The refusal the real run would hit here, in its words.")
+    irreversible: str = Field(default="", description="Why this step cannot be undone (empty: it can be).")
+    expected: Estimate = Field(default_factory=Estimate, description="Its duration in past runs.")
+
+
+class DryRunReport(KubeModel):
+    """What a dry run found: the real operation's plan, checks, refusals and expected timings."""
+
+    plan: str = Field(default="", description="What the operation would do, in one sentence.")
+    steps: list[PlannedStep] = Field(default_factory=list, description="The steps, in order.")
+    refusals: list[str] = Field(default_factory=list, description="Refusals the real run would hit.")
+    expected_seconds: Estimate = Field(default_factory=Estimate, description="Whole operation, past runs.")
+    downtime: str = Field(default="", description="The downtime to expect, in words.")
+    expected_downtime: Estimate | None = Field(
+        default=None, description="Downtime in past runs (absent: the operation causes none)."
+    )
+    irreversible: list[str] = Field(default_factory=list, description="What could not be undone, and why.")
+    waits_behind: str = Field(default="", description="The operation the real one would queue behind now.")
+
+
 class OperationStatus(KubeModel):
     """The record of the operation, written only by Bosun."""
 
@@ -268,6 +321,7 @@ class OperationStatus(KubeModel):
     archived: str | None = Field(
         default=None, description="Where the finished operation's record is archived, once it is."
     )
+    dry_run: DryRunReport | None = Field(default=None, description="A dry run's findings (spec.dryRun).")
 
 
 class Operation(KubeModel):

@@ -137,7 +137,18 @@ async def plan_app(kube: Kube, operation: Operation, target: dict[str, Any]) -> 
     )
     if ctx.uid == "" and plan.get("next") is not None:
         raise PermanentError("the App no longer exists", "TargetNotFound")
-    return Plan(DEPROVISION if nxt is None else RELEASE, ctx, json.dumps(plan))
+    return Plan(DEPROVISION if nxt is None else RELEASE, ctx, json.dumps(plan), summary(ctx))
+
+
+def summary(ctx: AppContext) -> str:
+    """The plan in one sentence, for people (a dry run shows it)."""
+    if ctx.next is None:
+        return f"remove the Deployments, Services and PDBs of {ctx.app}"
+    spec = ctx.next.spec
+    processes = ", ".join(f"{p.name} x{p.replicas}" for p in spec.processes)
+    before = f"image {ctx.previous.spec.image}" if ctx.previous else "nothing released yet"
+    release = f"release image {spec.image} ({processes}), replacing {before}"
+    return f"{ctx.type.value} {ctx.app}: {release}; rolling, zero downtime"
 
 
 # steps --------------------------------------------------------------------------------------
@@ -174,6 +185,14 @@ async def check(ctx: AppContext) -> str:
 
 def _job_name(ctx: AppContext) -> str:
     return f"{ctx.app[:40]}-release-{hashlib.sha256(ctx.operation.encode()).hexdigest()[:8]}"
+
+
+async def will_run_before_release(ctx: AppContext) -> str:
+    """What `before_release` would do (dry run): nothing to see on the cluster before it runs."""
+    command = ctx.next.spec.before_release if ctx.next else None
+    if ctx.type is not OperationType.DEPLOY or not command:
+        return Skipped("no beforeRelease command: nothing would run")
+    return f"would run {command!r} as a Job with image {ctx.next.spec.image if ctx.next else ''}"
 
 
 async def before_release(ctx: AppContext) -> str:
@@ -441,13 +460,14 @@ async def mark_running(ctx: AppContext) -> str:
 RELEASE: StepTable[AppContext] = StepTable(
     "app-release",
     [
-        no_side_effect("check", "check the image reference", check, timeout=30),
+        no_side_effect("check", "check the image reference", check, timeout=30, check=check),
         irreversible(
             "before-release",
             "run the beforeRelease command with the new image and config",
             before_release,
             "a beforeRelease command's effects (e.g. a database migration) cannot be undone by Bosun",
             timeout=900,
+            check=will_run_before_release,
         ),
         Step(
             "roll-out", "roll the Deployments to the new release, with zero downtime", roll_out, roll_back, timeout=600
@@ -459,7 +479,7 @@ RELEASE: StepTable[AppContext] = StepTable(
 DEPROVISION: StepTable[AppContext] = StepTable(
     "app-deprovision",
     [
-        no_side_effect("check", "nothing to validate", check, timeout=30),
+        no_side_effect("check", "nothing to validate", check, timeout=30, check=check),
         Step(
             "remove-workload",
             "delete the App's Deployments, Services and PDBs",

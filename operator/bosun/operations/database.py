@@ -34,7 +34,24 @@ async def plan_database(kube: Kube, operation: Operation, target: dict[str, Any]
     if plan.table not in TABLES:
         raise PermanentError(f"the plan names a step table this version does not have: {plan.table}", "UnknownPlan")
     ctx = DatabaseContext(kube, operation.namespace, meta["name"], meta["uid"], operation.name, plan)
-    return Plan(TABLES[plan.table], ctx, plan.model_dump_json(by_alias=True, exclude_none=True))
+    return Plan(
+        TABLES[plan.table], ctx, plan.model_dump_json(by_alias=True, exclude_none=True), summary(meta["name"], plan)
+    )
+
+
+def summary(name: str, plan: DatabasePlan) -> str:
+    """The plan in one sentence, for people (a dry run shows it)."""
+    spec = plan.next
+    said = {
+        "database-provision": f"provision {name} ({spec.engine.value} {spec.version}) "
+        f"on {plan.to_node or 'a node the scheduler picks'}",
+        "database-restart": f"restart {name} in place on {plan.from_node}",
+        "database-redeploy": f"move {name} from {plan.from_node} to {plan.to_node}",
+        "database-resize": f"grow the volume of {name} to {spec.storage.size}",
+        "database-deprovision-retain": f"deprovision {name}, keeping its volume and credentials",
+        "database-deprovision-delete": f"deprovision {name}, deleting its volume and credentials",
+    }.get(plan.table, plan.table)
+    return f"{said} ({plan.why})" if plan.why else said
 
 
 async def decide(kube: Kube, operation: Operation, target: dict[str, Any]) -> DatabasePlan:

@@ -259,6 +259,16 @@ async def pre_pull(ctx: DatabaseContext) -> str:
     raise TransientError(f"the watch of puller pod {_puller(ctx)} ended")
 
 
+async def image_on_target(ctx: DatabaseContext) -> str:
+    """What `pre_pull` would find (dry run): the image on the target node already, or a pull to come."""
+    image, node = build.image(ctx.spec), ctx.plan.to_node
+    found = await ctx.kube.node(node)
+    names = {n for i in ((found or {}).get("status") or {}).get("images") or [] for n in i.get("names") or []}
+    if image in names:
+        return f"image {image} is already on {node}: nothing to pull"
+    return f"image {image} is not on {node} yet: it is pulled there before the old pod stops (no downtime)"
+
+
 async def drop_puller(ctx: DatabaseContext) -> str:
     await ctx.kube.delete(ctx.namespace, "Pod", _puller(ctx))
     return "puller removed"
@@ -496,7 +506,7 @@ async def mark_running(ctx: DatabaseContext) -> str:
 PROVISION: StepTable[DatabaseContext] = StepTable(
     "database-provision",
     [
-        no_side_effect("check", "map engine and version to an image", check, timeout=30),
+        no_side_effect("check", "map engine and version to an image", check, timeout=30, check=check),
         Step("credentials", "create the credentials Secret", credentials, drop_credentials, timeout=30),
         Step("volume", "create the data volume claim", volume, drop_volume, timeout=30),
         Step("start", "start the database pod and its Service", start, stop_new, timeout=300),
@@ -512,18 +522,22 @@ RESTART: StepTable[DatabaseContext] = StepTable(
         STOP,
         Step("start", "start the database again on the same node", start_in_place, stop_new, timeout=300),
     ],
+    downtime_steps=("stop", "start"),
 )
 
 REDEPLOY: StepTable[DatabaseContext] = StepTable(
     "database-redeploy",
     [
-        no_side_effect("check-target", "check the target node can take the database", check_target, timeout=30),
+        no_side_effect(
+            "check-target", "check the target node can take the database", check_target, timeout=30, check=check_target
+        ),
         Step(
             "pre-pull",
             "pull the database image on the target node and hold its room there",
             pre_pull,
             drop_puller,
             timeout=300,
+            check=image_on_target,
         ),
         no_side_effect("pre-provision", "make sure the Service and credentials exist", pre_provision, timeout=30),
         no_side_effect(
@@ -548,12 +562,15 @@ REDEPLOY: StepTable[DatabaseContext] = StepTable(
             timeout=300,
         ),
     ],
+    downtime_steps=("stop-old", "detach", "attach", "start"),
 )
 
 RESIZE: StepTable[DatabaseContext] = StepTable(
     "database-resize",
     [
-        no_side_effect("check-volume", "check the StorageClass can expand the volume", check_volume, timeout=30),
+        no_side_effect(
+            "check-volume", "check the StorageClass can expand the volume", check_volume, timeout=30, check=check_volume
+        ),
         irreversible(
             "expand",
             "raise the claim's storage request",
@@ -565,6 +582,7 @@ RESIZE: StepTable[DatabaseContext] = StepTable(
         Step("restart", "restart in place if the filesystem needs it", restart_if_needed, ensure_running, timeout=300),
         no_side_effect("record", "record the new capacity", record_next, timeout=30),
     ],
+    downtime_steps=("restart",),
 )
 
 _DEPROVISION_HEAD = [
