@@ -10,9 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +24,7 @@ from bosun.engine.oplog import OperationLog, log_key
 from bosun.kube import connected
 from bosun.store import S3Store
 from tests.support.bosun_objects import Bosun
+from tests.support.cli import kubectl_bosun
 from tests.support.cluster import LocalCluster
 from tests.support.databases import NEIGHBOUR, database_manifest, ops_of, provision, start_op
 from tests.support.install import apply_operator_rbac
@@ -69,17 +68,7 @@ def bosun(api: client.ApiClient, cluster: LocalCluster, namespace: str, operator
 
 
 def cli(cluster: LocalCluster, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    """`kubectl bosun ...`, through kubectl's plugin mechanism, as a user would run it."""
-    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}"}
-    env = {k: v for k, v in env.items() if not k.startswith("AWS_")}  # people hold no store credentials
-    return subprocess.run(
-        [str(cluster.bin_dir / "kubectl"), "bosun", *args],  # kubectl passes no flags before a plugin's name
-        capture_output=True,
-        text=True,
-        env={**env, "KUBECONFIG": str(cluster.kubeconfig)},
-        timeout=timeout,
-        check=False,
-    )
+    return kubectl_bosun(cluster, *args, timeout=timeout)
 
 
 def this_week() -> str:

@@ -97,7 +97,8 @@ def _estimate(found: dict[str, Any] | None) -> str:
     found = found or {}
     if not found.get("runs"):
         return "no history"
-    return f"{found.get('medianSeconds')}s / {found.get('worstSeconds')}s ({found['runs']} runs)"
+    median, worst = float(found.get("medianSeconds") or 0), float(found.get("worstSeconds") or 0)
+    return f"{median:.1f}s / {worst:.1f}s ({found['runs']} runs)"
 
 
 def dry_run_report(operation: dict[str, Any]) -> str:

@@ -79,10 +79,8 @@ def _downtime_words(table: StepTable[Any], expected: Estimate | None) -> str:
     during = ", ".join(table.downtime_steps)
     if expected is None or not expected.runs:
         return f"during {during}; no history in this namespace to say how long"
-    return (
-        f"about {expected.median_seconds}s (median of the last {expected.runs} runs, worst {expected.worst_seconds}s), "
-        f"during {during}"
-    )
+    median, worst = float(expected.median_seconds or 0), float(expected.worst_seconds or 0)
+    return f"about {median:.1f}s (median of the last {expected.runs} runs, worst {worst:.1f}s), during {during}"
 
 
 async def examine(table: StepTable[Any], ctx: Any, summary: str, others: Iterable[Operation]) -> DryRunReport:
@@ -121,7 +119,9 @@ def verdict(report: DryRunReport) -> tuple[Phase, str, str]:
     if report.refusals:
         return Phase.FAILED, "WouldBeRefused", f"dry run: the real operation would be refused: {report.refusals[0]}"
     took = report.expected_seconds
-    expected = f"about {took.median_seconds}s (median of {took.runs} runs)" if took.runs else "no history"
+    expected = (
+        f"about {float(took.median_seconds or 0):.1f}s (median of {took.runs} runs)" if took.runs else "no history"
+    )
     return (
         Phase.SUCCEEDED,
         "DryRun",
