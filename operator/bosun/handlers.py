@@ -80,6 +80,7 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
             memo.kube,
             memo.planner,
             queue_poll_seconds=config.queue_poll_seconds,
+            queue_by_label=config.queue_by_label,
             store=memo.store,
             identity=await memo.kube.whoami(),
             log_tail_lines=config.log_tail_lines,

@@ -157,10 +157,15 @@ class Kube:
         except NotFound:
             return None
 
-    async def list_objects(self, kind: str, namespace: str) -> list[dict[str, Any]]:
+    async def list_objects(
+        self, kind: str, namespace: str, selector: dict[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        labels = ",".join(f"{k}={v}" for k, v in sorted((selector or {}).items()))
         result = await call(
             f"list {kind} in {namespace}",
-            lambda: self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind]),
+            lambda: self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURALS[kind], label_selector=labels
+            ),
         )
         return list(result.get("items", []))
 

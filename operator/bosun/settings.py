@@ -60,6 +60,12 @@ class Settings:
     """Watch requests are re-opened at least this often, so a silently dead stream is replaced."""
 
     queue_poll_seconds: float = field(default_factory=lambda: float(os.environ.get("BOSUN_QUEUE_POLL_SECONDS", "1.0")))
+
+    queue_by_label: bool = field(
+        default_factory=lambda: os.environ.get("BOSUN_QUEUE_BY_LABEL", "true").lower() in ("1", "true", "yes")
+    )
+    """Find a waiting operation's rivals by the target labels the chart's admission policy stamps
+    (false without those policies: then every Operation of the namespace is read each time)."""
     """How often a queued operation looks whether its turn has come."""
 
     heartbeat_seconds: float = field(default_factory=lambda: float(os.environ.get("BOSUN_HEARTBEAT_SECONDS", "20")))

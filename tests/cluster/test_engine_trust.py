@@ -414,3 +414,44 @@ def test_the_provenance_annotations_cannot_change_after_creation(
         with pytest.raises(RuntimeError, match="cannot change"):
             as_editor(cluster, "annotate", "--overwrite", "op", "provenance", "-n", bosun.namespace, f"{key}=forged")
     assert bosun.get("operations", "provenance")["metadata"]["annotations"]["bosun.dev/created-by"] == "kwok-admin"
+
+
+def test_relabelling_an_operation_cannot_hide_it_from_its_target_s_queue(
+    bosun: Bosun, app: str, editor: str, cluster: LocalCluster
+) -> None:
+    """The queue reads a target's rivals by label: the API server stamps those labels from the
+    immutable spec.target on every write, so a forged or changed label changes nothing."""
+    forged = operation("hidden", app, {"test.bosun.dev/step-seconds": "3"})
+    forged["metadata"]["labels"] = {"bosun.dev/target-kind": "database", "bosun.dev/target": "elsewhere"}
+    with ActiveSampler(bosun) as sampler:
+        as_editor(cluster, "apply", "-n", bosun.namespace, "-f", "-", input=json.dumps(forged))
+        labels = bosun.get("operations", "hidden")["metadata"]["labels"]
+        assert (labels["bosun.dev/target-kind"], labels["bosun.dev/target"]) == ("app", app)
+        as_editor(cluster, "label", "op", "hidden", "-n", bosun.namespace, "--overwrite", "bosun.dev/target=elsewhere")
+        assert bosun.get("operations", "hidden")["metadata"]["labels"]["bosun.dev/target"] == app
+        bosun.operation("behind", app)
+        hidden, behind = (bosun.wait_phase(n, timeout=120) for n in ("hidden", "behind"))
+    assert sampler.overlaps == [] and hidden["phase"] == behind["phase"] == "Succeeded"
+    assert hidden["finishedAt"] <= behind["startedAt"]
+
+
+def test_an_editor_cannot_forge_or_alter_an_operation_s_log(
+    bosun: Bosun, app: str, editor: str, cluster: LocalCluster
+) -> None:
+    bosun.operation("logged", app)
+    bosun.wait_phase("logged")
+    uid = bosun.get("operations", "logged")["metadata"]["uid"]
+    chunk = f"logged.log-{uid[:8]}-0"
+    wait_for(lambda: cluster.kubectl("get", "configmap", chunk, "-n", bosun.namespace, check=False), what="the copy")
+    with pytest.raises(RuntimeError, match="only Bosun writes"):
+        as_editor(cluster, "patch", "configmap", chunk, "-n", bosun.namespace, "--type=merge", "-p",
+                  json.dumps({"binaryData": {"log.gz": "H4sIAAAAAAAAA0vLz1cozs8tyEktAQAAAP//"}}))  # fmt: skip
+    forged = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": f"logged.log-{uid[:8]}-1", "labels": {"bosun.dev/log-uid": uid}},
+        "data": {"log": "2026-11-26T00:00:00.000Z INFO    all fine, says mallory"},
+    }
+    with pytest.raises(RuntimeError, match="only Bosun writes"):
+        as_editor(cluster, "apply", "-n", bosun.namespace, "-f", "-", input=json.dumps(forged))
+    as_editor(cluster, "create", "configmap", "mallorys-own", "-n", bosun.namespace, "--from-literal=a=b")

@@ -172,6 +172,9 @@ class Replicas:
 @pytest.fixture
 def ha_release(cluster: LocalCluster, namespace: str) -> Iterator[tuple[str, str]]:
     name, system = "bosun-ha", "bosun-ha-system"
+    # One Bosun per cluster: the test cluster's own policy lets only bosun-system:bosun write operation
+    # logs, so it steps aside while this release (whose policy names its own account) is installed.
+    cluster.kubectl("delete", "validatingadmissionpolicybinding", "bosun-operation-logs", "--ignore-not-found")
     helm(
         cluster, "install", name, CHART, "-n", system, "--create-namespace",
         "--set", "replicaCount=0", "--set", f"watchNamespaces={{{namespace}}}",
@@ -179,6 +182,9 @@ def ha_release(cluster: LocalCluster, namespace: str) -> Iterator[tuple[str, str
     yield name, system
     helm(cluster, "uninstall", name, "-n", system, check=False)
     cluster.kubectl("delete", "namespace", system, "--ignore-not-found", "--wait=false")
+    cluster.kubectl(
+        "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "manifests" / "admission-policies.yaml")
+    )
 
 
 def test_two_replicas_from_the_wheel_one_acts_and_the_standby_finishes_a_move(

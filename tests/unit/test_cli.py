@@ -20,3 +20,16 @@ def test_all_namespaces_overrides_the_environment(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("BOSUN_NAMESPACES", "x,y")
     assert settings_from(parser().parse_args(["run"])).namespaces == ["x", "y"]
     assert settings_from(parser().parse_args(["run", "-A"])).namespaces == []
+
+
+def test_plan_reads_lists_and_refuses_what_is_not_an_object() -> None:
+    from bosun.cli.commands import CliError, _objects, target_of
+
+    listed = {"kind": "List", "items": [{"kind": "App", "metadata": {"name": "web"}}, {"kind": "Service"}]}
+    assert [o.get("kind") for o in _objects([listed], "f.yaml")] == ["App", "Service"]
+    for bad in (["a", "list"], "a scalar", {"kind": "App", "metadata": "oops"}):
+        with pytest.raises(CliError, match="not a Kubernetes object"):
+            _objects([bad], "f.yaml")
+    assert target_of("database/pg") == ("Database", "pg") and target_of("App/web") == ("App", "web")
+    with pytest.raises(CliError, match="app/NAME or database/NAME"):
+        target_of("deployment/web")

@@ -6,13 +6,18 @@ import base64
 import os
 import re
 
+import pytest
+
 from bosun.models import logcopy
 
 SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 
 
-def chunks_of(body: bytes, operation: str = "pg-move", uid: str = "0123456789abcdef") -> list[dict[str, object]]:
+UID = "0123456789abcdef"
+
+
+def chunks_of(body: bytes, operation: str = "pg-move", uid: str = UID) -> list[dict[str, object]]:
     return [logcopy.chunk_manifest("ns", operation, uid, index, data) for index, data in enumerate(logcopy.split(body))]
 
 
@@ -23,7 +28,7 @@ def test_ten_thousand_lines_and_a_100_kb_line_come_back_byte_for_byte() -> None:
     ).encode()
     chunks = chunks_of(body)
     assert len(chunks) == 3  # about 1.1 MB raw: the 100 KB line crosses a chunk boundary or not, either way
-    assert logcopy.assemble(reversed(chunks)) == body  # the order on the server does not matter
+    assert logcopy.assemble(reversed(chunks), "pg-move", UID) == body  # the order on the server does not matter
     assert len(logcopy.lines_of(body)) == 10_001
 
 
@@ -46,8 +51,17 @@ def test_names_and_labels_are_valid_for_any_operation_name() -> None:
 def test_a_missing_chunk_ends_the_log_there_rather_than_joining_around_it() -> None:
     body = b"a" * logcopy.CHUNK_BYTES + b"b" * 10 + b"\n"
     first, second = chunks_of(body)
-    assert logcopy.assemble([second]) == b""
-    assert logcopy.assemble([first]) == b"a" * logcopy.CHUNK_BYTES
+    assert logcopy.assemble([second], "pg-move", UID) == b""
+    assert logcopy.assemble([first], "pg-move", UID) == b"a" * logcopy.CHUNK_BYTES
+
+
+def test_only_chunks_named_as_bosun_names_them_count_and_damage_is_reported() -> None:
+    real, forged = chunks_of(b"real\n")[0], chunks_of(b"forged\n")[0]
+    forged["metadata"]["name"] = "pg-move.log-forged-0"  # type: ignore[index]
+    assert logcopy.assemble([forged, real], "pg-move", UID) == b"real\n"
+    real["binaryData"] = {logcopy.DATA_KEY: "not base64 at all!"}
+    with pytest.raises(logcopy.DamagedLog, match="chunk 0"):
+        logcopy.assemble([real], "pg-move", UID)
 
 
 def test_of_several_operations_that_bore_one_name_the_newest_is_chosen() -> None:

@@ -17,11 +17,17 @@ class Outage(LocalStore):
     def __init__(self, root: Path) -> None:
         super().__init__(root)
         self.down = False
+        self.reads_down = False
 
     async def put(self, key: str, data: bytes) -> None:
         if self.down:
             raise StoreUnavailable("connection refused")
         await super().put(key, data)
+
+    async def get(self, key: str) -> bytes | None:
+        if self.down and self.reads_down:
+            raise StoreUnavailable("connection refused")
+        return await super().get(key)
 
 
 def stored_lines(store: LocalStore, key: str) -> list[str]:
@@ -167,6 +173,10 @@ class MemoryCopy:
         self.down = False
         self.writes = 0
 
+    @property
+    def remembered(self) -> bool:
+        return False  # as after a restart: settling reads it
+
     async def read(self) -> bytes:
         return self.body
 
@@ -226,3 +236,44 @@ async def test_without_a_store_the_copy_is_read_back_on_resume() -> None:
         "line 2",
         "after",
     ]
+
+
+async def test_a_restart_with_the_store_unreachable_keeps_line_numbers(tmp_path: Path) -> None:
+    """Lines numbered from the status's count while the store was down keep their numbers once it is back."""
+    store = Outage(tmp_path)
+    first = OperationLog(store, "logs/ns/op.log", flush_seconds=3600, tail=2)
+    for n in range(4):
+        first.add(f"old {n}")
+    await first.flush()
+    shown = first.status()  # total 4
+    first.add("old 4")  # reached the store, never the status: the process dies
+    await first.flush()
+    stored_before = stored_lines(store, "logs/ns/op.log")
+    store.down = store.reads_down = True
+    second = OperationLog(store, "logs/ns/op.log", flush_seconds=3600, tail=2)
+    await second.resume(shown)
+    second.add("new 0")
+    assert second.status().total == 5  # "new 0" is line 5, as the status says
+    store.down = False
+    await second.flush()
+    texts = [line.split(" ", 2)[2].strip() for line in stored_lines(store, "logs/ns/op.log")]
+    assert texts[:5] == ["old 0", "old 1", "old 2", "old 3", "new 0"] and len(texts) == 6
+    assert texts[5].endswith("(written before the restart, shown late) " + stored_before[4])  # nothing lost
+
+
+async def test_settling_after_a_crash_keeps_lines_only_the_copy_got(tmp_path: Path) -> None:
+    store, copy = Outage(tmp_path), MemoryCopy()
+    first = OperationLog(store, "logs/ns/op.log", flush_seconds=3600, copy=copy)
+    first.add("one")
+    await first.flush()
+    shown = first.status()
+    store.down = True
+    first.add("two")  # the copy got it, the store did not; then the process died
+    with pytest.raises(StoreUnavailable):
+        await first.flush()
+    store.down = False
+    later = OperationLog(store, "logs/ns/op.log", copy=copy)
+    await later.resume(shown)
+    await later.settle()
+    assert [line.split(" ", 2)[2].strip() for line in stored_lines(store, "logs/ns/op.log")] == ["one", "two"]
+    assert copy.body == (tmp_path / "logs/ns/op.log").read_bytes()

@@ -65,6 +65,31 @@ def test_finished_and_other_targets_never_block() -> None:
     assert blocker(me, [done, elsewhere, me]) is None
 
 
+def test_a_dry_run_never_blocks_and_is_not_indexed() -> None:
+    dry = Operation.of(
+        {
+            "metadata": {
+                "name": "plan",
+                "uid": "uid-plan",
+                "namespace": "shop",
+                "creationTimestamp": "2026-01-01T00:00:01Z",
+            },
+            "spec": {"target": {"kind": "App", "name": "web"}, "type": "restart", "dryRun": True},
+            "status": {"phase": "Pending"},
+        }
+    )
+    me = entry("me", "2026-01-01T00:00:02Z")
+    assert blocker(me, [dry, me]) is None
+    seen = Unfinished()
+    seen.saw(
+        {
+            "metadata": {"name": "plan", "uid": "uid-plan", "namespace": "shop"},
+            "spec": dry.spec.model_dump(by_alias=True),
+        }
+    )
+    assert seen.on(Operation.of(_body(me, "Pending"))) == [] and not seen.on_target("shop", "App", "web")
+
+
 def test_a_running_operation_blocks_whatever_the_names_and_timestamps() -> None:
     running = entry("web-restart-zzz", "2026-01-01T00:00:01Z", "Running", rv=20)
     rolling = entry("web-restart-yyy", "2026-01-01T00:00:05Z", "RollingBack", rv=30)

@@ -137,9 +137,14 @@ def _log_chunks(conn: Connection, name: str, selector: str) -> list[dict[str, An
     return [conn.core.api_client.sanitize_for_serialization(item) for item in found.items]
 
 
-def copied_lines(conn: Connection, name: str, uid: str) -> list[str]:
+def copied_lines(conn: Connection, name: str, uid: str, chunks: list[dict[str, Any]] | None = None) -> list[str]:
     """The operation's whole log as its namespace's copy holds it (`bosun.models.logcopy`)."""
-    return logcopy.lines_of(logcopy.assemble(_log_chunks(conn, name, f"{logcopy.UID_LABEL}={uid}")))
+    if chunks is None:
+        chunks = _log_chunks(conn, name, f"{logcopy.UID_LABEL}={uid}")
+    try:
+        return logcopy.lines_of(logcopy.assemble(chunks, name, uid))
+    except logcopy.DamagedLog as error:
+        raise CliError(f"log of operation {name} in namespace {conn.namespace}: {error}") from None
 
 
 def _shown(line: str, timestamps: bool) -> str:
@@ -164,19 +169,31 @@ def _next_lines(
     tail, total = list(log.get("lines") or []), int(log.get("total") or 0)
     first = total - len(tail)
     if cursor.printed >= first:
+        cursor.behind_since = None
         return tail[cursor.printed - first :], ""
     copied = copied_lines(conn, name, uid)
+    lines = copied[cursor.printed :]
     if len(copied) >= first:
         cursor.behind_since = None
-        return copied[cursor.printed :] + tail[max(0, len(copied) - first) :], ""
+        return lines + tail[max(0, len(copied) - first) :], ""
     now = time.monotonic()
     cursor.behind_since = cursor.behind_since or now
     if now - cursor.behind_since < wait:  # the operator copies new lines about every second
-        return copied[cursor.printed :], ""
-    lines = copied[cursor.printed :]
-    notice = f"lines {len(copied) + 1}-{first} are not in the namespace's copy yet (the log store has them)"
-    cursor.printed = first - len(lines)  # the caller adds the lines printed
+        return lines, ""
+    missing = f"{max(cursor.printed, len(copied)) + 1}-{first}"
+    notice = f"lines {missing} are not in the namespace's copy of the log (the log store has them)"
+    cursor.printed = first - len(lines)  # the caller adds every line returned: it ends at `total`
+    cursor.behind_since = None
     return lines + tail, notice
+
+
+def _copy_wait(status: dict[str, Any], follow: bool, wait: float) -> float:
+    """How long to wait for the copy to catch up: not for an operation that ended a while ago."""
+    finished = status.get("finishedAt")
+    if follow or not finished:
+        return wait
+    ended = (datetime.now(UTC) - datetime.fromisoformat(finished.replace("Z", "+00:00"))).total_seconds()
+    return wait if ended < wait else 0.0
 
 
 def logs(
@@ -204,7 +221,7 @@ def logs(
         log = current.get("log") or {}
         if cursor is None:
             cursor = _LogCursor(max(0, int(log.get("total") or 0) - tail) if tail is not None else 0)
-        lines, notice = _next_lines(conn, name, uid, log, cursor, copy_wait)
+        lines, notice = _next_lines(conn, name, uid, log, cursor, _copy_wait(current, follow, copy_wait))
         if (lines or notice) and tty and last_bar:
             err.write("\r\033[K")
         if notice:
@@ -239,10 +256,8 @@ def removed_log(conn: Connection, name: str, out: TextIO, *, tail: int | None, t
     uid = logcopy.newest_uid(chunks)
     if not uid:
         raise CliError(f"operation {name} in namespace {conn.namespace}: not found, and no log of it is kept")
-    lines = logcopy.lines_of(
-        logcopy.assemble(c for c in chunks if (c["metadata"].get("labels") or {}).get(logcopy.UID_LABEL) == uid)
-    )
-    for line in lines[-tail:] if tail is not None else lines:
+    lines = copied_lines(conn, name, uid, chunks)
+    for line in lines[len(lines) - tail :] if tail is not None else lines:
         print(_shown(line, timestamps), file=out)
     return 0
 
@@ -315,7 +330,8 @@ def target_of(text: str) -> tuple[str, str]:
 def dry_run_manifest(
     kind: str, name: str, type_: str, parameters: dict[str, Any], proposed: dict[str, Any] | None
 ) -> dict[str, Any]:
-    spec: dict[str, Any] = {"target": {"kind": kind, "name": name}, "type": type_, "dryRun": True}
+    # cancel: true as well, so that an operator too old to know dry runs cancels it rather than runs it
+    spec: dict[str, Any] = {"target": {"kind": kind, "name": name}, "type": type_, "dryRun": True, "cancel": True}
     if parameters:
         spec["parameters"] = parameters
     if proposed is not None:
@@ -323,7 +339,7 @@ def dry_run_manifest(
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "Operation",
-        "metadata": {"generateName": f"{name[:40]}-{type_}-plan-"},
+        "metadata": {"generateName": f"{re.sub(r'[-.]+$', '', name[:40])}-{type_}-plan-"},
         "spec": spec,
     }
 
@@ -334,6 +350,11 @@ def _run_dry(conn: Connection, manifest: dict[str, Any], out: TextIO, wait: floa
         lambda: conn.custom.create_namespaced_custom_object(GROUP, VERSION, conn.namespace, "operations", manifest),
     )
     name = created["metadata"]["name"]
+    if not (created.get("spec") or {}).get("dryRun"):
+        raise CliError(
+            f"the cluster's Bosun does not know dry runs (its Operation CRD dropped spec.dryRun): {name} was "
+            "created cancelled, so nothing runs; upgrade Bosun's CRDs and operator to plan"
+        )
     deadline = time.monotonic() + wait
     operation = created
     while (operation.get("status") or {}).get("phase") not in ("Succeeded", "Failed", "Cancelled"):
@@ -390,13 +411,15 @@ def plan_file(conn: Connection, path: str, out: TextIO, err: TextIO, wait: float
 
     try:
         with open(path) if path != "-" else contextlib.nullcontext(sys.stdin) as source:
-            documents = [d for d in yaml.safe_load_all(source) if d]
+            documents = _objects([d for d in yaml.safe_load_all(source) if d], path)
     except (OSError, yaml.YAMLError) as error:
         raise CliError(f"cannot read {path}: {error}") from None
     worst, planned = 0, 0
     for document in documents:
-        kind, name = document.get("kind"), (document.get("metadata") or {}).get("name", "")
-        if document.get("apiVersion") != f"{GROUP}/{VERSION}" or kind not in PLURALS or not name:
+        kind, name = document.get("kind"), document["metadata"].get("name", "")
+        if str(document.get("apiVersion", "")).split("/")[0] == GROUP and (kind not in PLURALS or not name):
+            raise CliError(f"{path}: {document.get('apiVersion')} {kind} {name!r} is not an App or Database to plan")
+        if document.get("apiVersion") != f"{GROUP}/{VERSION}" or kind not in PLURALS:
             print(f"skipped {kind or 'a document'} {name}: not a Bosun App or Database", file=err)
             continue
         at = Connection(conn.custom, conn.core, (document.get("metadata") or {}).get("namespace") or conn.namespace)
@@ -419,6 +442,19 @@ def plan_file(conn: Connection, path: str, out: TextIO, err: TextIO, wait: float
     if not planned and not worst:
         print("nothing to plan: applying this would start no operation", file=out)
     return worst
+
+
+def _objects(documents: list[Any], path: str) -> list[dict[str, Any]]:
+    """The objects of a manifest file, with the items of a `kind: List` (as `kubectl get -o yaml` writes)."""
+    objects: list[dict[str, Any]] = []
+    for document in documents:
+        if not isinstance(document, dict) or not isinstance(document.get("metadata", {}), dict):
+            raise CliError(f"{path}: a document is not a Kubernetes object (kind, metadata, spec)")
+        if document.get("kind") == "List":
+            objects.extend(_objects(list(document.get("items") or []), path))
+        else:
+            objects.append({**document, "metadata": document.get("metadata") or {}})
+    return objects
 
 
 def _present(parameters: dict[str, Any]) -> dict[str, Any]:

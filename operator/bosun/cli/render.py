@@ -107,9 +107,10 @@ def dry_run_report(operation: dict[str, Any]) -> str:
     spec = operation.get("spec") or {}
     target = spec.get("target") or {}
     report = status.get("dryRun") or {}
+    changed = "nothing was changed" if "dryRun" in status else "NOT planned by a dry run: see kubectl bosun status"
     head = [
         f"Dry run:   {spec.get('type', '')} of {target.get('kind', '')} {target.get('name', '')} "
-        f"(operation {operation['metadata']['name']}): nothing was changed",
+        f"(operation {operation['metadata']['name']}): {changed}",
     ]
     if report.get("plan"):
         head.append(f"Plan:      {report['plan']}")

@@ -17,6 +17,7 @@ from collections import OrderedDict
 from bosun.errors import PermanentError, TransientError
 from bosun.kube import Kube, NamespaceTerminating
 from bosun.models import logcopy
+from bosun.models.names import API_VERSION
 from bosun.store import StoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -38,27 +39,41 @@ def forget_written() -> None:
 
 
 class ConfigMapLogCopy:
-    def __init__(self, kube: Kube, namespace: str, operation: str, uid: str) -> None:
+    def __init__(
+        self, kube: Kube, namespace: str, operation: str, uid: str, *, owner: dict[str, str] | None = None
+    ) -> None:
         self.kube = kube
+        self.owner = owner  # an ownerReference's kind, name and uid: the copy goes with that object
         self.namespace = namespace
         self.operation = operation
         self.uid = uid
         self._written = _digests(uid)  # shared by every copy of this log in this process
         self.given_up = False
 
+    @property
+    def remembered(self) -> bool:
+        return bool(self._written)
+
     async def read(self) -> bytes:
         """What the copy holds (after a restart, say): every chunk up to the first missing one."""
         chunks = await self.kube.list_labelled(self.namespace, "ConfigMap", {logcopy.UID_LABEL: self.uid})
-        return logcopy.assemble(chunks)
+        try:
+            return logcopy.assemble(chunks, self.operation, self.uid)
+        except logcopy.DamagedLog as error:
+            logger.warning("log copy of %s/%s rewritten from the store: %s", self.namespace, self.operation, error)
+            return b""
 
     async def write(self, body: bytes) -> None:
         if self.given_up:
             return
-        for index, data in enumerate(logcopy.split(body)):
+        chunks = logcopy.split(body)
+        for index, data in enumerate(chunks):
             digest = hashlib.sha256(data).hexdigest()
             if self._written.get(index) == digest:
                 continue
             manifest = logcopy.chunk_manifest(self.namespace, self.operation, self.uid, index, data)
+            if self.owner:
+                manifest["metadata"]["ownerReferences"] = [{"apiVersion": API_VERSION, **self.owner}]
             try:
                 await self.kube.apply(self.namespace, manifest)
             except TransientError as error:
@@ -68,3 +83,12 @@ class ConfigMapLogCopy:
                 self.given_up = True
                 return
             self._written[index] = digest
+        for index in sorted(i for i in self._written if i >= len(chunks)):  # the log was rewritten shorter
+            name = logcopy.chunk_name(self.operation, self.uid, index)
+            try:
+                await self.kube.delete_config_map(self.namespace, name)
+            except TransientError as error:
+                raise StoreUnavailable(f"log copy {name}: {error}") from error
+            except PermanentError as error:
+                logger.warning("stale log chunk %s/%s not removed: %s", self.namespace, name, error)
+            del self._written[index]

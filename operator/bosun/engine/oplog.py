@@ -66,6 +66,11 @@ class LogCopy(Protocol):
 
     async def write(self, body: bytes) -> None: ...
 
+    @property
+    def remembered(self) -> bool:
+        """This process wrote the copy, so it knows what it holds without reading it."""
+        ...
+
 
 _LIVE: weakref.WeakSet[OperationLog] = weakref.WeakSet()  # every log this process still holds lines of
 
@@ -109,6 +114,7 @@ class OperationLog:
         self._flushed = 0
         self._warned = False
         self._flusher: asyncio.Task[None] | None = None
+        self._writing = asyncio.Lock()  # one flush at a time: a later body never lands before an earlier one
         _LIVE.add(self)
 
     async def resume(self, earlier: OperationLogStatus | None) -> None:
@@ -138,7 +144,14 @@ class OperationLog:
 
     async def _read_earlier(self) -> list[str]:
         if self._earlier is None:
-            self._earlier = merged(await self._stored(), self._earlier_total, self._earlier_tail)
+            stored = await self._stored()
+            if self.lines and len(stored) > self._earlier_total:
+                # This process numbered its lines from the status's count: they keep their numbers,
+                # and lines only the store got before the restart come after them, marked as late.
+                late = stored[self._earlier_total :]
+                stored = stored[: self._earlier_total]
+                self.lines.extend(self.format(f"(written before the restart, shown late) {line}") for line in late)
+            self._earlier = merged(stored, self._earlier_total, self._earlier_tail)
         return self._earlier
 
     @staticmethod
@@ -189,6 +202,10 @@ class OperationLog:
 
     async def flush(self) -> None:
         """Write the whole log; raises StoreUnavailable (and keeps every line) if the store is down."""
+        async with self._writing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         if not self.writes or (not self.pending and self._earlier is not None and not self.dropped):
             return
         earlier = await self._read_earlier()
@@ -225,12 +242,17 @@ class OperationLog:
         if not self.writes or not self._earlier_total:
             return
         stored = await self._stored()
-        self._earlier = merged(stored, self._earlier_total, self._earlier_tail)
+        best = stored
+        if self.copy is not None and self.store is not None and not self.copy.remembered:
+            # Another process wrote the copy: it may hold lines whose store write failed before a crash.
+            copied = (await self.copy.read()).decode(errors="replace").split("\n")[:-1]
+            best = copied if len(copied) > len(stored) else stored
+        self._earlier = merged(best, self._earlier_total, self._earlier_tail)
         body = "".join(line + "\n" for line in self._earlier).encode()
-        if len(stored) < self._earlier_total:
+        if len(stored) < len(self._earlier):
             await self._write(body)
         elif self.copy is not None:
-            await self.copy.write(body)  # the store had it all; the copy may not have
+            await self.copy.write(body)  # the store had it all; the copy may not have (a no-op if it has)
 
     async def _flush_soon(self) -> None:
         delay = self.flush_seconds

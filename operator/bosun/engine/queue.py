@@ -76,6 +76,10 @@ class Unfinished:
     def blocker(self, me: Operation) -> str | None:
         return blocker(me, self._by_namespace.get(me.namespace, {}).values())
 
+    def on(self, like: Operation) -> list[Operation]:
+        """The unfinished operations seen on `like`'s target."""
+        return [o for o in self._by_namespace.get(like.namespace, {}).values() if same_target(o, like)]
+
     def on_target(self, namespace: str, kind: str, name: str) -> bool:
         return any(
             (o.spec.target.kind.value, o.spec.target.name) == (kind, name)

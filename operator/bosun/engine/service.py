@@ -55,6 +55,8 @@ from bosun.models.names import (
     INITIATOR_SOURCE,
     INITIATOR_USER,
     TARGET_GENERATION,
+    TARGET_KIND_LABEL,
+    TARGET_LABEL,
 )
 from bosun.models.operation import DryRunReport, Initiator, Operation, OperationStatus, Phase, TargetKind
 from bosun.store import Store
@@ -231,8 +233,10 @@ class OperationService:
         store: Store | None = None,
         identity: str = "",
         log_tail_lines: int = oplog.TAIL_LINES,
+        queue_by_label: bool = True,
     ) -> None:
         self.kube = kube
+        self.queue_by_label = queue_by_label
         self.log_tail_lines = log_tail_lines
         self.store = store
         self.planner = planner
@@ -245,7 +249,9 @@ class OperationService:
         self._target_locks: dict[tuple[str, str, str], asyncio.Lock] = {}
 
     def _log(self, operation: Operation) -> OperationLog:
-        copy = ConfigMapLogCopy(self.kube, operation.namespace, operation.name, operation.uid)
+        # A dry run's log goes with its Operation (retention); a real one's stays with the namespace.
+        owner = {"kind": "Operation", "name": operation.name, "uid": operation.uid} if operation.spec.dry_run else None
+        copy = ConfigMapLogCopy(self.kube, operation.namespace, operation.name, operation.uid, owner=owner)
         key = log_key(operation.namespace, operation.name, operation.uid)
         return OperationLog(self.store, key, tail=self.log_tail_lines, copy=copy)
 
@@ -298,6 +304,10 @@ class OperationService:
         if operation.spec.dry_run:
             try:
                 return await self._dry_run(operation, status, handle, journal)
+            except Exception as error:  # a bug or a broken record: end it, never loop
+                logger.exception("dry run %s/%s broke", operation.namespace, operation.name)
+                await self._end_broken(status, handle, journal, error)
+                return status
             finally:
                 await journal.flush()
                 log.close()
@@ -405,7 +415,8 @@ class OperationService:
             raise PermanentError(
                 f"{kind.value} {name!r} does not exist in namespace {operation.namespace}", "TargetNotFound"
             )
-        return await self._plan(operation, status, target)
+        # Planned once: a dry run reports a busy API server rather than waiting for it until its deadline.
+        return await self.planner.plan(self.kube, operation.model_copy(update={"status": status}), target)
 
     async def _plan(self, operation: Operation, status: OperationStatus, target: dict[str, Any]) -> Plan[Any]:
         """Plan, retrying transient API errors until the operation's deadline."""
@@ -517,8 +528,19 @@ class OperationService:
         return _WAIT
 
     async def _ahead(self, me: Operation) -> str | None:
-        others = [Operation.of(o) for o in await self.kube.list_objects("Operation", me.namespace)]
-        return blocker(me, others)
+        """The operation `me` waits for, decided on a fresh read of its rivals.
+
+        With labels (stamped by the admission policy from the immutable spec.target), only the
+        target's Operations are read, however many the namespace holds; the watch's index adds any
+        unfinished one that lacks them. Without, or for a name too long for a label, all are read.
+        """
+        target = me.spec.target
+        if not (self.queue_by_label and len(target.name) <= 63):
+            return blocker(me, [Operation.of(o) for o in await self.kube.list_objects("Operation", me.namespace)])
+        selector = {TARGET_KIND_LABEL: target.kind.value.lower(), TARGET_LABEL: target.name}
+        listed = [Operation.of(o) for o in await self.kube.list_objects("Operation", me.namespace, selector)]
+        seen = {o.uid for o in listed}
+        return blocker(me, listed + [o for o in self.unfinished.on(me) if o.uid not in seen])
 
     async def settle(self, body: Mapping[str, Any]) -> None:
         """For a finished operation: its target shows its outcome, and the store holds its whole log.

@@ -20,6 +20,7 @@ import base64
 import gzip
 import hashlib
 import re
+import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -65,21 +66,39 @@ def chunk_manifest(namespace: str, operation: str, uid: str, index: int, data: b
     }
 
 
+class DamagedLog(ValueError):
+    """A chunk that cannot be decoded: the copy was altered or cut."""
+
+
 def _chunk_index(config_map: Mapping[str, Any]) -> int:
     annotations = (config_map.get("metadata") or {}).get("annotations") or {}
-    return int(annotations.get(CHUNK_ANNOTATION, "-1"))
+    try:
+        return int(annotations.get(CHUNK_ANNOTATION, "-1"))
+    except ValueError:
+        return -1
 
 
-def assemble(config_maps: Iterable[Mapping[str, Any]]) -> bytes:
-    """The log from its chunks (one operation's), up to the first missing one."""
-    by_index = {_chunk_index(c): c for c in config_maps}
+def assemble(config_maps: Iterable[Mapping[str, Any]], operation: str, uid: str) -> bytes:
+    """One operation's log from its chunks, up to the first missing one.
+
+    Only ConfigMaps with the names Bosun gives the chunks count (a name is unique in a namespace,
+    so no second object can stand in for a chunk); one that cannot be decoded raises DamagedLog.
+    """
+    by_index: dict[int, Mapping[str, Any]] = {}
+    for chunk in config_maps:
+        index = _chunk_index(chunk)
+        if index >= 0 and (chunk.get("metadata") or {}).get("name") == chunk_name(operation, uid, index):
+            by_index[index] = chunk
     body = b""
     for index in range(len(by_index)):
-        chunk = by_index.get(index)
-        if chunk is None:
+        if index not in by_index:
             break
+        chunk = by_index[index]
         encoded = (chunk.get("binaryData") or chunk.get("binary_data") or {}).get(DATA_KEY, "")
-        body += gzip.decompress(base64.b64decode(encoded)) if encoded else b""
+        try:
+            body += gzip.decompress(base64.b64decode(encoded, validate=True)) if encoded else b""
+        except (ValueError, OSError, EOFError, zlib.error) as error:
+            raise DamagedLog(f"chunk {index} of the log cannot be read: {error}") from None
     return body
 
 
