@@ -107,7 +107,7 @@ def finished_window(bosun: Bosun, label: str, began: float, operation: str) -> W
     return Window(label, began, time.time())
 
 
-def run(env: Environment, out: Path, idle_seconds: float = 20.0) -> Report:
+def run(env: Environment, out: Path, idle_seconds: float = 20.0, min_ready: int = 5) -> Report:
     report = Report("api", "API requests per operation (audit log)", out)
     if not env.audit_log.exists():
         raise RuntimeError(f"no audit log at {env.audit_log}: restart the cluster (hack/cluster down; hack/cluster up)")
@@ -131,7 +131,7 @@ def run(env: Environment, out: Path, idle_seconds: float = 20.0) -> Report:
         deploy = wait_for(lambda: ops_of(bosun, "web", "deploy"), what="the App's deploy")[-1]
         windows.append(finished_window(bosun, "App deploy (2 replicas)", began, deploy))
         began = time.time()
-        first = provision(bosun, database_manifest())
+        first = provision(bosun, database_manifest(minReadySeconds=min_ready))
         if first["phase"] != "Succeeded":
             raise RuntimeError(f"provision ended {first['phase']}")
         windows.append(finished_window(bosun, "Database provision", began, ops_of(bosun, "pg", "provision")[-1]))

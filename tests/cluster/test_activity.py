@@ -132,7 +132,7 @@ def test_the_week_report_has_every_operation_even_on_deleted_targets(
     bosun.apply(app("web", "example.com/web:2", podLabels=FAIL))
     failed = wait_for(lambda: ops_of(bosun, "web", "deploy")[1:], what="the failing deploy")[0]
     assert bosun.wait_phase(failed, timeout=180)["phase"] == "Failed"
-    provisioned = provision(bosun, database_manifest())
+    provisioned = provision(bosun, database_manifest(minReadySeconds=1))
     assert provisioned["phase"] == "Succeeded"
     start_op(bosun, "pg-move", "redeploy", node=NEIGHBOUR)
     assert bosun.wait_phase("pg-move", timeout=180)["phase"] == "Succeeded"
@@ -167,7 +167,7 @@ def test_the_week_report_has_every_operation_even_on_deleted_targets(
 
 
 def test_logs_follow_shows_progress_live_and_exits_with_the_outcome(bosun: Bosun, cluster: LocalCluster) -> None:
-    assert provision(bosun, database_manifest())["phase"] == "Succeeded"
+    assert provision(bosun, database_manifest(minReadySeconds=1))["phase"] == "Succeeded"
     start_op(bosun, "pg-move", "redeploy", node=NEIGHBOUR)
     followed = cli(cluster, "logs", "pg-move", "-f", "-n", bosun.namespace)
     assert followed.returncode == 0, followed.stderr
@@ -278,7 +278,7 @@ def test_cancel_from_the_cli(bosun: Bosun, cluster: LocalCluster) -> None:
 
 
 def test_log_store_killed_mid_operation_loses_no_line(bosun: Bosun, s3: SeaweedFS) -> None:
-    assert provision(bosun, database_manifest())["phase"] == "Succeeded"
+    assert provision(bosun, database_manifest(minReadySeconds=1))["phase"] == "Succeeded"
     start_op(bosun, "pg-move", "redeploy", node=NEIGHBOUR)
     bosun.wait_step_state("pg-move", 4, "Running", timeout=120)  # stop-old
     s3.kill()  # SIGKILL: the store dies mid-request, its objects stay on its disk

@@ -54,7 +54,7 @@ def test_metrics_count_what_the_operations_did(
     bosun.app("web")
     deploy = wait_for(lambda: ops_of(bosun, "web", "deploy"), what="the App's first deploy")[0]
     deployed = bosun.wait_phase(deploy, timeout=120)
-    provisioned = provision(bosun, database_manifest())
+    provisioned = provision(bosun, database_manifest(minReadySeconds=1))
     moved = move(bosun, "move-1", NEIGHBOUR)
     refused = move(bosun, "move-2", "no-such-node")
     assert [s["phase"] for s in (deployed, provisioned, moved, refused)] == ["Succeeded"] * 3 + ["Failed"]

@@ -70,7 +70,7 @@ def test_apps_and_databases_work_under_these_rules(
 ) -> None:
     bosun = Bosun(api, cluster, namespace)
     bosun.app("web")
-    assert provision(bosun, database_manifest())["phase"] == "Succeeded"
+    assert provision(bosun, database_manifest(minReadySeconds=1))["phase"] == "Succeeded"
     assert run_op(bosun, "move", "redeploy", node=NEIGHBOUR)["phase"] == "Succeeded"
     assert run_op(bosun, "down", "deprovision")["phase"] == "Succeeded"
     deploy = wait_for(lambda: ops_of(bosun, "web", "deploy"), what="the App's first deploy")[0]
