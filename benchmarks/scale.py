@@ -219,6 +219,7 @@ def run(
     databases: int = 50,
     in_flight: tuple[int, ...] = (1, 50, 500),
     idle_seconds: float = 30.0,
+    restart_seconds: float = 20.0,
     finished: int = 0,
 ) -> Report:
     report = Report("scale", "The operator at scale", out)
@@ -293,14 +294,16 @@ def run(
                 }
             with env.operator() as operator, Usage({"operator": operator.process.pid}) as usage:
                 restarted = time.monotonic()
-                time.sleep(max(20.0, idle_seconds))
+                time.sleep(max(restart_seconds, idle_seconds))
                 steady = next(
                     (at - restarted for at, cpu, _ in usage.samples if cpu.get("operator", 1) < 0.05), float("nan")
                 )
                 data["startup"] = {
                     "steady_seconds": round(steady, 1),
                     "rss_mb": round(usage.samples[-1][2], 1),
-                    "cpu_after": round(median(usage.between(restarted + 15, time.monotonic(), "operator")), 4),
+                    "cpu_after": round(
+                        median(usage.between(restarted + 0.75 * restart_seconds, time.monotonic(), "operator")), 4
+                    ),
                 }
     finally:
         remove_nodes(core)
@@ -373,4 +376,4 @@ def main(env: Environment, argv: list[str], out: Path) -> Report:
     options.add_argument("--finished", type=int, default=0, help="extra Operations that fail at once (records)")
     args = options.parse_args(argv)
     counts = tuple(int(c) for c in args.in_flight.split(","))
-    return run(env, out, args.nodes, args.apps, args.databases, counts, args.idle_seconds, args.finished)
+    return run(env, out, args.nodes, args.apps, args.databases, counts, args.idle_seconds, finished=args.finished)

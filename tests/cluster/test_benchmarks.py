@@ -53,7 +53,7 @@ def test_the_api_benchmark_counts_the_operators_requests_from_the_audit_log(env:
 
 
 def test_the_scale_benchmark_times_the_engine_and_the_footprint(env: Environment, tmp_path: Path) -> None:
-    scale.run(env, tmp_path, nodes=2, apps=4, databases=1, in_flight=(1, 3), idle_seconds=3).write()
+    scale.run(env, tmp_path, nodes=2, apps=4, databases=1, in_flight=(1, 3), idle_seconds=3, restart_seconds=8).write()
     result = json.loads((tmp_path / "scale.json").read_text())
     assert result["throughput"]["operations"] == 5 and result["throughput"]["failed"] == 0, result
     for count in ("1", "3"):
