@@ -116,17 +116,22 @@ def status(conn: Connection, name: str, out: TextIO) -> int:
     return 0 if code is None else code
 
 
-def find_operation(conn: Connection, name: str) -> dict[str, Any] | None:
+def _unless_missing(what: str, work: Any) -> Any:
+    """The answer of a read, or None when the object does not exist; any other error is one line."""
     from kubernetes.client.exceptions import ApiException
 
     try:
-        return dict(conn.custom.get_namespaced_custom_object(GROUP, VERSION, conn.namespace, "operations", name))
+        return work()
     except ApiException as error:
         if error.status == 404:
             return None
-        raise _api_error(error, f"operation {name} in namespace {conn.namespace}") from None
+        raise _api_error(error, what) from None
     except Exception as error:
-        raise _api_error(error, f"operation {name} in namespace {conn.namespace}") from None
+        raise _api_error(error, what) from None
+
+
+def find_operation(conn: Connection, name: str) -> dict[str, Any] | None:
+    return _find(conn, "operations", name)
 
 
 def _log_chunks(conn: Connection, name: str, selector: str) -> list[dict[str, Any]]:
@@ -303,16 +308,10 @@ def activity(conn: Connection, week: str | None, since: date | None, output: str
 
 
 def _read_report(conn: Connection, name: str) -> Any:
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        return conn.core.read_namespaced_config_map(name, conn.namespace)
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise _api_error(error, f"activity report {name} in namespace {conn.namespace}") from None
-    except Exception as error:
-        raise _api_error(error, f"activity report {name}") from None
+    return _unless_missing(
+        f"activity report {name} in namespace {conn.namespace}",
+        lambda: conn.core.read_namespaced_config_map(name, conn.namespace),
+    )
 
 
 KINDS = {"app": "App", "apps": "App", "database": "Database", "databases": "Database", "db": "Database"}
@@ -462,11 +461,8 @@ def _present(parameters: dict[str, Any]) -> dict[str, Any]:
 
 
 def _find(conn: Connection, plural: str, name: str) -> dict[str, Any] | None:
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        return dict(conn.custom.get_namespaced_custom_object(GROUP, VERSION, conn.namespace, plural, name))
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise _api_error(error, f"{plural} {name} in namespace {conn.namespace}") from None
+    found = _unless_missing(
+        f"{plural.rstrip('s')} {name} in namespace {conn.namespace}",
+        lambda: conn.custom.get_namespaced_custom_object(GROUP, VERSION, conn.namespace, plural, name),
+    )
+    return None if found is None else dict(found)
