@@ -1,12 +1,14 @@
-"""Fixtures shared by the database test modules: one operator per module, and a running `pg`."""
+"""Fixtures shared by the cluster test modules: one operator per module, a running `pg`, and the
+operator's own API adapter for tests that call steps directly."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from kubernetes import client
 
+from bosun.kube import Kube
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster
 from tests.support.databases import HOME, database_manifest, provision
@@ -32,3 +34,10 @@ def pg(db: Bosun) -> Bosun:
     assert status["phase"] == "Succeeded", status
     assert db.get("databases", "pg")["status"]["node"] == HOME
     return db
+
+
+@pytest.fixture
+async def kube(cluster: LocalCluster) -> AsyncIterator[Kube]:
+    connected = await Kube.connect(str(cluster.kubeconfig), cluster.context)
+    yield connected
+    await connected.close()

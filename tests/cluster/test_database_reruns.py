@@ -8,8 +8,6 @@ with the steps called directly, as a restarted operator calls them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from bosun.engine.steps import Skipped
@@ -19,16 +17,8 @@ from bosun.operations.database_ctx import DatabaseContext, DatabasePlan
 from bosun.operations.database_steps import credentials, drop_credentials, expand
 from bosun.workloads import database as build
 from tests.support.bosun_objects import Bosun
-from tests.support.cluster import LocalCluster
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture
-async def kube(cluster: LocalCluster) -> AsyncIterator[Kube]:
-    connected = await Kube.connect(str(cluster.kubeconfig), cluster.context)
-    yield connected
-    await connected.close()
 
 
 def context(kube: Kube, namespace: str, operation: str, size: str = "1Gi") -> DatabaseContext:
