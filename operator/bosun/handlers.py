@@ -86,7 +86,11 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
             log_tail_lines=config.log_tail_lines,
         )
         memo.services["activity"] = ActivityService(
-            memo.kube, memo.store, retention_seconds=config.operation_retention_seconds, namespaces=config.namespaces
+            memo.kube,
+            memo.store,
+            retention_seconds=config.operation_retention_seconds,
+            namespaces=config.namespaces,
+            live=memo.operations.unfinished.in_namespace,
         )
         memo.services["lifecycle"] = OperationLifecycle(memo.kube, memo.operations, memo.activity)
         memo.tasks.append(asyncio.get_running_loop().create_task(_keep_history(memo)))

@@ -74,3 +74,42 @@ def test_the_report_is_sorted_deduplicated_and_the_same_every_time() -> None:
     assert rows[0] == COLUMNS
     assert [r[0] for r in rows[1:]] == ["a", "b"]
     assert rows[1][COLUMNS.index("message")] == 'says "hi", twice' and rows[1][-1] == "false"
+
+
+class NoLists:
+    """A Kube that must not be asked: this week's live rows come from the watch's index."""
+
+    async def list_objects(self, *_: Any) -> list[dict[str, Any]]:
+        raise AssertionError("listed every Operation of the namespace")
+
+
+async def test_this_weeks_report_takes_live_rows_from_the_watch_and_stored_records_win(tmp_path: Any) -> None:
+    from bosun.activity.service import ActivityService
+    from bosun.models.operation import Operation
+    from bosun.store import LocalStore
+
+    store = LocalStore(tmp_path)
+    done = OperationRecord.of(body("web-deploy-1", "2026-11-23T10:00:00Z", phase="Succeeded"))
+    await store.put(done.key, done.model_dump_json(by_alias=True).encode())
+    live = [
+        Operation.of(body("web-deploy-1", "2026-11-23T10:00:00Z", phase="Running")),  # a late event: stale
+        Operation.of(body("web-restart-2", "2026-11-24T10:00:00Z", phase="Queued")),
+        Operation.of(body("web-restart-0", "2026-11-16T10:00:00Z", phase="Queued")),  # last week's
+    ]
+    asked: list[str] = []
+
+    def watched(namespace: str) -> list[Operation]:
+        asked.append(namespace)
+        return live
+
+    activity = ActivityService(
+        NoLists(),  # type: ignore[arg-type]
+        store,
+        retention_seconds=3600,
+        clock=lambda: datetime(2026, 11, 25, tzinfo=UTC),
+        live=watched,
+    )
+    records = {r.name: r.phase for r in await activity.records("shop", "2026-W48")}
+    assert records == {"web-deploy-1": "Succeeded", "web-restart-2": "Queued"} and asked == ["shop"]
+    with pytest.raises(AssertionError, match="listed every Operation"):  # a past week reads the Operations
+        await activity.records("shop", "2026-W47")

@@ -62,7 +62,10 @@ class OperationRecord(KubeModel):
     @classmethod
     def of(cls, body: Mapping[str, Any]) -> OperationRecord:
         """From an Operation body, read by the one parser of Operation bodies (`Operation.of`)."""
-        operation = Operation.of(body)
+        return cls.of_operation(Operation.of(body))
+
+    @classmethod
+    def of_operation(cls, operation: Operation) -> OperationRecord:
         status = operation.status
         return cls(
             namespace=operation.namespace,

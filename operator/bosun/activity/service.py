@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bosun.activity.report import OperationRecord, parse, render_csv, report_name, week_of, week_start, weeks_between
 from bosun.errors import PermanentError
 from bosun.kube import Kube, NamespaceTerminating, NotFound
+from bosun.models.operation import Operation
 from bosun.store import Store
 
 logger = logging.getLogger(__name__)
@@ -48,12 +49,17 @@ class ActivityService:
         retention_seconds: float,
         clock: Callable[[], datetime] = _now,
         namespaces: Sequence[str] = (),
+        live: Callable[[str], Iterable[Operation]] | None = None,
     ) -> None:
         self.kube = kube
         self.store = store
         self.retention = timedelta(seconds=retention_seconds)
         self.clock = clock
         self.namespaces = list(namespaces)  # watched; empty: all (the operator's rights end there)
+        # The unfinished Operations of a namespace as the watch shows them: this week's report
+        # takes its live rows from here, not from a list of every Operation of the namespace (that
+        # list, made for each report write, was the quadratic cost of a burst of archives).
+        self.live = live
         self._asked: dict[tuple[str, str], int] = {}  # report refreshes asked for, per (namespace, week)
         self._covered: dict[tuple[str, str], int] = {}  # of those, how many a finished write covers
         self._report_locks: dict[tuple[str, str], asyncio.Lock] = {}
@@ -104,10 +110,12 @@ class ActivityService:
             self._covered[key] = covers
 
     async def records(self, namespace: str, week: str) -> list[OperationRecord]:
-        """Archived records of the week, with live Operations of the week on top (they are newer).
+        """Archived records of the week, and the week's Operations not archived yet.
 
-        This week's records once read are kept (a finished operation's record never changes): a
-        rewrite lists the week's keys and reads only the new ones.
+        A stored record is final (only finished operations are archived), so it wins over a live
+        row of the same operation. This week's records once read are kept (they never change): a
+        rewrite lists the week's keys and reads only the new ones. This week's live rows come from
+        the watch when it is wired (`live`); past weeks (a catch-up) read the Operations.
         """
         current = week_of(self.clock())
         for old in [k for k in self._stored if k[1] != current]:  # only this week's are kept
@@ -120,9 +128,12 @@ class ActivityService:
                 if data:
                     stored[key] = OperationRecord.model_validate_json(data)
         found = {stored[key].uid: stored[key] for key in keys if key in stored}
-        for body in await self.kube.list_objects("Operation", namespace):
-            record = OperationRecord.of(body)
-            if record.created and record.week == week:
+        if self.live is not None and week == current:
+            live = [OperationRecord.of_operation(o) for o in self.live(namespace)]
+        else:
+            live = [OperationRecord.of(body) for body in await self.kube.list_objects("Operation", namespace)]
+        for record in live:
+            if record.created and record.week == week and record.uid not in found:
                 found[record.uid] = record
         return list(found.values())
 

@@ -76,6 +76,9 @@ class Unfinished:
     def blocker(self, me: Operation) -> str | None:
         return blocker(me, self._by_namespace.get(me.namespace, {}).values())
 
+    def in_namespace(self, namespace: str) -> list[Operation]:
+        return list(self._by_namespace.get(namespace, {}).values())
+
     def on(self, like: Operation) -> list[Operation]:
         """The unfinished operations seen on `like`'s target."""
         return [o for o in self._by_namespace.get(like.namespace, {}).values() if same_target(o, like)]
