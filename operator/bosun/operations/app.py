@@ -31,7 +31,6 @@ or undoes exactly the same change even if the App was edited meanwhile.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
@@ -41,14 +40,14 @@ from typing import Any
 
 from bosun.engine.service import Plan
 from bosun.engine.steps import PermanentError, Skipped, Step, StepTable, TransientError, irreversible, no_side_effect
-from bosun.kube import Kube
+from bosun.kube import Kube, any_change
 from bosun.models.app import AppSpec, AppStatus, Process, Release
 from bosun.models.operation import Operation, OperationType
 from bosun.workloads import app as build
 from bosun.workloads.app import Version, current_version
 
 MAX_RELEASES = 10
-POLL_SECONDS = 0.5
+RECHECK_SECONDS = 5.0  # a roll-out is judged on every change it sees, and at least this often
 FAILING_WAIT_REASONS = {"CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError"}
 
 
@@ -219,19 +218,19 @@ async def before_release(ctx: AppContext) -> str:
         "spec": {"backoffLimit": 0, "ttlSecondsAfterFinished": 86400, "template": template},
     }
     await ctx.kube.apply(ctx.namespace, job)
-    while True:
-        current = await ctx.kube.read(ctx.namespace, "Job", name) or {}
-        status = current.get("status") or {}
-        if status.get("succeeded"):
-            output = await _job_output(ctx, name)
-            return f"beforeRelease {command} completed (Job {name}); its effects cannot be rolled back. {output}"
-        if status.get("failed"):
-            failure = await _pod_failure(ctx, {"job-name": name})
-            output = await _job_output(ctx, name)
-            raise PermanentError(
-                f"beforeRelease {command} failed (Job {name}): {failure}. {output}", "BeforeReleaseFailed"
-            )
-        await asyncio.sleep(POLL_SECONDS)
+    async with ctx.kube.watched(ctx.namespace, "Job", name=name) as jobs:
+        while True:
+            status = (jobs.objects.get(name) or {}).get("status") or {}
+            if status.get("succeeded"):
+                output = await _job_output(ctx, name)
+                return f"beforeRelease {command} completed (Job {name}); its effects cannot be rolled back. {output}"
+            if status.get("failed"):
+                failure = await _pod_failure(ctx, {"job-name": name})
+                output = await _job_output(ctx, name)
+                raise PermanentError(
+                    f"beforeRelease {command} failed (Job {name}): {failure}. {output}", "BeforeReleaseFailed"
+                )
+            await jobs.changed(RECHECK_SECONDS)
 
 
 async def _job_output(ctx: AppContext, job: str) -> str:
@@ -295,31 +294,42 @@ async def _app_exists(ctx: AppContext) -> bool:
 async def wait_available(ctx: AppContext, version: Version, *, undoing: bool = False) -> str:
     """Wait until every Deployment of the version runs only its new pods, all Ready.
 
-    While undoing, a progress deadline the failed roll-out left on a Deployment is no verdict on
-    the undo: the undo is judged on the pods it brings back.
+    The App's Deployments and pods are watched (two lists and two watches for the whole roll-out,
+    where polling read each Deployment and listed its pods twice a second), and judged again on
+    every change. While undoing, a progress deadline the failed roll-out left on a Deployment is no
+    verdict on the undo: the undo is judged on the pods it brings back.
     """
     wanted = [o for o in ctx.objects(version) if o["kind"] == "Deployment"]
-    while True:
-        pending = []
-        for manifest in wanted:
-            name = manifest["metadata"]["name"]
-            current = await ctx.kube.read(ctx.namespace, "Deployment", name)
-            if current is None:
-                if not await _app_exists(ctx):
-                    raise PermanentError(f"the App {ctx.app} was deleted during the operation", "TargetDeleted")
-                raise TransientError(f"Deployment {name} is missing")
-            problem = await _rollout_problem(ctx, manifest, current, undoing=undoing)
-            if problem:
-                pending.append(problem)
-        if not pending:
-            return f"{len(wanted)} deployment(s) available on {version.spec.image}"
-        await asyncio.sleep(POLL_SECONDS)
+    mine = build.labels(ctx.app)
+    app = {k: mine[k] for k in ("app.kubernetes.io/instance", "app.kubernetes.io/managed-by")}
+    async with (
+        ctx.kube.watched(ctx.namespace, "Deployment", labels=app) as deployments,
+        ctx.kube.watched(ctx.namespace, "Pod", labels={"app.kubernetes.io/instance": ctx.app}) as pods,
+    ):
+        while True:
+            pending = []
+            for manifest in wanted:
+                name = manifest["metadata"]["name"]
+                current = deployments.objects.get(name)
+                if current is None:
+                    if not await _app_exists(ctx):
+                        raise PermanentError(f"the App {ctx.app} was deleted during the operation", "TargetDeleted")
+                    raise TransientError(f"Deployment {name} is missing")
+                problem = rollout_problem(manifest, current, list(pods.objects.values()), undoing=undoing)
+                if problem:
+                    pending.append(problem)
+            if not pending:
+                return f"{len(wanted)} deployment(s) available on {version.spec.image}"
+            await any_change(RECHECK_SECONDS, deployments, pods)
 
 
-async def _rollout_problem(
-    ctx: AppContext, manifest: dict[str, Any], current: dict[str, Any], *, undoing: bool = False
+def rollout_problem(
+    manifest: dict[str, Any], current: dict[str, Any], pods: list[dict[str, Any]], *, undoing: bool = False
 ) -> str:
-    """What the rollout still waits for ('' when done); raises when it cannot succeed."""
+    """What the rollout still waits for ('' when done); raises when it cannot succeed.
+
+    `pods` may hold other Deployments' pods: only those its selector matches count.
+    """
     name = manifest["metadata"]["name"]
     status = current.get("status") or {}
     for condition in status.get("conditions") or []:
@@ -330,7 +340,8 @@ async def _rollout_problem(
         ):
             raise PermanentError(f"Deployment {name} exceeded its progress deadline", "ProgressDeadlineExceeded")
     template = manifest["spec"]["template"]
-    pods = await ctx.kube.list_pods(ctx.namespace, manifest["spec"]["selector"]["matchLabels"])
+    match = manifest["spec"]["selector"]["matchLabels"]
+    pods = [p for p in pods if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in match.items())]
     new_pods = [p for p in pods if _same_template(p, template)]
     for pod in new_pods:
         reason = _failing(pod)
