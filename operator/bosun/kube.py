@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import urllib.request
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -553,7 +554,9 @@ class Watched:
         return str((listed.get("metadata") or {}).get("resourceVersion") or "")
 
     async def _follow(self, version: str) -> None:
+        failures = 0
         while True:
+            opened = time.monotonic()
             try:
                 async with watch.Watch().stream(
                     self.lister, self.namespace, resource_version=version, timeout_seconds=60,
@@ -570,8 +573,13 @@ class Watched:
                         else:
                             continue
                         self._changed.set()
-            except Exception:  # any end of the watch: read again and reopen it
-                await asyncio.sleep(0.2)
+            except Exception as error:  # any end of the watch: read again and reopen it
+                # One that keeps failing at once (a watch the role does not grant, say) backs off:
+                # the waiter still sees a fresh list each time, as a poll would.
+                failures = 0 if time.monotonic() - opened > 5 else failures + 1
+                if failures == 3:
+                    logger.warning("the watch of %s keeps failing (read every 5 s instead): %s", self.what, error)
+                await asyncio.sleep(min(5.0, 0.2 * 2**failures))
             try:
                 version = await self._list()
             except (TransientError, PermanentError) as error:

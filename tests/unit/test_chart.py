@@ -19,8 +19,8 @@ from tests.support.install import helm, render
 # listing, so it is a reviewed change. Why each is needed: charts/bosun/templates/rbac.yaml.
 OPERATOR_RULES = {
     "ClusterRole bosun-operator": [  # in each watched namespace (cluster-wide when all are watched)
-        "apps/deployments: create delete get list patch",
-        "batch/jobs: create delete get patch",
+        "apps/deployments: create delete get list patch watch",
+        "batch/jobs: create delete get list patch watch",
         "bosun.dev/apps/status: get patch update",
         "bosun.dev/apps: get list patch update watch",
         "bosun.dev/databases/status: get patch update",
