@@ -44,6 +44,7 @@ class Seen:
     first_running: float | None = None
     finished: float | None = None
     phase: str = ""
+    reason: str = ""
     transitions: list[float] = field(default_factory=list)  # step end -> next step start
     _ended: dict[int, float] = field(default_factory=dict)
     _started: set[int] = field(default_factory=set)
@@ -93,6 +94,7 @@ class Watcher:
                 if state in ("Succeeded", "Skipped") and index not in seen._ended:
                     seen._ended[index] = now
             seen.phase = status.get("phase", "")
+            seen.reason = f"{status.get('reason', '')}: {status.get('message', '')}"[:200]
             if seen.phase in ("Succeeded", "Failed", "Cancelled") and seen.finished is None:
                 seen.finished = now
 
@@ -277,6 +279,7 @@ def run(
                         "transition_p50": round(percentile(transitions, 50), 3),
                         "transition_p99": round(percentile(transitions, 99), 3),
                         "failed": sum(1 for s in seen if s.phase != "Succeeded"),
+                        "failures": sorted({s.reason for s in seen if s.phase != "Succeeded"}),
                     }
                 data["latency"] = latency
                 time.sleep(5)  # settling: archives, target statuses
@@ -346,6 +349,9 @@ def _write(report: Report, data: dict[str, Any], curve: list[tuple[float, int]])
         [[k, v["start_p50"], v["start_p99"], v["transition_p50"], v["transition_p99"], v["failed"]]
          for k, v in data["latency"].items()],
     )  # fmt: skip
+    for count, figures in data["latency"].items():
+        for failure in figures.get("failures", []):
+            report.say(f"- failed with {count} in flight: {failure}")
     report.table(
         ["footprint", "operator CPU (core)", "RSS (MB)", "other"],
         [

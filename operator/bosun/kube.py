@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import logging
 import time
@@ -147,6 +148,21 @@ class Kube:
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
         self.events = client.EventsV1Api(api)
+        self._watch_api: client.ApiClient | None = None
+
+    @property
+    def watch_api(self) -> client.ApiClient:
+        """A client for watches only, with no connection limit.
+
+        A watch holds its connection for up to a minute, and the shared client has ten: with 200
+        roll-outs each watching, every other request of the operator queued behind the watches
+        (a two-request step timed out after 30 s). Watches get connections of their own instead.
+        """
+        if self._watch_api is None:
+            configuration = copy.copy(self.api.configuration)
+            configuration.connection_pool_maxsize = 0  # aiohttp: no limit
+            self._watch_api = _without_proxy_lookups(client.ApiClient(configuration))
+        return self._watch_api
 
     @classmethod
     async def connect(cls, kubeconfig: str | None = None, context: str | None = None) -> Kube:
@@ -159,6 +175,8 @@ class Kube:
 
     async def close(self) -> None:
         await self.api.close()
+        if self._watch_api is not None:
+            await self._watch_api.close()
 
     async def whoami(self) -> str:
         """The user name the API server knows this client as (SelfSubjectReview); '' if unknown."""
@@ -312,7 +330,10 @@ class Kube:
             ),
         )
         try:
-            await call("emit event", lambda: self.events.create_namespaced_event(meta["namespace"], body))
+            await call(
+                "emit event",
+                lambda: self._raw(self.events.create_namespaced_event(meta["namespace"], body, _preload_content=False)),
+            )
         except NamespaceTerminating:
             pass  # the namespace, and its events, are going
         except (TransientError, PermanentError) as error:
@@ -320,18 +341,20 @@ class Kube:
 
     # workloads --------------------------------------------------------------------------------
 
-    def _typed(self, kind: str) -> tuple[Any, str]:
-        """The typed API and method suffix for a workload kind."""
+    def _typed(self, kind: str, api: client.ApiClient | None = None) -> tuple[Any, str]:
+        """The typed API and method suffix for a workload kind (on `api`, else the shared client)."""
+        api = api or self.api
+        core = client.CoreV1Api(api)
         apis = {
-            "Deployment": (client.AppsV1Api(self.api), "deployment"),
-            "Service": (self.core, "service"),
-            "PodDisruptionBudget": (client.PolicyV1Api(self.api), "pod_disruption_budget"),
-            "Job": (client.BatchV1Api(self.api), "job"),
-            "Pod": (self.core, "pod"),
-            "PersistentVolumeClaim": (self.core, "persistent_volume_claim"),
-            "Secret": (self.core, "secret"),
-            "ConfigMap": (self.core, "config_map"),
-            "Lease": (client.CoordinationV1Api(self.api), "lease"),
+            "Deployment": (client.AppsV1Api(api), "deployment"),
+            "Service": (core, "service"),
+            "PodDisruptionBudget": (client.PolicyV1Api(api), "pod_disruption_budget"),
+            "Job": (client.BatchV1Api(api), "job"),
+            "Pod": (core, "pod"),
+            "PersistentVolumeClaim": (core, "persistent_volume_claim"),
+            "Secret": (core, "secret"),
+            "ConfigMap": (core, "config_map"),
+            "Lease": (client.CoordinationV1Api(api), "lease"),
         }
         if kind not in apis:
             raise PermanentError(f"Bosun does not manage {kind} objects", "InternalError")
@@ -392,7 +415,7 @@ class Kube:
     def watched(self, namespace: str, kind: str, *, labels: dict[str, str] | None = None, name: str = "") -> Watched:
         """The objects of a workload kind matching `labels` (or the one called `name`), kept
         current by one list and a watch. Use it as `async with`."""
-        api, suffix = self._typed(kind)
+        api, suffix = self._typed(kind, self.watch_api)
         selectors: dict[str, str] = {}
         if labels:
             selectors["label_selector"] = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
@@ -558,7 +581,7 @@ class Watched:
         while True:
             opened = time.monotonic()
             try:
-                async with watch.Watch().stream(
+                async with watch.Watch(return_type="object").stream(
                     self.lister, self.namespace, resource_version=version, timeout_seconds=60,
                     _request_timeout=75,  # a half-open connection ends too, and is reopened
                     **self.selectors,
