@@ -81,6 +81,7 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
             memo.planner,
             queue_poll_seconds=config.queue_poll_seconds,
             queue_by_label=config.queue_by_label,
+            max_running=config.max_running_operations,
             store=memo.store,
             identity=await memo.kube.whoami(),
             log_tail_lines=config.log_tail_lines,

@@ -60,13 +60,20 @@ class Settings:
     """Watch requests are re-opened at least this often, so a silently dead stream is replaced."""
 
     queue_poll_seconds: float = field(default_factory=lambda: float(os.environ.get("BOSUN_QUEUE_POLL_SECONDS", "1.0")))
+    """How often a queued operation looks whether its turn has come."""
 
     queue_by_label: bool = field(
         default_factory=lambda: os.environ.get("BOSUN_QUEUE_BY_LABEL", "true").lower() in ("1", "true", "yes")
     )
     """Find a waiting operation's rivals by the target labels the chart's admission policy stamps
     (false without those policies: then every Operation of the namespace is read each time)."""
-    """How often a queued operation looks whether its turn has come."""
+
+    max_running_operations: int = field(
+        default_factory=lambda: int(os.environ.get("BOSUN_MAX_RUNNING_OPERATIONS", "100"))
+    )
+    """How many operations run steps at once (0: no limit); the others wait, Pending, for a slot.
+    Without a limit, 2,500 operations started together on 2 cores: their requests queued in the
+    client for more than a step's 30 s, and a third of them failed."""
 
     heartbeat_seconds: float = field(default_factory=lambda: float(os.environ.get("BOSUN_HEARTBEAT_SECONDS", "20")))
     """How often the operator touches its heartbeat ConfigMap; /healthz fails when the watch stops

@@ -167,6 +167,43 @@ def test_one_operation_per_target_others_queue_in_order(bosun: Bosun, app: str, 
     assert first["finishedAt"] <= second["startedAt"]
 
 
+def test_operations_past_the_run_slots_wait_pending_then_run(
+    bosun: Bosun, app: str, operator: OperatorProcess, cluster: LocalCluster
+) -> None:
+    for other in ("api", "jobs"):
+        bosun.app(other)
+    bosun.wait_all_finished()
+    usual = dict(operator.extra_env)
+    operator.stop()
+    operator.extra_env = {**usual, "BOSUN_MAX_RUNNING_OPERATIONS": "1"}
+    try:
+        operator.start()
+        bosun.operation("holds-slot", app, annotations={"test.bosun.dev/step-seconds": "2"})
+        bosun.wait_phase("holds-slot", {"Running"})
+        bosun.operation("needs-slot", "api")
+        bosun.operation("gives-up", "jobs")
+        wait_for(
+            lambda: (
+                "waiting for a run slot" in (bosun.get("operations", "gives-up").get("status") or {}).get("message", "")
+            ),
+            what="the operation to say it waits for a run slot",
+        )
+        assert bosun.get("operations", "needs-slot")["status"]["phase"] == "Pending"
+        cluster.kubectl(
+            "patch", "op", "gives-up", "-n", bosun.namespace, "--type=merge", "-p", '{"spec":{"cancel":true}}'
+        )
+        gave_up = bosun.wait_phase("gives-up")
+        assert (gave_up["phase"], gave_up["rollback"]["state"]) == ("Cancelled", "NotNeeded")
+        first, second = bosun.wait_phase("holds-slot"), bosun.wait_phase("needs-slot")
+        assert first["phase"] == second["phase"] == "Succeeded"
+        assert first["finishedAt"] <= second["startedAt"]
+        assert bosun.ledger("gives-up") == []
+    finally:
+        operator.stop()
+        operator.extra_env = usual
+        operator.start()
+
+
 def test_failed_operation_does_not_wedge_the_queue(bosun: Bosun, app: str) -> None:
     bosun.operation("broken", app, annotations={"test.bosun.dev/fail-step": "one"})
     bosun.operation("after", app)

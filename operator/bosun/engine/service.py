@@ -166,6 +166,34 @@ class _Turn:
             self.lock.release()
 
 
+class _Slot:
+    """A hold on one of the process's run slots, taken at most once and given back once."""
+
+    def __init__(self, slots: asyncio.Semaphore | None) -> None:
+        self.slots = slots
+        self._taking: asyncio.Task[bool] | None = None
+        self.held = slots is None
+
+    async def take(self, within: float) -> bool:
+        """True once the slot is held; False if it was not free within `within` seconds."""
+        if self.held or self.slots is None:
+            return True
+        if self._taking is None:
+            self._taking = asyncio.ensure_future(self.slots.acquire())
+        done, _ = await asyncio.wait({self._taking}, timeout=within)
+        self.held = bool(done)
+        return self.held
+
+    def give(self) -> None:
+        taking, self._taking = self._taking, None
+        if taking is None or self.slots is None:
+            return
+        if taking.done() and not taking.cancelled():
+            self.slots.release()
+        else:
+            taking.cancel()  # never granted: a cancelled acquire takes nothing
+
+
 class _LiveHandle:
     """The runner's view of the Operation: the live cancel flag, and the status writers."""
 
@@ -234,8 +262,11 @@ class OperationService:
         identity: str = "",
         log_tail_lines: int = oplog.TAIL_LINES,
         queue_by_label: bool = True,
+        max_running: int = 0,
     ) -> None:
         self.kube = kube
+        self.max_running = max_running
+        self.slots = asyncio.Semaphore(max_running) if max_running > 0 else None
         self.queue_by_label = queue_by_label
         self.log_tail_lines = log_tail_lines
         self.store = store
@@ -314,9 +345,12 @@ class OperationService:
         kind, name = operation.spec.target.kind.value, operation.spec.target.name
         turn = _Turn(self.target_lock(operation.namespace, kind, name))
         metrics.RUNNING.inc()
+        slot = _Slot(self.slots)
         try:
             target = await self._wait_for_turn(operation, status, handle, journal, turn)
             if target is None:
+                return status
+            if not await self._wait_for_slot(status, handle, journal, slot):
                 return status
             journal.target = target or None
             return await self._run(operation, status, handle, journal, target)
@@ -326,6 +360,7 @@ class OperationService:
             return status
         finally:
             metrics.RUNNING.dec()
+            slot.give()
             turn.give()
             await journal.flush()
             log.close()
@@ -477,21 +512,7 @@ class OperationService:
         """One look at the queue: the target (its turn came), None (it ended), or _WAIT."""
         kind, name = operation.spec.target.kind.value, operation.spec.target.name
         waiting = status.phase in (Phase.PENDING, Phase.QUEUED)
-        if waiting and handle.cancel_requested():
-            behind = f" (it waited behind {status.queued_behind})" if status.queued_behind else ""
-            message = f"cancelled before it started, by {handle.cancelled_by()}{behind}: nothing was changed"
-            record.end_without_running(status, utc_now(), phase=Phase.CANCELLED, reason="Cancelled", message=message)
-            journal.info(message)
-            await handle.save(status)
-            return None
-        if waiting and status.deadline and utc_now() >= status.deadline:
-            behind = f" behind {status.queued_behind}" if status.queued_behind else ""
-            message = f"its deadline ({status.deadline}) passed while it waited{behind}: it never started"
-            record.end_without_running(
-                status, utc_now(), phase=Phase.FAILED, reason="DeadlineExceeded", message=message
-            )
-            journal.warning(message)
-            await handle.save(status)
+        if waiting and await self._ended_waiting(status, handle, journal):
             return None
         now = asyncio.get_running_loop().time()
         if status.phase is Phase.QUEUED and now - self._asked_at.get(operation.uid, 0.0) < QUEUE_RECHECK_SECONDS:
@@ -526,6 +547,51 @@ class OperationService:
             journal.info(f"queued behind {ahead}")
             await handle.save(status)
         return _WAIT
+
+    async def _ended_waiting(self, status: OperationStatus, handle: _LiveHandle, journal: KubeJournal) -> bool:
+        """End an operation that has not started if it was cancelled or its deadline passed."""
+        if handle.cancel_requested():
+            behind = f" (it waited behind {status.queued_behind})" if status.queued_behind else ""
+            message = f"cancelled before it started, by {handle.cancelled_by()}{behind}: nothing was changed"
+            record.end_without_running(status, utc_now(), phase=Phase.CANCELLED, reason="Cancelled", message=message)
+            journal.info(message)
+            await handle.save(status)
+            return True
+        if status.deadline and utc_now() >= status.deadline:
+            behind = f" behind {status.queued_behind}" if status.queued_behind else ""
+            message = f"its deadline ({status.deadline}) passed while it waited{behind}: it never started"
+            record.end_without_running(
+                status, utc_now(), phase=Phase.FAILED, reason="DeadlineExceeded", message=message
+            )
+            journal.warning(message)
+            await handle.save(status)
+            return True
+        return False
+
+    async def _wait_for_slot(
+        self, status: OperationStatus, handle: _LiveHandle, journal: KubeJournal, slot: _Slot
+    ) -> bool:
+        """Wait for one of the process's run slots; False if the operation ended while it waited.
+
+        An operation already under way (resumed after a restart) waits too, but only for the slot:
+        its deadline and cancellation are the runner's to handle.
+        """
+        waiting = status.phase in (Phase.PENDING, Phase.QUEUED)
+        told = False
+        while not await slot.take(self.queue_poll_seconds):
+            if not waiting:
+                continue
+            if await self._ended_waiting(status, handle, journal):
+                return False
+            if not told:
+                told = True
+                status.message = (
+                    f"waiting for a run slot: at most {self.max_running} operations run at once; "
+                    f"fails at {status.deadline} if it has not started by then"
+                )
+                journal.info(f"waiting for a run slot ({self.max_running} operations are running)")
+                await handle.save(status)
+        return True
 
     async def _ahead(self, me: Operation) -> str | None:
         """The operation `me` waits for, decided on a fresh read of its rivals.
