@@ -124,7 +124,10 @@ async def _json(response: Any) -> dict[str, Any]:
     data = await response.read()
     if not 200 <= response.status <= 299:
         raise ApiException(http_resp=cast(Any, RESTResponse(response, data.decode("utf-8", "replace"))))
-    return cast(dict[str, Any], json.loads(data))
+    try:
+        return cast(dict[str, Any], json.loads(data))
+    except ValueError as error:  # not the API server's JSON (a proxy's page, a cut answer): try again
+        raise aiohttp.ClientPayloadError(f"unreadable answer: {error}") from error
 
 
 def _without_proxy_lookups(api: client.ApiClient) -> client.ApiClient:
@@ -154,9 +157,9 @@ class Kube:
     def watch_api(self) -> client.ApiClient:
         """A client for watches only, with no connection limit.
 
-        A watch holds its connection for up to a minute, and the shared client has ten: with 200
-        roll-outs each watching, every other request of the operator queued behind the watches
-        (a two-request step timed out after 30 s). Watches get connections of their own instead.
+        A watch holds its connection for up to a minute, and the shared client has 100: with 200
+        roll-outs each watching two sets, every other request of the operator queued behind the
+        watches (a two-request step timed out after 30 s). Watches get connections of their own.
         """
         if self._watch_api is None:
             configuration = copy.copy(self.api.configuration)
@@ -580,6 +583,7 @@ class Watched:
         failures = 0
         while True:
             opened = time.monotonic()
+            ended: object = "it ended"
             try:
                 async with watch.Watch(return_type="object").stream(
                     self.lister, self.namespace, resource_version=version, timeout_seconds=60,
@@ -589,24 +593,30 @@ class Watched:
                     async for event in stream:
                         body = event.get("raw_object") or {}
                         name = (body.get("metadata") or {}).get("name")
-                        if event["type"] in ("ADDED", "MODIFIED") and name:
+                        if event.get("type") in ("ADDED", "MODIFIED") and name:
                             self.objects[name] = body
-                        elif event["type"] == "DELETED" and name:
+                        elif event.get("type") == "DELETED" and name:
                             self.objects.pop(name, None)
                         else:
                             continue
                         self._changed.set()
             except Exception as error:  # any end of the watch: read again and reopen it
-                # One that keeps failing at once (a watch the role does not grant, say) backs off:
-                # the waiter still sees a fresh list each time, as a poll would.
-                failures = 0 if time.monotonic() - opened > 5 else failures + 1
-                if failures == 3:
-                    logger.warning("the watch of %s keeps failing (read every 5 s instead): %s", self.what, error)
+                ended = error
+            # A watch that keeps ending at once, by an error or not (one the role does not grant,
+            # a proxy closing it), backs off: the waiter still sees a fresh list each time.
+            failures = 0 if time.monotonic() - opened > 5 else failures + 1
+            if failures == 3:
+                logger.warning("the watch of %s keeps ending at once (read every 5 s instead): %s", self.what, ended)
+            if failures:
                 await asyncio.sleep(min(5.0, 0.2 * 2**failures))
             try:
                 version = await self._list()
-            except (TransientError, PermanentError) as error:
-                self._failed = error
+            except Exception as error:  # raised to the waiter, never a silent end
+                self._failed = (
+                    error
+                    if isinstance(error, (TransientError, PermanentError))
+                    else TransientError(f"list {self.what}: {type(error).__name__}: {error}")
+                )
                 self._changed.set()
                 return
 
@@ -617,6 +627,8 @@ class Watched:
         self._changed.clear()
         if self._failed is not None:
             raise self._failed
+        if self._task is not None and self._task.done():  # never judge a copy nobody updates
+            raise TransientError(f"the watch of {self.what} ended")
 
     async def __aenter__(self) -> Watched:
         version = await self._list()

@@ -345,7 +345,11 @@ class OperationService:
         kind, name = operation.spec.target.kind.value, operation.spec.target.name
         turn = _Turn(self.target_lock(operation.namespace, kind, name))
         metrics.RUNNING.inc()
-        slot = _Slot(self.slots)
+        # An operation already under way (resumed after a restart) keeps running: a rollback owed
+        # or a half-done roll-out must not wait behind new operations, nor ignore a cancel while
+        # it waits. It held a slot before the restart, so the limit still holds.
+        resumed = status.phase not in (Phase.PENDING, Phase.QUEUED)
+        slot = _Slot(None if resumed else self.slots)
         try:
             target = await self._wait_for_turn(operation, status, handle, journal, turn)
             if target is None:
@@ -571,16 +575,9 @@ class OperationService:
     async def _wait_for_slot(
         self, status: OperationStatus, handle: _LiveHandle, journal: KubeJournal, slot: _Slot
     ) -> bool:
-        """Wait for one of the process's run slots; False if the operation ended while it waited.
-
-        An operation already under way (resumed after a restart) waits too, but only for the slot:
-        its deadline and cancellation are the runner's to handle.
-        """
-        waiting = status.phase in (Phase.PENDING, Phase.QUEUED)
+        """Wait for one of the process's run slots; False if the operation ended while it waited."""
         told = False
         while not await slot.take(self.queue_poll_seconds):
-            if not waiting:
-                continue
             if await self._ended_waiting(status, handle, journal):
                 return False
             if not told:
