@@ -94,6 +94,10 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[index]
 
 
+def mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else float("nan")
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from bosun.models.names import ARCHIVED_LABEL
 from tests.support.bosun_objects import FINISHED, GROUP, VERSION, Bosun
 from tests.support.cluster import LocalCluster
 from tests.support.install import apply_operator_rbac
@@ -226,6 +227,27 @@ def test_finished_operations_hold_no_finalizer(bosun: Bosun, app: str) -> None:
     assert body["status"]["archived"].startswith("file://")
 
 
+def archived_label(bosun: Bosun, name: str) -> str | None:
+    return (bosun.get("operations", name)["metadata"].get("labels") or {}).get(ARCHIVED_LABEL)
+
+
+def test_archived_records_leave_the_operators_watch_and_are_labelled_again_after_a_restart(
+    bosun: Bosun, app: str, operator: OperatorProcess, cluster: LocalCluster
+) -> None:
+    bosun.operation("kept", app)
+    bosun.wait_phase("kept")
+    wait_for(lambda: archived_label(bosun, "kept") == "true", what="the archived label")
+    body = bosun.get("operations", "kept")
+    assert body["status"]["archived"].startswith("file://") and not body["metadata"].get("finalizers")
+    # A record from before the label (or one a user unlabelled) is labelled once the operator sees it.
+    operator.stop()
+    cluster.kubectl("label", "op", "kept", "-n", bosun.namespace, f"{ARCHIVED_LABEL}-")
+    assert archived_label(bosun, "kept") is None
+    operator.start()
+    wait_for(lambda: archived_label(bosun, "kept") == "true", what="the label again after the restart")
+    assert bosun.status("kept") == body["status"]  # nothing else changed: the record is not re-archived
+
+
 # 5. records nobody can forge ----------------------------------------------------------------
 
 
@@ -280,6 +302,21 @@ def test_an_editor_cannot_write_what_bosun_decides(bosun: Bosun, app: str, edito
             )
     status = bosun.status("decided")
     assert status["archived"] != "file:///elsewhere" and status["initiator"]["username"] == "kwok-admin"
+
+
+def test_nobody_can_hide_an_unarchived_operation_from_the_operator(
+    bosun: Bosun, app: str, editor: str, cluster: LocalCluster
+) -> None:
+    hidden = operation("hidden", app)
+    hidden["metadata"]["labels"] = {ARCHIVED_LABEL: "true"}
+    with pytest.raises(RuntimeError, match="record is archived"):
+        as_editor(cluster, "create", "-n", bosun.namespace, "-f", "-", input=json.dumps(hidden))
+    bosun.operation("running", app, annotations={"test.bosun.dev/step-seconds": "2"})
+    bosun.wait_step_state("running", 1, "Running")
+    for who in (as_editor, lambda c, *a: c.kubectl(*a)):  # an editor, and the cluster's admin too
+        with pytest.raises(RuntimeError, match="record is archived"):
+            who(cluster, "label", "op", "running", "-n", bosun.namespace, f"{ARCHIVED_LABEL}=true")
+    assert bosun.wait_phase("running")["phase"] == "Succeeded"  # seen through to its end
 
 
 def test_a_forged_initiator_is_not_believed(bosun: Bosun, app: str, editor: str, cluster: LocalCluster) -> None:
@@ -352,6 +389,7 @@ def test_the_target_converges_to_its_newest_operation_after_a_crash(
         "-p",
         json.dumps([{"op": "remove", "path": "/status/archived"}]),
     )
+    cluster.kubectl("label", "op", "settled", "-n", bosun.namespace, f"{ARCHIVED_LABEL}-")  # watched again
     operator.start()
 
     def converged() -> dict[str, Any] | None:

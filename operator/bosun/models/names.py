@@ -33,6 +33,11 @@ FINALIZER = f"{GROUP}/finalizer"
 TARGET_KIND_LABEL = f"{GROUP}/target-kind"
 TARGET_LABEL = f"{GROUP}/target"
 
+# On Operations whose record is archived (status.archived) and whose finalizer is gone: the operator
+# watches only Operations without it, so finished records cost it nothing, however many are kept.
+# An admission policy refuses it on any Operation whose status does not say archived.
+ARCHIVED_LABEL = f"{GROUP}/archived"
+
 # On objects a step created: which operation made them (so a re-run knows its own work).
 CREATED_BY_OPERATION = f"{GROUP}/created-by-operation"
 RESIZED_BY_OPERATION = f"{GROUP}/resized-by-operation"
