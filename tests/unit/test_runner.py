@@ -105,6 +105,36 @@ async def test_all_steps_succeed_in_order() -> None:
     assert progress_seen[0] == "0/3" and "1/3" in progress_seen and "2/3" in progress_seen
 
 
+async def test_a_steps_end_is_written_with_the_next_steps_start() -> None:
+    world = World()
+    run, handle, _ = runner(world)
+    await run.drive(OperationStatus())
+    # started, a running, a done + b running, b done + c running, c done + succeeded
+    assert len(handle.saved) == 5
+    states = [[s.state for s in saved.steps] for saved in handle.saved]
+    assert states[2] == [StepState.SUCCEEDED, StepState.RUNNING, StepState.PENDING]
+    assert states[4] == [StepState.SUCCEEDED] * 3 and handle.saved[4].phase is Phase.SUCCEEDED
+
+
+async def test_a_cancel_between_two_steps_writes_the_last_success_with_the_rollback() -> None:
+    world = World()
+    plain = step("a")
+
+    async def run_then_cancel(w: World) -> str | None:
+        result = await plain.run(w)
+        assert w.handle is not None
+        w.handle.cancel = True  # asked while a ran: seen before b starts
+        return result
+
+    table = StepTable("three", [Step("a", "does a", run_then_cancel, plain.undo), step("b"), step("c")])
+    run, handle, _ = runner(world, table)
+    status = await run.drive(OperationStatus())
+    assert world.events == ["run:a", "undo:a"]
+    first_rollback_write = next(s for s in handle.saved if s.phase is Phase.ROLLING_BACK)
+    assert first_rollback_write.steps[0].state is StepState.SUCCEEDED  # a's success was not lost
+    assert status.phase is Phase.CANCELLED
+
+
 async def test_failure_rolls_back_in_reverse_order() -> None:
     world = World(fail_run={"c"})
     run, _, journal = runner(world)

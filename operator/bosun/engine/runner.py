@@ -1,9 +1,10 @@
 """Runs one operation's step table to the end: forward, or back when it fails or is cancelled.
 
 Persist before acting: a step is recorded `Running` (and its attempt counted) before its `run`
-starts, and `Succeeded`/`Failed` after it ends; likewise `Undoing`/`Undone` around each undo. An
-operator killed at any instant therefore finds, on restart, either a step it must re-run (its
-run is idempotent) or a rollback it must continue. The phase `RollingBack` plus `status.reason`
+starts, and `Succeeded`/`Failed` after it ends (a success in the same write as whatever comes
+next); likewise `Undoing`/`Undone` around each undo. An operator killed at any instant therefore
+finds, on restart, either a step it must re-run (its run is idempotent) or a rollback it must
+continue. The phase `RollingBack` plus `status.reason`
 remember why a rollback started, so a restart finishes it the same way.
 
 Cancellation and the operation deadline interrupt a running step (its task is cancelled; the
@@ -135,7 +136,9 @@ class Runner(Generic[Ctx]):
                 f"step {index + 1}/{len(status.steps)} {step.name}: succeeded in "
                 f"{time.monotonic() - began:.1f}s{': ' + message if message else ''}"
             )
-            await self.handle.save(status)
+            # Not saved here: the next write (the next step's start, a rollback, the end) carries it,
+            # before anything else acts. One write per step, and no gap between two steps; killed in
+            # between, the step is re-run on restart, as any step killed while it ran (runs are idempotent).
         record.succeed(status, self.clock())
         self.journal.info("operation succeeded")
         await self.handle.save(status)
