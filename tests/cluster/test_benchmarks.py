@@ -59,6 +59,8 @@ def test_the_scale_benchmark_times_the_engine_and_the_footprint(env: Environment
     for count in ("1", "3"):
         latency = result["latency"][count]
         assert latency["failed"] == 0 and 0 < latency["start_p50"] <= latency["start_p99"], latency
+        assert latency["engine_transitions"] >= int(count), latency  # the operator's own histogram, scraped
+        assert 0 < latency["engine_transition_p50_max"] <= latency["engine_transition_p99_max"], latency
     assert result["idle"]["rss_mb_idle"] > 10 and result["startup"]["rss_mb"] > 10, result
 
 

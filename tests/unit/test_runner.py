@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
+from prometheus_client import REGISTRY
 
 from bosun.engine.runner import Runner
 from bosun.engine.steps import (
@@ -114,6 +115,16 @@ async def test_a_steps_end_is_written_with_the_next_steps_start() -> None:
     states = [[s.state for s in saved.steps] for saved in handle.saved]
     assert states[2] == [StepState.SUCCEEDED, StepState.RUNNING, StepState.PENDING]
     assert states[4] == [StepState.SUCCEEDED] * 3 and handle.saved[4].phase is Phase.SUCCEEDED
+
+
+async def test_the_time_between_two_steps_is_measured() -> None:
+    def transitions() -> float:
+        return REGISTRY.get_sample_value("bosun_step_transition_seconds_count") or 0.0
+
+    before = transitions()
+    run, _, _ = runner(World())
+    await run.drive(OperationStatus())
+    assert transitions() - before == 2  # a -> b, b -> c
 
 
 async def test_a_cancel_between_two_steps_writes_the_last_success_with_the_rollback() -> None:

@@ -93,6 +93,7 @@ class Runner(Generic[Ctx]):
     # forward -------------------------------------------------------------------------------
 
     async def _forward(self, status: OperationStatus) -> None:
+        previous_ended: float | None = None  # when the step before this one ended, in this process
         for index, step in enumerate(self.table.steps):
             state = status.steps[index].state
             if state in record.DONE_STATES:
@@ -115,6 +116,8 @@ class Runner(Generic[Ctx]):
             )
             await self.handle.save(status)
             began = time.monotonic()
+            if previous_ended is not None:
+                metrics.STEP_TRANSITION.observe(began - previous_ended)
             try:
                 message = await self._attempts(status, index, step)
             except _Interrupted as stop:
@@ -126,6 +129,7 @@ class Runner(Generic[Ctx]):
                 self.journal.warning(f"step {step.name} failed: {error}")
                 await self._start_rollback(status, error.reason, f"step {step.name} failed: {error}")
                 return
+            previous_ended = time.monotonic()
             if isinstance(message, Skipped):
                 record.step_skipped(status, index, self.clock(), message)
             else:
