@@ -408,6 +408,49 @@ def test_a_missed_week_is_written_when_the_operator_comes_back(
     assert again.data["activity.csv"] == first  # generating a week twice gives the same report
 
 
+def test_a_week_too_big_for_one_config_map_is_written_in_parts_and_read_whole(
+    bosun: Bosun, cluster: LocalCluster, s3: SeaweedFS, operator: OperatorProcess
+) -> None:
+    count, week = 1100, "2026-W39"  # about 1.2 MB of CSV: over the 1 MiB a ConfigMap may hold
+    operator.stop()
+    bucket = s3.client()
+    for n in range(count):
+        record = {
+            "namespace": bosun.namespace,
+            "name": f"deploy-{n:04d}",
+            "uid": f"uid-{n:04d}",
+            "type": "deploy",
+            "targetKind": "App",
+            "targetName": "web",
+            "initiator": "bob",
+            "phase": "Succeeded",
+            "rollback": "NotNeeded",
+            "created": f"2026-09-22T{n // 3600:02d}:{n // 60 % 60:02d}:{n % 60:02d}Z",
+            "finished": f"2026-09-22T{n // 3600:02d}:{n // 60 % 60:02d}:{n % 60:02d}Z",
+            "message": f"deploy {n}: " + "m" * 1000,
+        }
+        key = f"{PREFIX}/records/{bosun.namespace}/{week}/deploy-{n:04d}-uid-{n:04d}.json"
+        bucket.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(record).encode())
+    operator.start()
+    core = client.CoreV1Api(bosun.core.api_client)
+
+    def first_part() -> client.V1ConfigMap | None:
+        try:
+            return core.read_namespaced_config_map("bosun-activity-2026-w39", bosun.namespace)
+        except client.ApiException:
+            return None
+
+    written = wait_for(first_part, timeout=120, what="the big week's report")
+    assert written.metadata.annotations["bosun.dev/parts"] == "3", written.metadata.annotations
+    assert written.metadata.annotations["bosun.dev/operations"] == str(count)
+    for part in (2, 3):
+        assert core.read_namespaced_config_map(f"bosun-activity-2026-w39-{part}", bosun.namespace).data["activity.csv"]
+    result = cli(cluster, "activity", "-n", bosun.namespace, "--week", week, "-o", "csv", timeout=120)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [r["operation"] for r in rows] == [f"deploy-{n:04d}" for n in range(count)]  # whole, in order
+
+
 def test_finished_operations_are_removed_after_retention_once_archived(
     bosun: Bosun, cluster: LocalCluster, s3: SeaweedFS, operator: OperatorProcess, viewer: str
 ) -> None:

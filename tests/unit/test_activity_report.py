@@ -9,7 +9,17 @@ from typing import Any
 
 import pytest
 
-from bosun.activity.report import COLUMNS, OperationRecord, render_csv, report_name, week_of, week_start, weeks_between
+from bosun.activity.report import (
+    COLUMNS,
+    OperationRecord,
+    render_csv,
+    render_parts,
+    report_name,
+    week_of,
+    week_start,
+    weeks_between,
+)
+from bosun.errors import PermanentError
 
 
 def body(name: str, created: str, **status: Any) -> dict[str, Any]:
@@ -113,3 +123,51 @@ async def test_this_weeks_report_takes_live_rows_from_the_watch_and_stored_recor
     assert records == {"web-deploy-1": "Succeeded", "web-restart-2": "Queued"} and asked == ["shop"]
     with pytest.raises(AssertionError, match="listed every Operation"):  # a past week reads the Operations
         await activity.records("shop", "2026-W47")
+
+
+def test_a_big_week_is_cut_into_parts_of_whole_rows_each_with_its_header() -> None:
+    records = [
+        OperationRecord.of(body(f"op-{n:04d}", f"2026-11-23T10:{n // 60:02d}:{n % 60:02d}Z", message="x" * 300))
+        for n in range(400)
+    ]
+    parts = render_parts(records, part_bytes=20_000)
+    assert len(parts) > 5 and all(len(p.encode()) <= 20_000 for p in parts)
+    assert all(p.startswith(",".join(COLUMNS) + "\n") for p in parts)
+    rows = [row for part in parts for row in list(csv.reader(io.StringIO(part)))[1:]]
+    assert rows == list(csv.reader(io.StringIO(render_csv(records))))[1:]  # in order, none lost or doubled
+    assert render_parts(records)[0] == render_csv(records)  # small weeks: one part, as before
+    assert render_parts(records[:1], part_bytes=10)[0].count("\n") == 2  # a part holds one row at least
+    assert [report_name("2026-W48", n) for n in (1, 2)] == ["bosun-activity-2026-w48", "bosun-activity-2026-w48-2"]
+
+
+class Refusing(NoLists):
+    """Refuses every report (as the API server refused a week's report past 1 MiB); records the rest."""
+
+    def __init__(self) -> None:
+        self.archived: list[str] = []
+
+    async def apply(self, namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        raise PermanentError("422 ConfigMap is invalid: Too long")
+
+    async def patch_status(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        self.archived.append(f"{name}: {patch['archived']}")
+        return {}
+
+
+async def test_a_report_the_api_server_refuses_does_not_hold_the_archive_back(tmp_path: Any) -> None:
+    from bosun.activity.service import ActivityService
+    from bosun.store import LocalStore
+
+    kube = Refusing()
+    store = LocalStore(tmp_path)
+    activity = ActivityService(
+        kube,  # type: ignore[arg-type]
+        store,
+        retention_seconds=3600,
+        clock=lambda: datetime(2026, 11, 25, tzinfo=UTC),
+        live=lambda namespace: [],
+    )
+    done = body("web-deploy-1", "2026-11-23T10:00:00Z", phase="Succeeded", finishedAt="2026-11-23T10:01:00Z")
+    record = await activity.archive(done)
+    assert await store.get(record.key) is not None  # the record, which the report is made from
+    assert kube.archived == [f"web-deploy-1: {store.url(record.key)}"]

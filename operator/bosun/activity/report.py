@@ -145,18 +145,43 @@ def weeks_between(first: str, last: str) -> list[str]:
     return weeks
 
 
+# A ConfigMap holds at most 1 MiB: a week's report is cut into parts of at most this much CSV
+# (about 2,500 operations each). One ConfigMap for a busy namespace's week failed to write past
+# about 5,000 operations, and every archive of that week was retried behind it.
+PART_BYTES = 512 * 1024
+PARTS = "bosun.dev/parts"  # on the first part: how many parts the report has
+
+
 def render_csv(records: Iterable[OperationRecord]) -> str:
     """The report: one row per operation, oldest first; the same records give the same bytes."""
+    return render_parts(records, part_bytes=None)[0]
+
+
+def render_parts(records: Iterable[OperationRecord], part_bytes: int | None = PART_BYTES) -> list[str]:
+    """The report as CSV parts, oldest rows first: each whole rows under its own header line, each
+    at most `part_bytes` (a part holds one row at least), and the same records give the same parts."""
     unique = {r.uid or f"{r.namespace}/{r.name}": r for r in records}
     ordered = sorted(unique.values(), key=lambda r: (r.created, r.name, r.uid))
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    header = _csv_line(COLUMNS)
+    parts, current, size = [], [header], len(header.encode())
     for record in ordered:
-        writer.writerow(record.row())
+        line = _csv_line(record.row())
+        if part_bytes is not None and len(current) > 1 and size + len(line.encode()) > part_bytes:
+            parts.append("".join(current))
+            current, size = [header], len(header.encode())
+        current.append(line)
+        size += len(line.encode())
+    parts.append("".join(current))
+    return parts
+
+
+def _csv_line(values: list[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(values)
     return out.getvalue()
 
 
-def report_name(week: str) -> str:
-    """The ConfigMap holding a namespace's report for a week: bosun-activity-2026-w47."""
-    return f"bosun-activity-{week.lower()}"
+def report_name(week: str, part: int = 1) -> str:
+    """The ConfigMap holding part `part` of a namespace's report for a week: bosun-activity-2026-w47,
+    then bosun-activity-2026-w47-2 and on (the first part says how many there are)."""
+    return f"bosun-activity-{week.lower()}" + (f"-{part}" if part > 1 else "")

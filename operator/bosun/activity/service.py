@@ -14,12 +14,24 @@ record is in the store.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bosun.activity.report import OperationRecord, parse, render_csv, report_name, week_of, week_start, weeks_between
+from bosun.activity.report import (
+    PART_BYTES,
+    PARTS,
+    OperationRecord,
+    parse,
+    render_parts,
+    report_name,
+    week_of,
+    week_start,
+    weeks_between,
+)
 from bosun.errors import PermanentError
 from bosun.kube import Kube, NamespaceTerminating, NotFound
 from bosun.models.operation import Operation
@@ -50,6 +62,7 @@ class ActivityService:
         clock: Callable[[], datetime] = _now,
         namespaces: Sequence[str] = (),
         live: Callable[[str], Iterable[Operation]] | None = None,
+        part_bytes: int = PART_BYTES,
     ) -> None:
         self.kube = kube
         self.store = store
@@ -64,6 +77,8 @@ class ActivityService:
         self._covered: dict[tuple[str, str], int] = {}  # of those, how many a finished write covers
         self._report_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._stored: dict[tuple[str, str], dict[str, OperationRecord]] = {}  # records read, by store key
+        self._parts_written: dict[tuple[str, str, int], str] = {}  # (namespace, week, part): digest applied
+        self.part_bytes = part_bytes
 
     def _watched(self, namespace: str) -> bool:
         return not self.namespaces or namespace in self.namespaces
@@ -83,7 +98,7 @@ class ActivityService:
         record = OperationRecord.of(body)
         if archived_at(body) != self.store.url(record.key):
             await self.store.put(record.key, record.model_dump_json(by_alias=True).encode())
-            await self.refresh_report(record.namespace, record.week)
+            await self._refresh_for_archive(record)
             # Last: `status.archived` releases the Operation (see bosun.lifecycle), so it comes after
             # everything it stands for. Status, because users cannot write it (a forged marker would
             # let retention delete an Operation that was never archived).
@@ -91,8 +106,16 @@ class ActivityService:
                 "Operation", record.namespace, record.name, {"archived": self.store.url(record.key)}
             )
             return record
-        await self.refresh_report(record.namespace, record.week)
+        await self._refresh_for_archive(record)
         return record
+
+    async def _refresh_for_archive(self, record: OperationRecord) -> None:
+        """The report is derived from the stored records: one the API server refuses must not hold
+        every archive of its week back (the next archive, or the hourly catch-up, writes it again)."""
+        try:
+            await self.refresh_report(record.namespace, record.week)
+        except PermanentError as error:
+            logger.error("activity report %s/%s not written: %s", record.namespace, record.week, error)
 
     async def refresh_report(self, namespace: str, week: str) -> None:
         """Rewrite the week's report so that it includes everything archived before this call.
@@ -141,20 +164,31 @@ class ActivityService:
         """(Re)write the namespace's report for the week; False if the namespace is gone."""
         records = await self.records(namespace, week)
         final = week_start(week) + timedelta(days=7) <= self.clock()
-        config_map = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": report_name(week),
-                "labels": {REPORT_LABEL: "true", "bosun.dev/week": week},
-                "annotations": {FINAL: "true" if final else "false", "bosun.dev/operations": str(len(records))},
-            },
-            "data": {CSV_KEY: render_csv(records)},
-        }
-        try:
-            await self.kube.apply(namespace, config_map)
-        except (NotFound, NamespaceTerminating):
-            return False
+        parts = render_parts(records, self.part_bytes)
+        first = {FINAL: "true" if final else "false", "bosun.dev/operations": str(len(records)), PARTS: str(len(parts))}
+        for old in [k for k in self._parts_written if k[1] != week]:
+            del self._parts_written[old]
+        # The first part last: the count it carries never names a part not written yet.
+        for number in range(len(parts), 0, -1):
+            annotations = first if number == 1 else {"bosun.dev/part": str(number)}
+            config_map = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": report_name(week, number),
+                    "labels": {REPORT_LABEL: "true", "bosun.dev/week": week},
+                    "annotations": annotations,
+                },
+                "data": {CSV_KEY: parts[number - 1]},
+            }
+            digest = hashlib.sha256(json.dumps(config_map, sort_keys=True).encode()).hexdigest()
+            if self._parts_written.get((namespace, week, number)) == digest:
+                continue  # earlier parts rarely change: rows are appended in creation order
+            try:
+                await self.kube.apply(namespace, config_map)
+            except (NotFound, NamespaceTerminating):
+                return False
+            self._parts_written[(namespace, week, number)] = digest
         return True
 
     async def catch_up(self) -> list[tuple[str, str]]:
@@ -178,6 +212,8 @@ class ActivityService:
                     current = await self.kube.read(namespace, "ConfigMap", report_name(week))
                     if current and (current["metadata"].get("annotations") or {}).get(FINAL) == "true":
                         continue
+                    for part in [k for k in self._parts_written if k[:2] == (namespace, week)]:
+                        del self._parts_written[part]  # missing or stale: every part is written again
                     if not await self.write_report(namespace, week):
                         break  # the namespace is gone, and its reports with it
                     written.append((namespace, week))

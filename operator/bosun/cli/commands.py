@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TextIO
 
-from bosun.activity.report import COLUMNS, report_name, week_of, weeks_between
+from bosun.activity.report import COLUMNS, PARTS, report_name, week_of, weeks_between
 from bosun.cli.render import (
     EXIT_ERROR,
     EXIT_REFUSED,
@@ -286,6 +286,12 @@ def activity(conn: Connection, week: str | None, since: date | None, output: str
             missing.append(name)
             continue
         rows.extend(csv.DictReader(io.StringIO((config_map.data or {}).get(CSV_KEY, ""))))
+        for part in range(2, int((config_map.metadata.annotations or {}).get(PARTS, "1")) + 1):
+            more = _read_report(conn, report_name(name, part))
+            if more is None:
+                missing.append(f"{name} (part {part})")
+                continue
+            rows.extend(csv.DictReader(io.StringIO((more.data or {}).get(CSV_KEY, ""))))
     if since:
         rows = [r for r in rows if r["created"][:10] >= since.isoformat()]
     if missing:
