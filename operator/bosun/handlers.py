@@ -71,7 +71,7 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
     @kopf.on.login(registry=registry)
     async def login(**kwargs: Any) -> kopf.AiohttpSession | None:
         info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
-        return bounded(info) if info is not None else None
+        return bounded(info, watches=4 * max(len(settings.namespaces), 2)) if info is not None else None
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: Memo, **_: Any) -> None:
@@ -232,19 +232,20 @@ async def _edit(memo: Memo, kind: TargetKind, body: kopf.Body, old: Any, new: An
         )
 
 
-# Kopf's own requests (its watches, finalizers, events) share this many connections. Kopf's default
-# has no limit: 10,000 Operations created at once opened hundreds of TLS connections for their
-# finalizers, each with a 256 KiB buffer, and the memory stayed with the process after the burst.
+# Kopf's own short requests (finalizers, events) share this many connections, on top of one per
+# watch it holds open (4 per watched namespace: Operations, Apps, Databases, the heartbeat). Kopf's
+# default has no limit: 10,000 Operations created at once opened hundreds of TLS connections for
+# their finalizers, each with a 256 KiB buffer, and the memory stayed with the process.
 KOPF_CONNECTIONS = 32
 
 
-def bounded(info: kopf.ConnectionInfo) -> kopf.AiohttpSession:
+def bounded(info: kopf.ConnectionInfo, *, watches: int) -> kopf.AiohttpSession:
     """Kopf's session for these credentials, as Kopf makes it, but with a connection limit."""
     with warnings.catch_warnings():  # as Kopf does: aiohttp warns of any BasicAuth
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="kopf")
         auth = info.as_aiohttp_basic_auth()
     session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=KOPF_CONNECTIONS, ssl=info.as_ssl_context()),
+        connector=aiohttp.TCPConnector(limit=KOPF_CONNECTIONS + watches, ssl=info.as_ssl_context()),
         headers=info.as_http_headers(),
         auth=auth,
         proxy=info.proxy_url,

@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,6 +40,7 @@ from bosun.store import Store
 
 logger = logging.getLogger(__name__)
 REPORT_LABEL = "bosun.dev/activity-report"
+REAPPLY_SECONDS = 300.0
 FINAL = "bosun.dev/final"
 CSV_KEY = "activity.csv"
 
@@ -77,7 +79,9 @@ class ActivityService:
         self._covered: dict[tuple[str, str], int] = {}  # of those, how many a finished write covers
         self._report_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._stored: dict[tuple[str, str], dict[str, OperationRecord]] = {}  # records read, by store key
-        self._parts_written: dict[tuple[str, str, int], str] = {}  # (namespace, week, part): digest applied
+        # (namespace, week, part) -> digest and time of the last apply: an unchanged part is not
+        # applied again for REAPPLY_SECONDS (a part deleted or edited by hand is restored then).
+        self._parts_written: dict[tuple[str, str, int], tuple[str, float]] = {}
         self.part_bytes = part_bytes
 
     def _watched(self, namespace: str) -> bool:
@@ -166,8 +170,10 @@ class ActivityService:
         final = week_start(week) + timedelta(days=7) <= self.clock()
         parts = render_parts(records, self.part_bytes)
         first = {FINAL: "true" if final else "false", "bosun.dev/operations": str(len(records)), PARTS: str(len(parts))}
-        for old in [k for k in self._parts_written if k[1] != week]:
+        now = time.monotonic()
+        for old in [k for k, (_, at) in self._parts_written.items() if now - at > REAPPLY_SECONDS]:
             del self._parts_written[old]
+        before = max((k[2] for k in self._parts_written if k[:2] == (namespace, week)), default=0)
         # The first part last: the count it carries never names a part not written yet.
         for number in range(len(parts), 0, -1):
             annotations = first if number == 1 else {"bosun.dev/part": str(number)}
@@ -182,13 +188,18 @@ class ActivityService:
                 "data": {CSV_KEY: parts[number - 1]},
             }
             digest = hashlib.sha256(json.dumps(config_map, sort_keys=True).encode()).hexdigest()
-            if self._parts_written.get((namespace, week, number)) == digest:
-                continue  # earlier parts rarely change: rows are appended in creation order
+            if self._parts_written.get((namespace, week, number), ("", 0.0))[0] == digest:
+                continue  # applied with these bytes lately: earlier parts rarely change (rows append)
             try:
                 await self.kube.apply(namespace, config_map)
             except (NotFound, NamespaceTerminating):
+                for gone in [k for k in self._parts_written if k[0] == namespace]:
+                    del self._parts_written[gone]
                 return False
-            self._parts_written[(namespace, week, number)] = digest
+            self._parts_written[(namespace, week, number)] = (digest, now)
+        for number in range(len(parts) + 1, before + 1):  # a report that shrank: no stale part left
+            await self.kube.delete_config_map(namespace, report_name(week, number))
+            self._parts_written.pop((namespace, week, number), None)
         return True
 
     async def catch_up(self) -> list[tuple[str, str]]:

@@ -281,17 +281,11 @@ def activity(conn: Connection, week: str | None, since: date | None, output: str
     rows: list[dict[str, str]] = []
     missing = []
     for name in _weeks(week, since, today):
-        config_map = _read_report(conn, report_name(name))
-        if config_map is None:
+        week_rows = _read_week(conn, name, err)
+        if week_rows is None:
             missing.append(name)
             continue
-        rows.extend(csv.DictReader(io.StringIO((config_map.data or {}).get(CSV_KEY, ""))))
-        for part in range(2, int((config_map.metadata.annotations or {}).get(PARTS, "1")) + 1):
-            more = _read_report(conn, report_name(name, part))
-            if more is None:
-                missing.append(f"{name} (part {part})")
-                continue
-            rows.extend(csv.DictReader(io.StringIO((more.data or {}).get(CSV_KEY, ""))))
+        rows.extend(week_rows)
     if since:
         rows = [r for r in rows if r["created"][:10] >= since.isoformat()]
     if missing:
@@ -311,6 +305,35 @@ def activity(conn: Connection, week: str | None, since: date | None, output: str
             file=out,
         )
     return EXIT_ERROR if missing and not rows and week else 0
+
+
+MAX_PARTS = 1000  # a report of 2.5 million operations in one namespace's week
+
+
+def _read_week(conn: Connection, week: str, err: TextIO) -> list[dict[str, str]] | None:
+    """A week's report, every part; read again if a rewrite came in between (the row count its
+    first part gives disagrees), at most three times. None if there is no report for the week."""
+    for _ in range(3):
+        first = _read_report(conn, report_name(week))
+        if first is None:
+            return None
+        annotations = first.metadata.annotations or {}
+        count, expected = _number(annotations.get(PARTS), 1), _number(annotations.get("bosun.dev/operations"), -1)
+        rows = list(csv.DictReader(io.StringIO((first.data or {}).get(CSV_KEY, ""))))
+        for part in range(2, min(count, MAX_PARTS) + 1):
+            more = _read_report(conn, report_name(week, part))
+            if more is None:
+                print(f"part {part} of the activity report for {week} is missing", file=err)
+                continue
+            rows.extend(csv.DictReader(io.StringIO((more.data or {}).get(CSV_KEY, ""))))
+        if expected < 0 or len(rows) == expected:
+            return rows
+    print(f"the activity report for {week} changed while it was read: {len(rows)} rows of {expected}", file=err)
+    return rows
+
+
+def _number(text: str | None, default: int) -> int:
+    return int(text) if text is not None and text.isdigit() else default
 
 
 def _read_report(conn: Connection, name: str) -> Any:
