@@ -239,6 +239,9 @@ def test_archived_records_leave_the_operators_watch_and_are_labelled_again_after
     wait_for(lambda: archived_label(bosun, "kept") == "true", what="the archived label")
     body = bosun.get("operations", "kept")
     assert body["status"]["archived"].startswith("file://") and not body["metadata"].get("finalizers")
+    with pytest.raises(RuntimeError, match="has let go"):  # labelled, it may never carry Kopf's finalizer again
+        finalizers = json.dumps({"metadata": {"finalizers": ["bosun.dev/finalizer"]}})
+        cluster.kubectl("patch", "op", "kept", "-n", bosun.namespace, "--type=merge", "-p", finalizers)
     # A record from before the label (or one a user unlabelled) is labelled once the operator sees it.
     operator.stop()
     cluster.kubectl("label", "op", "kept", "-n", bosun.namespace, f"{ARCHIVED_LABEL}-")

@@ -55,7 +55,22 @@ def test_the_watch_index_keeps_only_unfinished_operations_and_answers_like_the_q
     assert seen.blocker(me) is None
     seen.saw(_body(b, "Queued"), gone=True)  # deleted
     assert not seen.on_target("shop", "App", "web")
-    assert seen._by_namespace == {}  # nothing kept for namespaces with nothing in flight
+    assert seen._by_namespace == {} and seen._by_target == {}  # nothing kept with nothing in flight
+
+
+def test_the_index_answers_per_target_without_scanning_the_namespace() -> None:
+    seen = Unfinished()
+    others = [entry(f"o{n}", "2026-01-01T00:00:01Z", "Queued", target=f"app-{n}") for n in range(50)]
+    for other in others:
+        seen.saw(_body(other, "Queued"))
+    mine = entry("mine", "2026-01-01T00:00:02Z", "Queued", target="app-7")
+    seen.saw(_body(mine, "Queued"))
+    assert sorted(o.name for o in seen.on(Operation.of(_body(mine, "Queued")))) == ["mine", "o7"]
+    assert seen.blocker(Operation.of(_body(mine, "Queued"))) == "o7"
+    seen.saw(_body(others[7], "Succeeded"))
+    assert seen.on_target("shop", "App", "app-7") and seen.blocker(Operation.of(_body(mine, "Queued"))) is None
+    seen.saw(_body(mine, "Cancelled"))
+    assert not seen.on_target("shop", "App", "app-7") and seen.on_target("shop", "App", "app-8")
 
 
 def test_finished_and_other_targets_never_block() -> None:

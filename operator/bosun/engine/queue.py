@@ -62,29 +62,44 @@ class Unfinished:
 
     def __init__(self) -> None:
         self._by_namespace: dict[str, dict[str, Operation]] = {}
+        # (namespace, target kind, target name) -> uids: drift repair asks for each App every round,
+        # and a scan of the namespace per App made a round cost Apps x unfinished operations.
+        self._by_target: dict[tuple[str, str, str], set[str]] = {}
 
     def saw(self, body: Mapping[str, Any], *, gone: bool = False) -> None:
         operation = Operation.of(body)
         namespace = self._by_namespace.setdefault(operation.namespace, {})
+        target = (operation.namespace, operation.spec.target.kind.value, operation.spec.target.name)
+        known = namespace.get(operation.uid)
+        if known is not None:  # the target cannot change (spec.target is immutable), but be exact
+            self._forget(known)
         if gone or operation.status.phase.finished or operation.spec.dry_run:
             namespace.pop(operation.uid, None)
             if not namespace:
                 del self._by_namespace[operation.namespace]
         else:
             namespace[operation.uid] = operation
+            self._by_target.setdefault(target, set()).add(operation.uid)
+
+    def _forget(self, operation: Operation) -> None:
+        target = (operation.namespace, operation.spec.target.kind.value, operation.spec.target.name)
+        uids = self._by_target.get(target)
+        if uids is not None:
+            uids.discard(operation.uid)
+            if not uids:
+                del self._by_target[target]
 
     def blocker(self, me: Operation) -> str | None:
-        return blocker(me, self._by_namespace.get(me.namespace, {}).values())
+        return blocker(me, self.on(me))  # only its target's operations can be ahead of it
 
     def in_namespace(self, namespace: str) -> list[Operation]:
         return list(self._by_namespace.get(namespace, {}).values())
 
     def on(self, like: Operation) -> list[Operation]:
         """The unfinished operations seen on `like`'s target."""
-        return [o for o in self._by_namespace.get(like.namespace, {}).values() if same_target(o, like)]
+        namespace = self._by_namespace.get(like.namespace, {})
+        uids = self._by_target.get((like.namespace, like.spec.target.kind.value, like.spec.target.name), set())
+        return [namespace[uid] for uid in uids if uid in namespace]
 
     def on_target(self, namespace: str, kind: str, name: str) -> bool:
-        return any(
-            (o.spec.target.kind.value, o.spec.target.name) == (kind, name)
-            for o in self._by_namespace.get(namespace, {}).values()
-        )
+        return bool(self._by_target.get((namespace, kind, name)))
