@@ -32,7 +32,7 @@ from bosun.lifecycle import OperationLifecycle
 from bosun.models.names import ARCHIVED_LABEL, FINALIZER, GROUP, VERSION
 from bosun.models.operation import TargetKind
 from bosun.operations.changes import create_operations_for_edit
-from bosun.reconcile.app import repair_app, snapshot
+from bosun.reconcile.service import AppRepair
 from bosun.serving import Endpoints
 from bosun.settings import Settings
 from bosun.store import Store, StoreUnavailable, store_from
@@ -98,7 +98,15 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
         )
         memo.services["lifecycle"] = OperationLifecycle(memo.kube, memo.operations, memo.activity)
         memo.tasks.append(asyncio.get_running_loop().create_task(_keep_history(memo)))
-        memo.tasks.append(asyncio.get_running_loop().create_task(_repair_apps(memo)))
+        repair = AppRepair(
+            memo.kube,
+            config.namespaces,
+            memo.operations.target_lock,
+            memo.operations.unfinished.on_target,
+            full_seconds=config.repair_seconds,
+        )
+        memo.operations.unfinished.on_idle = lambda n, kind, name: repair.poke(n, name) if kind == "App" else None
+        memo.tasks.append(asyncio.get_running_loop().create_task(repair.run()))
         memo.heartbeat = Heartbeat(memo.kube, memo.settings.heartbeat_home, memo.settings.heartbeat_seconds)
         memo.heartbeat.start()
 
@@ -148,44 +156,6 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
         _register_spec_edits(registry, kind, plural)
 
     return registry
-
-
-async def _repair_apps(memo: Memo) -> None:
-    """Repair every watched App's drift, periodically: one loop, not a Kopf timer per App, because a
-    timer puts a finalizer on each App, and a namespace could then not be deleted with Bosun down."""
-    assert memo.kube is not None
-    while True:
-        await asyncio.sleep(memo.settings.repair_seconds)
-        try:
-            namespaces = memo.settings.namespaces
-            apps = (
-                [a for n in namespaces for a in await memo.kube.list_objects("App", n)]
-                if namespaces
-                else await memo.kube.list_all("App")
-            )
-        except (TransientError, PermanentError) as error:
-            logger.warning("drift repair skipped this round: %s", error)
-            continue
-        by_namespace: dict[str, list[dict[str, Any]]] = {}
-        for body in apps:
-            by_namespace.setdefault(body["metadata"]["namespace"], []).append(body)
-        for namespace, bodies in by_namespace.items():
-            try:
-                objects = await snapshot(memo.kube, namespace)
-            except (TransientError, PermanentError) as error:
-                logger.warning("drift repair skipped namespace %s this round: %s", namespace, error)
-                continue
-            for body in bodies:
-                meta = body["metadata"]
-                try:
-                    lock = memo.operations.target_lock(namespace, "App", meta["name"])
-                    busy = memo.operations.unfinished.on_target
-                    repaired = await repair_app(memo.kube, body, lock, busy, objects)
-                    if repaired:
-                        message = "; ".join(repaired)
-                        await memo.kube.emit_event(body, reason="DriftRepaired", message=message, warning=True)
-                except Exception as error:  # one App's trouble must not stop the others' repair
-                    logger.warning("drift of App %s/%s not repaired: %s", namespace, meta["name"], error)
 
 
 def _unarchived(status: kopf.Status, **_: Any) -> bool:

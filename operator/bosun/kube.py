@@ -653,3 +653,113 @@ async def any_change(every: float, *watched: Watched) -> None:
         for wait in waits:
             wait.cancel()
         await asyncio.wait(waits)
+
+
+class Gone(Exception):
+    """The server can no longer resume a watch from its resource version (410): list again."""
+
+
+class Follower:
+    """One workload kind's objects (in a namespace, or in all of them: `namespace=""`), listed once
+    and then followed by a watch that resumes where the last one ended.
+
+    `Watched` lists again every time its watch ends, which suits a step that waits a minute. A
+    follower runs for the operator's life: the server ends a watch every few minutes, and listing
+    every managed object each time is the polling the watch is there to avoid. So it lists only at
+    start, when the server answers 410 Gone (the version is too old to resume), or after an error.
+    `listed(namespace, items)` gets each whole list; `changed(type, body)` each event after it. It
+    reads the event stream itself: the client's `Watch` would decode every event twice.
+    """
+
+    def __init__(
+        self,
+        kube: Kube,
+        kind: str,
+        namespace: str,
+        labels: dict[str, str],
+        listed: Callable[[str, list[dict[str, Any]]], None],
+        changed: Callable[[str, dict[str, Any]], None],
+        *,
+        watch_seconds: int = 300,
+    ) -> None:
+        api, suffix = kube._typed(kind, kube.watch_api)
+        self.what = f"{kind} in {namespace or 'all namespaces'}"
+        self.namespace = namespace
+        method = f"list_namespaced_{suffix}" if namespace else f"list_{suffix}_for_all_namespaces"
+        self._lister = getattr(api, method)
+        self._selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        self._listed = listed
+        self._changed = changed
+        self._watch_seconds = watch_seconds
+        self.lists = 0  # how many times it listed: once, unless the watch could not be resumed
+        self.ready = asyncio.Event()  # set after the first list
+
+    def _args(self) -> tuple[Any, ...]:
+        return (self.namespace,) if self.namespace else ()
+
+    async def _list(self) -> str:
+        listed = await call(
+            f"list {self.what}",
+            lambda: self._read_list(_preload_content=False, label_selector=self._selector),
+        )
+        self._listed(self.namespace, list(listed.get("items") or []))
+        self.lists += 1
+        self.ready.set()
+        return str((listed.get("metadata") or {}).get("resourceVersion") or "")
+
+    async def _read_list(self, **kwargs: Any) -> dict[str, Any]:
+        return await _json(await self._lister(*self._args(), **kwargs))
+
+    async def _watch(self, version: str) -> str:
+        """Follow from `version` until the server ends the watch; the version to resume from."""
+        response = await self._lister(
+            *self._args(),
+            watch=True,
+            resource_version=version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=self._watch_seconds,
+            label_selector=self._selector,
+            _preload_content=False,
+            _request_timeout=self._watch_seconds + 30,  # a half-open connection ends too
+        )
+        try:
+            if not 200 <= response.status <= 299:
+                raise ApiException(status=response.status, reason=(await response.read()).decode("utf-8", "replace"))
+            while line := await response.content.readline():
+                event = json.loads(line)
+                kind, body = event.get("type"), event.get("object") or {}
+                if kind == "ERROR":
+                    if body.get("code") == 410:
+                        raise Gone(body.get("message") or "gone")
+                    raise ApiException(status=body.get("code"), reason=body.get("message"))
+                version = str((body.get("metadata") or {}).get("resourceVersion") or version)
+                if kind in ("ADDED", "MODIFIED", "DELETED"):
+                    self._changed(kind, body)
+            return version
+        finally:
+            response.release()
+
+    async def run(self) -> None:
+        """List, then follow for ever; never raises (an error is logged, then listed again)."""
+        failures = 0
+        version = ""
+        while True:
+            try:
+                if not version:
+                    version = await self._list()
+                opened = time.monotonic()
+                version = await self._watch(version)
+                # A watch the server ended early again and again (a proxy cutting it) backs off.
+                failures = 0 if time.monotonic() - opened > min(5.0, self._watch_seconds / 2) else failures + 1
+            except asyncio.CancelledError:
+                raise
+            except Gone:
+                version = ""  # too old to resume: list again, at once
+                continue
+            except Exception as error:  # the watch or the list failed: list again after a pause
+                failures += 1
+                version = ""
+                if failures in (1, 5) or failures % 50 == 0:
+                    logger.warning("following %s: %s (listing again)", self.what, error)
+            if failures:
+                await asyncio.sleep(min(30.0, 0.5 * 2**failures))

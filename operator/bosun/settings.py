@@ -85,8 +85,9 @@ class Settings:
     log_tail_lines: int = field(default_factory=lambda: int(os.environ.get("BOSUN_LOG_TAIL_LINES", "50")))
     """How many of an operation's last log lines its status shows (the whole log is in its namespace)."""
 
-    repair_seconds: float = field(default_factory=lambda: float(os.environ.get("BOSUN_REPAIR_SECONDS", "30")))
-    """How often an idle App is compared with its current release and hand-made drift repaired."""
+    repair_seconds: float = field(default_factory=lambda: float(os.environ.get("BOSUN_REPAIR_SECONDS", "600")))
+    """How often every App is compared with its current release in one full round. In between,
+    drift is repaired as it happens: the objects Bosun manages for Apps are watched."""
 
     store_url: str = field(
         default_factory=lambda: os.environ.get(

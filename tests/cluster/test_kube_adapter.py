@@ -9,12 +9,13 @@ PermanentError with the server's message.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from bosun.errors import PermanentError, TransientError
-from bosun.kube import Kube
+from bosun.kube import Follower, Kube
 
 pytestmark = pytest.mark.cluster
 
@@ -47,3 +48,43 @@ async def test_reads_and_writes_answer_plain_json_with_the_same_errors(kube: Kub
     applied = await kube.apply(namespace, {**secret("s2"), "stringData": {"x": "y"}})
     assert applied["data"] == {"x": "eQ=="}
     assert await kube.list_pods(namespace, {"app": "none"}) == []
+
+
+def labelled(name: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels}, "data": {}}
+
+
+async def test_a_follower_resumes_its_watch_rather_than_listing_again(kube: Kube, namespace: str) -> None:
+    """Drift repair follows every managed object for the operator's life: each time the server
+    ends a watch, it must resume from where it was, not read every object again."""
+    lists: list[list[str]] = []
+    seen: list[tuple[str, str]] = []
+    follower = Follower(
+        kube,
+        "ConfigMap",
+        namespace,
+        {"bosun-test": "followed"},
+        lambda _, items: lists.append(sorted(i["metadata"]["name"] for i in items)),
+        lambda event, body: seen.append((event, body["metadata"]["name"])),
+        watch_seconds=1,  # the server ends each watch after a second
+    )
+    await kube.create_object(namespace, labelled("before", {"bosun-test": "followed"}))
+    task = asyncio.get_running_loop().create_task(follower.run())
+    try:
+        await asyncio.wait_for(follower.ready.wait(), 10)
+        await kube.create_object(namespace, labelled("other", {"bosun-test": "not-this"}))
+        await kube.create_object(namespace, labelled("a", {"bosun-test": "followed"}))
+        await asyncio.sleep(2.5)  # across at least one end of the watch
+        await kube.patch_object(namespace, "ConfigMap", "a", {"data": {"k": "v"}})
+        await asyncio.sleep(1.5)
+        await kube.delete(namespace, "ConfigMap", "a")
+        for _ in range(100):
+            if len(seen) >= 3:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(2.0)
+    finally:
+        task.cancel()
+        await asyncio.wait([task])
+    assert lists == [["before"]] and follower.lists == 1
+    assert seen == [("ADDED", "a"), ("MODIFIED", "a"), ("DELETED", "a")]

@@ -34,9 +34,9 @@ OPERATOR_RULES = {
         "core/pods/log: get",
         "core/pods: create delete get list patch watch",
         "core/secrets: create delete get",
-        "core/services: create delete get list patch",
+        "core/services: create delete get list patch watch",
         "events.k8s.io/events: create",
-        "policy/poddisruptionbudgets: create delete get list patch",
+        "policy/poddisruptionbudgets: create delete get list patch watch",
     ],
     "ClusterRole bosun-cluster": [  # always cluster-wide
         "apiextensions.k8s.io/customresourcedefinitions: list watch",

@@ -73,6 +73,24 @@ def test_the_index_answers_per_target_without_scanning_the_namespace() -> None:
     assert not seen.on_target("shop", "App", "app-7") and seen.on_target("shop", "App", "app-8")
 
 
+def test_the_index_says_when_a_target_has_nothing_left_in_flight() -> None:
+    """Drift repair looks at an App again when its last operation ends, and only then."""
+    seen = Unfinished()
+    idle: list[tuple[str, str, str]] = []
+    seen.on_idle = lambda *target: idle.append(target)
+    a = entry("a", "2026-01-01T00:00:01Z", "Running")
+    b = entry("b", "2026-01-01T00:00:02Z", "Queued")
+    seen.saw(_body(a, "Running"))
+    seen.saw(_body(b, "Queued"))
+    seen.saw(_body(a, "Succeeded"))
+    assert idle == []  # b is still in flight on the same App
+    seen.saw(_body(b, "Failed"))
+    assert idle == [("shop", "App", "web")]
+    seen.saw(_body(b, "Failed"))  # the same end seen again, or an old record at start-up
+    seen.saw(_body(entry("old", "2026-01-01T00:00:00Z", "Succeeded"), "Succeeded"))
+    assert idle == [("shop", "App", "web")]
+
+
 def test_finished_and_other_targets_never_block() -> None:
     done = entry("done", "2026-01-01T00:00:01Z", "Failed")
     elsewhere = entry("other", "2026-01-01T00:00:01Z", "Running", target="api")
