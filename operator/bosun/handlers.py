@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import kopf
 
-from bosun import metrics
+from bosun import memory, metrics
 from bosun.activity.service import ActivityService
 from bosun.engine.service import OperationService, Planner
 from bosun.errors import PermanentError, TransientError
@@ -107,6 +107,8 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
         )
         memo.operations.unfinished.on_idle = lambda n, kind, name: repair.poke(n, name) if kind == "App" else None
         memo.tasks.append(asyncio.get_running_loop().create_task(repair.run()))
+        if config.trim_seconds > 0:
+            memo.tasks.append(asyncio.get_running_loop().create_task(_give_memory_back(config.trim_seconds)))
         memo.heartbeat = Heartbeat(memo.kube, memo.settings.heartbeat_home, memo.settings.heartbeat_seconds)
         memo.heartbeat.start()
 
@@ -160,6 +162,12 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
 
 def _unarchived(status: kopf.Status, **_: Any) -> bool:
     return not status.get("archived")
+
+
+async def _give_memory_back(every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        memory.trim()
 
 
 async def _keep_history(memo: Memo) -> None:

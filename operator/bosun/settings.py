@@ -89,6 +89,9 @@ class Settings:
     """How often every App is compared with its current release in one full round. In between,
     drift is repaired as it happens: the objects Bosun manages for Apps are watched."""
 
+    trim_seconds: float = field(default_factory=lambda: float(os.environ.get("BOSUN_TRIM_SECONDS", "60")))
+    """How often freed memory is handed back to the system (0: never; see `bosun.memory`)."""
+
     store_url: str = field(
         default_factory=lambda: os.environ.get(
             "BOSUN_STORE_URL", os.path.join(os.path.expanduser("~"), ".local", "share", "bosun")
