@@ -11,6 +11,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from bosun.models.names import ARCHIVED_LABEL
 from tests.support.bosun_objects import Bosun
 from tests.support.cli import kubectl_bosun
 from tests.support.cluster import LocalCluster
@@ -109,6 +110,12 @@ def test_a_planned_move_runs_the_predicted_steps_and_its_downtime_comes_from_pas
 def test_a_cross_zone_move_is_refused_in_the_real_run_s_words_and_nothing_changes(
     pg: Bosun, cluster: LocalCluster, api: client.ApiClient
 ) -> None:
+    # The provision's record is archived, then labelled, just after it ends: let that settle first.
+    wait_for(
+        lambda: all((o["metadata"].get("labels") or {}).get(ARCHIVED_LABEL) for o in pg.list("operations")),
+        timeout=60,
+        what="every record archived",
+    )
     first = snapshot(api, pg)
     code, out = plan(cluster, pg, "--type", "redeploy", "--target", "database/pg", "--node", "kwok-zone-b-1")
     assert code == 5, out
