@@ -54,6 +54,9 @@ def only_deleted(reason: Any) -> bool:
     return "RESOURCE_DELETED" in names and not names & {"OPERATOR_EXITING", "OPERATOR_PAUSING"}
 
 
+RELEASE_ATTEMPTS = 4  # within 7 s: the label is the last write an archived record gets
+
+
 class OperationLifecycle:
     def __init__(
         self,
@@ -63,12 +66,14 @@ class OperationLifecycle:
         *,
         retry_max_seconds: float = 60.0,
         deletion_archive_seconds: float = 120.0,
+        retry_first_seconds: float = 1.0,
     ) -> None:
         self.kube = kube
         self.operations = operations
         self.activity = activity
         self.retry_max_seconds = retry_max_seconds
         self.deletion_archive_seconds = deletion_archive_seconds
+        self.retry_first_seconds = retry_first_seconds
 
     async def daemon(self, body: Mapping[str, Any], stopped: StopSignal) -> None:
         """The per-Operation daemon: drive and archive; stop at once if the operator stops."""
@@ -125,18 +130,27 @@ class OperationLifecycle:
         if not releasable(body):
             return False
         meta = body["metadata"]
-        try:
-            await self.kube.patch(
-                "Operation", meta["namespace"], meta["name"], {"metadata": {"labels": {ARCHIVED_LABEL: "true"}}}
-            )
-        except NotFound:
-            return False
-        except (TransientError, PermanentError) as error:  # still watched, which costs memory only: next event
+        for attempt in range(RELEASE_ATTEMPTS):
+            try:
+                await self.kube.patch(
+                    "Operation", meta["namespace"], meta["name"], {"metadata": {"labels": {ARCHIVED_LABEL: "true"}}}
+                )
+                return True
+            except NotFound:
+                return False
+            except TransientError as error:  # an archived record has no later event to retry on
+                if attempt + 1 < RELEASE_ATTEMPTS:
+                    await asyncio.sleep(self.retry_first_seconds * 2**attempt)
+                    continue
+                failure: Exception = error
+            except PermanentError as error:
+                failure = error
+            # Still watched, which costs memory only: labelled on its next event, or at the next start.
             logger.warning(
-                "archived operation %s/%s not released from the watch: %s", meta["namespace"], meta["name"], error
+                "archived operation %s/%s not released from the watch: %s", meta["namespace"], meta["name"], failure
             )
             return False
-        return True
+        return False
 
     async def _let_go(self, body: dict[str, Any], error: Exception) -> None:
         message = (

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from bosun.lifecycle import releasable
+from bosun.errors import PermanentError, TransientError
+from bosun.lifecycle import RELEASE_ATTEMPTS, OperationLifecycle, releasable
 from bosun.models.names import ARCHIVED_LABEL, FINALIZER
 
 
@@ -32,3 +33,37 @@ def test_an_archived_operation_kopf_has_let_go_is_released() -> None:
 )
 def test_anything_still_holding_it_keeps_it_watched(held: dict[str, Any]) -> None:
     assert not releasable(held)
+
+
+class Flaky:
+    """The API server answering the label patch with `errors` first, then accepting it."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.patches = 0
+
+    async def patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        self.patches += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return patch
+
+
+def lifecycle(kube: Flaky) -> OperationLifecycle:
+    return OperationLifecycle(kube, None, None, retry_first_seconds=0.01)  # type: ignore[arg-type]
+
+
+async def test_a_label_patch_that_fails_for_a_moment_is_tried_again() -> None:
+    """An archived record gets no later event to retry on: a transient failure must not strand it."""
+    kube = Flaky(TransientError("503"), TransientError("timeout"))
+    assert await lifecycle(kube).release(body())
+    assert kube.patches == 3
+
+
+async def test_a_refused_or_lasting_failure_gives_up_without_raising() -> None:
+    refused = Flaky(PermanentError("refused by the policy", "ApiRefused"))
+    assert not await lifecycle(refused).release(body())
+    assert refused.patches == 1  # no point repeating a refusal
+    down = Flaky(*[TransientError("503")] * 10)
+    assert not await lifecycle(down).release(body())
+    assert down.patches == RELEASE_ATTEMPTS
