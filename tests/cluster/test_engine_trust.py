@@ -242,6 +242,11 @@ def test_archived_records_leave_the_operators_watch_and_are_labelled_again_after
     with pytest.raises(RuntimeError, match="has let go"):  # labelled, it may never carry Kopf's finalizer again
         finalizers = json.dumps({"metadata": {"finalizers": ["bosun.dev/finalizer"]}})
         cluster.kubectl("patch", "op", "kept", "-n", bosun.namespace, "--type=merge", "-p", finalizers)
+    with pytest.raises(RuntimeError, match="has let go"):  # nor lose its archive while out of the watch
+        unarchived = json.dumps({"status": {"archived": None}})
+        cluster.kubectl(
+            "patch", "op", "kept", "-n", bosun.namespace, "--subresource=status", "--type=merge", "-p", unarchived
+        )
     # A record from before the label (or one a user unlabelled) is labelled once the operator sees it.
     operator.stop()
     cluster.kubectl("label", "op", "kept", "-n", bosun.namespace, f"{ARCHIVED_LABEL}-")
