@@ -70,6 +70,10 @@ STORE_FAILURES = Counter(
     "Log store requests that failed, by request (put, get, list).",
     ["request"],
 )
+REPORT_REFUSED = Counter(
+    "bosun_activity_report_refused_total",
+    "Weekly activity reports the API server refused to store; the records are archived all the same.",
+)
 LOG_LINES_BUFFERED = Gauge(
     "bosun_log_lines_buffered",
     "Operation log lines held in memory because the log store has not taken them yet.",

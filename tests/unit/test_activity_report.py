@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bosun import metrics
 from bosun.activity.report import (
     COLUMNS,
     OperationRecord,
@@ -168,6 +169,59 @@ async def test_a_report_the_api_server_refuses_does_not_hold_the_archive_back(tm
         live=lambda namespace: [],
     )
     done = body("web-deploy-1", "2026-11-23T10:00:00Z", phase="Succeeded", finishedAt="2026-11-23T10:01:00Z")
+    refused = metrics.REPORT_REFUSED._value.get()
     record = await activity.archive(done)
+    assert metrics.REPORT_REFUSED._value.get() == refused + 1  # said where an alert can see it
     assert await store.get(record.key) is not None  # the record, which the report is made from
     assert kube.archived == [f"web-deploy-1: {store.url(record.key)}"]
+
+
+class Writes(NoLists):
+    """Answers what a catch-up asks, and records each report part written."""
+
+    def __init__(self) -> None:
+        self.applied: list[str] = []
+
+    async def list_all(self, kind: str) -> list[dict[str, Any]]:
+        return []
+
+    async def list_objects(self, *_: Any) -> list[dict[str, Any]]:
+        return []  # a past week's report reads its namespace's Operations too
+
+    async def read(self, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
+        return None
+
+    async def apply(self, namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        self.applied.append(manifest["metadata"]["name"])
+        return manifest
+
+    async def delete_config_map(self, namespace: str, name: str) -> None:
+        return None
+
+
+async def test_a_catch_up_waits_for_an_archive_writing_the_same_weeks_report(tmp_path: Any) -> None:
+    """Two writers of one report's parts at once could leave its first part counting the other's rows."""
+    import asyncio
+
+    from bosun.activity.service import ActivityService
+    from bosun.store import LocalStore
+
+    store = LocalStore(tmp_path)
+    old = OperationRecord.of(body("web-deploy-1", "2026-11-10T10:00:00Z", phase="Succeeded"))
+    await store.put(old.key, old.model_dump_json(by_alias=True).encode())
+    kube = Writes()
+    activity = ActivityService(
+        kube,  # type: ignore[arg-type]
+        store,
+        retention_seconds=3600,
+        clock=lambda: datetime(2026, 11, 25, tzinfo=UTC),
+        live=lambda namespace: [],
+    )
+    lock = activity._report_locks.setdefault(("shop", old.week), asyncio.Lock())
+    await lock.acquire()  # an archive of that week is writing its report
+    catching_up = asyncio.ensure_future(activity.catch_up())
+    await asyncio.sleep(0.05)
+    assert kube.applied == []
+    lock.release()
+    assert ("shop", old.week) in await catching_up
+    assert report_name(old.week) in kube.applied

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bosun import metrics
 from bosun.activity.report import (
     PART_BYTES,
     PARTS,
@@ -119,6 +120,7 @@ class ActivityService:
         try:
             await self.refresh_report(record.namespace, record.week)
         except PermanentError as error:
+            metrics.REPORT_REFUSED.inc()  # an alert can tell: `kubectl bosun activity` reads an old report
             logger.error("activity report %s/%s not written: %s", record.namespace, record.week, error)
 
     async def refresh_report(self, namespace: str, week: str) -> None:
@@ -223,10 +225,13 @@ class ActivityService:
                     current = await self.kube.read(namespace, "ConfigMap", report_name(week))
                     if current and (current["metadata"].get("annotations") or {}).get(FINAL) == "true":
                         continue
-                    for part in [k for k in self._parts_written if k[:2] == (namespace, week)]:
-                        del self._parts_written[part]  # missing or stale: every part is written again
-                    if not await self.write_report(namespace, week):
-                        break  # the namespace is gone, and its reports with it
+                    # The week's lock, as an archive's rewrite takes: two writers of one report's
+                    # parts at once could leave a first part that counts the other's rows.
+                    async with self._report_locks.setdefault((namespace, week), asyncio.Lock()):
+                        for part in [k for k in self._parts_written if k[:2] == (namespace, week)]:
+                            del self._parts_written[part]  # missing or stale: every part is written again
+                        if not await self.write_report(namespace, week):
+                            break  # the namespace is gone, and its reports with it
                     written.append((namespace, week))
             except PermanentError as error:  # e.g. a namespace being deleted: the others still get theirs
                 logger.warning("activity reports of namespace %s not written: %s", namespace, error)
