@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from bosun.engine.service import _Slot
+from bosun.engine.service import OperationService, _Slot
+from bosun.models.operation import OperationStatus
 
 
 async def test_a_slot_is_held_once_and_a_wait_that_gave_up_leaks_nothing() -> None:
@@ -29,3 +30,38 @@ async def test_no_limit_means_always_a_slot() -> None:
     slot = _Slot(None)
     assert await slot.take(0)
     slot.give()
+
+
+class Handle:
+    def __init__(self) -> None:
+        self.saved: list[tuple[str, str, str]] = []
+
+    def cancel_requested(self) -> bool:
+        return False
+
+    async def save(self, status: OperationStatus) -> None:
+        self.saved.append((status.phase.value, status.queued_behind, status.message))
+
+
+class Journal:
+    def info(self, message: str) -> None:
+        pass
+
+
+async def test_waiting_for_a_slot_no_longer_names_the_operation_it_waited_behind() -> None:
+    """Its target's turn came (the operation ahead ended); a status still saying 'queued behind'
+    that ended one would send whoever reads it after the wrong operation."""
+    service = OperationService.__new__(OperationService)
+    service.queue_poll_seconds, service.max_running = 0.01, 1
+    slots = asyncio.Semaphore(1)
+    held = _Slot(slots)
+    assert await held.take(0.01)  # every slot is taken
+    status = OperationStatus.model_validate({"phase": "Queued", "queuedBehind": "web-deploy-1"})
+    handle = Handle()
+    waiting = asyncio.ensure_future(service._wait_for_slot(status, handle, Journal(), _Slot(slots)))  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    held.give()
+    assert await waiting
+    assert len(handle.saved) == 1
+    phase, behind, message = handle.saved[0]
+    assert (phase, behind) == ("Queued", "") and message.startswith("waiting for a run slot")

@@ -582,6 +582,7 @@ class OperationService:
                 return False
             if not told:
                 told = True
+                status.queued_behind = ""  # its target's turn came: it waits behind no operation now
                 status.message = (
                     f"waiting for a run slot: at most {self.max_running} operations run at once; "
                     f"fails at {status.deadline} if it has not started by then"
