@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import warnings
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,18 +98,19 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
             live=memo.operations.unfinished.in_namespace,
         )
         memo.services["lifecycle"] = OperationLifecycle(memo.kube, memo.operations, memo.activity)
-        memo.tasks.append(asyncio.get_running_loop().create_task(_keep_history(memo)))
+        _background(memo, _keep_history(memo))
         repair = AppRepair(
             memo.kube,
             config.namespaces,
             memo.operations.target_lock,
             memo.operations.unfinished.on_target,
+            memo.operations.in_flight,
             full_seconds=config.repair_seconds,
         )
         memo.operations.unfinished.on_idle = lambda n, kind, name: repair.poke(n, name) if kind == "App" else None
-        memo.tasks.append(asyncio.get_running_loop().create_task(repair.run()))
+        _background(memo, repair.run())
         if config.trim_seconds > 0:
-            memo.tasks.append(asyncio.get_running_loop().create_task(_give_memory_back(config.trim_seconds)))
+            _background(memo, _give_memory_back(config.trim_seconds))
         memo.heartbeat = Heartbeat(memo.kube, memo.settings.heartbeat_home, memo.settings.heartbeat_seconds)
         memo.heartbeat.start()
 
@@ -164,10 +166,25 @@ def _unarchived(status: kopf.Status, **_: Any) -> bool:
     return not status.get("archived")
 
 
+def _background(memo: Memo, work: Coroutine[Any, Any, None]) -> None:
+    """Start a loop that lives as long as the operator; one that ends by an error says so."""
+    task = asyncio.get_running_loop().create_task(work)
+    task.add_done_callback(_background_ended)
+    memo.tasks.append(task)
+
+
+def _background_ended(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.critical("background work %s ended: %r", task.get_coro(), task.exception())
+
+
 async def _give_memory_back(every: float) -> None:
     while True:
         await asyncio.sleep(every)
-        memory.trim()
+        try:
+            await asyncio.to_thread(memory.trim)  # a fragmented heap takes a while to walk: not on the loop
+        except Exception:
+            logger.exception("memory not trimmed")
 
 
 async def _keep_history(memo: Memo) -> None:

@@ -680,6 +680,7 @@ class Follower:
         listed: Callable[[str, list[dict[str, Any]]], None],
         changed: Callable[[str, dict[str, Any]], None],
         *,
+        without: tuple[str, ...] = (),
         watch_seconds: int = 300,
     ) -> None:
         api, suffix = kube._typed(kind, kube.watch_api)
@@ -687,7 +688,7 @@ class Follower:
         self.namespace = namespace
         method = f"list_namespaced_{suffix}" if namespace else f"list_{suffix}_for_all_namespaces"
         self._lister = getattr(api, method)
-        self._selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        self._selector = ",".join([*(f"{k}={v}" for k, v in sorted(labels.items())), *(f"!{k}" for k in without)])
         self._listed = listed
         self._changed = changed
         self._watch_seconds = watch_seconds
@@ -700,7 +701,7 @@ class Follower:
     async def _list(self) -> str:
         listed = await call(
             f"list {self.what}",
-            lambda: self._read_list(_preload_content=False, label_selector=self._selector),
+            lambda: self._read_list(_preload_content=False, label_selector=self._selector, _request_timeout=60),
         )
         self._listed(self.namespace, list(listed.get("items") or []))
         self.lists += 1
@@ -740,26 +741,27 @@ class Follower:
             response.release()
 
     async def run(self) -> None:
-        """List, then follow for ever; never raises (an error is logged, then listed again)."""
+        """List, then follow for ever; never raises. After an error it lists again (and `ready` is
+        clear until it has: the caller reads the API meanwhile); a watch that keeps ending at once,
+        or 410 Gone right after each list, backs off up to 32 s."""
         failures = 0
         version = ""
         while True:
+            opened = time.monotonic()
             try:
                 if not version:
                     version = await self._list()
-                opened = time.monotonic()
                 version = await self._watch(version)
-                # A watch the server ended early again and again (a proxy cutting it) backs off.
-                failures = 0 if time.monotonic() - opened > min(5.0, self._watch_seconds / 2) else failures + 1
             except asyncio.CancelledError:
                 raise
             except Gone:
-                version = ""  # too old to resume: list again, at once
-                continue
+                version = ""  # too old to resume: list again
             except Exception as error:  # the watch or the list failed: list again after a pause
-                failures += 1
                 version = ""
-                if failures in (1, 5) or failures % 50 == 0:
+                self.ready.clear()
+                if failures % 20 == 0:
                     logger.warning("following %s: %s (listing again)", self.what, error)
+            lasted = time.monotonic() - opened
+            failures = 0 if lasted > min(5.0, self._watch_seconds / 2) else min(failures + 1, 6)
             if failures:
-                await asyncio.sleep(min(30.0, 0.5 * 2**failures))
+                await asyncio.sleep(0.5 * 2**failures)

@@ -36,14 +36,29 @@ def deployment(name: str = "shop-web", replicas: int = 3, image: str = "shop:1",
 
 
 class Reads(Kube):
-    """A Kube that counts reads of Apps and never reaches a server."""
+    """A Kube that counts reads of Apps and never reaches a server; `apps` are what it finds."""
 
     def __init__(self) -> None:
         super().__init__(client.ApiClient())
         self.finds: list[str] = []
+        self.apps: dict[str, dict[str, Any]] = {}
+        self.applied: list[str] = []
+        self.failing: Exception | None = None
 
     async def find(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         self.finds.append(name)
+        if self.failing is not None:
+            raise self.failing
+        return self.apps.get(name)
+
+    async def read(self, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
+        return None  # every object missing
+
+    async def apply(self, namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        self.applied.append(f"{manifest['kind']} {manifest['metadata']['name']}")
+        return manifest
+
+    async def emit_event(self, *_: Any, **__: Any) -> None:
         return None
 
 
@@ -54,16 +69,35 @@ async def kube() -> AsyncIterator[Reads]:
     await reads.close()
 
 
-def repair(kube: Kube, busy: set[str] | None = None) -> tuple[AppRepair, dict[str, asyncio.Lock]]:
+def repair(
+    kube: Kube, busy: set[str] | None = None, running: set[str] | None = None
+) -> tuple[AppRepair, dict[str, asyncio.Lock]]:
     locks: dict[str, asyncio.Lock] = {}
+
+    async def in_flight(_ns: str, _kind: str, name: str) -> bool:
+        return name in (running or set())
+
     service = AppRepair(
         kube,
         ["shop"],
         lambda _ns, _kind, name: locks.setdefault(name, asyncio.Lock()),
         lambda _ns, _kind, name: name in (busy or set()),
+        in_flight,
         full_seconds=600,
     )
     return service, locks
+
+
+def released_app(name: str = "web", **meta: Any) -> dict[str, Any]:
+    """An App whose current release runs one web process."""
+    spec = {"image": "shop:1", "processes": [{"name": "web", "replicas": 2, "ports": [{"port": 8080}]}]}
+    return {
+        "metadata": {"name": name, "namespace": "shop", "uid": f"uid-{name}", **meta},
+        "status": {
+            "phase": "Running",
+            "releases": [{"version": 1, "operation": "op-1", "spec": spec, "image": "shop:1", "configHash": "h"}],
+        },
+    }
 
 
 def test_a_summary_keeps_what_drift_compares_and_nothing_else() -> None:
@@ -140,13 +174,15 @@ class Script:
     def __init__(self, streams: list[list[dict[str, Any]]]) -> None:
         self.streams = streams
         self.calls: list[str] = []
+        self.opened: list[Stream] = []
 
     async def __call__(self, *_: Any, **options: Any) -> Any:
         if options.get("watch"):
             self.calls.append(f"watch from {options['resource_version']}")
             if not self.streams:
                 await asyncio.sleep(3600)
-            return Stream(self.streams.pop(0))
+            self.opened.append(Stream(self.streams.pop(0)))
+            return self.opened[-1]
         self.calls.append("list")
         version = str(10 * self.calls.count("list"))
         return Stream([{"metadata": {"resourceVersion": version}, "items": []}])
@@ -180,3 +216,36 @@ async def test_a_follower_resumes_after_an_end_and_lists_again_only_when_gone(ku
         "list", "watch from 10", "watch from 15", "watch from 16", "list", "watch from 20", "watch from 21",
     ]  # fmt: skip
     assert seen == ["ADDED", "MODIFIED", "DELETED"] and follower.lists == 2
+    assert all(stream.released for stream in script.opened)  # every watch's connection given back
+
+
+async def test_drift_found_is_repaired_unless_an_operation_is_in_flight_or_the_app_is_going(kube: Reads) -> None:
+    """Just after a start the watch has not shown the deploy that was running: the API server is
+    asked under the lock before anything is put back, and a deleted App is left to the collector."""
+    service, _ = repair(kube, running={"resumed"})
+    kube.apps = {
+        "web": released_app("web"),
+        "resumed": released_app("resumed"),
+        "going": released_app("going", deletionTimestamp="2026-11-26T00:00:00Z"),
+    }
+    for follower in service.followers:
+        follower.ready.set()  # the snapshot comes from the (empty) watches
+    for name in ("resumed", "going"):
+        await service._check("shop", name)
+    assert kube.applied == []
+    await service._check("shop", "web")  # nothing of it in the (empty) snapshot: all of it is put back
+    assert kube.applied == ["Deployment web-web", "Service web-web", "PodDisruptionBudget web-web"]
+
+
+async def test_an_app_whose_check_failed_is_looked_at_again(kube: Reads, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The object stays drifted, so no event would bring it back: the service must."""
+    from bosun.errors import TransientError
+    from bosun.reconcile import service as module
+
+    monkeypatch.setattr(module, "RETRY_SECONDS", 0.05)
+    service, _ = repair(kube)
+    kube.failing = TransientError("503")
+    await service._check("shop", "web")
+    assert service._pending == set()
+    await asyncio.sleep(0.1)
+    assert service._pending == {("shop", "web")}

@@ -290,6 +290,20 @@ class OperationService:
         """Held while an operation of this process runs on the target; drift repair skips it then."""
         return self._target_locks.setdefault((namespace, kind, name), asyncio.Lock())
 
+    async def in_flight(self, namespace: str, kind: str, name: str) -> bool:
+        """Whether an unfinished (real) Operation on the target exists, on a fresh read: for a
+        caller that must not trust the watch yet (drift repair, just after a start)."""
+        by_label = self.queue_by_label and len(name) <= 63
+        selector = {TARGET_KIND_LABEL: kind.lower(), TARGET_LABEL: name} if by_label else None
+        for body in await self.kube.list_objects("Operation", namespace, selector):
+            operation = Operation.of(body)
+            target = operation.spec.target
+            if (target.kind.value, target.name) == (kind, name) and not (
+                operation.status.phase.finished or operation.spec.dry_run
+            ):
+                return True
+        return False
+
     async def drive(self, body: Mapping[str, Any], *, deleting: bool = False) -> OperationStatus:
         """Drive the operation whose live body is given; return its final (or current) status.
 

@@ -14,7 +14,7 @@ Operations for every App each round grew with the namespace.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bosun.kube import Kube
@@ -79,19 +79,27 @@ async def repair_app(
     lock: asyncio.Lock,
     busy: Callable[[str, str, str], bool],
     objects: Snapshot,
+    in_flight: Callable[[str, str, str], Awaitable[bool]],
 ) -> list[str]:
     """Re-apply what drifted from the current release; return what was repaired.
 
     `busy(namespace, kind, name)` says whether an unfinished Operation on the App is known (the
     operator's watch of Operations): a queued or running operation will set the App right itself.
     `objects` is the round's snapshot of the namespace: when it shows no drift, no request is made.
+    Drift found, `in_flight` asks the API server the same question under the lock: just after a
+    start, the watch has not shown the deploy that was running when the operator stopped (its
+    objects carry the new release, `status.releases[0]` still the old one), and repair would
+    revert it. A deleted App (foreground deletion: it stays while its objects go) is left alone.
     """
     meta = body["metadata"]
-    if lock.locked() or busy(meta["namespace"], "App", meta["name"]) or not drifted(body, objects):
+    namespace, name = meta["namespace"], meta["name"]
+    if lock.locked() or busy(namespace, "App", name) or meta.get("deletionTimestamp") or not drifted(body, objects):
         return []  # an operation is starting, queued or running on the App; or nothing drifted
     async with lock:
-        fresh = await kube.find("App", meta["namespace"], meta["name"])
-        return await _repair(kube, fresh) if fresh else []
+        fresh = await kube.find("App", namespace, name)
+        if not fresh or fresh["metadata"].get("deletionTimestamp") or await in_flight(namespace, "App", name):
+            return []
+        return await _repair(kube, fresh)
 
 
 async def _repair(kube: Kube, body: dict[str, Any]) -> list[str]:

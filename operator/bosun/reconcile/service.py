@@ -20,17 +20,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bosun.errors import PermanentError, TransientError
 from bosun.kube import Follower, Kube
 from bosun.reconcile.app import KINDS, MANAGED, Snapshot, repair_app, snapshot
 from bosun.workloads.app import CONFIG_HASH_ANNOTATION
+from bosun.workloads.database import DATABASE_LABEL
 
 logger = logging.getLogger(__name__)
 
 INSTANCE_LABEL = "app.kubernetes.io/instance"
+RETRY_SECONDS = 5.0  # an App whose check or repair failed is looked at again after this
 Key = tuple[str, str]  # (namespace, App name)
 
 
@@ -62,6 +64,7 @@ class AppRepair:
         namespaces: list[str],
         target_lock: Callable[[str, str, str], asyncio.Lock],
         busy: Callable[[str, str, str], bool],
+        in_flight: Callable[[str, str, str], Awaitable[bool]],
         *,
         full_seconds: float,
         settle_seconds: float = 0.2,
@@ -70,11 +73,13 @@ class AppRepair:
         self.namespaces = namespaces
         self.target_lock = target_lock
         self.busy = busy
+        self.in_flight = in_flight
         self.full_seconds = full_seconds
         self.settle_seconds = settle_seconds
         self.objects: dict[str, Snapshot] = {}  # namespace -> (kind, name) -> summary
         self.followers = [
-            Follower(kube, kind, namespace, MANAGED, self._listed(kind), self._changed(kind))
+            # A Database's Service carries the same labels: it is not an App's to repair.
+            Follower(kube, kind, namespace, MANAGED, self._listed(kind), self._changed(kind), without=(DATABASE_LABEL,))
             for kind in KINDS
             for namespace in (namespaces or [""])
         ]
@@ -92,6 +97,8 @@ class AppRepair:
                 kept = self.objects.get(name, {})
                 for key in [k for k in kept if k[0] == kind]:
                     del kept[key]
+                if not kept:
+                    self.objects.pop(name, None)
             for item in items:
                 meta = item.get("metadata") or {}
                 kept = self.objects.setdefault(str(meta.get("namespace", namespace)), {})
@@ -126,44 +133,57 @@ class AppRepair:
         self._pending.add((namespace, app))
         self._wake.set()
 
+    def _later(self, namespace: str, app: str, seconds: float) -> None:
+        asyncio.get_running_loop().call_later(seconds, self.poke, namespace, app)
+
     # the work -----------------------------------------------------------------------------------
 
     async def run(self) -> None:
         tasks = [asyncio.get_running_loop().create_task(f.run()) for f in self.followers]
+        waiting = [asyncio.ensure_future(f.ready.wait()) for f in self.followers]
         try:
             # The first round waits for the first lists (or 10 s: a kind that cannot be followed,
             # say a role without `watch`, is then listed by each round instead).
-            await asyncio.wait([asyncio.ensure_future(f.ready.wait()) for f in self.followers], timeout=10)
+            await asyncio.wait(waiting, timeout=10)
             next_full = time.monotonic()
             while True:
-                if time.monotonic() >= next_full:
-                    self._full = True
-                if self._full:
-                    self._full = False
-                    next_full = time.monotonic() + self.full_seconds
-                    await self._round()
-                    continue
-                while self._pending:
-                    namespace, app = self._pending.pop()
-                    await self._check(namespace, app)
-                self._wake.clear()
-                if not (self._pending or self._full):
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), max(0.0, next_full - time.monotonic()))
-                    except TimeoutError:
-                        continue
-                    await asyncio.sleep(self.settle_seconds)  # one look after a burst of events
+                try:
+                    next_full = await self._pass(next_full)
+                except Exception:  # a bug must not end repair for the operator's life: say it, go on
+                    logger.exception("drift repair failed (going on in %s s)", RETRY_SECONDS)
+                    await asyncio.sleep(RETRY_SECONDS)
         finally:
-            for task in tasks:
+            for task in [*tasks, *waiting]:
                 task.cancel()
-            await asyncio.wait(tasks)
+            await asyncio.wait([*tasks, *waiting])
+
+    async def _pass(self, next_full: float) -> float:
+        """One full round if one is due, else the pending Apps, else a wait; the next round's time."""
+        if time.monotonic() >= next_full:
+            self._full = True
+        if self._full:
+            self._full = False
+            done = await self._round()
+            # A round that could not list the Apps is tried again soon, not in `full_seconds`.
+            return time.monotonic() + (self.full_seconds if done else min(30.0, self.full_seconds))
+        while self._pending:
+            namespace, app = self._pending.pop()
+            await self._check(namespace, app)
+        self._wake.clear()
+        if not (self._pending or self._full):
+            try:
+                await asyncio.wait_for(self._wake.wait(), max(0.0, next_full - time.monotonic()))
+            except TimeoutError:
+                return next_full
+            await asyncio.sleep(self.settle_seconds)  # one look after a burst of events
+        return next_full
 
     async def _snapshot(self, namespace: str) -> Snapshot:
         if all(f.ready.is_set() for f in self.followers):
             return self.objects.get(namespace, {})
         return await snapshot(self.kube, namespace)  # a kind not followed (yet): list the namespace
 
-    async def _round(self) -> None:
+    async def _round(self) -> bool:
         """Every App against its objects: at start-up, after a list, and every `full_seconds`."""
         self.rounds += 1
         try:
@@ -174,7 +194,7 @@ class AppRepair:
             )
         except (TransientError, PermanentError) as error:
             logger.warning("drift repair skipped this round: %s", error)
-            return
+            return False
         by_namespace: dict[str, list[dict[str, Any]]] = {}
         for body in apps:
             by_namespace.setdefault(body["metadata"]["namespace"], []).append(body)
@@ -184,21 +204,25 @@ class AppRepair:
             except (TransientError, PermanentError) as error:
                 logger.warning("drift repair skipped namespace %s this round: %s", namespace, error)
                 continue
-            for body in bodies:
+            for number, body in enumerate(bodies):
                 await self._repair(body, objects)
+                if number % 100 == 99:
+                    await asyncio.sleep(0)  # a round over thousands of Apps must not hold the loop
+        return True
 
     async def _check(self, namespace: str, app: str) -> None:
         self.checks += 1
         if self.busy(namespace, "App", app):
             return  # the operation on it sets it right, and its end pokes it again
         if self.target_lock(namespace, "App", app).locked():
-            asyncio.get_running_loop().call_later(1.0, self.poke, namespace, app)  # an operation is ending
+            self._later(namespace, app, 1.0)  # an operation is ending
             return
         try:
             body = await self.kube.find("App", namespace, app)
             objects = await self._snapshot(namespace) if body is not None else {}
         except (TransientError, PermanentError) as error:
-            logger.warning("drift of App %s/%s not looked at: %s", namespace, app, error)
+            logger.warning("drift of App %s/%s not looked at (again in %s s): %s", namespace, app, RETRY_SECONDS, error)
+            self._later(namespace, app, RETRY_SECONDS)  # nothing else would bring it back
             return
         if body is not None:
             await self._repair(body, objects)
@@ -207,8 +231,10 @@ class AppRepair:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         try:
-            repaired = await repair_app(self.kube, body, self.target_lock(namespace, "App", name), self.busy, objects)
+            lock = self.target_lock(namespace, "App", name)
+            repaired = await repair_app(self.kube, body, lock, self.busy, objects, self.in_flight)
             if repaired:
                 await self.kube.emit_event(body, reason="DriftRepaired", message="; ".join(repaired), warning=True)
         except Exception as error:  # one App's trouble must not stop the others' repair
-            logger.warning("drift of App %s/%s not repaired: %s", namespace, name, error)
+            logger.warning("drift of App %s/%s not repaired (again in %s s): %s", namespace, name, RETRY_SECONDS, error)
+            self._later(namespace, name, RETRY_SECONDS)
