@@ -32,12 +32,12 @@ def test_blocker_is_the_unfinished_operation_just_ahead() -> None:
     assert blocker(c, [a, b, c]) == "b"
 
 
-def _body(operation: Operation, phase: str) -> dict[str, object]:
+def _body(operation: Operation, phase: str, *, started: bool = False) -> dict[str, object]:
     return {
         "metadata": {"name": operation.name, "uid": operation.uid, "namespace": "shop",
                      "creationTimestamp": operation.created, "resourceVersion": "1"},
         "spec": {"target": {"kind": "App", "name": operation.spec.target.name}, "type": "restart"},
-        "status": {"phase": phase},
+        "status": {"phase": phase, **({"startedAt": "2026-01-01T00:00:05Z"} if started else {})},
     }  # fmt: skip
 
 
@@ -74,20 +74,24 @@ def test_the_index_answers_per_target_without_scanning_the_namespace() -> None:
 
 
 def test_the_index_says_when_a_target_has_nothing_left_in_flight() -> None:
-    """Drift repair looks at an App again when its last operation ends, and only then."""
+    """Drift repair looks at an App again when its last operation ends, and only then; and not
+    for operations that never ran (10,000 failing at once on missing targets cost 10,000 reads)."""
     seen = Unfinished()
     idle: list[tuple[str, str, str]] = []
     seen.on_idle = lambda *target: idle.append(target)
     a = entry("a", "2026-01-01T00:00:01Z", "Running")
     b = entry("b", "2026-01-01T00:00:02Z", "Queued")
-    seen.saw(_body(a, "Running"))
+    seen.saw(_body(a, "Running", started=True))
     seen.saw(_body(b, "Queued"))
-    seen.saw(_body(a, "Succeeded"))
+    seen.saw(_body(a, "Succeeded", started=True))
     assert idle == []  # b is still in flight on the same App
-    seen.saw(_body(b, "Failed"))
+    seen.saw(_body(b, "Cancelled"))  # b never ran, but a did
     assert idle == [("shop", "App", "web")]
-    seen.saw(_body(b, "Failed"))  # the same end seen again, or an old record at start-up
-    seen.saw(_body(entry("old", "2026-01-01T00:00:00Z", "Succeeded"), "Succeeded"))
+    seen.saw(_body(b, "Cancelled"))  # the same end seen again, or an old record at start-up
+    seen.saw(_body(entry("old", "2026-01-01T00:00:00Z", "Succeeded"), "Succeeded", started=True))
+    never = entry("never", "2026-01-01T00:00:03Z", "Pending", target="gone")
+    seen.saw(_body(never, "Pending"))
+    seen.saw(_body(never, "Failed"))  # its target did not exist: it never started
     assert idle == [("shop", "App", "web")]
 
 

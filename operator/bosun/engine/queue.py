@@ -66,8 +66,10 @@ class Unfinished:
         # and a scan of the namespace per App made a round cost Apps x unfinished operations.
         self._by_target: dict[tuple[str, str, str], set[str]] = {}
         # Told (namespace, target kind, target name) when the last unfinished operation seen on a
-        # target ends: drift repair looks at the App again then, rather than every 30 s.
+        # target ends, if one of them ran: drift repair looks at the App again then. One that never
+        # started (its target missing, cancelled while queued) changed nothing: no look, no request.
         self.on_idle: Callable[[str, str, str], None] | None = None
+        self._ran: set[tuple[str, str, str]] = set()
 
     def saw(self, body: Mapping[str, Any], *, gone: bool = False) -> None:
         operation = Operation.of(body)
@@ -76,12 +78,16 @@ class Unfinished:
         known = namespace.get(operation.uid)
         if known is not None:  # the target cannot change (spec.target is immutable), but be exact
             self._forget(known)
+            if operation.status.started_at and not operation.spec.dry_run:
+                self._ran.add(target)
         if gone or operation.status.phase.finished or operation.spec.dry_run:
             namespace.pop(operation.uid, None)
             if not namespace:
                 del self._by_namespace[operation.namespace]
-            if known is not None and target not in self._by_target and self.on_idle is not None:
-                self.on_idle(*target)
+            if target not in self._by_target and target in self._ran:
+                self._ran.discard(target)
+                if self.on_idle is not None:
+                    self.on_idle(*target)
         else:
             namespace[operation.uid] = operation
             self._by_target.setdefault(target, set()).add(operation.uid)
