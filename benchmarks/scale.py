@@ -407,7 +407,7 @@ def _write(report: Report, data: dict[str, Any], curve: list[tuple[float, int]])
             report.say(f"- failed with {count} in flight: {failure}")
     report.say(
         f"Footprint: operator CPU is the mean share of one core over {data.get('idle_seconds', 30)} s (periodic "
-        "work included: drift repair every 30 s, heartbeat every 20 s), after every Operation is archived; "
+        "work included: heartbeat every 20 s, memory trimmed every 60 s), after every Operation is archived; "
         f"after a restart, over the {data.get('idle_seconds', 30)} s that follow its first "
         f"{data.get('restart_seconds', 20)} s."
     )
