@@ -141,6 +141,15 @@ def test_a_big_week_is_cut_into_parts_of_whole_rows_each_with_its_header() -> No
     assert [report_name("2026-W48", n) for n in (1, 2)] == ["bosun-activity-2026-w48", "bosun-activity-2026-w48-2"]
 
 
+def on_wednesday(kube: Any, store: Any) -> Any:
+    """An activity service on Wednesday 2026-11-25 (week 48), with nothing in flight."""
+    from bosun.activity.service import ActivityService
+
+    return ActivityService(
+        kube, store, retention_seconds=3600, clock=lambda: datetime(2026, 11, 25, tzinfo=UTC), live=lambda _: []
+    )
+
+
 class Refusing(NoLists):
     """Refuses every report (as the API server refused a week's report past 1 MiB); records the rest."""
 
@@ -156,18 +165,11 @@ class Refusing(NoLists):
 
 
 async def test_a_report_the_api_server_refuses_does_not_hold_the_archive_back(tmp_path: Any) -> None:
-    from bosun.activity.service import ActivityService
     from bosun.store import LocalStore
 
     kube = Refusing()
     store = LocalStore(tmp_path)
-    activity = ActivityService(
-        kube,  # type: ignore[arg-type]
-        store,
-        retention_seconds=3600,
-        clock=lambda: datetime(2026, 11, 25, tzinfo=UTC),
-        live=lambda namespace: [],
-    )
+    activity = on_wednesday(kube, store)
     done = body("web-deploy-1", "2026-11-23T10:00:00Z", phase="Succeeded", finishedAt="2026-11-23T10:01:00Z")
     refused = metrics.REPORT_REFUSED._value.get()
     record = await activity.archive(done)
@@ -203,20 +205,13 @@ async def test_a_catch_up_waits_for_an_archive_writing_the_same_weeks_report(tmp
     """Two writers of one report's parts at once could leave its first part counting the other's rows."""
     import asyncio
 
-    from bosun.activity.service import ActivityService
     from bosun.store import LocalStore
 
     store = LocalStore(tmp_path)
     old = OperationRecord.of(body("web-deploy-1", "2026-11-10T10:00:00Z", phase="Succeeded"))
     await store.put(old.key, old.model_dump_json(by_alias=True).encode())
     kube = Writes()
-    activity = ActivityService(
-        kube,  # type: ignore[arg-type]
-        store,
-        retention_seconds=3600,
-        clock=lambda: datetime(2026, 11, 25, tzinfo=UTC),
-        live=lambda namespace: [],
-    )
+    activity = on_wednesday(kube, store)
     lock = activity._report_locks.setdefault(("shop", old.week), asyncio.Lock())
     await lock.acquire()  # an archive of that week is writing its report
     catching_up = asyncio.ensure_future(activity.catch_up())
