@@ -249,3 +249,30 @@ async def test_an_app_whose_check_failed_is_looked_at_again(kube: Reads, monkeyp
     assert service._pending == set()
     await asyncio.sleep(0.1)
     assert service._pending == {("shop", "web")}
+
+
+async def test_a_follower_that_cannot_watch_is_not_trusted_until_it_lists_again(kube: Reads) -> None:
+    """A role without `watch` (an upgrade that did not re-apply it): the copy would go stale, so
+    `ready` is cleared and drift repair reads the API server instead."""
+
+    class Refused(Script):
+        async def __call__(self, *args: Any, **options: Any) -> Any:
+            if options.get("watch"):
+                self.calls.append("watch refused")
+                stream = Stream([])
+                stream.status = 403
+                return stream
+            return await super().__call__(*args, **options)
+
+    script = Refused([])
+    follower = Follower(kube, "Service", "shop", {}, lambda *_: None, lambda *_: None)
+    follower._lister = script
+    task = asyncio.get_running_loop().create_task(follower.run())
+    for _ in range(100):
+        if "watch refused" in script.calls:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.01)
+    assert follower.lists == 1 and not follower.ready.is_set()
+    task.cancel()
+    await asyncio.wait([task])
