@@ -202,29 +202,39 @@ def _register_spec_edits(registry: kopf.OperatorRegistry, kind: TargetKind, plur
     """Creating or editing an App/Database creates the Operation that carries the change out."""
 
     @kopf.on.create(GROUP, VERSION, plural, id=f"{plural}-created", registry=registry)
-    async def created(body: kopf.Body, spec: kopf.Spec, memo: Memo, **_: Any) -> None:
-        await _edit(memo, kind, body, None, dict(spec))
+    async def created(body: kopf.Body, spec: kopf.Spec, memo: Memo, retry: int, **_: Any) -> None:
+        await _edit(memo, kind, body, None, dict(spec), retry)
 
     @kopf.on.update(GROUP, VERSION, plural, field="spec", id=f"{plural}-edited", registry=registry)
-    async def edited(body: kopf.Body, old: Any, new: Any, memo: Memo, **_: Any) -> None:
-        await _edit(memo, kind, body, old, new)
+    async def edited(body: kopf.Body, old: Any, new: Any, memo: Memo, retry: int, **_: Any) -> None:
+        await _edit(memo, kind, body, old, new, retry)
 
 
-async def _edit(memo: Memo, kind: TargetKind, body: kopf.Body, old: Any, new: Any) -> None:
+async def _edit(memo: Memo, kind: TargetKind, body: kopf.Body, old: Any, new: Any, retry: int = 0) -> None:
     assert memo.kube is not None
     try:
         made = await create_operations_for_edit(
             memo.kube, kind, dict(body), dict(old) if old else None, dict(new or {})
         )
+        generation = body.metadata.get("generation")
+        if not made and generation:
+            await memo.operations.targets.observed(
+                kind.value, body.metadata.namespace or "", body.metadata.name or "", int(generation)
+            )
     except PermanentError as refused:  # the API server refused the Operation: say so once, never loop
         message = f"the Operation for this edit could not be created: {refused}"
         await memo.kube.emit_event(dict(body), reason="EditNotCarriedOut", message=message, warning=True)
         raise kopf.PermanentError(message) from refused
-    generation = body.metadata.get("generation")
-    if not made and generation:
-        await memo.operations.targets.observed(
-            kind.value, body.metadata.namespace or "", body.metadata.name or "", int(generation)
-        )
+    except TransientError as busy:
+        # Kopf's own retry comes after 60 s: one injected 500 held a Database's provision back that
+        # long. Creating the Operation is idempotent (its name comes from the edit): try again soon.
+        message = f"the Operation for this edit is not created yet: {busy}"
+        raise kopf.TemporaryError(message, delay=edit_retry(retry)) from busy
+
+
+def edit_retry(retry: int) -> float:
+    """Seconds before an edit's Operation is tried again after a transient error: 1, 2, 4 ... 30."""
+    return float(min(30, 2 ** min(retry, 5)))
 
 
 # Kopf's own short requests (finalizers, events) share this many connections, on top of one per
