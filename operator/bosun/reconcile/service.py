@@ -4,15 +4,17 @@ A periodic round that listed every App and its Deployments, Services and PodDisr
 the operator's only cost at rest: 2 % of a core at 2,000 Apps, every 30 s, for Apps nobody
 touched. Now three followers (`kube.Follower`, one per kind, resumed where they left off) keep a
 small summary of each managed object: what `drift` compares, nothing more. An App is checked when
-a summary changes or an object goes, and when the last unfinished operation on it ends (a failed
-rollback may have left it off its release). A full round over every App still runs at start-up,
-after a follower had to list again (it may have missed changes), and every `full_seconds`, so
-nothing depends on an event never being lost.
+a summary changes or an object goes, and when the last unfinished operation on it ends, if one of
+them ran (a failed rollback may have left it off its release). A full round over every App still
+runs at start-up, after a follower had to list again (it may have missed changes), and every
+`full_seconds`, so nothing depends on an event never being lost.
 
-A check costs no request unless the summaries show drift (then the App is re-read under its lock
-and each object read before it is put back, as before), or it was poked (one read of the App: its
-current release is not kept here). Apps busy with an operation are skipped without a request; one
-whose lock is held is looked at again a second later.
+A check costs no request unless the summaries show drift, or it was poked (one read of the App:
+its current release is not kept here). Drift found, the App is re-read under its lock, the API
+server is asked whether an operation on it is in flight (just after a start the watch may not
+show one yet), and each object is read before it is put back. Apps busy with an operation are
+skipped without a request; one whose lock is held is looked at again a second later; one whose
+check or repair failed, five seconds later (its drift would send no new event).
 """
 
 from __future__ import annotations
