@@ -54,7 +54,7 @@ def only_deleted(reason: Any) -> bool:
     return "RESOURCE_DELETED" in names and not names & {"OPERATOR_EXITING", "OPERATOR_PAUSING"}
 
 
-RELEASE_ATTEMPTS = 4  # within 7 s: the label is the last write an archived record gets
+RELEASE_SECONDS = 600.0  # the label is the last write an archived record gets: retried this long
 
 
 class OperationLifecycle:
@@ -67,6 +67,7 @@ class OperationLifecycle:
         retry_max_seconds: float = 60.0,
         deletion_archive_seconds: float = 120.0,
         retry_first_seconds: float = 1.0,
+        release_seconds: float = RELEASE_SECONDS,
     ) -> None:
         self.kube = kube
         self.operations = operations
@@ -74,6 +75,7 @@ class OperationLifecycle:
         self.retry_max_seconds = retry_max_seconds
         self.deletion_archive_seconds = deletion_archive_seconds
         self.retry_first_seconds = retry_first_seconds
+        self.release_seconds = release_seconds
 
     async def daemon(self, body: Mapping[str, Any], stopped: StopSignal) -> None:
         """The per-Operation daemon: drive and archive; stop at once if the operator stops."""
@@ -116,6 +118,7 @@ class OperationLifecycle:
                 try:
                     await self.operations.settle(fresh)
                     await self.activity.archive(fresh)
+                    self.operations.forget(fresh)
                     return
                 except (StoreUnavailable, TransientError, PermanentError) as error:
                     logger.warning("operation %s/%s not archived yet (retrying): %s", namespace, name, error)
@@ -130,7 +133,9 @@ class OperationLifecycle:
         if not releasable(body):
             return False
         meta = body["metadata"]
-        for attempt in range(RELEASE_ATTEMPTS):
+        give_up_at = time.monotonic() + self.release_seconds
+        delay = self.retry_first_seconds
+        while True:
             try:
                 await self.kube.patch(
                     "Operation", meta["namespace"], meta["name"], {"metadata": {"labels": {ARCHIVED_LABEL: "true"}}}
@@ -138,9 +143,12 @@ class OperationLifecycle:
                 return True
             except NotFound:
                 return False
-            except TransientError as error:  # an archived record has no later event to retry on
-                if attempt + 1 < RELEASE_ATTEMPTS:
-                    await asyncio.sleep(self.retry_first_seconds * 2**attempt)
+            except TransientError as error:
+                # An archived record gets no later event to retry on, and Kopf keeps its copy (about
+                # 20 KB) while it stays watched: an API server down for minutes must not strand it.
+                if time.monotonic() + delay < give_up_at:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 60.0)
                     continue
                 failure: Exception = error
             except PermanentError as error:
@@ -150,7 +158,6 @@ class OperationLifecycle:
                 "archived operation %s/%s not released from the watch: %s", meta["namespace"], meta["name"], failure
             )
             return False
-        return False
 
     async def _let_go(self, body: dict[str, Any], error: Exception) -> None:
         message = (

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bosun.errors import PermanentError, TransientError
-from bosun.lifecycle import RELEASE_ATTEMPTS, OperationLifecycle, releasable
+from bosun.lifecycle import OperationLifecycle, releasable
 from bosun.models.names import ARCHIVED_LABEL, FINALIZER
 
 
@@ -50,7 +50,7 @@ class Flaky:
 
 
 def lifecycle(kube: Flaky) -> OperationLifecycle:
-    return OperationLifecycle(kube, None, None, retry_first_seconds=0.01)  # type: ignore[arg-type]
+    return OperationLifecycle(kube, None, None, retry_first_seconds=0.01, release_seconds=0.2)  # type: ignore[arg-type]
 
 
 async def test_a_label_patch_that_fails_for_a_moment_is_tried_again() -> None:
@@ -64,6 +64,15 @@ async def test_a_refused_or_lasting_failure_gives_up_without_raising() -> None:
     refused = Flaky(PermanentError("refused by the policy", "ApiRefused"))
     assert not await lifecycle(refused).release(body())
     assert refused.patches == 1  # no point repeating a refusal
-    down = Flaky(*[TransientError("503")] * 10)
+    down = Flaky(*[TransientError("503")] * 100)
     assert not await lifecycle(down).release(body())
-    assert down.patches == RELEASE_ATTEMPTS
+    assert 4 <= down.patches < 100  # 0.01, 0.02, 0.04, 0.08 s apart: within its 0.2 s, then it gives up
+
+
+async def test_a_label_patch_outlasts_an_api_server_down_for_a_while() -> None:
+    """Down longer than a few seconds (the old 4 attempts in 7 s): it is still labelled once it is back."""
+    kube = Flaky(*[TransientError("503")] * 6)  # 0.01 + ... + 0.32 s = 0.63 s of failures
+    assert await OperationLifecycle(kube, None, None, retry_first_seconds=0.01, release_seconds=5).release(  # type: ignore[arg-type]
+        body()
+    )
+    assert kube.patches == 7

@@ -33,6 +33,12 @@ def _digests(uid: str) -> dict[int, str]:
     return known
 
 
+def forget(uid: str) -> None:
+    """The operation is archived: nothing writes its copy again (if something did, every chunk is
+    applied once more, with the same bytes)."""
+    _written.pop(uid, None)
+
+
 def forget_written() -> None:
     """As a new process: every chunk is written again (and the API server keeps the same bytes)."""
     _written.clear()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -32,7 +33,7 @@ from typing import Any, Generic, Protocol
 from pydantic import ValidationError
 
 from bosun import metrics
-from bosun.engine import dryrun, metering, oplog, record
+from bosun.engine import dryrun, logcopy, metering, oplog, record
 from bosun.engine.journal import KubeJournal
 from bosun.engine.logcopy import ConfigMapLogCopy
 from bosun.engine.oplog import OperationLog, log_key
@@ -277,7 +278,11 @@ class OperationService:
         self.unfinished = Unfinished()  # fed by the handlers from the watch of Operations
         self._asked_at: dict[str, float] = {}  # per waiting operation: when the API server was last asked
         self._driving: dict[str, tuple[asyncio.Lock, int]] = {}  # per operation uid: its lock, and who wants it
-        self._target_locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+        # Weak: a lock lives while someone holds or waits for it, and one per target ever seen
+        # (10,000 records with 10,000 targets) does not stay for the life of the process.
+        self._target_locks: weakref.WeakValueDictionary[tuple[str, str, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     def _log(self, operation: Operation) -> OperationLog:
         # A dry run's log goes with its Operation (retention); a real one's stays with the namespace.
@@ -288,7 +293,11 @@ class OperationService:
 
     def target_lock(self, namespace: str, kind: str, name: str) -> asyncio.Lock:
         """Held while an operation of this process runs on the target; drift repair skips it then."""
-        return self._target_locks.setdefault((namespace, kind, name), asyncio.Lock())
+        key = (namespace, kind, name)
+        lock = self._target_locks.get(key)
+        if lock is None:
+            self._target_locks[key] = lock = asyncio.Lock()
+        return lock
 
     async def in_flight(self, namespace: str, kind: str, name: str) -> bool:
         """Whether an unfinished (real) Operation on the target exists, on a fresh read: for a
@@ -511,18 +520,20 @@ class OperationService:
         Returns holding the target's lock, taken before the last check, so no other operation of
         this process (and no drift repair) acts on the target between the check and the start.
         """
-        while True:
-            try:
-                found = await self._take_turn(operation, status, handle, journal, turn)
-            except TransientError as error:  # the API server is busy: the deadline still bounds the wait
-                turn.give()
-                logger.warning("operation %s waits for the API server: %s", operation.name, error)
+        try:
+            while True:
+                try:
+                    found = await self._take_turn(operation, status, handle, journal, turn)
+                except TransientError as error:  # the API server is busy: the deadline still bounds the wait
+                    turn.give()
+                    logger.warning("operation %s waits for the API server: %s", operation.name, error)
+                    await asyncio.sleep(self.queue_poll_seconds)
+                    continue
+                if found is not _WAIT:
+                    return found  # type: ignore[return-value]
                 await asyncio.sleep(self.queue_poll_seconds)
-                continue
-            if found is not _WAIT:
-                self._asked_at.pop(operation.uid, None)
-                return found  # type: ignore[return-value]
-            await asyncio.sleep(self.queue_poll_seconds)
+        finally:  # ended, broke or cancelled: nothing of it stays behind
+            self._asked_at.pop(operation.uid, None)
 
     async def _take_turn(
         self, operation: Operation, status: OperationStatus, handle: _LiveHandle, journal: KubeJournal, turn: _Turn
@@ -619,6 +630,10 @@ class OperationService:
         listed = [Operation.of(o) for o in await self.kube.list_objects("Operation", me.namespace, selector)]
         seen = {o.uid for o in listed}
         return blocker(me, listed + [o for o in self.unfinished.on(me) if o.uid not in seen])
+
+    def forget(self, body: Mapping[str, Any]) -> None:
+        """The operation is archived: what this process kept to write its log is dropped."""
+        logcopy.forget(str((body.get("metadata") or {}).get("uid") or ""))
 
     async def settle(self, body: Mapping[str, Any]) -> None:
         """For a finished operation: its target shows its outcome, and the store holds its whole log.
