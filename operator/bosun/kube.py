@@ -18,7 +18,7 @@ import urllib.request
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import aiohttp
 from kubernetes_asyncio import client, config, watch
@@ -152,6 +152,7 @@ class Kube:
         self.core = client.CoreV1Api(api)
         self.events = client.EventsV1Api(api)
         self._watch_api: client.ApiClient | None = None
+        self._shared: dict[tuple[str, str, str], Shared] = {}
 
     @property
     def watch_api(self) -> client.ApiClient:
@@ -177,6 +178,8 @@ class Kube:
         return cls(_without_proxy_lookups(client.ApiClient()))
 
     async def close(self) -> None:
+        for shared in list(self._shared.values()):
+            shared.stop()
         await self.api.close()
         if self._watch_api is not None:
             await self._watch_api.close()
@@ -426,6 +429,20 @@ class Kube:
             selectors["field_selector"] = f"metadata.name={name}"
         return Watched(self, f"{kind} in {namespace}", getattr(api, f"list_namespaced_{suffix}"), namespace, selectors)
 
+    def shared(
+        self, namespace: str, kind: str, *, index: str, value: str, labels: dict[str, str], linger: float = 30.0
+    ) -> SharedView:
+        """The objects of a workload kind in `namespace` labelled `labels` whose `index` label is
+        `value`, from one list and watch per (namespace, kind, labels) shared by every waiter.
+        Use it as `async with`; the watch stops `linger` seconds after its last waiter leaves."""
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        key = (namespace, kind, selector)
+        shared = self._shared.get(key)
+        if shared is None or shared.stopped:
+            shared = self._shared[key] = Shared(self, kind, namespace, labels, index, linger=linger)
+            shared.on_stop = lambda: self._shared.pop(key, None) if self._shared.get(key) is shared else None
+        return SharedView(shared, value)
+
     async def pod_states(self, namespace: str, name: str, every: float) -> AsyncGenerator[dict[str, Any] | None]:
         """The pod now (None while it does not exist), again after each change, and at least every
         `every` seconds: one watch by name instead of a read per poll (a step waiting 20 s for an
@@ -642,7 +659,140 @@ class Watched:
             await asyncio.wait([self._task])  # not `await task`: a cancel aimed at the caller must reach it
 
 
-async def any_change(every: float, *watched: Watched) -> None:
+class Shared:
+    """One kind's objects in a namespace, followed by one list and watch (`Follower`) for every
+    step that waits on some of them.
+
+    Each App roll-out used to list and watch its own Deployments and pods (`Watched`): 500 roll-outs
+    held 1,000 watches open, each with its own TLS connection in the operator (about 256 KiB of
+    buffers), and listed again each time one ended, every minute. The API server filtered every
+    pod event against each of them. Now a namespace's Bosun-managed Deployments (and pods) are one
+    watch, and an event wakes only the waiters of its `index` label's value (its App). Objects are
+    kept without `managedFields`, which no waiter reads.
+    """
+
+    def __init__(
+        self, kube: Kube, kind: str, namespace: str, labels: dict[str, str], index: str, *, linger: float
+    ) -> None:
+        self.what = f"{kind} in {namespace}"
+        self.index = index
+        self.linger = linger
+        self.by_value: dict[str, dict[str, dict[str, Any]]] = {}  # index value -> name -> object
+        self.views: dict[str, set[SharedView]] = {}
+        self.follower = Follower(kube, kind, namespace, labels, self._listed, self._changed)
+        self.stopped = False
+        self.on_stop: Callable[[], object] = lambda: None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping: asyncio.TimerHandle | None = None
+
+    def _value(self, body: dict[str, Any]) -> str:
+        return str(((body.get("metadata") or {}).get("labels") or {}).get(self.index) or "")
+
+    def _listed(self, _: str, items: list[dict[str, Any]]) -> None:
+        fresh: dict[str, dict[str, dict[str, Any]]] = {}
+        for body in items:
+            fresh.setdefault(self._value(body), {})[body["metadata"]["name"]] = _slim(body)
+        self.by_value = fresh
+        for views in self.views.values():
+            for view in views:
+                view.wake()
+
+    def _changed(self, kind: str, body: dict[str, Any]) -> None:
+        value, name = self._value(body), (body.get("metadata") or {}).get("name") or ""
+        if kind == "DELETED":
+            objects = self.by_value.get(value, {})
+            objects.pop(name, None)
+            if not objects:
+                self.by_value.pop(value, None)
+        else:
+            self.by_value.setdefault(value, {})[name] = _slim(body)
+        for view in self.views.get(value, ()):
+            view.wake()
+
+    def join(self, view: SharedView) -> None:
+        if self._stopping is not None:
+            self._stopping.cancel()
+            self._stopping = None
+        self.views.setdefault(view.value, set()).add(view)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self.follower.run())
+
+    def leave(self, view: SharedView) -> None:
+        views = self.views.get(view.value, set())
+        views.discard(view)
+        if not views:
+            self.views.pop(view.value, None)
+        if not self.views and not self.stopped:
+            self._stopping = asyncio.get_running_loop().call_later(self.linger, self.stop)
+
+    def stop(self) -> None:
+        """No waiter left for `linger` seconds (or the client closes): the watch ends."""
+        self.stopped = True
+        if self._stopping is not None:
+            self._stopping.cancel()
+        if self._task is not None:
+            self._task.cancel()
+        self.by_value = {}
+        self.on_stop()
+
+
+def _slim(body: dict[str, Any]) -> dict[str, Any]:
+    meta = body.get("metadata") or {}
+    if "managedFields" in meta:
+        body = {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    return body
+
+
+class SharedView:
+    """What one waiter sees of a `Shared` watch: the objects whose index label has its value."""
+
+    def __init__(self, shared: Shared, value: str) -> None:
+        self.shared = shared
+        self.value = value
+        self._changed = asyncio.Event()
+
+    @property
+    def objects(self) -> dict[str, dict[str, Any]]:
+        return dict(self.shared.by_value.get(self.value, {}))
+
+    def wake(self) -> None:
+        self._changed.set()
+
+    async def changed(self, every: float) -> None:
+        """Wait for a change to its objects, or `every` seconds; raise while they cannot be read."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), every)
+        self._changed.clear()
+        self._check()
+
+    def _check(self) -> None:
+        if not self.shared.follower.ready.is_set():  # listing again after an error: never judge a stale copy
+            raise TransientError(f"the watch of {self.shared.what} is not following (listing again)")
+
+    async def __aenter__(self) -> SharedView:
+        if self.shared.stopped:  # stopped between `Kube.shared` and here: the waiter asks again
+            raise TransientError(f"the watch of {self.shared.what} ended")
+        self.shared.join(self)
+        try:
+            await asyncio.wait_for(self.shared.follower.ready.wait(), READY_SECONDS)
+        except TimeoutError:
+            self.shared.leave(self)
+            raise TransientError(f"could not list {self.shared.what} within {READY_SECONDS:.0f} s") from None
+        self._changed.clear()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.shared.leave(self)
+
+
+READY_SECONDS = 30.0  # a shared watch's first list: a step waits this long for it at most
+
+
+class Changing(Protocol):
+    async def changed(self, every: float) -> None: ...
+
+
+async def any_change(every: float, *watched: Changing) -> None:
     """Wait until any of the watched sets changes, or `every` seconds."""
     waits = [asyncio.ensure_future(w.changed(every)) for w in watched]
     try:

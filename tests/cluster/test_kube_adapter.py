@@ -88,3 +88,38 @@ async def test_a_follower_resumes_its_watch_rather_than_listing_again(kube: Kube
         await asyncio.wait([task])
     assert lists == [["before"]] and follower.lists == 1
     assert seen == [("ADDED", "a"), ("MODIFIED", "a"), ("DELETED", "a")]
+
+
+async def test_waiters_share_one_watch_and_each_wakes_only_for_its_own_objects(kube: Kube, namespace: str) -> None:
+    """500 App roll-outs held 1,000 watches (and TLS connections) open: now a namespace's managed
+    objects of a kind are one list and one watch, and a change wakes only the waiters of its App."""
+    mine = {"bosun-test": "shared"}
+    await kube.create_object(namespace, labelled("a-1", {**mine, "inst": "a"}))
+    await kube.create_object(namespace, labelled("b-1", {**mine, "inst": "b"}))
+    await kube.create_object(namespace, labelled("a-other", {"bosun-test": "not-managed", "inst": "a"}))
+    views = [kube.shared(namespace, "ConfigMap", index="inst", value=v, labels=mine, linger=0.5) for v in "ab"]
+    a, b = views
+    assert a.shared is b.shared
+    async with a, b:
+        assert a.shared.follower.lists == 1
+        assert set(a.objects) == {"a-1"} and set(b.objects) == {"b-1"}
+        assert "managedFields" not in a.objects["a-1"]["metadata"]
+        waiting_a = asyncio.ensure_future(a.changed(10))
+        waiting_b = asyncio.ensure_future(b.changed(10))
+        await kube.patch_object(namespace, "ConfigMap", "a-1", {"data": {"k": "v"}})
+        await asyncio.wait_for(waiting_a, 5)  # woken by its change, well before its 10 s
+        assert a.objects["a-1"]["data"] == {"k": "v"}
+        await asyncio.sleep(1)
+        assert not waiting_b.done()  # another App's change does not wake it
+        await kube.delete(namespace, "ConfigMap", "b-1")
+        await asyncio.wait_for(waiting_b, 5)
+        assert b.objects == {}
+        assert a.shared.follower.lists == 1
+    shared = a.shared
+    assert not shared.stopped  # lingers for the next roll-out
+    async with kube.shared(namespace, "ConfigMap", index="inst", value="a", labels=mine, linger=0.5) as again:
+        assert again.shared is shared and shared.follower.lists == 1  # no list again
+    await asyncio.sleep(1.5)
+    assert shared.stopped  # no waiter for its linger time: the watch ended
+    async with kube.shared(namespace, "ConfigMap", index="inst", value="a", labels=mine, linger=0.5) as fresh:
+        assert fresh.shared is not shared and set(fresh.objects) == {"a-1"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ def restored_deployment() -> dict[str, Any]:
     """The previous release back, all pods Ready, but the failed roll-out's deadline still on record."""
     return {
         "metadata": {"name": "shop-web", "generation": 3},
+        "spec": copy.deepcopy(WANTED["spec"]),
         "status": {
             "observedGeneration": 3,
             "replicas": 2,
@@ -60,3 +62,31 @@ def test_pods_of_another_process_do_not_count() -> None:
     assert rollout_problem(WANTED, restored_deployment(), [*PODS[:1], OTHER_PROCESS], undoing=True) == (
         "shop-web: 2/2 ready"
     )
+
+
+def done_before(change: str) -> dict[str, Any]:
+    """The Deployment as the shared watch may still show it just after an apply: the previous
+    release, fully rolled out (its status says every replica is updated and ready)."""
+    current = restored_deployment()
+    current["status"]["conditions"] = []
+    template = current["spec"]["template"]
+    if change == "image":
+        template["spec"]["containers"][0]["image"] = "example.com/shop:0"
+    elif change == "release":
+        template["metadata"]["annotations"] = {k: "before" for k in template["metadata"]["annotations"]}
+    else:
+        current["spec"]["replicas"] = 3
+        current["status"].update(replicas=3, updatedReplicas=3, readyReplicas=3, availableReplicas=3)
+    return current
+
+
+def test_the_applied_deployment_is_judged_once_the_watch_shows_it() -> None:
+    fresh = restored_deployment()
+    fresh["status"]["conditions"] = []
+    assert rollout_problem(WANTED, fresh, PODS) == ""
+
+
+@pytest.mark.parametrize("change", ["image", "release", "replicas"])
+def test_a_deployment_not_yet_seen_as_applied_is_never_taken_as_rolled_out(change: str) -> None:
+    """A shared watch can lag an apply: the old object's finished status must not end the roll-out."""
+    assert rollout_problem(WANTED, done_before(change), PODS) == "shop-web: waiting to see the applied Deployment"

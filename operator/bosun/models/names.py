@@ -41,3 +41,7 @@ ARCHIVED_LABEL = f"{GROUP}/archived"
 # On objects a step created: which operation made them (so a re-run knows its own work).
 CREATED_BY_OPERATION = f"{GROUP}/created-by-operation"
 RESIZED_BY_OPERATION = f"{GROUP}/resized-by-operation"
+
+# The recommended labels on every workload object Bosun makes (Deployments, pods, Services...).
+INSTANCE_LABEL = "app.kubernetes.io/instance"  # the App's or Database's name
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"  # "bosun"

@@ -42,6 +42,7 @@ from bosun.engine.service import Plan
 from bosun.engine.steps import PermanentError, Skipped, Step, StepTable, TransientError, irreversible, no_side_effect
 from bosun.kube import Kube, any_change
 from bosun.models.app import AppSpec, AppStatus, Process, Release
+from bosun.models.names import INSTANCE_LABEL, MANAGED_BY_LABEL
 from bosun.models.operation import Operation, OperationType
 from bosun.workloads import app as build
 from bosun.workloads.app import Version, current_version
@@ -294,17 +295,19 @@ async def _app_exists(ctx: AppContext) -> bool:
 async def wait_available(ctx: AppContext, version: Version, *, undoing: bool = False) -> str:
     """Wait until every Deployment of the version runs only its new pods, all Ready.
 
-    The App's Deployments and pods are watched (two lists and two watches for the whole roll-out,
-    where polling read each Deployment and listed its pods twice a second), and judged again on
-    every change. While undoing, a progress deadline the failed roll-out left on a Deployment is no
+    The App's Deployments and pods are read from the namespace's shared watches (`Kube.shared`:
+    one list and watch of Bosun's Deployments, one of its pods, however many roll-outs wait on
+    them), and judged again on every change to this App's. A Deployment the watch does not show
+    as applied yet is not judged on its old status. While undoing, a progress deadline the failed roll-out left on a Deployment is no
     verdict on the undo: the undo is judged on the pods it brings back.
     """
     wanted = [o for o in ctx.objects(version) if o["kind"] == "Deployment"]
-    mine = build.labels(ctx.app)
-    app = {k: mine[k] for k in ("app.kubernetes.io/instance", "app.kubernetes.io/managed-by")}
+    managed = {MANAGED_BY_LABEL: build.labels(ctx.app)[MANAGED_BY_LABEL]}
     async with (
-        ctx.kube.watched(ctx.namespace, "Deployment", labels=app) as deployments,
-        ctx.kube.watched(ctx.namespace, "Pod", labels={"app.kubernetes.io/instance": ctx.app}) as pods,
+        ctx.kube.shared(
+            ctx.namespace, "Deployment", index=INSTANCE_LABEL, value=ctx.app, labels=managed
+        ) as deployments,
+        ctx.kube.shared(ctx.namespace, "Pod", index=INSTANCE_LABEL, value=ctx.app, labels=managed) as pods,
     ):
         while True:
             pending = []
@@ -331,6 +334,9 @@ def rollout_problem(
     `pods` may hold other Deployments' pods: only those its selector matches count.
     """
     name = manifest["metadata"]["name"]
+    if not _shows(current, manifest):
+        # The shared watch has not shown the Deployment as applied yet: its status is the old one's.
+        return f"{name}: waiting to see the applied Deployment"
     status = current.get("status") or {}
     for condition in status.get("conditions") or []:
         if (
@@ -365,6 +371,20 @@ def _active(pod: dict[str, Any]) -> bool:
     A terminating old pod counts until it is gone: the deploy ends when every old pod has left.
     """
     return (pod.get("status") or {}).get("phase") not in ("Failed", "Succeeded")
+
+
+def _shows(current: dict[str, Any], manifest: dict[str, Any]) -> bool:
+    """Whether the Deployment as read carries what was applied: its replicas, image and template
+    annotations (the release and config hash)."""
+    spec, wanted = current.get("spec") or {}, manifest["spec"]
+    template = (spec.get("template") or {}).get("metadata") or {}
+    annotations = template.get("annotations") or {}
+    containers = (spec.get("template") or {}).get("spec", {}).get("containers") or [{}]
+    return (
+        spec.get("replicas") == wanted["replicas"]
+        and containers[0].get("image") == wanted["template"]["spec"]["containers"][0]["image"]
+        and all(annotations.get(k) == v for k, v in wanted["template"]["metadata"]["annotations"].items())
+    )
 
 
 def _same_template(pod: dict[str, Any], template: dict[str, Any]) -> bool:
