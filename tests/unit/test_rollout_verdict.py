@@ -19,7 +19,7 @@ WANTED = build_deployment("shop", "uid", SPEC, SPEC.processes[0], "op-1")
 def restored_deployment() -> dict[str, Any]:
     """The previous release back, all pods Ready, but the failed roll-out's deadline still on record."""
     return {
-        "metadata": {"name": "shop-web", "generation": 3},
+        "metadata": {"name": "shop-web", "generation": 3, "annotations": dict(WANTED["metadata"]["annotations"])},
         "spec": copy.deepcopy(WANTED["spec"]),
         "status": {
             "observedGeneration": 3,
@@ -70,9 +70,9 @@ def done_before(change: str) -> dict[str, Any]:
     current = restored_deployment()
     current["status"]["conditions"] = []
     template = current["spec"]["template"]
-    if change == "image":
-        template["spec"]["containers"][0]["image"] = "example.com/shop:0"
-    elif change == "release":
+    if change == "release":
+        current["metadata"]["annotations"] = {k: "op-0" for k in current["metadata"]["annotations"]}
+    elif change == "config":
         template["metadata"]["annotations"] = {k: "before" for k in template["metadata"]["annotations"]}
     else:
         current["spec"]["replicas"] = 3
@@ -86,7 +86,15 @@ def test_the_applied_deployment_is_judged_once_the_watch_shows_it() -> None:
     assert rollout_problem(WANTED, fresh, PODS) == ""
 
 
-@pytest.mark.parametrize("change", ["image", "release", "replicas"])
+@pytest.mark.parametrize("change", ["release", "config", "replicas"])
 def test_a_deployment_not_yet_seen_as_applied_is_never_taken_as_rolled_out(change: str) -> None:
     """A shared watch can lag an apply: the old object's finished status must not end the roll-out."""
     assert rollout_problem(WANTED, done_before(change), PODS) == "shop-web: waiting to see the applied Deployment"
+
+
+def test_an_image_pinned_by_an_admission_webhook_still_rolls_out() -> None:
+    """A mutating webhook may rewrite the image to its digest: the roll-out is judged all the same."""
+    pinned = restored_deployment()
+    pinned["status"]["conditions"] = []
+    pinned["spec"]["template"]["spec"]["containers"][0]["image"] = "example.com/shop@sha256:" + "0" * 64
+    assert rollout_problem(WANTED, pinned, PODS) == ""

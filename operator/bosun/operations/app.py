@@ -298,8 +298,9 @@ async def wait_available(ctx: AppContext, version: Version, *, undoing: bool = F
     The App's Deployments and pods are read from the namespace's shared watches (`Kube.shared`:
     one list and watch of Bosun's Deployments, one of its pods, however many roll-outs wait on
     them), and judged again on every change to this App's. A Deployment the watch does not show
-    as applied yet is not judged on its old status. While undoing, a progress deadline the failed roll-out left on a Deployment is no
-    verdict on the undo: the undo is judged on the pods it brings back.
+    as applied yet is not judged on its old status. While undoing, a progress deadline the failed
+    roll-out left on a Deployment is no verdict on the undo: the undo is judged on the pods it
+    brings back.
     """
     wanted = [o for o in ctx.objects(version) if o["kind"] == "Deployment"]
     managed = {MANAGED_BY_LABEL: build.labels(ctx.app)[MANAGED_BY_LABEL]}
@@ -374,15 +375,14 @@ def _active(pod: dict[str, Any]) -> bool:
 
 
 def _shows(current: dict[str, Any], manifest: dict[str, Any]) -> bool:
-    """Whether the Deployment as read carries what was applied: its replicas, image and template
-    annotations (the release and config hash)."""
+    """Whether the Deployment as read carries what was applied: its release, replicas and template
+    annotations (config hash, restart). Not the image: an admission webhook may pin it to a digest."""
     spec, wanted = current.get("spec") or {}, manifest["spec"]
-    template = (spec.get("template") or {}).get("metadata") or {}
-    annotations = template.get("annotations") or {}
-    containers = (spec.get("template") or {}).get("spec", {}).get("containers") or [{}]
+    named = (current.get("metadata") or {}).get("annotations") or {}
+    annotations = ((spec.get("template") or {}).get("metadata") or {}).get("annotations") or {}
     return (
         spec.get("replicas") == wanted["replicas"]
-        and containers[0].get("image") == wanted["template"]["spec"]["containers"][0]["image"]
+        and all(named.get(k) == v for k, v in (manifest["metadata"].get("annotations") or {}).items())
         and all(annotations.get(k) == v for k, v in wanted["template"]["metadata"]["annotations"].items())
     )
 
