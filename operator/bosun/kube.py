@@ -436,7 +436,7 @@ class Kube:
         `value`, from one list and watch per (namespace, kind, labels) shared by every waiter.
         Use it as `async with`; the watch stops `linger` seconds after its last waiter leaves."""
         selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        key = (namespace, kind, selector)
+        key = (namespace, kind, f"{selector};{index}")
         shared = self._shared.get(key)
         if shared is None or shared.stopped:
             shared = self._shared[key] = Shared(self, kind, namespace, labels, index, linger=linger)
@@ -678,6 +678,7 @@ class Shared:
         self.index = index
         self.linger = linger
         self.by_value: dict[str, dict[str, dict[str, Any]]] = {}  # index value -> name -> object
+        self.value_of: dict[str, str] = {}  # name -> its index value, as last seen
         self.views: dict[str, set[SharedView]] = {}
         self.follower = Follower(kube, kind, namespace, labels, self._listed, self._changed)
         self.stopped = False
@@ -693,21 +694,24 @@ class Shared:
         for body in items:
             fresh.setdefault(self._value(body), {})[body["metadata"]["name"]] = _slim(body)
         self.by_value = fresh
+        self.value_of = {name: value for value, objects in fresh.items() for name in objects}
         for views in self.views.values():
             for view in views:
                 view.wake()
 
     def _changed(self, kind: str, body: dict[str, Any]) -> None:
         value, name = self._value(body), (body.get("metadata") or {}).get("name") or ""
-        if kind == "DELETED":
-            objects = self.by_value.get(value, {})
+        before = self.value_of.pop(name, None)
+        for old in {before, value} - {None}:  # relabelled (a pod taken out to debug): it leaves its old App
+            objects = self.by_value.get(old or "", {})
             objects.pop(name, None)
             if not objects:
-                self.by_value.pop(value, None)
-        else:
+                self.by_value.pop(old or "", None)
+            for view in self.views.get(old or "", ()):
+                view.wake()
+        if kind != "DELETED":
             self.by_value.setdefault(value, {})[name] = _slim(body)
-        for view in self.views.get(value, ()):
-            view.wake()
+            self.value_of[name] = value
 
     def join(self, view: SharedView) -> None:
         if self._stopping is not None:
@@ -732,7 +736,7 @@ class Shared:
             self._stopping.cancel()
         if self._task is not None:
             self._task.cancel()
-        self.by_value = {}
+        self.by_value, self.value_of = {}, {}
         self.on_stop()
 
 
@@ -763,21 +767,34 @@ class SharedView:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), every)
         self._changed.clear()
-        self._check()
+        self.check()
 
-    def _check(self) -> None:
-        if not self.shared.follower.ready.is_set():  # listing again after an error: never judge a stale copy
-            raise TransientError(f"the watch of {self.shared.what} is not following (listing again)")
+    def check(self) -> None:
+        """Raise unless its objects are current: never judge a copy while the watch lists again."""
+        follower = self.shared.follower
+        if isinstance(follower.failure, PermanentError):  # e.g. refused by RBAC: no retry will change it
+            raise follower.failure
+        if self.shared.stopped or not follower.ready.is_set():
+            raise TransientError(f"the watch of {self.shared.what} is not following: {follower.failure or 'ended'}")
 
     async def __aenter__(self) -> SharedView:
         if self.shared.stopped:  # stopped between `Kube.shared` and here: the waiter asks again
             raise TransientError(f"the watch of {self.shared.what} ended")
         self.shared.join(self)
         try:
-            await asyncio.wait_for(self.shared.follower.ready.wait(), READY_SECONDS)
-        except TimeoutError:
+            ready = asyncio.ensure_future(self.shared.follower.ready.wait())
+            failed = asyncio.ensure_future(self.shared.follower.refused.wait())
+            try:
+                await asyncio.wait({ready, failed}, timeout=READY_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                ready.cancel()
+                failed.cancel()
+            if not self.shared.follower.ready.is_set():
+                self.check()
+                raise TransientError(f"could not list {self.shared.what} within {READY_SECONDS:.0f} s")
+        except BaseException:  # refused, timed out or cancelled: it no longer waits
             self.shared.leave(self)
-            raise TransientError(f"could not list {self.shared.what} within {READY_SECONDS:.0f} s") from None
+            raise
         self._changed.clear()
         return self
 
@@ -844,6 +861,8 @@ class Follower:
         self._watch_seconds = watch_seconds
         self.lists = 0  # how many times it listed: once, unless the watch could not be resumed
         self.ready = asyncio.Event()  # set after the first list
+        self.failure: Exception | None = None  # why it is not following now (None while it is)
+        self.refused = asyncio.Event()  # set while the failure is one no retry will change (403)
 
     def _args(self) -> tuple[Any, ...]:
         return (self.namespace,) if self.namespace else ()
@@ -855,6 +874,8 @@ class Follower:
         )
         self._listed(self.namespace, list(listed.get("items") or []))
         self.lists += 1
+        self.failure = None
+        self.refused.clear()
         self.ready.set()
         return str((listed.get("metadata") or {}).get("resourceVersion") or "")
 
@@ -909,6 +930,15 @@ class Follower:
             except Exception as error:  # the watch or the list failed: list again after a pause
                 version = ""
                 self.ready.clear()
+                self.failure = (
+                    error
+                    if isinstance(error, (TransientError, PermanentError))
+                    else map_error(error, f"watch {self.what}")
+                    if isinstance(error, (TimeoutError, ApiException, aiohttp.ClientError, ConnectionError))
+                    else TransientError(f"following {self.what}: {type(error).__name__}: {error}")
+                )
+                if isinstance(self.failure, PermanentError):
+                    self.refused.set()
                 if failures % 20 == 0:
                     logger.warning("following %s: %s (listing again)", self.what, error)
             lasted = time.monotonic() - opened

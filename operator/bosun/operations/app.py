@@ -311,20 +311,43 @@ async def wait_available(ctx: AppContext, version: Version, *, undoing: bool = F
         ctx.kube.shared(ctx.namespace, "Pod", index=INSTANCE_LABEL, value=ctx.app, labels=managed) as pods,
     ):
         while True:
-            pending = []
-            for manifest in wanted:
-                name = manifest["metadata"]["name"]
-                current = deployments.objects.get(name)
-                if current is None:
-                    if not await _app_exists(ctx):
-                        raise PermanentError(f"the App {ctx.app} was deleted during the operation", "TargetDeleted")
-                    raise TransientError(f"Deployment {name} is missing")
-                problem = rollout_problem(manifest, current, list(pods.objects.values()), undoing=undoing)
-                if problem:
-                    pending.append(problem)
-            if not pending:
+            deployments.check()
+            pods.check()
+            pending = await _pending(ctx, wanted, deployments.objects, list(pods.objects.values()), undoing)
+            # The verdict is taken on a fresh list of the App's pods: the shared pod watch may lag
+            # the Deployment's (an old pod still draining there would be missed). One read per verdict.
+            if not pending and not await _pending(ctx, wanted, deployments.objects, await _pods(ctx), undoing):
                 return f"{len(wanted)} deployment(s) available on {version.spec.image}"
             await any_change(RECHECK_SECONDS, deployments, pods)
+
+
+async def _pending(
+    ctx: AppContext,
+    wanted: list[dict[str, Any]],
+    deployments: dict[str, dict[str, Any]],
+    pods: list[dict[str, Any]],
+    undoing: bool,
+) -> list[str]:
+    pending = []
+    for manifest in wanted:
+        name = manifest["metadata"]["name"]
+        current = deployments.get(name)
+        if current is None:
+            if await ctx.kube.read(ctx.namespace, "Deployment", name) is not None:
+                pending.append(f"{name}: waiting to see the applied Deployment")  # the watch lags the apply
+                continue
+            if not await _app_exists(ctx):
+                raise PermanentError(f"the App {ctx.app} was deleted during the operation", "TargetDeleted")
+            raise TransientError(f"Deployment {name} is missing")
+        problem = rollout_problem(manifest, current, pods, undoing=undoing)
+        if problem:
+            pending.append(problem)
+    return pending
+
+
+async def _pods(ctx: AppContext) -> list[dict[str, Any]]:
+    mine = build.labels(ctx.app)
+    return await ctx.kube.list_pods(ctx.namespace, {k: mine[k] for k in (INSTANCE_LABEL, MANAGED_BY_LABEL)})
 
 
 def rollout_problem(
