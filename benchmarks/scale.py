@@ -234,6 +234,7 @@ def run(
     in_flight: tuple[int, ...] = (1, 50, 500),
     idle_seconds: float = 60.0,
     restart_seconds: float = 20.0,
+    settle_seconds: float = 5.0,
     finished: int = 0,
 ) -> Report:
     report = Report("scale", "The operator at scale", out)
@@ -304,13 +305,13 @@ def run(
                 data["latency"] = latency
                 loaded = time.monotonic()
                 watcher.wait_archived(timeout=600 + len(watcher.seen) / 10)  # the last records' archives
-                time.sleep(5)  # settling: target statuses, the last label patches
+                time.sleep(settle_seconds)  # settling: target statuses, the last label patches
                 quiet = time.monotonic()
                 time.sleep(idle_seconds)
                 idle_cpu = usage.between(quiet, time.monotonic(), "operator")
                 rss_loaded = max(r for _, _, r in usage.samples)
                 data["idle"] = {
-                    "archived_after_seconds": round(quiet - 5 - loaded, 1),
+                    "archived_after_seconds": round(quiet - settle_seconds - loaded, 1),
                     "operator_cpu": round(mean(idle_cpu), 4),
                     "operator_cpu_max": round(max(idle_cpu), 4),
                     "apiserver_cpu": round(median(usage.between(quiet, time.monotonic(), "kube-apiserver")), 4),
@@ -445,7 +446,13 @@ def main(env: Environment, argv: list[str], out: Path) -> Report:
     options.add_argument("--databases", type=int, default=50)
     options.add_argument("--in-flight", default="1,50,500")
     options.add_argument("--idle-seconds", type=float, default=60.0)
+    options.add_argument(
+        "--settle-seconds", type=float, default=5.0, help="pause between the last archive and the idle minute"
+    )
     options.add_argument("--finished", type=int, default=0, help="extra Operations that fail at once (records)")
     args = options.parse_args(argv)
     counts = tuple(int(c) for c in args.in_flight.split(","))
-    return run(env, out, args.nodes, args.apps, args.databases, counts, args.idle_seconds, finished=args.finished)
+    return run(
+        env, out, args.nodes, args.apps, args.databases, counts, args.idle_seconds,
+        finished=args.finished, settle_seconds=args.settle_seconds,
+    )  # fmt: skip
