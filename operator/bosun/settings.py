@@ -69,7 +69,7 @@ class Settings:
     (false without those policies: then every Operation of the namespace is read each time)."""
 
     max_running_operations: int = field(
-        default_factory=lambda: int(os.environ.get("BOSUN_MAX_RUNNING_OPERATIONS", "500"))
+        default_factory=lambda: int(os.environ.get("BOSUN_MAX_RUNNING_OPERATIONS", "100"))
     )
     """How many operations run steps at once (0: no limit); the others wait, Pending, for a slot.
     Without a limit, 2,500 operations started together on 2 cores: their requests queued in the
