@@ -281,7 +281,7 @@ def run(
                                         "archived_seconds": round(drained, 1)}  # fmt: skip
                 latency = {}
                 for count in in_flight:
-                    engine_before = histogram(operator.metrics(), TRANSITION)
+                    before = Scrape.of(env, operator)
                     count = min(count, apps)
                     names = [f"restart-{count}-{n}" for n in range(count)]
                     for name, target in zip(names, range(count), strict=True):
@@ -290,6 +290,7 @@ def run(
                         )
                         watcher.created(name, time.monotonic())
                     watcher.wait_finished(names, timeout=120 + 2 * count)
+                    phase = Scrape.of(env, operator).since(before)
                     seen = [watcher.seen[n] for n in names]
                     starts = [s.first_running - s.created for s in seen if s.first_running]
                     transitions = [t for s in seen for t in s.transitions]
@@ -300,7 +301,11 @@ def run(
                         "transition_p99": round(percentile(transitions, 99), 3),
                         "failed": sum(1 for s in seen if s.phase != "Succeeded"),
                         "failures": sorted({s.reason for s in seen if s.phase != "Succeeded"}),
-                        **engine_transitions(engine_before, histogram(operator.metrics(), TRANSITION)),
+                        **phase,
+                        "operator_cpu": round(median(usage.between(before.at, phase["ended_at"], "operator")), 2),
+                        "apiserver_cpu": round(
+                            median(usage.between(before.at, phase["ended_at"], "kube-apiserver")), 2
+                        ),
                     }
                 data["latency"] = latency
                 loaded = time.monotonic()
@@ -340,31 +345,84 @@ def run(
 
 
 TRANSITION = "bosun_step_transition_seconds"  # the operator's own: a step's end to the next one's start
+LOOP_LAG = "bosun_event_loop_lag_seconds"  # how late the operator's event loop ran what was due
+SLOT_WAIT = "bosun_run_slot_wait_seconds"  # how long operations whose turn had come waited for a run slot
+SERVER_LATENCY = "apiserver_request_duration_seconds"  # the API server's own time per request
+STATUS_WRITE = {"verb": "PATCH", "resource": "operations", "subresource": "status"}
 
 
-def histogram(text: str, name: str) -> dict[float, float]:
-    """Cumulative bucket counts of a Prometheus histogram, by upper bound."""
-    buckets = {}
+def histogram(text: str, name: str, labels: dict[str, str] | None = None) -> dict[float, float]:
+    """Cumulative bucket counts of a Prometheus histogram, by upper bound, summed over the series
+    that carry every one of `labels`."""
+    wanted = [f'{key}="{value}"' for key, value in (labels or {}).items()]
+    buckets: dict[float, float] = {}
     for line in text.splitlines():
-        if line.startswith(f"{name}_bucket{{"):
-            bound = line.split('le="', 1)[1].split('"', 1)[0]
-            buckets[float(bound)] = float(line.rsplit(" ", 1)[1])
+        if line.startswith(f"{name}_bucket{{") and all(w in line for w in wanted):
+            bound = float(line.split('le="', 1)[1].split('"', 1)[0])
+            buckets[bound] = buckets.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
     return buckets
 
 
-def engine_transitions(before: dict[float, float], after: dict[float, float]) -> dict[str, float]:
-    """p50 and p99 of what was observed between two scrapes, as the upper bound of their bucket."""
+def counter(text: str, name: str, skip: dict[str, str]) -> float:
+    """The sum of a counter's series, but those carrying any of `skip`'s labels."""
+    unwanted = [f'{key}="{value}"' for key, value in skip.items()]
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(f"{name}{{") and not any(u in line for u in unwanted)
+    )
+
+
+def quantiles(before: dict[float, float], after: dict[float, float], prefix: str) -> dict[str, float]:
+    """Count, p50 and p99 of what was observed between two scrapes, as the upper bound of their bucket."""
     delta = {bound: count - before.get(bound, 0.0) for bound, count in after.items()}
     total = delta.get(float("inf"), 0.0)
 
     def bound(q: float) -> float:
         return next((b for b in sorted(delta) if total and delta[b] >= q * total), float("nan"))
 
-    return {
-        "engine_transitions": total,
-        "engine_transition_p50_max": bound(0.5),
-        "engine_transition_p99_max": bound(0.99),
-    }
+    return {f"{prefix}s": total, f"{prefix}_p50_max": bound(0.5), f"{prefix}_p99_max": bound(0.99)}
+
+
+@dataclass
+class Scrape:
+    """The operator's and the API server's metrics, and the machine's CPU times, at one moment:
+    two of them tell where a phase's time went."""
+
+    at: float
+    operator: str
+    apiserver: str
+    cpu: Any
+
+    @classmethod
+    def of(cls, env: Environment, operator: Any) -> Scrape:
+        raw = env.api.call_api("/metrics", "GET", auth_settings=["BearerToken"], _preload_content=False)
+        return cls(time.monotonic(), operator.metrics(), raw[0].data.decode(), psutil.cpu_times())
+
+    def since(self, before: Scrape) -> dict[str, float]:
+        seconds = self.at - before.at
+        busy = (sum(self.cpu) - self.cpu.idle - self.cpu.iowait) - (
+            sum(before.cpu) - before.cpu.idle - before.cpu.iowait
+        )
+        requests = counter(self.apiserver, "apiserver_request_total", {"verb": "WATCH"}) - counter(
+            before.apiserver, "apiserver_request_total", {"verb": "WATCH"}
+        )
+        return {
+            "ended_at": self.at,
+            "machine_cores_busy": round(busy / seconds, 2),
+            "apiserver_requests_per_second": round(requests / seconds, 1),
+            **self._operator(before, TRANSITION, "engine_transition"),
+            **self._operator(before, LOOP_LAG, "loop_lag"),
+            **self._operator(before, SLOT_WAIT, "slot_wait"),
+            **quantiles(
+                histogram(before.apiserver, SERVER_LATENCY, STATUS_WRITE),
+                histogram(self.apiserver, SERVER_LATENCY, STATUS_WRITE),
+                "status_write",
+            ),
+        }
+
+    def _operator(self, before: Scrape, name: str, prefix: str) -> dict[str, float]:
+        return quantiles(histogram(before.operator, name), histogram(self.operator, name), prefix)
 
 
 def _wait_first_operations(watcher: Watcher, count: int, timeout: float) -> list[Seen]:
@@ -407,6 +465,24 @@ def _write(report: Report, data: dict[str, Any], curve: list[tuple[float, int]])
          "operator: step → next p50 (≤ s)", "p99 (≤ s)", "failed"],
         [[k, v["start_p50"], v["start_p99"], v["transition_p50"], v["transition_p99"],
           v.get("engine_transition_p50_max", "n/a"), v.get("engine_transition_p99_max", "n/a"), v["failed"]]
+         for k, v in data["latency"].items()],
+    )  # fmt: skip
+    report.say(
+        "Where the time went in each latency phase: the whole machine's CPU (cores busy, of "
+        f"{psutil.cpu_count()}), the API server's requests per second (watches excluded) and its own "
+        "time for the operator's status writes (`apiserver_request_duration_seconds`, PATCH "
+        "operations/status), how late the operator's event loop ran what was due "
+        "(`bosun_event_loop_lag_seconds`), and how long operations whose turn had come waited for a "
+        "run slot (`bosun_run_slot_wait_seconds`); histogram figures are bucket upper bounds:"
+    )
+    report.table(
+        ["in flight", "machine cores busy", "API requests/s", "status write p50 (≤ s)", "p99 (≤ s)",
+         "loop lag p50 (≤ s)", "p99 (≤ s)", "slot wait p50 (≤ s)", "p99 (≤ s)", "operator CPU", "API server CPU"],
+        [[k, v.get("machine_cores_busy", "n/a"), v.get("apiserver_requests_per_second", "n/a"),
+          v.get("status_write_p50_max", "n/a"), v.get("status_write_p99_max", "n/a"),
+          v.get("loop_lag_p50_max", "n/a"), v.get("loop_lag_p99_max", "n/a"),
+          v.get("slot_wait_p50_max", "n/a"), v.get("slot_wait_p99_max", "n/a"),
+          v.get("operator_cpu", "n/a"), v.get("apiserver_cpu", "n/a")]
          for k, v in data["latency"].items()],
     )  # fmt: skip
     for count, figures in data["latency"].items():

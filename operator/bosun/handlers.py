@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import kopf
 
-from bosun import memory, metrics
+from bosun import looplag, memory, metrics
 from bosun.activity.service import ActivityService
 from bosun.engine.service import OperationService, Planner
 from bosun.errors import PermanentError, TransientError
@@ -111,6 +111,7 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
         _background(memo, repair.run())
         if config.trim_seconds > 0:
             _background(memo, _give_memory_back(config.trim_seconds))
+        _background(memo, looplag.probe())
         memo.heartbeat = Heartbeat(memo.kube, memo.settings.heartbeat_home, memo.settings.heartbeat_seconds)
         memo.heartbeat.start()
 

@@ -46,6 +46,18 @@ QUEUE_WAIT = Histogram(
     ["kind", "type"],
     buckets=_SHORT,
 )
+RUN_SLOT_WAIT = Histogram(
+    "bosun_run_slot_wait_seconds",
+    "How long an operation whose turn had come waited for one of the process's run slots "
+    "(maxRunningOperations); 0 when one was free.",
+    buckets=_SHORT,
+)
+EVENT_LOOP_LAG = Histogram(
+    "bosun_event_loop_lag_seconds",
+    "How much later than due the operator's event loop woke a probe that sleeps 0.5 s: the time "
+    "everything the operator does waits for its own CPU.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
+)
 MOVE_DOWNTIME = Histogram(
     "bosun_database_move_downtime_seconds",
     "Downtime of a database move, from stopping the old pod to the new one Ready.",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from prometheus_client import REGISTRY
+
 from bosun.engine.service import OperationService, _Slot
 from bosun.models.operation import OperationStatus
 
@@ -60,8 +62,12 @@ async def test_waiting_for_a_slot_no_longer_names_the_operation_it_waited_behind
     handle = Handle()
     waiting = asyncio.ensure_future(service._wait_for_slot(status, handle, Journal(), _Slot(slots)))  # type: ignore[arg-type]
     await asyncio.sleep(0.05)
+    waits_before = REGISTRY.get_sample_value("bosun_run_slot_wait_seconds_count") or 0.0
+    waited_before = REGISTRY.get_sample_value("bosun_run_slot_wait_seconds_sum") or 0.0
     held.give()
     assert await waiting
+    assert REGISTRY.get_sample_value("bosun_run_slot_wait_seconds_count") == waits_before + 1
+    assert (REGISTRY.get_sample_value("bosun_run_slot_wait_seconds_sum") or 0.0) - waited_before >= 0.05
     assert len(handle.saved) == 1
     phase, behind, message = handle.saved[0]
     assert (phase, behind) == ("Queued", "") and message.startswith("waiting for a run slot")

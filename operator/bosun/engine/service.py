@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -602,6 +603,7 @@ class OperationService:
     ) -> bool:
         """Wait for one of the process's run slots; False if the operation ended while it waited."""
         told = False
+        asked = time.monotonic()
         while not await slot.take(self.queue_poll_seconds):
             if await self._ended_waiting(status, handle, journal):
                 return False
@@ -614,6 +616,8 @@ class OperationService:
                 )
                 journal.info(f"waiting for a run slot ({self.max_running} operations are running)")
                 await handle.save(status)
+        if slot.slots is not None:
+            metrics.RUN_SLOT_WAIT.observe(time.monotonic() - asked)
         return True
 
     async def _ahead(self, me: Operation) -> str | None:

@@ -1,0 +1,34 @@
+"""The event-loop probe: a loop held busy shows up as lag, an idle one as none."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from prometheus_client import REGISTRY
+
+from bosun import looplag
+
+
+def lag() -> tuple[float, float]:
+    count = REGISTRY.get_sample_value("bosun_event_loop_lag_seconds_count") or 0.0
+    total = REGISTRY.get_sample_value("bosun_event_loop_lag_seconds_sum") or 0.0
+    return count, total
+
+
+async def test_a_busy_loop_is_seen_late_and_an_idle_one_on_time() -> None:
+    probe = asyncio.ensure_future(looplag.probe(0.02))
+    try:
+        await asyncio.sleep(0.001)  # the probe is asleep
+        count, total = lag()
+        time.sleep(0.2)  # the loop is held: the probe wakes late
+        await asyncio.sleep(0.03)
+        busy_count, busy_total = lag()
+        assert busy_count >= count + 1
+        assert busy_total - total >= 0.15
+        await asyncio.sleep(0.2)  # idle: on time, within what a shared machine allows
+        idle_count, idle_total = lag()
+        assert idle_count >= busy_count + 5
+        assert (idle_total - busy_total) / (idle_count - busy_count) < 0.05
+    finally:
+        probe.cancel()
