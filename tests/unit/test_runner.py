@@ -110,11 +110,13 @@ async def test_a_steps_end_is_written_with_the_next_steps_start() -> None:
     world = World()
     run, handle, _ = runner(world)
     await run.drive(OperationStatus())
-    # started, a running, a done + b running, b done + c running, c done + succeeded
-    assert len(handle.saved) == 5
+    # started + a running, a done + b running, b done + c running, c done + succeeded
+    assert len(handle.saved) == 4
     states = [[s.state for s in saved.steps] for saved in handle.saved]
-    assert states[2] == [StepState.SUCCEEDED, StepState.RUNNING, StepState.PENDING]
-    assert states[4] == [StepState.SUCCEEDED] * 3 and handle.saved[4].phase is Phase.SUCCEEDED
+    assert handle.saved[0].phase is Phase.RUNNING and handle.saved[0].started_at
+    assert states[0] == [StepState.RUNNING, StepState.PENDING, StepState.PENDING]
+    assert states[1] == [StepState.SUCCEEDED, StepState.RUNNING, StepState.PENDING]
+    assert states[3] == [StepState.SUCCEEDED] * 3 and handle.saved[3].phase is Phase.SUCCEEDED
 
 
 async def test_the_time_between_two_steps_is_measured() -> None:

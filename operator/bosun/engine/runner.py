@@ -81,9 +81,10 @@ class Runner(Generic[Ctx]):
             return status
         record.init_steps(status, self.table.steps)  # type: ignore[arg-type]
         if status.phase in (Phase.PENDING, Phase.QUEUED):
+            # Not saved here: nothing acts before the first step's start (or the end), which
+            # carries it. One write fewer per operation, and the first step starts a write sooner.
             record.start(status, self.clock())
             self.journal.info(f"operation started: {len(self.table.steps)} steps")
-            await self.handle.save(status)
         if status.phase is Phase.RUNNING:
             await self._forward(status)
         if status.phase is Phase.ROLLING_BACK:
