@@ -41,6 +41,9 @@ class Journal:
     def info(self, message: str) -> None:
         self.lines.append(message)
 
+    def milestone(self, message: str) -> None:
+        self.lines.append(message)
+
     def warning(self, message: str) -> None:
         self.lines.append("WARNING " + message)
 

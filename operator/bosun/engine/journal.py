@@ -3,6 +3,11 @@
 Events make `kubectl describe` tell the story, on the Operation and on its target, but they
 expire, so they are never the only record: the status keeps the outcome, and the log store
 keeps the lines.
+
+The Operation's events carry every line. Its target's carry the milestones (the operation's
+start and end) and the warnings: `kubectl describe app` says which operations ran and how they
+ended, as a Deployment's events say which ReplicaSets it scaled, not every pod. Every line
+mirrored there doubled the events (an App deploy posted 20, each a write to the API server).
 """
 
 from __future__ import annotations
@@ -32,19 +37,23 @@ class KubeJournal:
         self._extra = {"operation": meta["name"], "namespace": meta["namespace"]}
 
     def info(self, message: str) -> None:
-        self._write(message, warning=False)
+        self._write(message, warning=False, milestone=False)
+
+    def milestone(self, message: str) -> None:
+        """A line the target's events carry too: the operation's start and end."""
+        self._write(message, warning=False, milestone=True)
 
     def warning(self, message: str) -> None:
-        self._write(message, warning=True)
+        self._write(message, warning=True, milestone=True)
 
-    def _write(self, message: str, *, warning: bool) -> None:
+    def _write(self, message: str, *, warning: bool, milestone: bool) -> None:
         self.lines.append(message)
         if self.log is not None:
             self.log.add(message, warning=warning)
         logger.log(logging.WARNING if warning else logging.INFO, message, extra=self._extra)
         name = self.operation["metadata"]["name"]
         self._events.put_nowait((self.operation, message, warning))
-        if self.target:
+        if self.target and milestone:
             self._events.put_nowait((self.target, f"operation {name}: {message}", warning))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._post())

@@ -46,6 +46,8 @@ class Journal(Protocol):
 
     def info(self, message: str) -> None: ...
 
+    def milestone(self, message: str) -> None: ...  # an info line marking the operation's start or end
+
     def warning(self, message: str) -> None: ...
 
 
@@ -84,7 +86,7 @@ class Runner(Generic[Ctx]):
             # Not saved here: nothing acts before the first step's start (or the end), which
             # carries it. One write fewer per operation, and the first step starts a write sooner.
             record.start(status, self.clock())
-            self.journal.info(f"operation started: {len(self.table.steps)} steps")
+            self.journal.milestone(f"operation started: {len(self.table.steps)} steps")
         if status.phase is Phase.RUNNING:
             await self._forward(status)
         if status.phase is Phase.ROLLING_BACK:
@@ -145,7 +147,7 @@ class Runner(Generic[Ctx]):
             # before anything else acts. One write per step, and no gap between two steps; killed in
             # between, the step is re-run on restart, as any step killed while it ran (runs are idempotent).
         record.succeed(status, self.clock())
-        self.journal.info("operation succeeded")
+        self.journal.milestone("operation succeeded")
         await self.handle.save(status)
 
     async def _attempts(self, status: OperationStatus, index: int, step: Step[Ctx]) -> str | None:
@@ -247,7 +249,7 @@ class Runner(Generic[Ctx]):
             await self.handle.save(status)
         record.finish_rollback(status, self.clock(), applicable=self.table.needs_rollback)
         assert status.rollback is not None
-        (self.journal.info if status.rollback.state.value != "Failed" else self.journal.warning)(
+        (self.journal.milestone if status.rollback.state.value != "Failed" else self.journal.warning)(
             status.rollback.message
         )
         await self.handle.save(status)
