@@ -396,8 +396,8 @@ class Scrape:
 
     @classmethod
     def of(cls, env: Environment, operator: Any) -> Scrape:
-        raw = env.api.call_api("/metrics", "GET", auth_settings=["BearerToken"], _preload_content=False)
-        return cls(time.monotonic(), operator.metrics(), raw[0].data.decode(), psutil.cpu_times())
+        apiserver = env.cluster.kubectl("get", "--raw", "/metrics")
+        return cls(time.monotonic(), operator.metrics(), apiserver, psutil.cpu_times())
 
     def since(self, before: Scrape) -> dict[str, float]:
         seconds = self.at - before.at
