@@ -347,6 +347,7 @@ def run(
 TRANSITION = "bosun_step_transition_seconds"  # the operator's own: a step's end to the next one's start
 LOOP_LAG = "bosun_event_loop_lag_seconds"  # how late the operator's event loop ran what was due
 SLOT_WAIT = "bosun_run_slot_wait_seconds"  # how long operations whose turn had come waited for a run slot
+GC_PAUSE = "bosun_gc_pause_seconds"  # the operator's garbage collector's pauses, by generation
 SERVER_LATENCY = "apiserver_request_duration_seconds"  # the API server's own time per request
 STATUS_WRITE = {"verb": "PATCH", "resource": "operations", "subresource": "status"}
 
@@ -414,6 +415,7 @@ class Scrape:
             **self._operator(before, TRANSITION, "engine_transition"),
             **self._operator(before, LOOP_LAG, "loop_lag"),
             **self._operator(before, SLOT_WAIT, "slot_wait"),
+            **self._operator(before, GC_PAUSE, "full_gc", {"generation": "2"}),
             **quantiles(
                 histogram(before.apiserver, SERVER_LATENCY, STATUS_WRITE),
                 histogram(self.apiserver, SERVER_LATENCY, STATUS_WRITE),
@@ -421,8 +423,10 @@ class Scrape:
             ),
         }
 
-    def _operator(self, before: Scrape, name: str, prefix: str) -> dict[str, float]:
-        return quantiles(histogram(before.operator, name), histogram(self.operator, name), prefix)
+    def _operator(
+        self, before: Scrape, name: str, prefix: str, labels: dict[str, str] | None = None
+    ) -> dict[str, float]:
+        return quantiles(histogram(before.operator, name, labels), histogram(self.operator, name, labels), prefix)
 
 
 def _wait_first_operations(watcher: Watcher, count: int, timeout: float) -> list[Seen]:
@@ -473,15 +477,18 @@ def _write(report: Report, data: dict[str, Any], curve: list[tuple[float, int]])
         "time for the operator's status writes (`apiserver_request_duration_seconds`, PATCH "
         "operations/status), how late the operator's event loop ran what was due "
         "(`bosun_event_loop_lag_seconds`), and how long operations whose turn had come waited for a "
-        "run slot (`bosun_run_slot_wait_seconds`); histogram figures are bucket upper bounds:"
+        "run slot (`bosun_run_slot_wait_seconds`), and the operator's full garbage collections "
+        "(`bosun_gc_pause_seconds`, generation 2: how many, and their p99); histogram figures are "
+        "bucket upper bounds:"
     )
     report.table(
         ["in flight", "machine cores busy", "API requests/s", "status write p50 (≤ s)", "p99 (≤ s)",
-         "loop lag p50 (≤ s)", "p99 (≤ s)", "slot wait p50 (≤ s)", "p99 (≤ s)", "operator CPU", "API server CPU"],
+         "loop lag p50 (≤ s)", "p99 (≤ s)", "slot wait p50 (≤ s)", "p99 (≤ s)", "full GCs", "p99 (≤ s)", "operator CPU", "API server CPU"],
         [[k, v.get("machine_cores_busy", "n/a"), v.get("apiserver_requests_per_second", "n/a"),
           v.get("status_write_p50_max", "n/a"), v.get("status_write_p99_max", "n/a"),
           v.get("loop_lag_p50_max", "n/a"), v.get("loop_lag_p99_max", "n/a"),
           v.get("slot_wait_p50_max", "n/a"), v.get("slot_wait_p99_max", "n/a"),
+          v.get("full_gcs", "n/a"), v.get("full_gc_p99_max", "n/a"),
           v.get("operator_cpu", "n/a"), v.get("apiserver_cpu", "n/a")]
          for k, v in data["latency"].items()],
     )  # fmt: skip

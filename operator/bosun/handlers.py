@@ -112,8 +112,10 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
         if config.trim_seconds > 0:
             _background(memo, _give_memory_back(config.trim_seconds))
         _background(memo, looplag.probe())
+        looplag.time_collections()
         memo.heartbeat = Heartbeat(memo.kube, memo.settings.heartbeat_home, memo.settings.heartbeat_seconds)
         memo.heartbeat.start()
+        looplag.settle_startup()
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: Memo, **_: Any) -> None:

@@ -58,6 +58,13 @@ EVENT_LOOP_LAG = Histogram(
     "everything the operator does waits for its own CPU.",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
 )
+GC_PAUSE = Histogram(
+    "bosun_gc_pause_seconds",
+    "Pauses of Python's cyclic garbage collector, by generation (2: a full collection); the event "
+    "loop runs nothing meanwhile.",
+    ["generation"],
+    buckets=(0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1),
+)
 MOVE_DOWNTIME = Histogram(
     "bosun_database_move_downtime_seconds",
     "Downtime of a database move, from stopping the old pod to the new one Ready.",

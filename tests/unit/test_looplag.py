@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 
 from prometheus_client import REGISTRY
@@ -32,3 +33,23 @@ async def test_a_busy_loop_is_seen_late_and_an_idle_one_on_time() -> None:
         assert (idle_total - busy_total) / (idle_count - busy_count) < 0.05
     finally:
         probe.cancel()
+
+
+def pauses(generation: int) -> float:
+    return REGISTRY.get_sample_value("bosun_gc_pause_seconds_count", {"generation": str(generation)}) or 0.0
+
+
+def test_every_collection_is_timed_once_however_often_timing_is_asked_for() -> None:
+    looplag.time_collections()
+    looplag.time_collections()
+    before = pauses(2)
+    gc.collect()
+    assert pauses(2) == before + 1
+
+
+def test_what_start_up_built_is_kept_out_of_later_collections() -> None:
+    try:
+        looplag.settle_startup()
+        assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()
