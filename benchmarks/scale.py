@@ -483,7 +483,8 @@ def _write(report: Report, data: dict[str, Any], curve: list[tuple[float, int]])
     )
     report.table(
         ["in flight", "machine cores busy", "API requests/s", "status write p50 (≤ s)", "p99 (≤ s)",
-         "loop lag p50 (≤ s)", "p99 (≤ s)", "slot wait p50 (≤ s)", "p99 (≤ s)", "full GCs", "p99 (≤ s)", "operator CPU", "API server CPU"],
+         "loop lag p50 (≤ s)", "p99 (≤ s)", "slot wait p50 (≤ s)", "p99 (≤ s)", "full GCs", "p99 (≤ s)", "operator CPU",
+         "API server CPU"],
         [[k, v.get("machine_cores_busy", "n/a"), v.get("apiserver_requests_per_second", "n/a"),
           v.get("status_write_p50_max", "n/a"), v.get("status_write_p99_max", "n/a"),
           v.get("loop_lag_p50_max", "n/a"), v.get("loop_lag_p99_max", "n/a"),
