@@ -11,11 +11,7 @@ One thing that holds the loop is Python's cyclic garbage collector: a full colle
 tracked object, and the operator keeps some 300,000 (modules, classes, Kopf's and Bosun's state
 for thousands of objects), so each pause is timed (`bosun_gc_pause_seconds`). What was built at
 start-up lives as long as the process: `settle_startup` moves it out of the collector's sight
-(`gc.freeze`), so full collections walk only what came after. With that alone, 500 restarts in
-flight still saw 13 full collections of up to 0.5 s each: watch events and answers that live a
-moment were caught alive by a young collection every 700 allocations, promoted, and piled up
-until a full one. A young collection now runs every `YOUNG_THRESHOLD` allocations, so most of
-them are gone by then.
+(`gc.freeze`), so full collections walk only what came after.
 """
 
 from __future__ import annotations
@@ -28,7 +24,6 @@ from typing import Any
 from bosun import metrics
 
 PROBE_SECONDS = 0.5
-YOUNG_THRESHOLD = 50_000  # Python's default is 700; older generations keep theirs
 
 
 async def probe(interval: float = PROBE_SECONDS) -> None:
@@ -60,5 +55,3 @@ def settle_startup() -> None:
     """Collect what start-up left behind, then keep what survives out of later collections."""
     gc.collect()
     gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(YOUNG_THRESHOLD, middle, old)
