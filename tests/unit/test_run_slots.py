@@ -6,7 +6,8 @@ import asyncio
 
 from prometheus_client import REGISTRY
 
-from bosun.engine.service import OperationService, _Slot
+from bosun.engine.service import OperationService, _both, _Slot
+from bosun.errors import TransientError
 from bosun.models.operation import OperationStatus
 
 
@@ -71,3 +72,24 @@ async def test_waiting_for_a_slot_no_longer_names_the_operation_it_waited_behind
     assert len(handle.saved) == 1
     phase, behind, message = handle.saved[0]
     assert (phase, behind) == ("Queued", "") and message.startswith("waiting for a run slot")
+
+
+async def test_two_reads_at_once_give_both_answers_or_the_first_error_once_both_ended() -> None:
+    ended: list[str] = []
+
+    async def read(name: str, delay: float, error: Exception | None = None) -> str:
+        await asyncio.sleep(delay)
+        ended.append(name)
+        if error is not None:
+            raise error
+        return name
+
+    assert await _both(read("target", 0.02), read("operations", 0.01)) == ("target", "operations")
+    ended.clear()
+    try:
+        await _both(read("target", 0.0, TransientError("busy")), read("operations", 0.02))
+    except TransientError as error:
+        assert str(error) == "busy"
+    else:
+        raise AssertionError("the error was not raised")
+    assert ended == ["target", "operations"]  # the other read was not left running

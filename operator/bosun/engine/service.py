@@ -26,10 +26,10 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Generic, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import ValidationError
 
@@ -149,6 +149,19 @@ def deadline_of(operation: Operation) -> str:
 
 
 _WAIT = object()
+
+
+A = TypeVar("A")
+B = TypeVar("B")
+
+
+async def _both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """Await two reads at once; the first error of either is raised once both have ended."""
+    one, two = await asyncio.gather(first, second, return_exceptions=True)
+    for outcome in (one, two):
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return one, two  # type: ignore[return-value]
 
 
 class _Turn:
@@ -550,26 +563,29 @@ class OperationService:
             if seen_ahead is not None and seen_ahead == status.queued_behind:
                 return _WAIT  # the watch still shows it ahead: no need to ask the API server yet
         self._asked_at[operation.uid] = now  # an event the watch missed delays a start by this much at most
-        target = await self.kube.find(kind, operation.namespace, name)
-        if target is None and waiting:
+        if not waiting:
+            await turn.take()
+            return await self.kube.find(kind, operation.namespace, name) or {}  # resuming: the steps find what is left
+        me = operation.model_copy(update={"status": status})
+        # The target's lock first when it is free, so the one look at the queue that decides is made
+        # under it (nothing of ours starts meanwhile); the target and its Operations are read together.
+        # A start costs one round trip to the API server here, not three.
+        free = not turn.lock.locked()
+        if free:
+            await turn.take()
+        target, ahead = await _both(self.kube.find(kind, operation.namespace, name), self._ahead(me))
+        if target is None:
+            turn.give()
             message = f"{kind} {name!r} does not exist in namespace {operation.namespace}"
             record.end_without_running(status, utc_now(), phase=Phase.FAILED, reason="TargetNotFound", message=message)
             journal.warning(message)
             await handle.save(status)
             return None
-        if not waiting:
-            await turn.take()
-            return target or {}  # resuming: the steps find out what is left of the target
-        me = operation.model_copy(update={"status": status})
-        ahead = await self._ahead(me)
-        if ahead is None and turn.lock.locked():
-            return _WAIT  # another operation of this process holds the target: look again later
+        if ahead is None and free:
+            return target
+        turn.give()
         if ahead is None:
-            await turn.take()  # check again under the lock: nothing of ours started meanwhile
-            ahead = await self._ahead(me)
-            if ahead is None:
-                return target
-            turn.give()
+            return _WAIT  # another operation of this process holds the target: look again later
         if status.phase is not Phase.QUEUED or status.queued_behind != ahead:
             status.phase = Phase.QUEUED
             status.queued_behind = ahead
