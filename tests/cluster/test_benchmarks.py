@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from benchmarks import api_economy, app_deploy, moves, scale
 from benchmarks.common import Environment, environment
@@ -61,6 +62,11 @@ def test_the_scale_benchmark_times_the_engine_and_the_footprint(env: Environment
         assert latency["failed"] == 0 and 0 < latency["start_p50"] <= latency["start_p99"], latency
         assert latency["engine_transitions"] >= int(count), latency  # the operator's own histogram, scraped
         assert 0 < latency["engine_transition_p50_max"] <= latency["engine_transition_p99_max"], latency
+        # where the time went: the API server's own time for each status write, the loop's lag, the machine
+        assert latency["status_writes"] >= 2 * int(count), latency  # a start and an end at least
+        assert 0 < latency["status_write_p50_max"] <= latency["status_write_p99_max"], latency
+        assert latency["loop_lags"] >= 1 and latency["apiserver_requests_per_second"] > 0, latency
+        assert 0 < latency["machine_cores_busy"] <= psutil.cpu_count(), latency
     assert result["idle"]["rss_mb_idle"] > 10 and result["startup"]["rss_mb"] > 10, result
 
 
