@@ -12,6 +12,11 @@ tracked object, and the operator keeps some 300,000 (modules, classes, Kopf's an
 for thousands of objects), so each pause is timed (`bosun_gc_pause_seconds`). What was built at
 start-up lives as long as the process: `settle_startup` moves it out of the collector's sight
 (`gc.freeze`), so full collections walk only what came after.
+
+The collector's callback only notes each pause; the probe moves them into the histogram. A
+collection starts wherever an allocation happens, on any thread, also while the /metrics thread
+holds a metric's (non-reentrant) lock: observing a metric from the callback could take that lock
+again and deadlock the process.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from collections import deque
 from typing import Any
 
 from bosun import metrics
@@ -32,9 +38,11 @@ async def probe(interval: float = PROBE_SECONDS) -> None:
         asked = time.monotonic()
         await asyncio.sleep(interval)
         metrics.EVENT_LOOP_LAG.observe(max(0.0, time.monotonic() - asked - interval))
+        record_pauses()
 
 
 _began: dict[int, float] = {}
+_pauses: deque[tuple[int, float]] = deque(maxlen=10_000)  # (generation, seconds), not yet observed
 
 
 def _time_collection(phase: str, info: dict[str, Any]) -> None:
@@ -42,7 +50,14 @@ def _time_collection(phase: str, info: dict[str, Any]) -> None:
     if phase == "start":
         _began[generation] = time.perf_counter()
     elif generation in _began:
-        metrics.GC_PAUSE.labels(str(generation)).observe(time.perf_counter() - _began.pop(generation))
+        _pauses.append((generation, time.perf_counter() - _began.pop(generation)))  # no lock taken here
+
+
+def record_pauses() -> None:
+    """Observe the pauses noted since the last call (outside the collector's callback)."""
+    while _pauses:
+        generation, seconds = _pauses.popleft()
+        metrics.GC_PAUSE.labels(str(generation)).observe(seconds)
 
 
 def time_collections() -> None:

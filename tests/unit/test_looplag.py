@@ -8,7 +8,7 @@ import time
 
 from prometheus_client import REGISTRY
 
-from bosun import looplag
+from bosun import looplag, metrics
 
 
 def lag() -> tuple[float, float]:
@@ -42,8 +42,22 @@ def pauses(generation: int) -> float:
 def test_every_collection_is_timed_once_however_often_timing_is_asked_for() -> None:
     looplag.time_collections()
     looplag.time_collections()
+    looplag.record_pauses()
     before = pauses(2)
     gc.collect()
+    looplag.record_pauses()
+    assert pauses(2) == before + 1
+
+
+def test_a_collection_while_the_pause_metric_is_locked_does_not_deadlock() -> None:
+    """The /metrics thread copies the metric's children under its lock; a collection can start
+    right there. Timing that collection must not take the same (non-reentrant) lock."""
+    looplag.time_collections()
+    looplag.record_pauses()
+    before = pauses(2)
+    with metrics.GC_PAUSE._lock:
+        gc.collect()  # hung here when the callback observed the metric itself
+    looplag.record_pauses()
     assert pauses(2) == before + 1
 
 
