@@ -486,8 +486,13 @@ class Kube:
         except AlreadyExists:
             return None
 
-    async def nodes(self) -> list[dict[str, Any]]:
-        result = await call("list nodes", lambda: self._raw(self.core.list_node(_preload_content=False)))
+    async def nodes(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """The nodes with these labels: always a selected list, never every node of the cluster."""
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        result = await call(
+            f"list nodes {selector}",
+            lambda: self._raw(self.core.list_node(label_selector=selector, _preload_content=False)),
+        )
         return list(result.get("items") or [])
 
     async def node(self, name: str) -> dict[str, Any] | None:
@@ -536,6 +541,8 @@ class Kube:
             return None
 
     async def volume_attachments(self, volume: str) -> list[dict[str, Any]]:
+        """Every attachment of the volume. The API has no selector for a VolumeAttachment's volume,
+        so this lists them all: callers keep it off the usual path of a step."""
         storage = client.StorageV1Api(self.api)
         result = await call(
             "list VolumeAttachments", lambda: self._raw(storage.list_volume_attachment(_preload_content=False))

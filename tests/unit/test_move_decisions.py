@@ -8,6 +8,7 @@ import pytest
 
 from bosun.models.database import DatabaseSpec
 from bosun.operations.database_ctx import ZONE, DatabasePlan, refusal_of, room_on
+from bosun.operations.database_steps import held_elsewhere
 
 SPEC = DatabaseSpec.model_validate(
     {"engine": "postgresql", "version": "16", "resources": {"requests": {"cpu": "2", "memory": "1Gi"}}}
@@ -66,3 +67,13 @@ def test_its_own_pods_its_placeholder_and_ended_pods_take_no_room() -> None:
     ]
     assert room_on(node(), pods, SPEC, "pg") == ""
     assert "no room" in room_on(node(), [pod("3", {"bosun.dev/database": "other"})], SPEC, "pg")
+
+
+def attachment(node_name: str) -> dict[str, Any]:
+    return {"spec": {"nodeName": node_name, "source": {"persistentVolumeName": "pv-1"}}}
+
+
+def test_a_late_attach_names_the_other_nodes_holding_the_volume() -> None:
+    assert held_elsewhere([attachment("a-2")], "a-2") == []
+    assert held_elsewhere([attachment("a-3"), attachment("a-2"), attachment("a-3")], "a-2") == ["a-3"]
+    assert held_elsewhere([], "a-2") == []

@@ -21,7 +21,7 @@ from bosun.errors import PermanentError
 from bosun.kube import Kube
 from bosun.models.database import DatabaseSpec, DatabaseStatus, VolumeReclaim
 from bosun.models.operation import Operation, OperationType
-from bosun.operations.database_ctx import DatabaseContext, DatabasePlan, refusal, room, volume_zone
+from bosun.operations.database_ctx import ZONE, DatabaseContext, DatabasePlan, refusal, room, volume_zone
 from bosun.operations.database_steps import TABLES
 
 
@@ -95,15 +95,24 @@ async def decide(kube: Kube, operation: Operation, target: dict[str, Any]) -> Da
 
 
 async def choose_node(kube: Kube, namespace: str, name: str, plan: DatabasePlan) -> str:
-    """The first node, by name, the database can move to; refused before any change when none can."""
+    """The first node, by name, the database can move to; refused before any change when none can.
+
+    Only the nodes it may go to are listed: those of the volume's zone and the placement's
+    nodeSelector, not every node of the cluster."""
     zone = await volume_zone(kube, namespace, name)
+    wanted = dict((plan.next.placement.node_selector or {}) if plan.next.placement else {})
+    if zone:
+        wanted[ZONE] = zone
     reasons = []
-    for node in sorted(await kube.nodes(), key=lambda n: n["metadata"]["name"]):
+    for node in sorted(await kube.nodes(wanted), key=lambda n: n["metadata"]["name"]):
         why = await refusal(kube, node, plan, zone, name)
         if not why:
             return str(node["metadata"]["name"])
         reasons.append(why)
+    labels = ", ".join(f"{k}={v}" for k, v in sorted(wanted.items()))
+    where = f"with {labels}" if labels else "in the cluster"
     raise PermanentError(
-        f"move refused before any downtime: no other node in zone {zone} can take it ({'; '.join(reasons)})",
+        f"move refused before any downtime: no other node {where} can take it"
+        + (f" ({'; '.join(reasons)})" if reasons else " (there is none)"),
         "MoveRefused",
     )

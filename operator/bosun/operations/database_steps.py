@@ -38,7 +38,8 @@ place before the old pod stops, so the downtime is only stop, detach, attach and
 | detach        | wait until the volume has left the old node           | none: waiting changes nothing     | 2 min   |
 | attach        | swap the placeholder for the new pod on the target;   | delete the new pod, wait detached | 2 min   |
 |               | wait until attached; a pod the scheduler cannot place |                                   |         |
-|               | fails the step within seconds, not at its timeout     |                                   |         |
+|               | or a volume another node took fails the step within   |                                   |         |
+|               | seconds, not at its timeout                           |                                   |         |
 | start         | wait until the new pod is Ready; record the downtime  | none: the undo of stop-old records | 5 min  |
 
 resize (bigger volume)
@@ -210,10 +211,10 @@ async def start_in_place(ctx: DatabaseContext) -> str:
 async def check_target(ctx: DatabaseContext) -> str:
     target = ctx.plan.to_node
     zone = await volume_zone(ctx.kube, ctx.namespace, ctx.name)
-    nodes = {n["metadata"]["name"]: n for n in await ctx.kube.nodes()}
-    if target not in nodes:
+    node = await ctx.kube.node(target)
+    if node is None:
         raise PermanentError(f"move refused before any downtime: node {target} does not exist", "MoveRefused")
-    why = await refusal(ctx.kube, nodes[target], ctx.plan, zone, ctx.name)
+    why = await refusal(ctx.kube, node, ctx.plan, zone, ctx.name)
     if why:
         raise PermanentError(f"move refused before any downtime: {why}", "MoveRefused")
     checked = f"{target} is Ready, schedulable, has room and is in zone {zone}"
@@ -302,9 +303,11 @@ class Attachments:
         name = (claim.get("spec") or {}).get("volumeName")
         return cls(ctx, await ctx.kube.persistent_volume(name) if name else None)
 
-    async def anywhere(self) -> list[dict[str, Any]]:
-        """Every attachment of the volume, whatever the node: one list, the last check of a detach."""
-        return await self.ctx.kube.volume_attachments(self.volume_name) if self.volume_name else []
+    async def elsewhere(self, node: str) -> list[str]:
+        """The other nodes the volume is attached to: a list of every VolumeAttachment, so asked
+        only when an attach is late, never on the usual path."""
+        listed = await self.ctx.kube.volume_attachments(self.volume_name) if self.volume_name else []
+        return held_elsewhere(listed, node)
 
     async def on(self, node: str) -> dict[str, Any] | None:
         if self.handle and self.driver:
@@ -318,12 +321,16 @@ async def detach(ctx: DatabaseContext) -> str:
     attachments = await Attachments.of(ctx)
     while await attachments.on(ctx.plan.from_node):
         await asyncio.sleep(POLL_SECONDS)
-    while await attachments.anywhere():  # attached to no node at all, not only to the old one
-        await asyncio.sleep(POLL_SECONDS)
     return f"volume detached from {ctx.plan.from_node}"
 
 
 UNSCHEDULABLE_GRACE_SECONDS = 5.0
+LATE_ATTACH_SECONDS = 5.0  # an attach this late: is another node holding the volume? (then every 5 s)
+
+
+def held_elsewhere(attachments: list[dict[str, Any]], node: str) -> list[str]:
+    """The nodes other than `node` that these VolumeAttachments attach the volume to, by name."""
+    return sorted({a["spec"]["nodeName"] for a in attachments if a["spec"].get("nodeName") != node})
 
 
 async def attach(ctx: DatabaseContext) -> str:
@@ -332,12 +339,23 @@ async def attach(ctx: DatabaseContext) -> str:
     await ctx.kube.create_object(ctx.namespace, build.pod(ctx.name, ctx.uid, ctx.spec, ctx.new_pod, target))
     attachments = await Attachments.of(ctx)
     unschedulable_since: float | None = None
+    began = asyncio.get_running_loop().time()
     for poll in itertools.count():
         if ((await attachments.on(target) or {}).get("status") or {}).get("attached"):
             return f"volume attached to {target}"
         if poll % 4:  # the node and the pod are looked at once a second, the attachment at every poll
             await asyncio.sleep(POLL_SECONDS)
             continue
+        late = asyncio.get_running_loop().time() - began >= LATE_ATTACH_SECONDS
+        if late and poll % 20 == 0:
+            # A read-write-once volume another pod waited for is attached to that pod's node the
+            # moment it leaves the old one: the new pod would wait for it until the timeout.
+            holders = await attachments.elsewhere(target)
+            if holders:
+                raise PermanentError(
+                    f"the volume is attached to {', '.join(holders)}, not {target}: another pod holds it",
+                    "VolumeHeldElsewhere",
+                )
         if not node_ready(await ctx.kube.node(target)):
             raise PermanentError(f"node {target} went NotReady during the move", "NodeNotReady")
         why = unschedulable(await ctx.kube.read(ctx.namespace, "Pod", ctx.new_pod))
