@@ -540,9 +540,30 @@ class Kube:
         except NotFound:
             return None
 
+    async def csi_driver(self, name: str) -> dict[str, Any] | None:
+        storage = client.StorageV1Api(self.api)
+        try:
+            return await call(
+                f"read CSIDriver {name}", lambda: self._raw(storage.read_csi_driver(name, _preload_content=False))
+            )
+        except NotFound:
+            return None
+
+    async def events_of(self, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
+        """The Events about one object, by field selector (core/v1: what controllers report)."""
+        selector = f"involvedObject.kind={kind},involvedObject.name={name}"
+        result = await call(
+            f"list Events of {kind} {namespace}/{name}",
+            lambda: self._raw(
+                self.core.list_namespaced_event(namespace, field_selector=selector, _preload_content=False)
+            ),
+        )
+        return list(result.get("items") or [])
+
     async def volume_attachments(self, volume: str) -> list[dict[str, Any]]:
         """Every attachment of the volume. The API has no selector for a VolumeAttachment's volume,
-        so this lists them all: callers keep it off the usual path of a step."""
+        so this lists them all: only for a volume that is not CSI, whose attachments have no
+        name to read them by."""
         storage = client.StorageV1Api(self.api)
         result = await call(
             "list VolumeAttachments", lambda: self._raw(storage.list_volume_attachment(_preload_content=False))

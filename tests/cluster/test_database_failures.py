@@ -7,6 +7,7 @@ readiness so a cancel lands during the pre-pull; the operator process is SIGKILL
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from bosun.models.base import parse_time
+from bosun.operations.database_steps import LATE_ATTACH_SECONDS
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster
 from tests.support.databases import HOME, NEIGHBOUR, pods, start_op, steps
@@ -214,3 +217,75 @@ def test_target_cordoned_after_the_stop_is_noticed_in_seconds_and_rolled_back(
     down = downtime_seconds(endpoints.samples)
     print(f"cordoned after the stop: downtime {down}s, operation {took:.1f}s")  # figures for the note
     assert took < 60 and down < 45, (took, down)  # not the attach step's 120 s timeout
+
+
+@pytest.fixture
+def third_node(api: client.ApiClient) -> Iterator[str]:
+    """A third Ready node in the volume's zone (named by convention, as KWOK's nodes are)."""
+    core = client.CoreV1Api(api)
+    name = "kwok-zone-a-8"
+    capacity = {"cpu": "4", "memory": "8Gi", "pods": "10"}
+    core.create_node(
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "annotations": {
+                    "kwok.x-k8s.io/node": "fake",
+                    "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+                },
+                "labels": {"kubernetes.io/hostname": name, "topology.kubernetes.io/zone": "zone-a", "type": "kwok"},
+            },
+            "status": {"allocatable": capacity, "capacity": capacity},
+        }
+    )
+    wait_for(
+        lambda: any(c.type == "Ready" and c.status == "True" for c in core.read_node(name).status.conditions or []),
+        what="the third node to be Ready",
+    )
+    yield name
+    core.delete_node(name)
+
+
+@pytest.fixture
+def squatter(pg: Bosun, third_node: str) -> Iterator[str]:
+    """Another pod that wants pg's volume, on a third node: it waits (read-write-once) while pg
+    holds the volume, and the attach/detach controller gives it the volume once pg lets go."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "squatter"},
+        "spec": {
+            "nodeName": third_node,
+            "containers": [{"name": "c", "image": "busybox", "volumeMounts": [{"name": "d", "mountPath": "/d"}]}],
+            "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "pg-data"}}],
+        },
+    }
+    pg.core.create_namespaced_pod(pg.namespace, pod)
+    yield "squatter"
+    with contextlib.suppress(client.ApiException):
+        pg.core.delete_namespaced_pod("squatter", pg.namespace, grace_period_seconds=0)
+
+
+def test_a_volume_another_pod_took_fails_the_attach_in_seconds_naming_that_pod(
+    pg: Bosun, volume: str, third_node: str, squatter: str
+) -> None:
+    start_op(pg, "move", "redeploy", node=NEIGHBOUR)
+    attach = wait_for(
+        lambda: (
+            (steps(pg.status("move")).get("attach") or {}).get("state") in ("Failed", "Undone", "Succeeded")
+            and steps(pg.status("move"))["attach"]
+        ),
+        timeout=90,
+        what="the attach to end",
+    )
+    assert attach["state"] != "Succeeded", f"the new pod won the volume before {squatter} did: {attach}"
+    pg.core.delete_namespaced_pod(squatter, pg.namespace, grace_period_seconds=0)  # lets the rollback finish
+    status = pg.wait_phase("move", timeout=180)
+    assert (status["phase"], status["reason"]) == ("Failed", "VolumeHeldElsewhere"), status
+    assert f"cannot attach to {NEIGHBOUR}" in status["message"] and "Multi-Attach" in status["message"], status
+    assert squatter in status["message"], status  # the controller names the pod holding the volume
+    took = (parse_time(attach["finishedAt"]) - parse_time(attach["startedAt"])).total_seconds()
+    assert took < LATE_ATTACH_SECONDS + 10, f"the attach failed after {took:.0f} s, not within seconds"
+    assert_back_home(pg, volume, status)

@@ -197,6 +197,25 @@ def test_storage_edit_resizes_the_volume(pg: Bosun) -> None:
     assert pg.get("databases", "pg")["status"]["volume"]["capacity"] == "3Gi"
 
 
+def test_a_volume_whose_driver_attaches_nothing_moves_without_waiting_for_an_attachment(
+    db: Bosun, api: client.ApiClient
+) -> None:
+    # shared.csi.bosun.local says attachRequired: false, as NFS-like drivers do: the attach/detach
+    # controller makes no VolumeAttachment, so waiting for one would only end at the timeout.
+    manifest = database_manifest("shared", storage={"size": "1Gi", "storageClassName": "bosun-shared"})
+    provisioned = provision(db, manifest)
+    assert provisioned["phase"] == "Succeeded", provisioned
+    volume = db.get("databases", "shared")["status"]["volume"]["volumeName"]
+    with AttachedNodes(api, volume) as attached:
+        status = run_op(db, "move", "redeploy", target="shared", node=NEIGHBOUR)
+    assert status["phase"] == "Succeeded", status
+    done = steps(status)
+    for step in ("detach", "attach"):
+        assert "CSI driver shared.csi.bosun.local attaches nothing" in done[step]["message"], done[step]
+    assert db.get("databases", "shared")["status"]["node"] == NEIGHBOUR
+    assert attached.samples and not any(attached.samples), attached.samples  # no attachment, ever
+
+
 def test_resize_on_a_class_that_cannot_expand_is_refused_and_changes_nothing(db: Bosun) -> None:
     provision(db, database_manifest("fixed", storage={"size": "1Gi", "storageClassName": "bosun-fixed"}))
     status = run_op(db, "grow", "resize", target="fixed", volumeSize="2Gi")

@@ -8,7 +8,7 @@ import pytest
 
 from bosun.models.database import DatabaseSpec
 from bosun.operations.database_ctx import ZONE, DatabasePlan, refusal_of, room_on
-from bosun.operations.database_steps import held_elsewhere
+from bosun.operations.database_steps import multi_attach_error
 
 SPEC = DatabaseSpec.model_validate(
     {"engine": "postgresql", "version": "16", "resources": {"requests": {"cpu": "2", "memory": "1Gi"}}}
@@ -69,11 +69,15 @@ def test_its_own_pods_its_placeholder_and_ended_pods_take_no_room() -> None:
     assert "no room" in room_on(node(), [pod("3", {"bosun.dev/database": "other"})], SPEC, "pg")
 
 
-def attachment(node_name: str) -> dict[str, Any]:
-    return {"spec": {"nodeName": node_name, "source": {"persistentVolumeName": "pv-1"}}}
+def event(reason: str, message: str, at: str) -> dict[str, Any]:
+    return {"reason": reason, "message": message, "lastTimestamp": at}
 
 
-def test_a_late_attach_names_the_other_nodes_holding_the_volume() -> None:
-    assert held_elsewhere([attachment("a-2")], "a-2") == []
-    assert held_elsewhere([attachment("a-3"), attachment("a-2"), attachment("a-3")], "a-2") == ["a-3"]
-    assert held_elsewhere([], "a-2") == []
+def test_a_multi_attach_error_on_the_new_pod_is_what_the_move_reports() -> None:
+    held = 'Multi-Attach error for volume "pvc-1" Volume is already used by pod(s) squatter'
+    assert multi_attach_error([]) == ""
+    assert multi_attach_error([event("Scheduled", "assigned", "2026-01-01T00:00:00Z")]) == ""
+    assert multi_attach_error([event("FailedAttachVolume", "rpc error: timeout", "2026-01-01T00:00:01Z")]) == ""
+    older = event("FailedAttachVolume", held.replace("squatter", "old"), "2026-01-01T00:00:01Z")
+    newer = event("FailedAttachVolume", held, "2026-01-01T00:00:02Z")
+    assert multi_attach_error([newer, older]) == held

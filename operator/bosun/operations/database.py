@@ -97,12 +97,17 @@ async def decide(kube: Kube, operation: Operation, target: dict[str, Any]) -> Da
 async def choose_node(kube: Kube, namespace: str, name: str, plan: DatabasePlan) -> str:
     """The first node, by name, the database can move to; refused before any change when none can.
 
-    Only the nodes it may go to are listed: those of the volume's zone and the placement's
-    nodeSelector, not every node of the cluster."""
+    Only the nodes it may go to are listed: those of the volume's zone that match the placement's
+    nodeSelector. A volume with no zone and a placement with no nodeSelector may go to any node,
+    and then every node is a candidate and listed."""
     zone = await volume_zone(kube, namespace, name)
     wanted = dict((plan.next.placement.node_selector or {}) if plan.next.placement else {})
-    if zone:
-        wanted[ZONE] = zone
+    if zone and wanted.setdefault(ZONE, zone) != zone:
+        raise PermanentError(
+            f"move refused before any downtime: the placement's nodeSelector asks for zone {wanted[ZONE]} "
+            f"but the volume is in {zone}",
+            "MoveRefused",
+        )
     reasons = []
     for node in sorted(await kube.nodes(wanted), key=lambda n: n["metadata"]["name"]):
         why = await refusal(kube, node, plan, zone, name)

@@ -35,11 +35,12 @@ place before the old pod stops, so the downtime is only stop, detach, attach and
 | recheck-target| every check of check-target again, at the last moment | none: no side effect              | 30 s    |
 |               | before the stop (a node cordoned meanwhile: refused)  |                                   |         |
 | stop-old      | leave the Service, then stop the old pod; wait gone   | start `previous` on the old node  | 2 min   |
-| detach        | wait until the volume has left the old node           | none: waiting changes nothing     | 2 min   |
+| detach        | wait until the volume has left the old node (nothing  | none: waiting changes nothing     | 2 min   |
+|               | to wait for when its CSI driver attaches nothing)     |                                   |         |
 | attach        | swap the placeholder for the new pod on the target;   | delete the new pod, wait detached | 2 min   |
 |               | wait until attached; a pod the scheduler cannot place |                                   |         |
-|               | or a volume another node took fails the step within   |                                   |         |
-|               | seconds, not at its timeout                           |                                   |         |
+|               | or a volume another pod's node took (the controller's |                                   |         |
+|               | Multi-Attach error) fails the step within seconds     |                                   |         |
 | start         | wait until the new pod is Ready; record the downtime  | none: the undo of stop-old records | 5 min  |
 
 resize (bigger volume)
@@ -288,28 +289,35 @@ class Attachments:
     The attach/detach controller names a CSI attachment `csi-<sha256(handle + driver + node)>`, so
     one read answers "is it attached to this node" however many volumes the cluster has; listing
     every VolumeAttachment each poll grew with the cluster. A volume that is not CSI is looked up
-    in the list, as before.
+    in the list, as before. A CSI driver that needs no attach (its CSIDriver says
+    `attachRequired: false`, as NFS-like drivers do) gets no VolumeAttachment at all: there is
+    nothing to wait for.
     """
 
-    def __init__(self, ctx: DatabaseContext, volume: dict[str, Any] | None) -> None:
+    def __init__(self, ctx: DatabaseContext, volume: dict[str, Any] | None, driver: dict[str, Any] | None) -> None:
         self.ctx = ctx
         self.volume_name = ((volume or {}).get("metadata") or {}).get("name", "")
         csi = ((volume or {}).get("spec") or {}).get("csi") or {}
         self.handle, self.driver = csi.get("volumeHandle"), csi.get("driver")
+        # No CSIDriver object: the attach/detach controller attaches, and so we wait.
+        self.required = ((driver or {}).get("spec") or {}).get("attachRequired", True) is not False
 
     @classmethod
     async def of(cls, ctx: DatabaseContext) -> Attachments:
         claim = await ctx.kube.read(ctx.namespace, "PersistentVolumeClaim", build.claim_name(ctx.name)) or {}
         name = (claim.get("spec") or {}).get("volumeName")
-        return cls(ctx, await ctx.kube.persistent_volume(name) if name else None)
+        volume = await ctx.kube.persistent_volume(name) if name else None
+        driver = (((volume or {}).get("spec") or {}).get("csi") or {}).get("driver")
+        return cls(ctx, volume, await ctx.kube.csi_driver(driver) if driver else None)
 
-    async def elsewhere(self, node: str) -> list[str]:
-        """The other nodes the volume is attached to: a list of every VolumeAttachment, so asked
-        only when an attach is late, never on the usual path."""
-        listed = await self.ctx.kube.volume_attachments(self.volume_name) if self.volume_name else []
-        return held_elsewhere(listed, node)
+    @property
+    def needs_none(self) -> str:
+        """Why nothing is attached to a node ('' when attachments are to be waited for)."""
+        return "" if self.required else f"CSI driver {self.driver} attaches nothing (attachRequired: false)"
 
     async def on(self, node: str) -> dict[str, Any] | None:
+        if not self.required:
+            return None
         if self.handle and self.driver:
             key = hashlib.sha256(f"{self.handle}{self.driver}{node}".encode()).hexdigest()
             return await self.ctx.kube.volume_attachment(f"csi-{key}")
@@ -319,18 +327,25 @@ class Attachments:
 
 async def detach(ctx: DatabaseContext) -> str:
     attachments = await Attachments.of(ctx)
+    if attachments.needs_none:
+        return f"nothing to detach: {attachments.needs_none}"
     while await attachments.on(ctx.plan.from_node):
         await asyncio.sleep(POLL_SECONDS)
     return f"volume detached from {ctx.plan.from_node}"
 
 
 UNSCHEDULABLE_GRACE_SECONDS = 5.0
-LATE_ATTACH_SECONDS = 5.0  # an attach this late: is another node holding the volume? (then every 5 s)
+LATE_ATTACH_SECONDS = 5.0  # an attach this late: did another node take the volume? (asked every 5 s)
 
 
-def held_elsewhere(attachments: list[dict[str, Any]], node: str) -> list[str]:
-    """The nodes other than `node` that these VolumeAttachments attach the volume to, by name."""
-    return sorted({a["spec"]["nodeName"] for a in attachments if a["spec"].get("nodeName") != node})
+def multi_attach_error(events: list[dict[str, Any]]) -> str:
+    """The attach/detach controller's newest "Multi-Attach error" for a pod ('' when none): the
+    volume is read-write-once and attached to another node, for the pods it names."""
+    found = [
+        e for e in events if e.get("reason") == "FailedAttachVolume" and "Multi-Attach" in (e.get("message") or "")
+    ]
+    found.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+    return str(found[-1]["message"]) if found else ""
 
 
 async def attach(ctx: DatabaseContext) -> str:
@@ -338,31 +353,31 @@ async def attach(ctx: DatabaseContext) -> str:
     await remove_pod(ctx, _puller(ctx))  # hands its room to the new pod
     await ctx.kube.create_object(ctx.namespace, build.pod(ctx.name, ctx.uid, ctx.spec, ctx.new_pod, target))
     attachments = await Attachments.of(ctx)
+    if attachments.needs_none:
+        return f"nothing to attach: {attachments.needs_none}"
     unschedulable_since: float | None = None
-    began = asyncio.get_running_loop().time()
+    clock = asyncio.get_running_loop().time
+    ask_events_at = clock() + LATE_ATTACH_SECONDS
     for poll in itertools.count():
         if ((await attachments.on(target) or {}).get("status") or {}).get("attached"):
             return f"volume attached to {target}"
         if poll % 4:  # the node and the pod are looked at once a second, the attachment at every poll
             await asyncio.sleep(POLL_SECONDS)
             continue
-        late = asyncio.get_running_loop().time() - began >= LATE_ATTACH_SECONDS
-        if late and poll % 20 == 0:
-            # A read-write-once volume another pod waited for is attached to that pod's node the
-            # moment it leaves the old one: the new pod would wait for it until the timeout.
-            holders = await attachments.elsewhere(target)
-            if holders:
-                raise PermanentError(
-                    f"the volume is attached to {', '.join(holders)}, not {target}: another pod holds it",
-                    "VolumeHeldElsewhere",
-                )
         if not node_ready(await ctx.kube.node(target)):
             raise PermanentError(f"node {target} went NotReady during the move", "NodeNotReady")
         why = unschedulable(await ctx.kube.read(ctx.namespace, "Pod", ctx.new_pod))
-        now = asyncio.get_running_loop().time()
+        now = clock()
         unschedulable_since = (unschedulable_since or now) if why else None
         if why and now - (unschedulable_since or now) >= UNSCHEDULABLE_GRACE_SECONDS:
             raise PermanentError(f"the new pod cannot be placed on {target}: {why}", "Unschedulable")
+        if now >= ask_events_at:
+            # Another pod that waited for this read-write-once volume gets it the moment it leaves
+            # the old node: the controller says so on the new pod, which would wait until the timeout.
+            ask_events_at = now + LATE_ATTACH_SECONDS
+            held = multi_attach_error(await ctx.kube.events_of(ctx.namespace, "Pod", ctx.new_pod))
+            if held:
+                raise PermanentError(f"the volume cannot attach to {target}: {held}", "VolumeHeldElsewhere")
         await asyncio.sleep(POLL_SECONDS)
     raise AssertionError("unreachable: the polls never end on their own")
 
