@@ -30,7 +30,7 @@ from bosun.heartbeat import Heartbeat
 from bosun.kube import Kube
 from bosun.leader import LeaseElector, identity_of
 from bosun.lifecycle import OperationLifecycle
-from bosun.models.names import ARCHIVED_LABEL, FINALIZER, GROUP, VERSION
+from bosun.models.names import ARCHIVED_LABEL, FINALIZER, GROUP, KOPF_USER_AGENT, VERSION
 from bosun.models.operation import TargetKind
 from bosun.operations.changes import create_operations_for_edit
 from bosun.reconcile.service import AppRepair
@@ -254,7 +254,7 @@ def bounded(info: kopf.ConnectionInfo, *, watches: int) -> kopf.AiohttpSession:
         auth = info.as_aiohttp_basic_auth()
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=KOPF_CONNECTIONS + watches, ssl=info.as_ssl_context()),
-        headers=info.as_http_headers(),
+        headers={**info.as_http_headers(), "User-Agent": KOPF_USER_AGENT},
         auth=auth,
         proxy=info.proxy_url,
         trust_env=info.trust_env,

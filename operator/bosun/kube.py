@@ -28,6 +28,7 @@ from kubernetes_asyncio.client.rest import RESTResponse
 from bosun import metrics
 from bosun.errors import PermanentError, TransientError
 from bosun.models.base import GROUP, VERSION
+from bosun.models.names import USER_AGENT
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -140,6 +141,7 @@ def _without_proxy_lookups(api: client.ApiClient) -> client.ApiClient:
     session: Any = getattr(api.rest_client, "pool_manager", None)
     if not urllib.request.getproxies() and hasattr(session, "_trust_env"):
         session._trust_env = False  # aiohttp has no public setter
+    api.user_agent = USER_AGENT  # so that an audit log tells Bosun's requests apart
     return api
 
 

@@ -8,6 +8,8 @@ the initiator annotations only from Operations the operator itself created (see 
 
 from __future__ import annotations
 
+from bosun import __version__
+
 GROUP = "bosun.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -45,3 +47,8 @@ RESIZED_BY_OPERATION = f"{GROUP}/resized-by-operation"
 # The recommended labels on every workload object Bosun makes (Deployments, pods, Services...).
 INSTANCE_LABEL = "app.kubernetes.io/instance"  # the App's or Database's name
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"  # "bosun"
+
+# How the operator's requests name themselves in the API server's audit log: its own client, and
+# the Kopf framework's (watches, finalizers) with Kopf's part marked.
+USER_AGENT = f"bosun/{__version__}"
+KOPF_USER_AGENT = f"{USER_AGENT} kopf"

@@ -314,4 +314,7 @@ async def room(kube: Kube, node: dict[str, Any], spec: DatabaseSpec, database: s
 
 
 async def refusal(kube: Kube, node: dict[str, Any], plan: DatabasePlan, zone: str | None, database: str) -> str:
-    return refusal_of(node, await kube.pods_on(node["metadata"]["name"]), plan, zone, database)
+    """`refusal_of`, reading the node's pods only when the node passes every other check."""
+    return refusal_of(node, [], plan, zone, database) or refusal_of(
+        node, await kube.pods_on(node["metadata"]["name"]), plan, zone, database
+    )
