@@ -29,8 +29,10 @@ def db(api: client.ApiClient, cluster: LocalCluster, namespace: str, database_op
 
 @pytest.fixture
 def pg(db: Bosun) -> Bosun:
-    """Database `pg` (PostgreSQL 16, 500m CPU) provisioned on kwok-zone-a-1."""
-    status = provision(db, database_manifest())
+    """Database `pg` (PostgreSQL 16, 500m CPU) provisioned on kwok-zone-a-1. A new pod counts as
+    started after 1 s Ready (the default is 5): modules whose failures must land inside that
+    window provision their own."""
+    status = provision(db, database_manifest(minReadySeconds=1))
     assert status["phase"] == "Succeeded", status
     assert db.get("databases", "pg")["status"]["node"] == HOME
     return db

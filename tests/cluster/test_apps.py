@@ -22,6 +22,7 @@ from tests.support.waiting import wait_for
 pytestmark = pytest.mark.cluster
 
 FAIL = {"pod-container-running-failed.stage.kwok.x-k8s.io": "true"}
+FAILING_MIN_READY = 3  # KWOK fails such a pod 1 to 2 s after it runs: never counted available first
 REPLICAS = 3
 
 
@@ -49,7 +50,7 @@ def app_manifest(image: str, **extra: Any) -> dict[str, Any]:
         "spec": {
             "image": image,
             "healthCheck": {"path": "/healthz"},
-            "minReadySeconds": 3,
+            "minReadySeconds": 1,
             "terminationGracePeriodSeconds": 1,
             "processes": [{"name": "web", "replicas": REPLICAS, "ports": [{"port": 8080}]}],
             **extra,
@@ -109,7 +110,7 @@ def test_deploy_keeps_serving_and_records_the_release(
 
 def test_failing_new_pods_roll_back_without_downtime(shop: Bosun, api: client.ApiClient) -> None:
     with ReadyEndpoints(api, shop.namespace, "shop-web") as endpoints:
-        shop.apply(app_manifest("example.com/shop:2", podLabels=FAIL))
+        shop.apply(app_manifest("example.com/shop:2", podLabels=FAIL, minReadySeconds=FAILING_MIN_READY))
         status = shop.wait_phase(deploy_op(shop)["metadata"]["name"], timeout=120)
     assert status["phase"] == "Failed"
     assert status["reason"] == "PodsFailing"
@@ -196,7 +197,7 @@ def test_hand_made_drift_is_repaired(shop: Bosun, api: client.ApiClient) -> None
 
 
 def test_failed_generation_is_not_retried_in_a_loop(shop: Bosun) -> None:
-    shop.apply(app_manifest("example.com/shop:2", podLabels=FAIL))
+    shop.apply(app_manifest("example.com/shop:2", podLabels=FAIL, minReadySeconds=FAILING_MIN_READY))
     name = deploy_op(shop)["metadata"]["name"]
     assert shop.wait_phase(name, timeout=120)["phase"] == "Failed"
     time.sleep(6)  # the failed deploy's end pokes repair: nothing may start the same generation again

@@ -202,7 +202,9 @@ def test_a_volume_whose_driver_attaches_nothing_moves_without_waiting_for_an_att
 ) -> None:
     # shared.csi.bosun.local says attachRequired: false, as NFS-like drivers do: the attach/detach
     # controller makes no VolumeAttachment, so waiting for one would only end at the timeout.
-    manifest = database_manifest("shared", storage={"size": "1Gi", "storageClassName": "bosun-shared"})
+    manifest = database_manifest(
+        "shared", storage={"size": "1Gi", "storageClassName": "bosun-shared"}, minReadySeconds=1
+    )
     provisioned = provision(db, manifest)
     assert provisioned["phase"] == "Succeeded", provisioned
     volume = db.get("databases", "shared")["status"]["volume"]["volumeName"]
