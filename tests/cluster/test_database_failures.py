@@ -19,7 +19,7 @@ from bosun.models.base import parse_time
 from bosun.operations.database_steps import LATE_ATTACH_SECONDS
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster
-from tests.support.databases import HOME, NEIGHBOUR, database_manifest, pods, provision, start_op, steps
+from tests.support.databases import HOME, NEIGHBOUR, database_manifest, extra_node, pods, provision, start_op, steps
 from tests.support.endpoints import AttachedNodes, ReadyEndpoints
 from tests.support.operator_process import OperatorProcess
 from tests.support.pod_policy import FAIL_LABEL, pod_policy, slow_ready
@@ -231,31 +231,9 @@ def test_target_cordoned_after_the_stop_is_noticed_in_seconds_and_rolled_back(
 
 @pytest.fixture
 def third_node(api: client.ApiClient) -> Iterator[str]:
-    """A third Ready node in the volume's zone (named by convention, as KWOK's nodes are)."""
-    core = client.CoreV1Api(api)
-    name = "kwok-zone-a-8"
-    capacity = {"cpu": "4", "memory": "8Gi", "pods": "10"}
-    core.create_node(
-        {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {
-                "name": name,
-                "annotations": {
-                    "kwok.x-k8s.io/node": "fake",
-                    "volumes.kubernetes.io/controller-managed-attach-detach": "true",
-                },
-                "labels": {"kubernetes.io/hostname": name, "topology.kubernetes.io/zone": "zone-a", "type": "kwok"},
-            },
-            "status": {"allocatable": capacity, "capacity": capacity},
-        }
-    )
-    wait_for(
-        lambda: any(c.type == "Ready" and c.status == "True" for c in core.read_node(name).status.conditions or []),
-        what="the third node to be Ready",
-    )
-    yield name
-    core.delete_node(name)
+    """A third Ready node in the volume's zone."""
+    with extra_node(api, "kwok-zone-a-8") as name:
+        yield name
 
 
 @pytest.fixture

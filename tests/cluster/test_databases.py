@@ -12,6 +12,7 @@ from tests.support.databases import (
     HOME,
     NEIGHBOUR,
     database_manifest,
+    extra_node,
     move,
     ops_of,
     pods,
@@ -87,33 +88,9 @@ def test_move_to_a_cordoned_node_is_refused(pg: Bosun, cordoned: str) -> None:
 
 @pytest.fixture
 def small_node(api: client.ApiClient) -> Iterator[str]:
-    """A Ready node in the volume's zone with too little CPU for the database (named by convention)."""
-    core = client.CoreV1Api(api)
-    name = "kwok-zone-a-9"
-    core.create_node(
-        {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {
-                "name": name,
-                "annotations": {
-                    "kwok.x-k8s.io/node": "fake",
-                    "volumes.kubernetes.io/controller-managed-attach-detach": "true",
-                },
-                "labels": {"kubernetes.io/hostname": name, "topology.kubernetes.io/zone": "zone-a", "type": "kwok"},
-            },
-            "status": {
-                "allocatable": {"cpu": "250m", "memory": "8Gi", "pods": "10"},
-                "capacity": {"cpu": "250m", "memory": "8Gi", "pods": "10"},
-            },
-        }
-    )
-    wait_for(
-        lambda: any(c.type == "Ready" and c.status == "True" for c in core.read_node(name).status.conditions or []),
-        what="the small node to be Ready",
-    )
-    yield name
-    core.delete_node(name)
+    """A Ready node in the volume's zone with too little CPU for the database."""
+    with extra_node(api, "kwok-zone-a-9", cpu="250m") as name:
+        yield name
 
 
 def test_move_to_a_node_too_small_is_refused(pg: Bosun, small_node: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kubernetes import client
@@ -74,3 +76,33 @@ def pods(bosun: Bosun, database: str = "pg") -> list[client.V1Pod]:
 
 def steps(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {s["name"]: s for s in status.get("steps") or []}
+
+
+@contextmanager
+def extra_node(api: client.ApiClient, name: str, cpu: str = "4") -> Iterator[str]:
+    """One more Ready KWOK node in zone-a while the block runs (named by convention: kwok-zone-a-<n>)."""
+    core = client.CoreV1Api(api)
+    capacity = {"cpu": cpu, "memory": "8Gi", "pods": "10"}
+    core.create_node(
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "annotations": {
+                    "kwok.x-k8s.io/node": "fake",
+                    "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+                },
+                "labels": {"kubernetes.io/hostname": name, "topology.kubernetes.io/zone": "zone-a", "type": "kwok"},
+            },
+            "status": {"allocatable": capacity, "capacity": capacity},
+        }
+    )
+    try:
+        wait_for(
+            lambda: any(c.type == "Ready" and c.status == "True" for c in core.read_node(name).status.conditions or []),
+            what=f"node {name} to be Ready",
+        )
+        yield name
+    finally:
+        core.delete_node(name)
