@@ -551,9 +551,14 @@ class Kube:
         except NotFound:
             return None
 
-    async def events_of(self, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
-        """The Events about one object, by field selector (core/v1: what controllers report)."""
+    async def events_of(
+        self, namespace: str, kind: str, name: str, *, uid: str = "", reason: str = ""
+    ) -> list[dict[str, Any]]:
+        """The Events about one object, by field selector (core/v1: what controllers report). With
+        `uid`, only this object's, not those of an earlier object of the same name."""
         selector = f"involvedObject.kind={kind},involvedObject.name={name}"
+        selector += f",involvedObject.uid={uid}" if uid else ""
+        selector += f",reason={reason}" if reason else ""
         result = await call(
             f"list Events of {kind} {namespace}/{name}",
             lambda: self._raw(

@@ -308,7 +308,11 @@ class Attachments:
         name = (claim.get("spec") or {}).get("volumeName")
         volume = await ctx.kube.persistent_volume(name) if name else None
         driver = (((volume or {}).get("spec") or {}).get("csi") or {}).get("driver")
-        return cls(ctx, volume, await ctx.kube.csi_driver(driver) if driver else None)
+        try:
+            found = await ctx.kube.csi_driver(driver) if driver else None
+        except PermanentError:  # not allowed to read CSIDrivers (a chart older than the operator)
+            found = None  # so wait for the attachment, as before
+        return cls(ctx, volume, found)
 
     @property
     def needs_none(self) -> str:
@@ -348,6 +352,17 @@ def multi_attach_error(events: list[dict[str, Any]]) -> str:
     return str(found[-1]["message"]) if found else ""
 
 
+async def _attach_events(ctx: DatabaseContext, pod: dict[str, Any]) -> list[dict[str, Any]]:
+    """The controller's attach failures for this very pod (by uid: not a pod of the same name an
+    earlier run of the operation made); none when Events may not be listed (an older chart)."""
+    try:
+        return await ctx.kube.events_of(
+            ctx.namespace, "Pod", ctx.new_pod, uid=pod["metadata"].get("uid", ""), reason="FailedAttachVolume"
+        )
+    except PermanentError:
+        return []
+
+
 async def attach(ctx: DatabaseContext) -> str:
     target = ctx.plan.to_node
     await remove_pod(ctx, _puller(ctx))  # hands its room to the new pod
@@ -366,16 +381,17 @@ async def attach(ctx: DatabaseContext) -> str:
             continue
         if not node_ready(await ctx.kube.node(target)):
             raise PermanentError(f"node {target} went NotReady during the move", "NodeNotReady")
-        why = unschedulable(await ctx.kube.read(ctx.namespace, "Pod", ctx.new_pod))
+        pod = await ctx.kube.read(ctx.namespace, "Pod", ctx.new_pod)
+        why = unschedulable(pod)
         now = clock()
         unschedulable_since = (unschedulable_since or now) if why else None
         if why and now - (unschedulable_since or now) >= UNSCHEDULABLE_GRACE_SECONDS:
             raise PermanentError(f"the new pod cannot be placed on {target}: {why}", "Unschedulable")
-        if now >= ask_events_at:
+        if pod and now >= ask_events_at:
             # Another pod that waited for this read-write-once volume gets it the moment it leaves
             # the old node: the controller says so on the new pod, which would wait until the timeout.
             ask_events_at = now + LATE_ATTACH_SECONDS
-            held = multi_attach_error(await ctx.kube.events_of(ctx.namespace, "Pod", ctx.new_pod))
+            held = multi_attach_error(await _attach_events(ctx, pod))
             if held:
                 raise PermanentError(f"the volume cannot attach to {target}: {held}", "VolumeHeldElsewhere")
         await asyncio.sleep(POLL_SECONDS)
