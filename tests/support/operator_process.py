@@ -129,6 +129,16 @@ class OperatorProcess:
     def log_text(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("operator-*.log")))
 
+    def refused(self) -> list[str]:
+        """The log lines where the API server refused the operator a right (RBAC). Not a write into
+        a namespace being deleted: that 403 is the namespace's end (an earlier test's), not a
+        missing right."""
+        return [
+            line
+            for line in self.log_text().splitlines()
+            if "forbidden" in line.lower() and "because it is being terminated" not in line
+        ]
+
 
 def module_operator(kubeconfig: Path, log_dir: Path, **options: Any) -> Iterator[OperatorProcess]:
     """Body of a module-scoped fixture: one operator process for a test module, stopped at its end."""
