@@ -276,7 +276,7 @@ def test_a_volume_another_pod_took_fails_the_attach_in_seconds_naming_that_pod(
     if attach["state"] == "Succeeded":
         # The controller attached the new pod first after all (it picks among the pods waiting for
         # a free volume in no set order): the case under test did not happen, so nothing to judge.
-        pytest.skip(f"the new pod won the volume before {squatter} did (seen once in four runs): {attach}")
+        pytest.skip(f"the new pod won the volume before {squatter} did: {attach}")
     pg.core.delete_namespaced_pod(squatter, pg.namespace, grace_period_seconds=0)  # lets the rollback finish
     status = pg.wait_phase("move", timeout=180)
     assert (status["phase"], status["reason"]) == ("Failed", "VolumeHeldElsewhere"), status
