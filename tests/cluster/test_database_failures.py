@@ -30,7 +30,7 @@ pytestmark = pytest.mark.cluster
 MOVE_STEPS = ["check-target", "pre-pull", "pre-provision", "recheck-target", "stop-old", "detach", "attach", "start"]
 ON_TARGET = f"has(object.spec.nodeSelector) && object.spec.nodeSelector['kubernetes.io/hostname'] == '{NEIGHBOUR}'"
 PULLER = "has(object.metadata.labels) && 'bosun.dev/prepull' in object.metadata.labels"
-PULLER_GONE_SECONDS = 4
+HOLD = "test.bosun.dev/hold"  # a scheduling gate the test lifts
 
 
 def probe_pod(labels: dict[str, str] | None = None, node_selector: dict[str, str] | None = None) -> dict[str, Any]:
@@ -259,12 +259,24 @@ def squatter(pg: Bosun, third_node: str) -> Iterator[str]:
 def test_a_volume_another_pod_took_fails_the_attach_in_seconds_naming_that_pod(
     pg: Bosun, volume: str, third_node: str, squatter: str, api: client.ApiClient, cluster: LocalCluster
 ) -> None:
-    # The placeholder on the target takes 4 s to go, so the new pod is created well after the
-    # volume left the old node: the squatter, waiting all along, has it by then.
-    puller_probe = probe_pod(labels={"bosun.dev/prepull": "pg"})
-    slow_delete = {"pod-delete.stage.kwok.x-k8s.io/delay": f"{PULLER_GONE_SECONDS}s"}
-    with pod_policy(cluster, api, pg.namespace, PULLER, puller_probe, annotations=slow_delete):
+    # The new pod is held at a scheduling gate until the squatter, waiting all along, has the
+    # volume: then the controller can only refuse the new pod (Multi-Attach).
+    new_pod_probe = probe_pod(node_selector={"kubernetes.io/hostname": NEIGHBOUR})
+    storage = client.StorageV1Api(api)
+    with pod_policy(cluster, api, pg.namespace, ON_TARGET, new_pod_probe, gate=HOLD):
         start_op(pg, "move", "redeploy", node=NEIGHBOUR)
+        wait_for(
+            lambda: any(
+                a.spec.node_name == third_node and a.status and a.status.attached
+                for a in storage.list_volume_attachment().items
+                if a.spec.source.persistent_volume_name == volume
+            ),
+            timeout=90,
+            what=f"the volume attached to {third_node}",
+        )
+        (held,) = wait_for(lambda: [p for p in pods(pg) if p.spec.scheduling_gates], what="the new pod, held")
+        patch = '[{"op": "remove", "path": "/spec/schedulingGates"}]'
+        cluster.kubectl("patch", "pod", held.metadata.name, "-n", pg.namespace, "--type=json", "-p", patch)
         attach = wait_for(
             lambda: (
                 (steps(pg.status("move")).get("attach") or {}).get("state") in ("Failed", "Undone", "Succeeded")
@@ -273,15 +285,13 @@ def test_a_volume_another_pod_took_fails_the_attach_in_seconds_naming_that_pod(
             timeout=90,
             what="the attach to end",
         )
-    if attach["state"] == "Succeeded":
-        # The controller attached the new pod first after all (it picks among the pods waiting for
-        # a free volume in no set order): the case under test did not happen, so nothing to judge.
-        pytest.skip(f"the new pod won the volume before {squatter} did: {attach}")
+    assert attach["state"] != "Succeeded", attach
+    gated_at = parse_time(attach["startedAt"])
     pg.core.delete_namespaced_pod(squatter, pg.namespace, grace_period_seconds=0)  # lets the rollback finish
     status = pg.wait_phase("move", timeout=180)
     assert (status["phase"], status["reason"]) == ("Failed", "VolumeHeldElsewhere"), status
     assert f"cannot attach to {NEIGHBOUR}" in status["message"] and "Multi-Attach" in status["message"], status
     assert squatter in status["message"], status  # the controller names the pod holding the volume
-    took = (parse_time(attach["finishedAt"]) - parse_time(attach["startedAt"])).total_seconds()
-    assert took < PULLER_GONE_SECONDS + LATE_ATTACH_SECONDS + 10, f"the attach failed after {took:.0f} s"
+    took = (parse_time(attach["finishedAt"]) - gated_at).total_seconds()
+    assert took < LATE_ATTACH_SECONDS + 15, f"the attach failed {took:.0f} s after it began, not within seconds"
     assert_back_home(pg, volume, status)

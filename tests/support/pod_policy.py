@@ -31,6 +31,7 @@ def pod_policy(
     probe: dict[str, Any],
     labels: dict[str, str] | None = None,
     annotations: dict[str, str] | None = None,
+    gate: str = "",
 ) -> Iterator[None]:
     """While open, pods created in `namespace` matching `condition` get these labels/annotations.
 
@@ -40,6 +41,8 @@ def pod_policy(
     name = f"test-pods-{uuid.uuid4().hex[:6]}"
     meta = {k: v for k, v in (("labels", labels), ("annotations", annotations)) if v}
     fields = ", ".join(f"{k}: {json.dumps(v)}" for k, v in meta.items())
+    # A scheduling gate holds the pod unscheduled until a test lifts it.
+    held = f", spec: Object.spec{{schedulingGates: [Object.spec.schedulingGates{{name: {json.dumps(gate)}}}]}}"
     policy = {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingAdmissionPolicy",
@@ -56,7 +59,9 @@ def pod_policy(
             "mutations": [
                 {
                     "patchType": "ApplyConfiguration",
-                    "applyConfiguration": {"expression": f"Object{{metadata: Object.metadata{{{fields}}}}}"},
+                    "applyConfiguration": {
+                        "expression": f"Object{{metadata: Object.metadata{{{fields}}}{held if gate else ''}}}"
+                    },
                 }
             ],
         },
@@ -78,7 +83,8 @@ def pod_policy(
     def active() -> bool:
         made = core.create_namespaced_pod(namespace, probe, dry_run="All")
         got = {**(made.metadata.labels or {}), **(made.metadata.annotations or {})}
-        return all(got.get(k) == v for k, v in expected.items())
+        gates = {g.name for g in made.spec.scheduling_gates or []}
+        return all(got.get(k) == v for k, v in expected.items()) and (not gate or gate in gates)
 
     try:
         wait_for(active, timeout=60, what=f"admission policy {name} to take effect")
