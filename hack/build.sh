@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build the local control plane from Go modules (the Go module proxy is the only source).
+# Build the local control plane, Helm and SeaweedFS from Go modules (the Go module proxy is the only
+# source): `hack/build.sh [control-plane|helm|seaweedfs|all]`, each part only once, on first need.
 #
 # Why wrapper modules: k8s.io/kubernetes requires its staging modules at v0.0.0 and maps them with
 # `replace` to ./staging, and replaces in a dependency are ignored, so `go install` cannot build it.
@@ -32,11 +33,7 @@ $(echo "$out" | grep -m3 -E 'Error|error|dial|timeout' || true)"
 }
 
 build_kubernetes() {
-  local missing=0 b
-  for b in "${KUBE_BINARIES[@]}"; do [ -x "$BIN_DIR/$b" ] || missing=1; done
-  if [ "$missing" = 0 ]; then log "kubernetes $KUBE_VERSION: cached"; return; fi
-
-  log "kubernetes $KUBE_VERSION: resolving module"
+  log "kubernetes $KUBE_VERSION: resolving the module"
   local json gomod dir minor patch staging
   json="$(module_download "k8s.io/kubernetes@$KUBE_VERSION")"
   gomod="$(echo "$json" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
@@ -70,15 +67,14 @@ build_kubernetes() {
   done
   local pkgs=()
   for b in "${KUBE_BINARIES[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
-  log "kubernetes $KUBE_VERSION: building ${KUBE_BINARIES[*]} (several minutes on a cold cache)"
+  log "kubernetes $KUBE_VERSION: building ${KUBE_BINARIES[*]}$(last_cold kubernetes)"
   mkdir -p "$BIN_DIR"
   (cd "$dir" && CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "$ldflags" -o "$BIN_DIR/" "${pkgs[@]}") \
     || die "building kubernetes $KUBE_VERSION failed (see the go output above)"
 }
 
 build_etcd() {
-  if [ -x "$BIN_DIR/etcd" ]; then log "etcd $ETCD_VERSION: cached"; return; fi
-  log "etcd $ETCD_VERSION: building"
+  log "etcd $ETCD_VERSION: building the server$(last_cold etcd)"
   module_download "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null
   local dir="$BUILD_DIR/etcd-$ETCD_VERSION"
   mkdir -p "$dir"
@@ -107,8 +103,7 @@ SRC
 }
 
 build_kwok() {
-  if [ -x "$BIN_DIR/kwok" ] && [ -x "$BIN_DIR/kwokctl" ]; then log "kwok $KWOK_VERSION: cached"; return; fi
-  log "kwok $KWOK_VERSION: building"
+  log "kwok $KWOK_VERSION: building kwok and kwokctl (the simulated nodes)$(last_cold kwok)"
   module_download "sigs.k8s.io/kwok@$KWOK_VERSION" >/dev/null
   mkdir -p "$BIN_DIR"
   local ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}"
@@ -119,8 +114,7 @@ build_kwok() {
 }
 
 build_helm() {
-  if [ -x "$HELM_BIN" ]; then log "helm $HELM_VERSION: cached"; return; fi
-  log "helm $HELM_VERSION: building (about five minutes on a cold cache)"
+  log "helm $HELM_VERSION: building the Helm CLI (for the chart tests)$(last_cold helm)"
   module_download "helm.sh/helm/v3@$HELM_VERSION" >/dev/null
   mkdir -p "$(dirname "$HELM_BIN")"
   local ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
@@ -133,8 +127,7 @@ build_helm() {
 # harness (moto keeps them in memory, so it cannot be killed and restarted with its data). Its
 # go.mod has a `replace`, which `go install pkg@version` refuses: a wrapper module repeats it.
 build_seaweedfs() {
-  if [ -x "$SEAWEEDFS_BIN" ]; then log "seaweedfs $SEAWEEDFS_VERSION: cached"; return; fi
-  log "seaweedfs $SEAWEEDFS_VERSION: building (several minutes on a cold cache)"
+  log "seaweedfs $SEAWEEDFS_VERSION: building an S3 server (for the store tests and the fault harness)$(last_cold seaweedfs)"
   local json gomod dir
   json="$(module_download "github.com/seaweedfs/seaweedfs@$SEAWEEDFS_VERSION")"
   gomod="$(echo "$json" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
@@ -154,16 +147,86 @@ build_seaweedfs() {
     github.com/seaweedfs/seaweedfs/weed) || die "building seaweedfs $SEAWEEDFS_VERSION failed (see the go output above)"
 }
 
+# How long each part took when `hack/measure-setup` last built it from empty caches (its results
+# file, committed): printed before each build so a person knows what they are waiting for.
+last_cold() { # part -> "about N min (cold, 2-core machine, DATE)" or nothing
+  local results="$ROOT_DIR/benchmarks/results/setup.json"
+  [ -f "$results" ] || return 0
+  python3 - "$results" "$1" <<'PY' 2>/dev/null || true
+import json, sys
+data = json.load(open(sys.argv[1]))
+seconds = data.get("parts", {}).get(sys.argv[2])
+if seconds:
+    print(f" (took {seconds / 60:.1f} min from empty caches on a {data.get('cores', '?')}-core machine, {data.get('date', '?')[:10]})")
+PY
+}
+
+timed() { # part: build it; append "part seconds" to the cache's build log (hack/measure-setup reads it)
+  local start=$SECONDS
+  "build_$1"
+  mkdir -p "$BOSUN_CACHE"
+  echo "$1 $((SECONDS - start))" >> "$BOSUN_CACHE/build-times.tsv"
+  log "$1: built in $((SECONDS - start)) s"
+}
+
+cached() { # part -> 0 if its binaries exist
+  case "$1" in
+    etcd) [ -x "$BIN_DIR/etcd" ] ;;
+    kwok) [ -x "$BIN_DIR/kwok" ] && [ -x "$BIN_DIR/kwokctl" ] ;;
+    kubernetes) local b; for b in "${KUBE_BINARIES[@]}"; do [ -x "$BIN_DIR/$b" ] || return 1; done ;;
+    helm) [ -x "$HELM_BIN" ] ;;
+    seaweedfs) [ -x "$SEAWEEDFS_BIN" ] ;;
+  esac
+}
+
+# Parts that do not depend on each other build at once: each spends part of its time downloading
+# modules, which leaves a core free for another's compile. A failed part fails the whole build.
+build_parts() { # part...
+  local part pids=() names=() failed=()
+  for part in "$@"; do
+    if [ "$#" = 1 ]; then timed "$part"; return; fi
+    timed "$part" &
+    pids+=("$!"); names+=("$part")
+  done
+  local i
+  for i in "${!pids[@]}"; do wait "${pids[$i]}" || failed+=("${names[$i]}"); done
+  [ "${#failed[@]}" = 0 ] || die "building ${failed[*]} failed (see the output above)"
+}
+
+usage() {
+  cat >&2 <<'TXT'
+usage: hack/build.sh [control-plane|helm|seaweedfs|all]...
+  control-plane  etcd, KWOK and Kubernetes: what `hack/cluster up` and `hack/demo` need (default)
+  helm           the Helm CLI: the chart tests and install tests
+  seaweedfs      an S3-compatible server: the log store tests and the fault harness
+  all            everything hack/test needs
+TXT
+  exit 2
+}
+
 main() {
+  local want=() part
+  [ "$#" -gt 0 ] || set -- control-plane
+  for part in "$@"; do
+    case "$part" in
+      control-plane) want+=(etcd kwok kubernetes) ;;
+      helm | seaweedfs) want+=("$part") ;;
+      all) want+=(etcd kwok kubernetes helm seaweedfs) ;;
+      -h | --help) usage ;;
+      *) echo "hack/build.sh: unknown part '$part'" >&2; usage ;;
+    esac
+  done
+  local missing=()
+  for part in "${want[@]}"; do cached "$part" || missing+=("$part"); done
+  if [ "${#missing[@]}" = 0 ]; then
+    [ -n "${BOSUN_BUILD_QUIET:-}" ] || log "built already (${want[*]}), in $BOSUN_CACHE/bin"
+    return
+  fi
   check_prerequisites
   local start=$SECONDS
-  build_etcd
-  build_kwok
-  build_kubernetes
-  build_helm
-  build_seaweedfs
-  log "helm ready at $HELM_BIN; seaweedfs at $SEAWEEDFS_BIN"
-  log "control plane binaries ready in $BIN_DIR ($((SECONDS - start)) s)"
+  build_parts "${missing[@]}"
+  echo "wall:${missing[*]} $((SECONDS - start))" | tr ' ' '+' | sed 's/+\([0-9]*\)$/ \1/' >> "$BOSUN_CACHE/build-times.tsv"
+  log "built ${missing[*]} in $((SECONDS - start)) s, into $BOSUN_CACHE/bin"
 }
 
 main "$@"

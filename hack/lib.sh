@@ -18,3 +18,23 @@ log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 need() {
   command -v "$1" >/dev/null 2>&1 || die "'$1' is not installed or not on PATH: $2"
 }
+
+# Until the API server serves every Bosun kind: discovery lists App, Database and Operation and a
+# server-side dry-run create of each succeeds (CRDs are Established seconds before that on a new
+# cluster). The arguments are the kubectl command to use, e.g. `wait_bosun_served kubectl`; with
+# --with-policies first, also until the admission policies stamp a new Operation with its creator.
+wait_bosun_served() {
+  local deadline=$((SECONDS + ${BOSUN_SERVED_TIMEOUT:-90})) out="" stamp=""
+  if [ "${1:-}" = --with-policies ]; then stamp="bosun.dev/created-by"; shift; fi
+  while :; do
+    if [ "$("$@" api-resources --api-group=bosun.dev -o name 2>/dev/null | grep -cE '^(apps|databases|operations)\.bosun\.dev$')" = 3 ] &&
+      out="$("$@" create --dry-run=server -n default -o yaml -f "$HACK_DIR/cluster.d/probe-objects.yaml" 2>&1)" &&
+      { [ -z "$stamp" ] || grep -q "$stamp" <<<"$out"; }; then
+      return 0
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      die "the API server does not serve Bosun's kinds after ${BOSUN_SERVED_TIMEOUT:-90} s (are the CRDs applied? kubectl get crd | grep bosun.dev): ${out:-discovery does not list apps, databases and operations in bosun.dev}"
+    fi
+    sleep 0.5
+  done
+}

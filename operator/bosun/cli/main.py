@@ -37,9 +37,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-port", type=int, help="port of /metrics (0 disables; default 9090)")
     run.add_argument(
         "--leader-elect",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="act only while holding the leader Lease (for two or more replicas; default BOSUN_LEADER_ELECTION)",
+        help="act only while holding the leader Lease (the default: BOSUN_LEADER_ELECTION, else on); "
+        "--no-leader-elect for one process by hand in local development",
     )
     run.add_argument("--log-format", choices=["json", "plain"], help="log format (default json)")
     run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level")
@@ -120,8 +121,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         changes["namespaces"] = []
     elif args.namespace:
         changes["namespaces"] = list(args.namespace)
-    if args.leader_elect:
-        changes["leader_election"] = True
+    if args.leader_elect is not None:
+        changes["leader_election"] = args.leader_elect
     for name in ("liveness_port", "metrics_port", "log_format", "log_level"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
