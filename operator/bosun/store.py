@@ -23,6 +23,11 @@ class StoreUnavailable(Exception):
     """The store could not be reached or refused the request; the caller keeps its data and retries."""
 
 
+class StoreOutcomeUnknown(StoreUnavailable):
+    """A write was sent but no answer came (a read timeout, a dropped connection): the store may
+    still carry it out later, after a newer write of the same key, and so undo that newer write."""
+
+
 class Store(Protocol):
     def url(self, key: str) -> str: ...
 
@@ -103,7 +108,7 @@ class S3Store:
         return f"s3://{self.bucket}/{self.prefix}{key}"
 
     async def _call(self, what: str, work: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError, ReadTimeoutError
 
         try:
             return await asyncio.to_thread(work)
@@ -112,6 +117,9 @@ class S3Store:
                 return None
             metrics.STORE_FAILURES.labels(what.split(" ", 1)[0]).inc()
             raise StoreUnavailable(f"{what}: {error}") from error
+        except (ReadTimeoutError, ConnectionClosedError) as error:
+            metrics.STORE_FAILURES.labels(what.split(" ", 1)[0]).inc()
+            raise StoreOutcomeUnknown(f"{what}: {error}") from error
         except BotoCoreError as error:
             metrics.STORE_FAILURES.labels(what.split(" ", 1)[0]).inc()
             raise StoreUnavailable(f"{what}: {error}") from error

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bosun.engine.oplog import LOST, OperationLog, held, log_key, merged
-from bosun.store import LocalStore, StoreUnavailable
+from bosun.store import LocalStore, StoreOutcomeUnknown, StoreUnavailable
 
 
 class Outage(LocalStore):
@@ -277,3 +277,64 @@ async def test_settling_after_a_crash_keeps_lines_only_the_copy_got(tmp_path: Pa
     await later.settle()
     assert [line.split(" ", 2)[2].strip() for line in stored_lines(store, "logs/ns/op.log")] == ["one", "two"]
     assert copy.body == (tmp_path / "logs/ns/op.log").read_bytes()
+
+
+class LateWrites(LocalStore):
+    """A store that, while `hold` is set, keeps a write and answers nothing (the client times out),
+    then carries it out whenever `land()` is called: after newer writes, as a starting S3 gateway did."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.hold = False
+        self.held: list[tuple[str, bytes]] = []
+
+    async def put(self, key: str, data: bytes) -> None:
+        if self.hold:
+            self.held.append((key, data))
+            raise StoreOutcomeUnknown("Read timeout on endpoint URL")
+        await super().put(key, data)
+
+    async def land(self) -> None:
+        for key, data in self.held:
+            await super().put(key, data)
+        self.held.clear()
+
+
+async def test_a_write_that_lands_late_over_a_newer_one_is_found_and_repaired(tmp_path: Path) -> None:
+    """The fault harness's store/app-restart case lost 4 lines this way: 7 stored, 11 in status."""
+    store = LateWrites(tmp_path)
+    key = log_key("ns", "op", "0123456789")
+    log = OperationLog(store, key, flush_seconds=0.01, unsure_seconds=0.3)
+    for n in range(7):
+        log.add(f"line {n}")
+    store.hold = True
+    with pytest.raises(StoreUnavailable):
+        await log.flush()  # sent, no answer: it may still land
+    store.hold = False
+    for n in range(7, 11):
+        log.add(f"line {n}")
+    await log.flush()
+    assert len(stored_lines(store, key)) == 11
+    await store.land()  # the old 7-line body lands after the newer one
+    assert len(stored_lines(store, key)) == 7
+    assert not log.settled and held(key) == [log]  # not archived on the word of the newer write
+    with pytest.raises(StoreUnavailable, match="read again"):
+        await log.flush()  # too soon to trust a read
+    log.close()
+    await asyncio.sleep(0.6)
+    assert [line.split(" ", 2)[2].strip() for line in stored_lines(store, key)] == [f"line {n}" for n in range(11)]
+    assert log.settled and held(key) == []
+
+
+async def test_a_write_of_unknown_outcome_that_did_not_land_costs_one_read(tmp_path: Path) -> None:
+    store = LateWrites(tmp_path)
+    key = log_key("ns", "op", "abcdef0123")
+    log = OperationLog(store, key, flush_seconds=0.01, unsure_seconds=0.1)
+    log.add("first")
+    store.hold = True
+    with pytest.raises(StoreUnavailable):
+        await log.flush()
+    store.hold, store.held = False, []  # the gateway dropped it
+    log.close()
+    await asyncio.sleep(0.4)
+    assert log.settled and len(stored_lines(store, key)) == 1

@@ -17,6 +17,12 @@ as written only once both have them.
 A message of several lines becomes as many log lines, so that a line number means the same in
 the status, the store and the copy.
 
+A write whose outcome is unknown (sent, but no answer before the timeout) may still land later,
+after a newer and longer body, and shorten the stored log again (seen with an S3 gateway that
+was starting up). Such a log is not settled, so its operation is not archived, until a read of
+the store at least `unsure_seconds` after that write finds every line (else the whole log is
+written again).
+
 Memory held for an unreachable store is bounded: at most `max_held` lines per operation wait in
 memory; beyond that, lines go to the operator's own log only, and the operation's log says how many
 were not kept once the store is back.
@@ -32,14 +38,27 @@ from typing import Protocol
 
 from bosun import metrics
 from bosun.models.operation import OperationLogStatus
-from bosun.store import Store, StoreUnavailable
+from bosun.store import Store, StoreOutcomeUnknown, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 TAIL_LINES = 50
 MAX_SHOWN = 500  # lines in status at most (about 75 kB): the tail plus what the store lacks
 MAX_HELD = 20_000  # lines one operation holds in memory while the store is unreachable
+UNSURE_SECONDS = 30.0  # after a write of unknown outcome, when a read of the store is trusted
 LOST = "(this line was lost: the operator stopped while the log store was unreachable)"
 _background: set[asyncio.Task[None]] = set()  # strong references to flushes that outlive their operation
+
+
+MAX_LINE_BYTES = 4096  # one line of an operation's log; its status shows up to MAX_SHOWN of them
+MAX_MESSAGE_LINES = 200  # lines one message may become
+
+
+def _cut(text: str) -> str:
+    raw = text.encode()
+    if len(raw) <= MAX_LINE_BYTES:
+        return text
+    kept = raw[: MAX_LINE_BYTES - 60].decode(errors="ignore")
+    return f"{kept} ... ({len(raw) - len(kept.encode())} more bytes: in the operator's own log)"
 
 
 def log_key(namespace: str, name: str, uid: str) -> str:
@@ -98,8 +117,11 @@ class OperationLog:
         max_shown: int = MAX_SHOWN,
         max_held: int = MAX_HELD,
         copy: LogCopy | None = None,
+        unsure_seconds: float = UNSURE_SECONDS,
     ) -> None:
         self.store = store
+        self.unsure_seconds = unsure_seconds
+        self._unsure_at: float | None = None  # when a store write last ended with no answer
         self.copy = copy
         self.key = key
         self.flush_seconds = flush_seconds
@@ -160,8 +182,13 @@ class OperationLog:
         return f"{at} {'WARNING' if warning else 'INFO':<7} {message}"
 
     def add(self, message: str, *, warning: bool = False) -> None:
-        for part in message.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-            self._add(self.format(part, warning=warning))
+        parts = message.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        for part in parts[:MAX_MESSAGE_LINES]:
+            self._add(self.format(_cut(part), warning=warning))
+        if len(parts) > MAX_MESSAGE_LINES:
+            more = len(parts) - MAX_MESSAGE_LINES
+            note = f"... ({more} more lines of this message: in the operator's own log)"
+            self._add(self.format(note, warning=warning))
 
     def _add(self, line: str) -> None:
         if self.writes and self.pending >= self.max_held:
@@ -194,7 +221,11 @@ class OperationLog:
     @property
     def settled(self) -> bool:
         """The store holds every line this log knows of (its own, and the earlier processes')."""
-        return not self.pending and self._earlier is not None and not self.dropped
+        return not self._unfinished
+
+    @property
+    def _unfinished(self) -> bool:
+        return bool(self.pending or self._earlier is None or self.dropped or self._unsure_at is not None)
 
     @property
     def pending(self) -> int:
@@ -206,7 +237,10 @@ class OperationLog:
             await self._flush()
 
     async def _flush(self) -> None:
-        if not self.writes or (not self.pending and self._earlier is not None and not self.dropped):
+        if not self.writes or not self._unfinished:
+            return
+        if not self.pending and self._earlier is not None and not self.dropped:
+            await self._check_unsure()
             return
         earlier = await self._read_earlier()
         if self.dropped:
@@ -235,7 +269,28 @@ class OperationLog:
 
     async def _to_store(self, body: bytes) -> None:
         if self.store is not None:
-            await self.store.put(self.key, body)
+            try:
+                await self.store.put(self.key, body)
+            except StoreOutcomeUnknown:
+                self._unsure_at = asyncio.get_running_loop().time()
+                raise
+
+    async def _check_unsure(self) -> None:
+        """Once a write of unknown outcome can no longer land, make sure the store has every line."""
+        assert self._unsure_at is not None and self._earlier is not None
+        waited = asyncio.get_running_loop().time() - self._unsure_at
+        if waited < self.unsure_seconds:
+            raise StoreUnavailable(
+                f"a write of {self.key} got no answer: the store is read again {self.unsure_seconds:.0f}s after it"
+            )
+        whole = [*self._earlier, *self.lines[: self._flushed]]
+        stored = await self._stored()
+        if len(stored) < len(whole):
+            logger.warning(
+                "%s lost lines to a late write (%d of %d): writing it again", self.key, len(stored), len(whole)
+            )
+            await self._write("".join(line + "\n" for line in whole).encode())  # raises: checked again later
+        self._unsure_at = None
 
     async def settle(self) -> None:
         """Make sure the store and the copy hold every line the status knows of (after a restart, say)."""
@@ -256,7 +311,7 @@ class OperationLog:
 
     async def _flush_soon(self) -> None:
         delay = self.flush_seconds
-        while self.pending or self._earlier is None:
+        while self._unfinished:
             await asyncio.sleep(delay)
             try:
                 await self.flush()
@@ -272,7 +327,7 @@ class OperationLog:
         if not self.writes:
             return
         if self._flusher is None or self._flusher.done():
-            if not self.pending and self._earlier is not None:
+            if not self._unfinished:
                 return
             self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
         _background.add(self._flusher)
