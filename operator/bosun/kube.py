@@ -56,6 +56,16 @@ class AlreadyExists(PermanentError):
         super().__init__(message, "AlreadyExists")
 
 
+class TooLarge(PermanentError):
+    """The API server (or etcd behind it) refuses a write for its size: the same write never lands."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "TooLarge")
+
+
+TOO_LARGE = ("request is too large", "Request entity too large", "Too long: must have at most", "too long")
+
+
 def _message(error: ApiException) -> str:
     try:
         body = json.loads(error.body or "{}")
@@ -74,6 +84,8 @@ def map_error(error: BaseException, what: str) -> Exception:
             return NamespaceTerminating(text)
         if error.status == 409 and "AlreadyExists" in (error.body or ""):
             return AlreadyExists(text)
+        if error.status == 413 or any(sign in text for sign in TOO_LARGE):
+            return TooLarge(text)
         if error.status in (409, 429) or (error.status or 0) >= 500:
             return TransientError(text)
         return PermanentError(text, "ApiRefused")

@@ -319,16 +319,31 @@ def _read_week(conn: Connection, week: str, err: TextIO) -> list[dict[str, str]]
             return None
         annotations = first.metadata.annotations or {}
         count, expected = _number(annotations.get(PARTS), 1), _number(annotations.get("bosun.dev/operations"), -1)
-        rows = list(csv.DictReader(io.StringIO((first.data or {}).get(CSV_KEY, ""))))
+        rows = report_rows(first, err)
         for part in range(2, min(count, MAX_PARTS) + 1):
             more = _read_report(conn, report_name(week, part))
             if more is None:
                 print(f"part {part} of the activity report for {week} is missing", file=err)
                 continue
-            rows.extend(csv.DictReader(io.StringIO((more.data or {}).get(CSV_KEY, ""))))
+            rows.extend(report_rows(more, err))
         if expected < 0 or len(rows) == expected:
             return rows
     print(f"the activity report for {week} changed while it was read: {len(rows)} rows of {expected}", file=err)
+    return rows
+
+
+def report_rows(config_map: Any, err: TextIO) -> list[dict[str, str]]:
+    """The rows of one report part, whatever it holds: a field of any length, a row cut short or
+    an extra column (an altered or truncated report) costs a warning, never the reader."""
+    csv.field_size_limit(sys.maxsize)  # Bosun caps what it writes; a report Bosun did not write may not be
+    name = getattr(config_map.metadata, "name", "?")
+    rows: list[dict[str, str]] = []
+    reader = csv.DictReader(io.StringIO((config_map.data or {}).get(CSV_KEY) or ""))
+    try:
+        for row in reader:
+            rows.append({column: str(row.get(column) or "") for column in COLUMNS})
+    except csv.Error as error:
+        print(f"warning: activity report {name} is damaged after {len(rows)} rows ({error}): showing those", file=err)
     return rows
 
 
@@ -439,9 +454,15 @@ def plan_file(conn: Connection, path: str, out: TextIO, err: TextIO, wait: float
 
     try:
         with open(path) if path != "-" else contextlib.nullcontext(sys.stdin) as source:
-            documents = _objects([d for d in yaml.safe_load_all(source) if d], path)
-    except (OSError, yaml.YAMLError) as error:
-        raise CliError(f"cannot read {path}: {error}") from None
+            text = source.read(MAX_PLAN_BYTES + 1)
+        if len(text) > MAX_PLAN_BYTES:
+            raise CliError(f"{path} is over {MAX_PLAN_BYTES // 2**20} MiB: not a set of App and Database manifests")
+        loaded = [d for d in yaml.load_all(text, Loader=_bounded_loader()) if d]
+        if _expanded_nodes(loaded, MAX_PLAN_NODES) > MAX_PLAN_NODES:
+            raise CliError(f"{path} expands (through its YAML aliases) to over {MAX_PLAN_NODES} values: refused")
+        documents = _objects(loaded, path)
+    except (OSError, yaml.YAMLError, RecursionError) as error:
+        raise CliError(f"cannot read {path}: {' '.join(str(error).split())[:300]}") from None
     worst, planned = 0, 0
     for document in documents:
         kind, name = document.get("kind"), document["metadata"].get("name", "")
@@ -470,6 +491,45 @@ def plan_file(conn: Connection, path: str, out: TextIO, err: TextIO, wait: float
     if not planned and not worst:
         print("nothing to plan: applying this would start no operation", file=out)
     return worst
+
+
+MAX_PLAN_BYTES = 4 * 2**20  # the API server takes no object over 3 MiB
+MAX_ALIASES = 100  # YAML aliases in one file: a few are anchors' use, thousands are a bomb
+
+
+MAX_PLAN_NODES = 1_000_000  # values once aliases are expanded, as sending the objects would
+
+
+def _expanded_nodes(value: Any, limit: int) -> int:
+    """How many values `value` holds with every alias expanded, counting no further than `limit`."""
+    count, pending = 0, [value]
+    while pending and count <= limit:
+        item = pending.pop()
+        count += 1
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return count
+
+
+def _bounded_loader() -> Any:
+    """A safe YAML loader that refuses a file with more than MAX_ALIASES aliases, at once: a few
+    nested anchors ("billion laughs") otherwise expand to more than the machine can hold."""
+    import yaml
+
+    class BoundedLoader(yaml.SafeLoader):
+        aliases = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                self.aliases += 1
+                if self.aliases > MAX_ALIASES:
+                    raise yaml.YAMLError(f"more than {MAX_ALIASES} YAML aliases: refused (kubectl refuses it too)")
+            return super().compose_node(parent, index)
+
+    return BoundedLoader
 
 
 def _objects(documents: list[Any], path: str) -> list[dict[str, Any]]:

@@ -168,6 +168,16 @@ def _plugin(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as error:  # no traceback reaches a user, whatever was read
+        if os.environ.get("BOSUN_DEBUG") == "1":
+            raise
+        text = " ".join(str(error).split())
+        print(
+            f"error: {type(error).__name__}: {text[:300]}{' ...' if len(text) > 300 else ''}"
+            " (this is a defect of kubectl-bosun; BOSUN_DEBUG=1 shows where)",
+            file=err,
+        )
+        return 1
     except BrokenPipeError:  # `kubectl bosun logs OP | head`: the reader has all it wanted
         with contextlib.suppress(OSError):
             devnull = os.open(os.devnull, os.O_WRONLY)

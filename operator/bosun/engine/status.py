@@ -5,6 +5,11 @@ conditions, observedGeneration) so no caller can write a phase without the match
 then patches the status subresource. A write that fails transiently is retried until it lands:
 the runner persists *before* acting, so waiting here is always safe, and acting without the
 record would not be.
+
+Status stays small whatever a message holds: every text copied into it is capped (the whole text
+is in the operation's log), because a status the API server refuses for its size is a record that
+never lands, and an operation that cannot be recorded would hold its target's queue for good. A
+write refused for its size anyway is tried once more with tighter caps and without the log tail.
 """
 
 from __future__ import annotations
@@ -16,10 +21,34 @@ from collections.abc import Callable
 from bosun.engine import record
 from bosun.engine.runner import utc_now
 from bosun.errors import TransientError
-from bosun.kube import Kube
+from bosun.kube import Kube, TooLarge
 from bosun.models.operation import OperationLogStatus, OperationStatus
 
 logger = logging.getLogger(__name__)
+
+MESSAGE_BYTES = 2048  # the operation's message, copied into each of its conditions
+STEP_MESSAGE_BYTES = 1024
+TIGHT_BYTES = 256  # after a write refused for its size
+
+
+def capped(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` bytes of UTF-8, saying how much more the log holds."""
+    raw = text.encode()
+    if len(raw) <= limit:
+        return text
+    kept = raw[: max(0, limit - 40)].decode(errors="ignore")
+    return f"{kept} ... ({len(raw) - len(kept.encode())} more bytes in the log)"
+
+
+def cap_texts(status: OperationStatus, message: int = MESSAGE_BYTES, step: int = STEP_MESSAGE_BYTES) -> None:
+    status.message = capped(status.message, message)
+    status.queued_behind = capped(status.queued_behind, 253)
+    for each in status.steps:
+        each.message = capped(each.message, step)
+    if status.rollback is not None:
+        status.rollback.message = capped(status.rollback.message, message)
+        for kept in status.rollback.not_undone:
+            kept.reason = capped(kept.reason, step)
 
 
 class StatusWriter:
@@ -36,6 +65,7 @@ class StatusWriter:
 
     def complete(self, status: OperationStatus) -> None:
         """Fill in the derived fields."""
+        cap_texts(status)
         if status.steps:
             status.progress = record.progress(status)
         status.observed_generation = self.generation
@@ -52,7 +82,19 @@ class StatusWriter:
                 await self.kube.patch_status("Operation", self.namespace, self.name, body)
                 self.writes += 1
                 return
+            except TooLarge as error:
+                if body.get("log") is None and all(len(str(v)) <= TIGHT_BYTES for v in _texts(status)):
+                    raise  # nothing left to shrink that is not the record itself
+                logger.warning("status of %s/%s too large, writing it smaller: %s", self.namespace, self.name, error)
+                cap_texts(status, TIGHT_BYTES, TIGHT_BYTES)
+                status.conditions = record.conditions(status, self.generation, utc_now())
+                status.log = None
+                body = status.wire()
             except TransientError as error:
                 logger.warning("status write of %s/%s failed, retrying: %s", self.namespace, self.name, error)
                 await asyncio.sleep(delay)
                 delay = min(self.max_backoff, delay * 2)
+
+
+def _texts(status: OperationStatus) -> list[str]:
+    return [status.message, *(s.message for s in status.steps)]
