@@ -26,7 +26,7 @@ class Settings:
     """Port of the Prometheus /metrics endpoint (0 disables it; the liveness port's number shares it)."""
 
     leader_election: bool = field(
-        default_factory=lambda: os.environ.get("BOSUN_LEADER_ELECTION", "true").lower() not in ("0", "false", "no")
+        default_factory=lambda: (os.environ.get("BOSUN_LEADER_ELECTION") or "true").lower() not in ("0", "false", "no")
     )
     """Act only while holding the leader Lease. On by default, so two processes started the same way
     never both drive an operation; off only when asked (`--no-leader-elect`, for one process by hand)."""

@@ -64,6 +64,17 @@ class Bosun:
             what=f"operation {name} to reach {sorted(phases)}",
         )
 
+    def wait_settled(self, plural: str, name: str, operation: str, timeout: float = 60) -> dict[str, Any]:
+        """The target once it shows the ended operation as its last (written just after the
+        operation's own final phase): read "before" only then, to compare with an "after"."""
+
+        def probe() -> dict[str, Any] | None:
+            body = self.get(plural, name)
+            last = (body.get("status") or {}).get("lastOperation") or {}
+            return body if last.get("name") == operation and last.get("phase") in FINISHED else None
+
+        return wait_for(probe, timeout=timeout, what=f"{plural}/{name} to show {operation} as its last operation")
+
     def wait_step_state(self, name: str, index: int, state: str, timeout: float = 60) -> dict[str, Any]:
         def probe() -> dict[str, Any] | None:
             status = self.status(name)

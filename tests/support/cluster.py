@@ -33,7 +33,9 @@ def cached_binary(tool: str, version_key: str, name: str) -> Path:
     """A binary hack/build.sh built into ~/.cache/bosun/bin/<tool>-<version>/<name>."""
     cache = Path(os.environ.get("BOSUN_CACHE", Path.home() / ".cache" / "bosun"))
     binary = cache / "bin" / f"{tool}-{hack_versions()[version_key]}" / name
-    assert binary.exists(), f"{binary} is missing: hack/bootstrap builds it"
+    if not binary.exists():  # built on first need: `hack/demo` builds only the control plane
+        built = subprocess.run([str(ROOT / "hack" / "build.sh"), tool], capture_output=True, text=True)
+        assert built.returncode == 0 and binary.exists(), f"hack/build.sh {tool} failed:\n{built.stderr[-4000:]}"
     return binary
 
 

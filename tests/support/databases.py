@@ -35,7 +35,9 @@ def provision(bosun: Bosun, manifest: dict[str, Any]) -> dict[str, Any]:
     name = manifest["metadata"]["name"]
     bosun.apply(manifest)
     first = wait_for(lambda: ops_of(bosun, name, "provision"), what=f"the provision operation of {name}")[-1]
-    return bosun.wait_phase(first, timeout=120)
+    status = bosun.wait_phase(first, timeout=120)
+    bosun.wait_settled("databases", name, first)  # its target says so too: a later read compares alike
+    return status
 
 
 def ops_of(bosun: Bosun, target: str, type_: str) -> list[str]:

@@ -62,6 +62,9 @@ class OperatorProcess:
             "KUBECONFIG": str(self.kubeconfig),
             "PYTHONPATH": str(ROOT),
             "BOSUN_STORE_URL": str(self.log_dir / "store"),
+            # One process a test, often SIGKILLed and started again: no Lease to wait for. The tests
+            # of leader election and of the chart's replicas set it themselves.
+            "BOSUN_LEADER_ELECTION": "false",
             **self.extra_env,
         }
         self.process = subprocess.Popen(

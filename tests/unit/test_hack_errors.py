@@ -50,3 +50,10 @@ def test_taken_port_is_named() -> None:
         result = run([str(ROOT / "hack" / "cluster"), "up"], env)
     assert result.returncode != 0
     assert f"port {port} is already in use" in result.stderr
+
+
+def test_an_unknown_build_part_is_named_with_the_parts_there_are() -> None:
+    result = run([str(ROOT / "hack" / "build.sh"), "kubelet"], dict(os.environ))
+    assert result.returncode == 2
+    assert "unknown part 'kubelet'" in result.stderr
+    assert "control-plane" in result.stderr and "seaweedfs" in result.stderr
