@@ -223,6 +223,18 @@ main() {
     return
   fi
   check_prerequisites
+  # One build at a time on this machine (hack/demo and hack/test started together, say): the
+  # second waits, then finds built what the first built.
+  mkdir -p "$BOSUN_CACHE"
+  exec 9>"$BOSUN_CACHE/.build.lock"
+  if ! flock -n 9; then
+    log "another build is running in $BOSUN_CACHE: waiting for it"
+    flock 9
+  fi
+  local waiting=("${missing[@]}")
+  missing=()
+  for part in "${waiting[@]}"; do cached "$part" || missing+=("$part"); done
+  [ "${#missing[@]}" -gt 0 ] || { log "built meanwhile by the other build: ${waiting[*]}"; return; }
   local start=$SECONDS
   build_parts "${missing[@]}"
   echo "wall:${missing[*]} $((SECONDS - start))" | tr ' ' '+' | sed 's/+\([0-9]*\)$/ \1/' >> "$BOSUN_CACHE/build-times.tsv"

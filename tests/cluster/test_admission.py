@@ -18,12 +18,16 @@ def op(spec: dict[str, Any], name: str = "op") -> dict[str, Any]:
 
 
 def apply(cluster: LocalCluster, namespace: str, manifest: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """kubectl apply; server-side for a big object, as it must be sent (a client-side apply copies
+    the object into an annotation, whose 256 KiB limit would answer before Bosun's rules)."""
+    server_side = len(json.dumps(manifest)) > 100_000
     return subprocess.run(
         [
             str(cluster.bin_dir / "kubectl"),
             "--kubeconfig",
             str(cluster.kubeconfig),
             "apply",
+            *(["--server-side"] if server_side else []),
             "-n",
             namespace,
             "-f",
@@ -129,6 +133,16 @@ BAD_TARGETS = [
     (app_manifest(podAnnotations={"a": "x" * 5000}), "may not be more than 4096"),
     (app_manifest(podLabels={"app.kubernetes.io/instance": "other"}), "podLabels cannot set app.kubernetes.io/*"),
     (app_manifest(podAnnotations={"bosun.dev/config-hash": "x"}), "podAnnotations cannot set bosun.dev/*"),
+    (app_manifest(env=[{"name": f"V{n}", "value": "x" * 4000} for n in range(256)]), "hold over 65536 characters"),
+    (
+        app_manifest(
+            processes=[{"name": f"p{n}", "env": [{"name": "V", "value": "x" * 4096}] * 1} for n in range(15)]
+            + [{"name": "web", "command": ["x" * 4096] * 2}]
+        ),
+        "hold over 65536 characters",
+    ),
+    (app_manifest(command=["x" * 5000]), "may not be more than 4096"),
+    (app_manifest(beforeRelease=["migrate", "x" * 5000]), "may not be more than 4096"),
     (database_manifest(storage={"size": "lots"}), "size must be a positive Kubernetes quantity"),
     (database_manifest(storage={"size": "0"}), "size must be a positive Kubernetes quantity"),
     (database_manifest("p" * 49), "at most 48 characters"),
@@ -169,3 +183,75 @@ def test_a_database_keeps_its_engine_and_storage_class(cluster: LocalCluster, na
 def test_a_bad_volume_size_in_an_operation_is_refused(cluster: LocalCluster, namespace: str) -> None:
     result = apply(cluster, namespace, op({"target": DB, "type": "resize", "parameters": {"volumeSize": "lots"}}))
     assert result.returncode != 0 and "parameters.volumeSize must be a positive Kubernetes quantity" in result.stderr
+
+
+OVERSIZED_OPERATIONS = [
+    (
+        {"target": APP, "type": "scale", "parameters": {"processes": [{"name": "w\n" * 10_000, "replicas": 1}]}},
+        "may not be more than 40",
+    ),
+    (
+        {
+            "target": APP,
+            "type": "deploy",
+            "parameters": {"env": [{"name": f"V{n}", "value": "x" * 4000} for n in range(20)]},
+        },
+        "parameters.env holds over 65536 characters",
+    ),
+    (
+        {
+            "target": APP,
+            "type": "restart",
+            "dryRun": True,
+            "proposed": {"env": [{"name": "V", "value": "x" * 4000}] * 20},
+        },
+        "hold over 65536 characters",
+    ),
+    (
+        {"target": APP, "type": "restart", "dryRun": True, "proposed": {"command": ["x" * 5000]}},
+        "may not be more than 4096",
+    ),
+]
+
+
+@pytest.mark.parametrize(("spec", "message"), OVERSIZED_OPERATIONS, ids=[m for _, m in OVERSIZED_OPERATIONS])
+def test_an_oversized_operation_is_refused_at_admission(
+    cluster: LocalCluster, namespace: str, spec: dict[str, Any], message: str
+) -> None:
+    """Admitted, it could not be recorded (its status and Kopf's copy of its spec too large) and
+    would hold its target's queue for good."""
+    result = apply(cluster, namespace, op(spec))
+    assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]
+
+
+def largest_app() -> dict[str, Any]:
+    """An App with every field at its bound and its free text at the spec-wide budget."""
+    quantities = {f"example.com/r{n}": "9" * 64 for n in range(8)}
+    resources = {"requests": quantities, "limits": quantities}
+    ports = [{"name": f"port-{n}", "port": 1000 + n, "protocol": "SCTP"} for n in range(16)]
+    processes = [
+        {"name": f"p{n:02d}-" + "x" * 36, "replicas": 1000, "ports": ports, "resources": resources} for n in range(16)
+    ]
+    text = [{"name": f"V{n:02d}", "value": "x" * (4096 - 3)} for n in range(16)]  # 16 x 4096 = 65536 characters
+    return app_manifest(
+        "a",
+        image="example.com/" + "x" * 1012,
+        processes=processes,
+        env=text,
+        resources=resources,
+        healthCheck={"path": "/" + "x" * 1023, "port": 65535, "periodSeconds": 300, "failureThreshold": 30},
+        podLabels={f"example.com/{'k' * 40}{n:02d}": "v" * 63 for n in range(32)},
+    )
+
+
+def test_the_largest_app_admission_lets_through_is_under_128_kib(cluster: LocalCluster, namespace: str) -> None:
+    """The promise behind every bound: what is admitted can always be handled and recorded."""
+    manifest = largest_app()
+    result = apply(cluster, namespace, manifest)
+    assert result.returncode == 0, result.stderr[-2000:]
+    size = len(json.dumps(manifest["spec"], separators=(",", ":")).encode())
+    assert 64 * 1024 < size <= 128 * 1024, size
+    one_more = largest_app()
+    one_more["spec"]["env"][0]["value"] += "x"
+    refused = apply(cluster, namespace, one_more)
+    assert refused.returncode != 0 and "hold over 65536 characters" in refused.stderr, refused.stderr[-2000:]

@@ -8,14 +8,19 @@ from bosun.models.base import (
     DNS_LABEL,
     POD_ANNOTATIONS,
     RESERVED_LABELS,
+    SPEC_TEXT_CHARS,
     UNIQUE_BY_NAME,
     AnnotationValue,
+    Argument,
     Condition,
     EnvVar,
     KubeModel,
     LabelValue,
     LastOperation,
     Resources,
+    env_text,
+    map_text,
+    words_text,
 )
 
 # On the App object (CEL at the schema's root can read metadata.name): names Bosun derives from it
@@ -35,12 +40,30 @@ APP_RULES: list[dict[str, str]] = [
 ]
 
 
+APP_SPEC_TEXT = " + ".join(
+    [
+        words_text("self.command"),
+        words_text("self.beforeRelease"),
+        env_text("self.env"),
+        map_text("self.podAnnotations"),
+        f"(has(self.processes) ? self.processes.map(p, {words_text('p.command')} + {env_text('p.env')}).sum() : 0)",
+    ]
+)
+APP_SPEC_RULES: list[dict[str, str]] = [
+    {
+        "rule": f"{APP_SPEC_TEXT} <= {SPEC_TEXT_CHARS}",
+        "message": f"the App's environment, commands and pod annotations hold over {SPEC_TEXT_CHARS} characters "
+        "in all: Bosun records every spec it runs, so a spec must stay small (keep large files out of it)",
+    }
+]
+
+
 class Port(KubeModel):
     """A port a process listens on."""
 
     name: str = Field(default="http", max_length=15, description="Port name (IANA service name).")
     port: int = Field(ge=1, le=65535, description="Container port.")
-    protocol: str = Field(default="TCP", pattern=r"^(TCP|UDP|SCTP)$", description="TCP, UDP or SCTP.")
+    protocol: str = Field(default="TCP", max_length=4, pattern=r"^(TCP|UDP|SCTP)$", description="TCP, UDP or SCTP.")
 
 
 class HealthCheck(KubeModel):
@@ -58,7 +81,9 @@ class Process(KubeModel):
     name: str = Field(
         min_length=1, max_length=40, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", description="Process name."
     )
-    command: list[str] | None = Field(default=None, max_length=64, description="Command (default: the App's command).")
+    command: list[Argument] | None = Field(
+        default=None, max_length=64, description="Command (default: the App's command)."
+    )
     replicas: int = Field(default=1, ge=0, le=1000, description="Number of pods.")
     ports: list[Port] = Field(
         default_factory=list, max_length=16, description="Ports; a process with ports gets a Service."
@@ -71,7 +96,7 @@ class AppSpec(KubeModel):
     """The desired state of an App. Editing it makes Bosun run the matching Operation."""
 
     image: str = Field(min_length=1, max_length=1024, description="Container image.")
-    command: list[str] | None = Field(default=None, max_length=64, description="Command for every process.")
+    command: list[Argument] | None = Field(default=None, max_length=64, description="Command for every process.")
     processes: list[Process] = Field(
         default_factory=lambda: [Process(name="web")],
         min_length=1,
@@ -101,7 +126,7 @@ class AppSpec(KubeModel):
     pod_annotations: dict[str, AnnotationValue] | None = Field(
         default=None, description="Extra annotations on every pod.", json_schema_extra=POD_ANNOTATIONS
     )
-    before_release: list[str] | None = Field(
+    before_release: list[Argument] | None = Field(
         default=None,
         max_length=64,
         description="Command run once, with the new image and config, before a release goes out "

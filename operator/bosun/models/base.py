@@ -62,7 +62,7 @@ QUANTITIES: JsonDict = {
     "maxProperties": 8,
     "x-kubernetes-validations": [
         {
-            "rule": "self.all(k, isQuantity(self[k]) && !quantity(self[k]).isLessThan(quantity('0')))",
+            "rule": "self.all(k, size(k) <= 63 && isQuantity(self[k]) && !quantity(self[k]).isLessThan(quantity('0')))",
             "message": "every amount must be a Kubernetes quantity of zero or more, such as 250m, 2, 512Mi or 10Gi",
         }
     ],
@@ -118,6 +118,27 @@ POD_ANNOTATIONS: JsonDict = {
 
 # Bounded map values: the API server estimates a CEL rule's cost from these bounds.
 Quantity = Annotated[str, Field(max_length=64)]
+Argument = Annotated[str, Field(max_length=4096)]  # one word of a command
+
+# The free text a spec may hold in all (environment, commands, annotations), in characters: with
+# every other field bounded by its schema, a spec of plain ASCII text stays under 128 KiB, so what
+# is admitted can always be handled and recorded (an annotation of Kopf's holds a copy of it).
+SPEC_TEXT_CHARS = 65536
+
+
+def env_text(path: str) -> str:
+    """CEL: the characters of the names and values of the environment list at `path`."""
+    return f"(has({path}) ? {path}.map(e, size(e.name) + (has(e.value) ? size(e.value) : 0)).sum() : 0)"
+
+
+def words_text(path: str) -> str:
+    """CEL: the characters of the list of strings at `path`."""
+    return f"(has({path}) ? {path}.map(w, size(w)).sum() : 0)"
+
+
+def map_text(path: str) -> str:
+    """CEL: the characters of the keys and values of the string map at `path`."""
+    return f"(has({path}) ? {path}.map(k, size(k) + size({path}[k])).sum() : 0)"
 LabelValue = Annotated[str, Field(max_length=63)]
 AnnotationValue = Annotated[str, Field(max_length=4096)]
 

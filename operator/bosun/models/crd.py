@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from bosun.models.app import APP_RULES, AppSpec, AppStatus
+from bosun.models.app import APP_RULES, APP_SPEC_RULES, AppSpec, AppStatus
 from bosun.models.base import GROUP, VERSION
 from bosun.models.database import DATABASE_RULES, DATABASE_SPEC_RULES, DatabaseSpec, DatabaseStatus
 from bosun.models.operation import OPERATION_SPEC_RULES, OperationSpec, OperationStatus
@@ -109,6 +109,7 @@ KINDS = [
         spec=AppSpec,
         status=AppStatus,
         root_rules=APP_RULES,
+        spec_rules=APP_SPEC_RULES,
         description="A stateless workload Bosun deploys with zero downtime.",
         columns=[
             {"name": "Image", "type": "string", "jsonPath": ".spec.image"},
@@ -140,11 +141,45 @@ KINDS = [
 ]
 
 
+def _without(node: Any, keys: set[str]) -> Any:
+    if isinstance(node, list):
+        return [_without(item, keys) for item in node]
+    if not isinstance(node, dict):
+        return node
+    # A property may be named like a key dropped here: only schema keywords go, never properties.
+    return {
+        k: ({name: _without(p, keys) for name, p in v.items()} if k == "properties" else _without(v, keys))
+        for k, v in node.items()
+        if k not in keys
+    }
+
+
+def proposed_schema() -> dict[str, Any]:
+    """`spec.proposed` of a dry run: an App's or a Database's spec, bounded as theirs are.
+
+    One schema holds the fields of both (a field both have is the App's), with no defaults and no
+    top-level field required: the CLI sends a spec the API server already admitted as the App or
+    Database it is, and the dry run validates it again as that kind. Fields of neither are
+    dropped. Free-form, it was the one unbounded field an Operation had.
+    """
+    app, database = structural_schema(AppSpec), structural_schema(DatabaseSpec)
+    merged = {**database["properties"], **app["properties"]}
+    schema: dict[str, Any] = _without({"type": "object", "properties": merged}, {"default"})
+    schema["description"] = (
+        "Dry runs only: the target's spec as it would be after an edit (kubectl bosun plan -f), planned "
+        "instead of the spec in the cluster; the target need not exist yet."
+    )
+    schema["x-kubernetes-validations"] = APP_SPEC_RULES
+    return schema
+
+
 def crd(kind: Kind) -> dict[str, Any]:
     """The CustomResourceDefinition of one kind."""
     spec_schema = structural_schema(kind.spec)
     if kind.spec_rules:
         spec_schema["x-kubernetes-validations"] = kind.spec_rules
+    if "proposed" in spec_schema.get("properties", {}):
+        spec_schema["properties"]["proposed"] = proposed_schema()
     status_schema = structural_schema(kind.status, status=True)
     return {
         "apiVersion": "apiextensions.k8s.io/v1",

@@ -13,7 +13,16 @@ from typing import Any
 
 from pydantic import Field
 
-from bosun.models.base import UNIQUE_BY_NAME, Condition, EnvVar, KubeModel, Resources, quantity_rule
+from bosun.models.base import (
+    SPEC_TEXT_CHARS,
+    UNIQUE_BY_NAME,
+    Condition,
+    EnvVar,
+    KubeModel,
+    Resources,
+    env_text,
+    quantity_rule,
+)
 
 DEFAULT_TIMEOUT_SECONDS = 1800
 
@@ -75,7 +84,12 @@ class RollbackState(StrEnum):
 class ProcessScale(KubeModel):
     """New size of one App process."""
 
-    name: str = Field(description="Process name, as in the App's spec.processes.")
+    name: str = Field(
+        min_length=1,
+        max_length=40,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="Process name, as in the App's spec.processes.",
+    )
     replicas: int | None = Field(default=None, ge=0, le=1000, description="New replica count.")
     resources: Resources | None = Field(default=None, description="New CPU/memory requests and limits.")
 
@@ -167,6 +181,11 @@ OPERATION_SPEC_RULES: list[dict[str, str]] = [
     {
         "rule": "!has(self.proposed) || self.dryRun",
         "message": "spec.proposed is for dry runs only (spec.dryRun: true); to change the target, edit it",
+    },
+    {
+        "rule": f"!has(self.parameters) || {env_text('self.parameters.env')} <= {SPEC_TEXT_CHARS}",
+        "message": f"parameters.env holds over {SPEC_TEXT_CHARS} characters in all: Bosun records every "
+        "operation, so its parameters must stay small",
     },
     {
         "rule": "!oldSelf.cancel || self.cancel",
