@@ -476,3 +476,47 @@ def test_finished_operations_are_removed_after_retention_once_archived(
         operator.stop()
         operator.extra_env["BOSUN_OPERATION_RETENTION_SECONDS"] = "600"
         operator.start()
+
+
+def test_an_editor_cannot_alter_the_week_s_report_and_an_altered_one_is_flagged(
+    bosun: Bosun, cluster: LocalCluster, api: client.ApiClient
+) -> None:
+    """The report is the namespace's audit record: the people it records cannot rewrite it."""
+    editor = f"editor-{uuid.uuid4().hex[:4]}"
+    client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(
+        bosun.namespace,
+        {
+            "metadata": {"name": f"{editor}-edits"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": editor}],
+        },
+    )
+    bosun.apply(app("shop", "example.com/shop:1"))
+    first = wait_for(lambda: ops_of(bosun, "shop", "deploy"), what="the deploy")[0]
+    assert bosun.wait_phase(first, timeout=120)["phase"] == "Succeeded"
+    name = f"bosun-activity-{this_week().lower()}"
+    wait_for(lambda: any(r["operation"] == first for r in report_rows(cluster, bosun.namespace)), what="the report")
+    wait_for(
+        lambda: (
+            cluster.kubectl("auth", "can-i", "update", "configmaps", "-n", bosun.namespace, "--as", editor).strip()
+            == "yes"
+        ),
+        what="the editor's rights",
+    )
+    report = json.loads(cluster.kubectl("get", "configmap", name, "-n", bosun.namespace, "-o", "json"))
+    forged = json.loads(json.dumps(report))
+    forged["data"]["activity.csv"] = forged["data"]["activity.csv"].replace(",kwok-admin,", ",someone-else,")
+    assert forged["data"] != report["data"], "the initiator to forge is in the report"
+    as_editor = ("-n", bosun.namespace, "--as", editor)
+    with pytest.raises(RuntimeError, match="which only Bosun writes"):
+        cluster.kubectl("replace", "-f", "-", *as_editor, input=json.dumps(forged))
+    with pytest.raises(RuntimeError, match="which only Bosun writes"):  # a report for a week to come
+        cluster.kubectl("create", "configmap", "bosun-activity-2099-w01", "--from-literal=activity.csv=x", *as_editor)
+    with pytest.raises(RuntimeError, match="which only Bosun writes"):  # taking the label off first
+        cluster.kubectl("label", "configmap", name, "bosun.dev/activity-report-", *as_editor)
+    cluster.kubectl("create", "configmap", "editors-own", "--from-literal=a=b", *as_editor)  # the rest is theirs
+
+    cluster.kubectl("replace", "-f", "-", "-n", bosun.namespace, input=json.dumps(forged))  # an admin, past the policy
+    read = cli(cluster, "activity", "-n", bosun.namespace, "--week", this_week(), "-o", "table")
+    assert read.returncode == 0 and "Traceback" not in read.stderr, read.stderr
+    assert f"warning: activity report {name} was altered after Bosun wrote it" in read.stderr, read.stderr

@@ -4,13 +4,18 @@ unrenewed, a leader that wakes up to find it lost says so, and a clean release h
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import pytest
+from kubernetes import config
 
 from bosun.kube import Kube
 from bosun.leader import LeaseElector
+from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster
+from tests.support.operator_process import OperatorProcess
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -51,3 +56,34 @@ async def test_one_holder_and_a_takeover_only_after_the_lease_goes_unrenewed(
         assert time.monotonic() - released_at < FAST["lease_seconds"] - 1
     finally:
         await kube.close()
+
+
+def test_two_operators_started_without_flags_never_both_act(
+    cluster: LocalCluster, namespace: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Leader election is the default: a second `bosun run` started the same way by accident stands
+    by (it once drove every step of the same operation as the first)."""
+    lease = {"BOSUN_LEADER_ELECTION": "", "BOSUN_LEADER_ELECTION_NAMESPACE": namespace}  # unset: the default
+    first, second = (
+        OperatorProcess(cluster.kubeconfig, tmp_path_factory.mktemp(f"twin-{n}"), env=lease) for n in (1, 2)
+    )
+    first.start()
+    second.start()  # healthy as a standby
+    try:
+
+        def leading(process: OperatorProcess) -> bool:
+            return bool(re.search(r"^bosun_leader 1\.0$", process.metrics(), re.MULTILINE))
+
+        wait_for(lambda: leading(first) or leading(second), what="one of them to lead")
+        leader, standby = (first, second) if leading(first) else (second, first)
+        assert not leading(standby)
+        bosun = Bosun(config.new_client_from_config(str(cluster.kubeconfig)), cluster, namespace)
+        bosun.app("shop")
+        bosun.operation("once", "shop")
+        assert bosun.wait_phase("once", timeout=120)["phase"] in ("Succeeded", "Failed")
+        assert "became the leader" in leader.log_text() and "Handler" in leader.log_text()
+        assert "waiting for the leader Lease" in standby.log_text()
+        assert "became the leader" not in standby.log_text() and "Handler" not in standby.log_text()
+    finally:
+        first.stop()
+        second.stop()

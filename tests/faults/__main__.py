@@ -21,10 +21,11 @@ from tests.faults import crash, hostile, nodes, store
 from tests.faults.harness import Case, Outcome, World, fresh_namespace, run_case, select, table
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import ROOT, LocalCluster, find_or_start, serve_bosun_api
-from tests.support.databases import database_manifest, provision
+from tests.support.databases import database_manifest, ops_of, provision
 from tests.support.fault_proxy import FaultProxy
 from tests.support.operator_process import OperatorProcess
 from tests.support.s3_server import SeaweedFS
+from tests.support.waiting import wait_for
 
 CATEGORIES = ("crash", "api", "node", "store", "hostile")
 
@@ -92,7 +93,9 @@ def _hostile(world: World, cases: list[Case], seed: int, log: bool) -> list[Outc
         bosun = Bosun(world.api, world.cluster, bystanders)
         bosun.app("calm")
         assert provision(bosun, database_manifest("calm-db"))["phase"] == "Succeeded"
-        time.sleep(3)  # the App's first deploy settles
+        calm = wait_for(lambda: ops_of(bosun, "calm", "deploy"), what="the calm App's first deploy")[0]
+        bosun.wait_phase(calm, timeout=120)
+        bosun.wait_settled("apps", "calm", calm)  # its status too, before the snapshot of bystanders
         before = hostile.snapshot(world.api, bystanders)
         started = time.monotonic()
         for case in cases:

@@ -18,7 +18,10 @@ from __future__ import annotations
 import copy
 import json
 import random
+import subprocess
+import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ from kubernetes.client.exceptions import ApiException
 from bosun.models.names import CREATED_BY, GROUP, VERSION
 from tests.faults import invariants as check
 from tests.faults.harness import Case, World
+from tests.support.cli import kubectl_bosun
 from tests.support.cluster import ROOT
 from tests.support.operator_process import OperatorProcess
 
@@ -348,11 +352,61 @@ def handwritten() -> list[tuple[str, str, dict[str, Any], str]]:
         ("hostile/op:cancel-back-to-false", "Operation", _manifest("Operation", {**op, "cancel": True}), "uncancel"),
         ("hostile/op:edit-running-spec", "Operation", _manifest("Operation", op), "edit"),
         ("hostile/op:timeout-too-short", "Operation", _manifest("Operation", {**op, "timeoutSeconds": 1}), "refused"),
-        (
+        (  # 1 MB: each value within its bound, the whole far past the spec's text budget
             "hostile/app:huge-env",
             "App",
             _manifest("App", {"image": "x", "env": [{"name": f"E{i}", "value": "v" * 4096} for i in range(256)]}),
-            "any",
+            "refused",
+        ),
+        (
+            "hostile/app:huge-commands-across-processes",
+            "App",
+            _manifest(
+                "App",
+                {"image": "x", "processes": [{"name": f"p{i}", "command": ["x" * 4096] * 2} for i in range(16)]},
+            ),
+            "refused",
+        ),
+        (  # a 10,000-line process name once wedged its App's queue: its status could not be written
+            "hostile/op:scale-process-name-10000-lines",
+            "Operation",
+            _manifest(
+                "Operation",
+                {
+                    "target": {"kind": "App", "name": "shop"},
+                    "type": "scale",
+                    "parameters": {"processes": [{"name": "web\n" * 10_000, "replicas": 1}]},
+                },
+            ),
+            "refused",
+        ),
+        (
+            "hostile/op:deploy-env-1MB",
+            "Operation",
+            _manifest(
+                "Operation",
+                {
+                    "target": {"kind": "App", "name": "shop"},
+                    "type": "deploy",
+                    "parameters": {"env": [{"name": f"E{i}", "value": "v" * 4000} for i in range(256)]},
+                },
+            ),
+            "refused",
+        ),
+        (
+            "hostile/op:dry-run-proposed-1MB",
+            "Operation",
+            _manifest(
+                "Operation",
+                {
+                    "target": {"kind": "App", "name": "shop"},
+                    "type": "deploy",
+                    "dryRun": True,
+                    "parameters": {"image": "x"},
+                    "proposed": {"image": "x", "env": [{"name": f"E{i}", "value": "v" * 4000} for i in range(256)]},
+                },
+            ),
+            "refused",
         ),
         (
             "hostile/app:duplicate-processes",
@@ -441,7 +495,79 @@ def judge(world: World, namespace: str, manifest: dict[str, Any], expect: str) -
         ):
             violations.append(f"{op['metadata']['name']} succeeded on hostile input ({expect})")
     violations += check.outcomes(ops) + operator_up(world)
-    return violations
+    if manifest["kind"] == "Operation":
+        violations += queue_moves(world, namespace, manifest["spec"]["target"])
+    return violations + activity_readable(world, namespace)
+
+
+def queue_moves(world: World, namespace: str, target: dict[str, str]) -> list[str]:
+    """No queue waits behind an operation that could not be recorded: one more on its target ends."""
+    custom = client.CustomObjectsApi(world.api)
+    after = _manifest("Operation", {"target": target, "type": "restart"}, name="after-hostile")
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "operations", after)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        status = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "operations", "after-hostile")
+        if (status.get("status") or {}).get("phase") in check.FINISHED:
+            return []
+        time.sleep(0.5)
+    phase = (status.get("status") or {}).get("phase")
+    return [f"an ordinary operation on {target['name']} after the hostile one is still {phase} after 90s"]
+
+
+def activity_readable(world: World, namespace: str) -> list[str]:
+    """The namespace's activity stays readable after every case, whatever the case left in it."""
+    read = kubectl_bosun(world.cluster, "activity", "-n", namespace, "-o", "table", timeout=60)
+    if "Traceback" in read.stderr or read.returncode not in (0, 1):
+        return [f"kubectl bosun activity failed after the case (exit {read.returncode}): {read.stderr[-300:]}"]
+    if read.returncode == 1 and "no activity report" not in read.stderr:
+        return [f"kubectl bosun activity failed after the case: {read.stderr[-300:]}"]
+    return []
+
+
+def forged_report(world: World, rng: random.Random, namespace: str) -> list[str]:
+    """An editor's forged report for the week: refused; as it would be read, flagged."""
+    week = datetime.now(UTC).strftime("%G-w%V")
+    user = f"editor-{rng.randrange(10**6)}"
+    kubectl = world.cluster.kubectl
+    kubectl("create", "rolebinding", f"{user}-edit", "-n", namespace, "--clusterrole=edit", f"--user={user}")
+    forged = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": f"bosun-activity-{week}", "labels": {"bosun.dev/activity-report": "true"}},
+        "data": {"activity.csv": "operation,initiator\nall-fine,someone-else\n"},
+    }
+    for _ in range(40):  # the binding takes a moment to count
+        allowed = kubectl("auth", "can-i", "create", "configmaps", "-n", namespace, f"--as={user}", check=False)
+        if allowed.strip() == "yes":
+            break
+        time.sleep(0.25)
+    made = subprocess.run(
+        [str(world.cluster.bin_dir / "kubectl"), "--kubeconfig", str(world.cluster.kubeconfig),
+         "apply", "-n", namespace, f"--as={user}", "-f", "-"],
+        input=json.dumps(forged), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if made.returncode == 0:
+        return ["an editor wrote the week's activity report"]
+    if "only Bosun writes" not in made.stderr:
+        return [f"the forged report was refused, but not as Bosun's record: {made.stderr[-300:]}"]
+    return activity_readable(world, namespace) + operator_up(world)
+
+
+def yaml_bomb_to_plan(world: World, rng: random.Random, namespace: str) -> list[str]:
+    """`kubectl bosun plan -f` refuses a YAML alias bomb at once, as kubectl does."""
+    lines = ["a: &a [" + ", ".join(["lol"] * 9) + "]"]
+    for n in range(1, 9):
+        lines.append(f"{chr(97 + n)}: &{chr(97 + n)} [" + ", ".join([f"*{chr(96 + n)}"] * 9) + "]")
+    started = time.monotonic()
+    read = kubectl_bosun(world.cluster, "plan", "-f", "-", "-n", namespace, stdin="\n".join(lines) + "\n", timeout=60)
+    took = time.monotonic() - started
+    violations = []
+    if read.returncode == 0 or "Traceback" in read.stderr or "refused" not in read.stderr:
+        violations.append(f"plan -f took a YAML bomb (exit {read.returncode}): {read.stderr[-300:]}")
+    if took > 20:
+        violations.append(f"plan -f took {took:.0f}s to refuse a YAML bomb")
+    return violations + operator_up(world)
 
 
 def _refused_update(custom: Any, namespace: str, plural: str, name: str, patch: dict[str, Any]) -> list[str]:
@@ -475,6 +601,8 @@ def snapshot(api: client.ApiClient, namespace: str) -> dict[str, str]:
 def cases() -> list[Case]:
     found = [Case("hostile", cid, _run(manifest, "refused")) for cid, _, manifest in generated()]
     found += [Case("hostile", cid, _run(manifest, expect)) for cid, _, manifest, expect in handwritten()]
+    found += [Case("hostile", "hostile/report:forged-by-an-editor", forged_report)]
+    found += [Case("hostile", "hostile/plan:yaml-bomb", yaml_bomb_to_plan)]
     return found
 
 

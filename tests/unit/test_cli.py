@@ -54,21 +54,32 @@ def test_plan_reads_lists_and_refuses_what_is_not_an_object() -> None:
 def test_a_report_field_over_the_csv_limit_or_a_damaged_report_is_read_with_a_warning() -> None:
     from types import SimpleNamespace
 
-    from bosun.activity.report import render_csv
+    from bosun.activity.report import DIGEST, csv_digest, render_csv
     from bosun.cli.commands import CSV_KEY, report_rows
+
+    def part(text: str, digest: str | None) -> SimpleNamespace:
+        annotations = {DIGEST: digest} if digest is not None else {}
+        return SimpleNamespace(metadata=SimpleNamespace(name="r", annotations=annotations), data={CSV_KEY: text})
 
     header = render_csv([]).strip()
     huge = "x" * 300_000  # over csv's own 131072-character field limit
     text = f'{header}\nop-1,deploy,App,shop,alice,Failed,,2026-12-01T00:00:00Z,,,,"{huge}",false\n'
     err = io.StringIO()
-    rows = report_rows(SimpleNamespace(metadata=SimpleNamespace(name="r"), data={CSV_KEY: text}), err)
+    rows = report_rows(part(text, csv_digest(text)), err)
     assert len(rows) == 1 and rows[0]["message"] == huge and err.getvalue() == ""
 
+    forged = text.replace("alice", "mallory")
+    assert report_rows(part(forged, csv_digest(text)), err)[0]["initiator"] == "mallory"
+    assert "warning: activity report r was altered after Bosun wrote it" in err.getvalue()
+    report_rows(part(forged, None), err)
+    assert "carries no digest" in err.getvalue()
+
+    err = io.StringIO()
     cut = f"{header}\nop-1,deploy\nop-2,restart,App,web\rbob,Succeeded\nop-3,x\n"  # altered: a short row, a bare CR
-    rows = report_rows(SimpleNamespace(metadata=SimpleNamespace(name="r"), data={CSV_KEY: cut}), err)
+    rows = report_rows(part(cut, csv_digest(cut)), err)
     assert rows[0]["operation"] == "op-1" and rows[0]["initiator"] == ""  # missing columns read as empty
     assert "warning: activity report r is damaged after 1 rows" in err.getvalue()
-    assert report_rows(SimpleNamespace(metadata=SimpleNamespace(name="r"), data=None), err) == []
+    assert report_rows(SimpleNamespace(metadata=SimpleNamespace(name="r", annotations=None), data=None), err) == []
 
 
 def test_plan_refuses_a_yaml_bomb_and_an_oversized_file_at_once(tmp_path: Path) -> None:

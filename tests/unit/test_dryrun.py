@@ -102,6 +102,7 @@ async def test_timings_come_from_succeeded_real_runs_of_the_same_table_only() ->
     report = await examine(TABLE, Ctx(), "", history)
     first = report.steps[0].expected
     assert (first.runs, first.median_seconds, first.worst_seconds) == (3, 2.0, 3.0)
+    assert (first.best_seconds, first.confidence) == (1.0, "low")
     assert report.expected_downtime is not None
     assert (report.expected_downtime.median_seconds, report.expected_downtime.worst_seconds) == (6.0, 8.0)
     assert "about 6.0s" in report.downtime
@@ -112,3 +113,14 @@ def test_a_recorded_downtime_wins_over_the_steps_durations() -> None:
     moved.status.steps[-1].message = "database Ready on b; downtime 2.9s (stop, detach, attach, start)"
     assert downtime_of(moved, TABLE) == 2.9
     assert estimate([]).runs == 0 and estimate([1, 2, 10]).median_seconds == 2
+
+
+def test_a_prediction_says_how_sure_it_is() -> None:
+    from bosun.engine.dryrun import estimate, estimate_words
+
+    few = estimate([4.0, 9.0, 3.5])
+    assert estimate_words(few) == "about 4.0s, low confidence: 3 runs (3.5-9.0s)"
+    assert estimate_words(estimate([2.0])) == "about 2.0s, low confidence: 1 run (2.0-2.0s)"
+    many = estimate([4.0, 9.0, 3.5, 4.2, 10.0, 3.9])
+    assert many.confidence == "high"
+    assert estimate_words(many) == "about 4.1s (median of the last 6 runs, 3.5-10.0s)"

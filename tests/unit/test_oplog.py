@@ -338,3 +338,18 @@ async def test_a_write_of_unknown_outcome_that_did_not_land_costs_one_read(tmp_p
     log.close()
     await asyncio.sleep(0.4)
     assert log.settled and len(stored_lines(store, key)) == 1
+
+
+async def test_status_shows_long_lines_cut_and_stays_small_while_the_store_keeps_them_whole(tmp_path: Path) -> None:
+    store = Outage(tmp_path)
+    key = log_key("ns", "op", "0123456789")
+    log = OperationLog(store, key, flush_seconds=3600, max_shown=500)
+    log.add("one long line: " + "y" * 100_000)
+    await log.flush()
+    assert len(stored_lines(store, key)[0]) > 100_000
+    shown = log.status()
+    assert len(shown.lines[0].encode()) <= 4096 and shown.lines[0].endswith("more bytes in the log)")
+    store.down = True
+    for n in range(400):  # unstored: the status would show them all, but not past its byte budget
+        log.add(f"{n} " + "z" * 3000)
+    assert sum(len(line) for line in log.status().lines) <= 256 * 1024 and log.status().total == 401

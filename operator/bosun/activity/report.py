@@ -12,6 +12,7 @@ timestamp in it, so generating a week twice gives the same bytes.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -150,6 +151,12 @@ def weeks_between(first: str, last: str) -> list[str]:
 # about 5,000 operations, and every archive of that week was retried behind it.
 PART_BYTES = 512 * 1024
 PARTS = "bosun.dev/parts"  # on the first part: how many parts the report has
+DIGEST = "bosun.dev/sha256"  # on every part: the digest of its CSV as Bosun wrote it
+
+
+def csv_digest(text: str) -> str:
+    """What a reader compares with DIGEST: a part changed by anyone but Bosun no longer matches."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def render_csv(records: Iterable[OperationRecord]) -> str:

@@ -24,9 +24,11 @@ from typing import Any
 
 from bosun import metrics
 from bosun.activity.report import (
+    DIGEST,
     PART_BYTES,
     PARTS,
     OperationRecord,
+    csv_digest,
     parse,
     render_parts,
     report_name,
@@ -178,7 +180,10 @@ class ActivityService:
         before = max((k[2] for k in self._parts_written if k[:2] == (namespace, week)), default=0)
         # The first part last: the count it carries never names a part not written yet.
         for number in range(len(parts), 0, -1):
-            annotations = first if number == 1 else {"bosun.dev/part": str(number)}
+            annotations = {
+                **(first if number == 1 else {"bosun.dev/part": str(number)}),
+                DIGEST: csv_digest(parts[number - 1]),
+            }
             config_map = {
                 "apiVersion": "v1",
                 "kind": "ConfigMap",

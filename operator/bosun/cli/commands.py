@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TextIO
 
-from bosun.activity.report import COLUMNS, PARTS, report_name, week_of, weeks_between
+from bosun.activity.report import COLUMNS, DIGEST, PARTS, csv_digest, report_name, week_of, weeks_between
 from bosun.cli.render import (
     EXIT_ERROR,
     EXIT_REFUSED,
@@ -337,8 +337,18 @@ def report_rows(config_map: Any, err: TextIO) -> list[dict[str, str]]:
     an extra column (an altered or truncated report) costs a warning, never the reader."""
     csv.field_size_limit(sys.maxsize)  # Bosun caps what it writes; a report Bosun did not write may not be
     name = getattr(config_map.metadata, "name", "?")
+    text = (config_map.data or {}).get(CSV_KEY) or ""
+    digest = (getattr(config_map.metadata, "annotations", None) or {}).get(DIGEST)
+    if digest is None:
+        print(
+            f"warning: activity report {name} carries no digest (Bosun did not write it, or a Bosun before "
+            "digests did): its rows cannot be checked",
+            file=err,
+        )
+    elif digest != csv_digest(text):
+        print(f"warning: activity report {name} was altered after Bosun wrote it: its rows may be forged", file=err)
     rows: list[dict[str, str]] = []
-    reader = csv.DictReader(io.StringIO((config_map.data or {}).get(CSV_KEY) or ""))
+    reader = csv.DictReader(io.StringIO(text))
     try:
         for row in reader:
             rows.append({column: str(row.get(column) or "") for column in COLUMNS})

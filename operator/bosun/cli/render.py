@@ -98,7 +98,8 @@ def _estimate(found: dict[str, Any] | None) -> str:
     if not found.get("runs"):
         return "no history"
     median, worst = float(found.get("medianSeconds") or 0), float(found.get("worstSeconds") or 0)
-    return f"{median:.1f}s / {worst:.1f}s ({found['runs']} runs)"
+    sure = "" if found.get("confidence") == "high" else ", low confidence"
+    return f"{median:.1f}s / {worst:.1f}s ({found['runs']} runs{sure})"
 
 
 def dry_run_report(operation: dict[str, Any]) -> str:

@@ -26,6 +26,7 @@ from bosun.models.base import parse_time
 from bosun.models.operation import DryRunReport, Estimate, Operation, Phase, PlannedStep, StepStatus
 
 HISTORY_RUNS = 10
+CONFIDENT_RUNS = 5  # fewer runs than this: the range is shown, and called low confidence
 RECORDED_DOWNTIME = re.compile(r"\bdowntime (\d+(?:\.\d+)?)s\b")
 
 
@@ -33,7 +34,25 @@ def estimate(values: Iterable[float]) -> Estimate:
     found = [round(v, 1) for v in values]
     if not found:
         return Estimate()
-    return Estimate(runs=len(found), median_seconds=round(statistics.median(found), 1), worst_seconds=max(found))
+    return Estimate(
+        runs=len(found),
+        median_seconds=round(statistics.median(found), 1),
+        best_seconds=min(found),
+        worst_seconds=max(found),
+        confidence="high" if len(found) >= CONFIDENT_RUNS else "low",
+    )
+
+
+def estimate_words(expected: Estimate) -> str:
+    """`about 4.0s (median of 12 runs, 2.9-10.0s)`, or, from fewer than CONFIDENT_RUNS runs,
+    `about 4.0s, low confidence: 3 runs (2.9-7.0s)`."""
+    median, best, worst = (
+        float(v or 0) for v in (expected.median_seconds, expected.best_seconds, expected.worst_seconds)
+    )
+    span = f"{best:.1f}-{worst:.1f}s"
+    if expected.confidence == "high":
+        return f"about {median:.1f}s (median of the last {expected.runs} runs, {span})"
+    return f"about {median:.1f}s, low confidence: {expected.runs} run{'s' if expected.runs != 1 else ''} ({span})"
 
 
 def past_runs(table: StepTable[Any], operations: Iterable[Operation]) -> list[Operation]:
@@ -79,8 +98,7 @@ def _downtime_words(table: StepTable[Any], expected: Estimate | None) -> str:
     during = ", ".join(table.downtime_steps)
     if expected is None or not expected.runs:
         return f"during {during}; no history in this namespace to say how long"
-    median, worst = float(expected.median_seconds or 0), float(expected.worst_seconds or 0)
-    return f"about {median:.1f}s (median of the last {expected.runs} runs, worst {worst:.1f}s), during {during}"
+    return f"{estimate_words(expected)}, during {during}"
 
 
 async def examine(table: StepTable[Any], ctx: Any, summary: str, others: Iterable[Operation]) -> DryRunReport:
@@ -119,9 +137,7 @@ def verdict(report: DryRunReport) -> tuple[Phase, str, str]:
     if report.refusals:
         return Phase.FAILED, "WouldBeRefused", f"dry run: the real operation would be refused: {report.refusals[0]}"
     took = report.expected_seconds
-    expected = (
-        f"about {float(took.median_seconds or 0):.1f}s (median of {took.runs} runs)" if took.runs else "no history"
-    )
+    expected = estimate_words(took) if took.runs else "no history"
     return (
         Phase.SUCCEEDED,
         "DryRun",

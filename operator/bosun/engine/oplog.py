@@ -8,7 +8,9 @@ No line the status ever showed is lost to a crash. The status shows the last `ta
 top of them, every line the store is not known to hold yet (up to `max_shown`), so the status
 written before a SIGKILL still carries whatever the store missed. A restarted operator `resume`s
 the log: it reads the store's copy and completes it from that status tail, then numbers its own
-lines on from there. Lines the store got but the status never showed are kept too.
+lines on from there. Lines the store got but the status never showed are kept too. So that the
+status stays writable, it shows a line over 4 KiB cut and 256 KiB of lines at most: a crash while
+the store is down can then cost the end of a long line, or the oldest unstored lines.
 
 Every flush also goes to the log's copy in the operation's namespace (`LogCopy`, ConfigMaps that
 people read through the API server): each is tried even when the other is down, and the lines count
@@ -49,16 +51,16 @@ LOST = "(this line was lost: the operator stopped while the log store was unreac
 _background: set[asyncio.Task[None]] = set()  # strong references to flushes that outlive their operation
 
 
-MAX_LINE_BYTES = 4096  # one line of an operation's log; its status shows up to MAX_SHOWN of them
-MAX_MESSAGE_LINES = 200  # lines one message may become
+STATUS_LINE_BYTES = 4096  # a line as the status shows it; the store and the copy keep it whole
+STATUS_LOG_BYTES = 256 * 1024  # the lines in status at most, whatever they hold
 
 
-def _cut(text: str) -> str:
-    raw = text.encode()
-    if len(raw) <= MAX_LINE_BYTES:
-        return text
-    kept = raw[: MAX_LINE_BYTES - 60].decode(errors="ignore")
-    return f"{kept} ... ({len(raw) - len(kept.encode())} more bytes: in the operator's own log)"
+def _shown(line: str) -> str:
+    raw = line.encode()
+    if len(raw) <= STATUS_LINE_BYTES:
+        return line
+    kept = raw[: STATUS_LINE_BYTES - 60].decode(errors="ignore")
+    return f"{kept} ... ({len(raw) - len(kept.encode())} more bytes in the log)"
 
 
 def log_key(namespace: str, name: str, uid: str) -> str:
@@ -182,13 +184,8 @@ class OperationLog:
         return f"{at} {'WARNING' if warning else 'INFO':<7} {message}"
 
     def add(self, message: str, *, warning: bool = False) -> None:
-        parts = message.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-        for part in parts[:MAX_MESSAGE_LINES]:
-            self._add(self.format(_cut(part), warning=warning))
-        if len(parts) > MAX_MESSAGE_LINES:
-            more = len(parts) - MAX_MESSAGE_LINES
-            note = f"... ({more} more lines of this message: in the operator's own log)"
-            self._add(self.format(note, warning=warning))
+        for part in message.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+            self._add(self.format(part, warning=warning))
 
     def _add(self, line: str) -> None:
         if self.writes and self.pending >= self.max_held:
@@ -211,7 +208,9 @@ class OperationLog:
         earlier = self._earlier if self._earlier is not None else self._earlier_tail
         unstored = self.pending + (len(self._earlier_tail) if self._earlier is None else 0)
         shown = min(self.max_shown, max(self.tail, unstored))
-        lines = (earlier[-shown:] + self.lines)[-shown:] if shown else []
+        lines = [_shown(line) for line in (earlier[-shown:] + self.lines)[-shown:]] if shown else []
+        while sum(len(line) for line in lines) > STATUS_LOG_BYTES:  # the oldest go first
+            lines = lines[len(lines) // 4 or 1 :]
         return OperationLogStatus(
             url=self.store.url(self.key) if self.store is not None else "",
             lines=lines,

@@ -139,6 +139,8 @@ def words_text(path: str) -> str:
 def map_text(path: str) -> str:
     """CEL: the characters of the keys and values of the string map at `path`."""
     return f"(has({path}) ? {path}.map(k, size(k) + size({path}[k])).sum() : 0)"
+
+
 LabelValue = Annotated[str, Field(max_length=63)]
 AnnotationValue = Annotated[str, Field(max_length=4096)]
 

@@ -279,7 +279,11 @@ class Estimate(KubeModel):
 
     runs: int = Field(default=0, description="How many past runs the figures come from (0: no history).")
     median_seconds: float | None = Field(default=None, description="Median of those runs.")
+    best_seconds: float | None = Field(default=None, description="The shortest of those runs.")
     worst_seconds: float | None = Field(default=None, description="The longest of those runs.")
+    confidence: str = Field(
+        default="", description="high from 5 runs on, else low (a range from so few runs says little)."
+    )
 
 
 class PlannedStep(KubeModel):

@@ -265,10 +265,15 @@ async def image_on_target(ctx: DatabaseContext) -> str:
     """What `pre_pull` would find (dry run): the image on the target node already, or a pull to come."""
     image, node = build.image(ctx.spec), ctx.plan.to_node
     found = await ctx.kube.node(node)
-    names = {n for i in ((found or {}).get("status") or {}).get("images") or [] for n in i.get("names") or []}
+    listed = ((found or {}).get("status") or {}).get("images") or []
+    names = {n for i in listed for n in i.get("names") or []}
     if image in names:
-        return f"image {image} is already on {node}: nothing to pull"
-    return f"image {image} is not on {node} yet: it is pulled there before the old pod stops (no downtime)"
+        return f"{node} reports image {image}: nothing to pull"
+    pulled = "a pull there runs before the old pod stops (no downtime)"
+    if not listed:
+        return f"{node} reports no images (not every node does), so whether it has {image} is unknown: {pulled}"
+    # A kubelet lists at most --node-status-max-images images (50 by default), the largest first.
+    return f"{node} does not list image {image} among the {len(listed)} it reports: {pulled}"
 
 
 async def drop_puller(ctx: DatabaseContext) -> str:
