@@ -91,27 +91,28 @@ def app(name: str, image: str, **spec: object) -> dict[str, object]:
     }
 
 
-@pytest.fixture
-def viewer(bosun: Bosun, cluster: LocalCluster, api: client.ApiClient) -> str:
-    """A user bound to the built-in `view` role in the test namespace, and nothing else."""
-    name = f"viewer-{uuid.uuid4().hex[:4]}"
+def user_with_role(api: client.ApiClient, cluster: LocalCluster, namespace: str, role: str, can: str) -> str:
+    """A new user bound to the built-in `role` in the namespace, once the API server says they `can`."""
+    name = f"{role}-user-{uuid.uuid4().hex[:4]}"
     client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(
-        bosun.namespace,
+        namespace,
         {
-            "metadata": {"name": f"{name}-views"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "metadata": {"name": f"{name}-{role}"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}],
         },
     )
     wait_for(
-        lambda: (
-            cluster.kubectl("auth", "can-i", "get", "operations.bosun.dev", "-n", bosun.namespace, "--as", name)
-            .strip()
-            .endswith("yes")
-        ),
-        what="view aggregated",
+        lambda: cluster.kubectl("auth", "can-i", *can.split(), "-n", namespace, "--as", name).strip().endswith("yes"),
+        what=f"{role} aggregated",
     )
     return name
+
+
+@pytest.fixture
+def viewer(bosun: Bosun, cluster: LocalCluster, api: client.ApiClient) -> str:
+    """A user bound to the built-in `view` role in the test namespace, and nothing else."""
+    return user_with_role(api, cluster, bosun.namespace, "view", "get operations.bosun.dev")
 
 
 def stored_log(s3: SeaweedFS, namespace: str, name: str, uid: str) -> bytes:
@@ -482,27 +483,12 @@ def test_an_editor_cannot_alter_the_week_s_report_and_an_altered_one_is_flagged(
     bosun: Bosun, cluster: LocalCluster, api: client.ApiClient
 ) -> None:
     """The report is the namespace's audit record: the people it records cannot rewrite it."""
-    editor = f"editor-{uuid.uuid4().hex[:4]}"
-    client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(
-        bosun.namespace,
-        {
-            "metadata": {"name": f"{editor}-edits"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": editor}],
-        },
-    )
+    editor = user_with_role(api, cluster, bosun.namespace, "edit", "update configmaps")
     bosun.apply(app("shop", "example.com/shop:1"))
     first = wait_for(lambda: ops_of(bosun, "shop", "deploy"), what="the deploy")[0]
     assert bosun.wait_phase(first, timeout=120)["phase"] == "Succeeded"
     name = f"bosun-activity-{this_week().lower()}"
     wait_for(lambda: any(r["operation"] == first for r in report_rows(cluster, bosun.namespace)), what="the report")
-    wait_for(
-        lambda: (
-            cluster.kubectl("auth", "can-i", "update", "configmaps", "-n", bosun.namespace, "--as", editor).strip()
-            == "yes"
-        ),
-        what="the editor's rights",
-    )
     report = json.loads(cluster.kubectl("get", "configmap", name, "-n", bosun.namespace, "-o", "json"))
     forged = json.loads(json.dumps(report))
     forged["data"]["activity.csv"] = forged["data"]["activity.csv"].replace(",kwok-admin,", ",someone-else,")
