@@ -34,6 +34,7 @@ def new_cluster_env() -> Iterator[dict[str, str]]:
     subprocess.run([str(ROOT / "hack" / "cluster"), "down"], env=env, capture_output=True, check=False, timeout=120)
 
 
+@pytest.mark.timeout(900)
 def test_the_demo_works_on_a_brand_new_cluster(new_cluster_env: dict[str, str]) -> None:
     demo = subprocess.run(
         [str(ROOT / "hack" / "demo")], env=new_cluster_env, capture_output=True, text=True, timeout=900, check=False
