@@ -63,7 +63,7 @@ class TooLarge(PermanentError):
         super().__init__(message, "TooLarge")
 
 
-TOO_LARGE = ("request is too large", "Request entity too large", "Too long: must have at most", "too long")
+TOO_LARGE = ("request is too large", "Request entity too large", "Too long: ")
 
 
 def _message(error: ApiException) -> str:

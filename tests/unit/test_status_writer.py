@@ -1,0 +1,77 @@
+"""The one writer of Operation status keeps it small whatever a message holds, and a status the
+API server refuses for its size is written again smaller: an operation is never left unrecorded."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from bosun.engine.status import StatusWriter, capped
+from bosun.kube import TooLarge, map_error
+from bosun.models.operation import OperationLogStatus, OperationStatus, Phase, StepStatus
+
+
+class SizeLimitedKube:
+    """Refuses, as etcd does, any status write over `limit` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.written: list[dict[str, Any]] = []
+        self.refused = 0
+
+    async def patch_status(self, kind: str, namespace: str, name: str, body: dict[str, Any]) -> None:
+        if len(json.dumps(body)) > self.limit:
+            self.refused += 1
+            raise TooLarge(f"patch {kind} {namespace}/{name}: 500 etcdserver: request is too large")
+        self.written.append(body)
+
+
+def test_capped_says_how_much_the_log_holds() -> None:
+    assert capped("short", 100) == "short"
+    long = "é" * 3000  # 6000 bytes of UTF-8
+    cut = capped(long, 1024)
+    assert len(cut.encode()) <= 1024 and cut.endswith("more bytes in the log)")
+
+
+async def test_a_huge_refusal_is_recorded_capped_in_message_and_conditions() -> None:
+    kube = SizeLimitedKube(limit=1_000_000)
+    writer = StatusWriter(kube, "ns", "op", 1)  # type: ignore[arg-type]
+    refusal = "process name " + "web\n" * 100_000 + " is not in the App"
+    status = OperationStatus(phase=Phase.FAILED, reason="InvalidParameters", message=refusal)
+    status.steps = [StepStatus(name="check", message=refusal)]
+    await writer.save(status)
+    body = kube.written[-1]
+    assert len(json.dumps(body)) < 20_000
+    assert body["message"].endswith("more bytes in the log)") and len(body["message"].encode()) <= 2048
+    assert all(len(c["message"].encode()) <= 2048 for c in body["conditions"])
+
+
+async def test_a_status_refused_for_its_size_is_written_again_smaller() -> None:
+    kube = SizeLimitedKube(limit=6_000)
+    writer = StatusWriter(kube, "ns", "op", 1)  # type: ignore[arg-type]
+    writer.log = lambda: OperationLogStatus(lines=["x" * 4000], total=1)
+    status = OperationStatus(phase=Phase.FAILED, reason="StepFailed", message="m" * 1500)
+    await writer.save(status)
+    assert kube.refused == 1 and kube.written and kube.written[-1]["phase"] == "Failed"
+    assert "log" not in kube.written[-1]
+
+
+def test_etcd_s_size_refusal_is_permanent_not_retried_forever() -> None:
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    error = ApiException(status=500, reason="Internal Server Error")
+    error.body = json.dumps({"message": "etcdserver: request is too large"})
+    assert isinstance(map_error(error, "patch status"), TooLarge)
+    error = ApiException(status=422, reason="Unprocessable Entity")
+    error.body = json.dumps({"message": "status.plan: Too long: may not be more than 262144 bytes"})
+    assert isinstance(map_error(error, "patch status"), TooLarge)
+
+
+@pytest.fixture(autouse=True)
+def _no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def instant(_: float) -> None:
+        return None
+
+    monkeypatch.setattr("bosun.engine.status.asyncio.sleep", instant)
