@@ -57,3 +57,16 @@ def test_an_unknown_build_part_is_named_with_the_parts_there_are() -> None:
     assert result.returncode == 2
     assert "unknown part 'kubelet'" in result.stderr
     assert "control-plane" in result.stderr and "seaweedfs" in result.stderr
+
+
+def test_a_published_figure_that_differs_from_its_results_file_fails_the_check(tmp_path: Path) -> None:
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results" / "moves.json").write_text('{"summary": {"median": 2.94}}')
+    page = tmp_path / "README.md"
+    page.write_text("a move: <!--fig moves.json summary.median .1f-->2.5<!--/fig--> s\n")
+    figures = [str(ROOT / "hack" / "figures"), "--root", str(tmp_path)]
+    checked = run([*figures, "--check"], dict(os.environ))
+    assert checked.returncode == 1 and "'2.5' should be '2.9'" in checked.stderr
+    assert run([*figures, "--write"], dict(os.environ)).returncode == 0
+    assert "-->2.9<!--/fig-->" in page.read_text()
+    assert run([*figures, "--check"], dict(os.environ)).returncode == 0
