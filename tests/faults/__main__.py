@@ -10,6 +10,8 @@ hack/faults --list                   the case ids
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -149,9 +151,49 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     outcomes = run(chosen, args.seed, work)
+    seconds = time.monotonic() - started
     print(table(outcomes))
-    print(f"\nseed {args.seed}, {len(outcomes)} cases in {time.monotonic() - started:.0f}s; operator logs in {work}")
+    print(f"\nseed {args.seed}, {len(outcomes)} cases in {seconds:.0f}s; operator logs in {work}")
+    if not (args.case or args.match or args.sample):  # a whole run (of some categories): its results file
+        path = write_results(
+            outcomes, args.seed, seconds, sorted(only) or list(CATEGORIES), ROOT / "benchmarks" / "results"
+        )
+        print(f"results: {path} (and .json)")
     return 0 if all(o.converged for o in outcomes) else 1
+
+
+def write_results(outcomes: list[Outcome], seed: int, seconds: float, categories: list[str], out: Path) -> Path:
+    """faults.json and faults.md: what a whole run found, with the commit it ran on."""
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    dirty = bool(
+        subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True, text=True).stdout
+    )
+    data = {
+        "benchmark": "faults",
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "commit": commit.strip() + (" (with uncommitted changes)" if dirty else ""),
+        "seed": seed,
+        "categories": categories,
+        "seconds": round(seconds, 1),
+        "cases": len(outcomes),
+        "converged": sum(o.converged for o in outcomes),
+        "violations": sum(len(o.violations) for o in outcomes),
+        "by_category": {
+            category: {
+                "cases": sum(o.case.category == category for o in outcomes),
+                "converged": sum(o.converged for o in outcomes if o.case.category == category),
+            }
+            for category in dict.fromkeys(o.case.category for o in outcomes)
+        },
+        "failed": {o.case.id: o.violations for o in outcomes if not o.converged},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "faults.json").write_text(json.dumps(data, indent=2) + "\n")
+    (out / "faults.md").write_text(
+        f"# Fault harness\n\n_{data['when']}, commit `{data['commit'][:7]}`, seed {seed}, "
+        f"{data['seconds']:.0f} s (`hack/faults`)_\n\n{table(outcomes)}\n"
+    )
+    return out / "faults.md"
 
 
 if __name__ == "__main__":
