@@ -147,6 +147,50 @@ build_seaweedfs() {
     github.com/seaweedfs/seaweedfs/weed) || die "building seaweedfs $SEAWEEDFS_VERSION failed (see the go output above)"
 }
 
+# Real nodes: kubelet and kube-proxy from the same wrapper module as the control plane (its build
+# cache makes them quick), containerd and its runc shim, the CNI plugins, and the pause image built
+# from Kubernetes' own C source into an OCI archive that each node's containerd imports.
+NODE_BINARIES=(kubelet kube-proxy containerd containerd-shim-runc-v2 ctr runc bridge host-local loopback pause.tar)
+build_nodes() {
+  log "real nodes: building kubelet, kube-proxy, containerd $CONTAINERD_VERSION, runc $RUNC_VERSION, CNI $CNI_PLUGINS_VERSION, pause $PAUSE_VERSION$(last_cold nodes)"
+  command -v gcc >/dev/null 2>&1 || die "gcc is needed for runc and the pause image (apt-get install gcc libc6-dev)"
+  if [ ! -f /usr/include/seccomp.h ]; then  # runc's seccomp filters (RuntimeDefault) link libseccomp
+    log "installing libseccomp-dev (Debian)"
+    { apt-get install -y -qq libseccomp-dev >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq libseccomp-dev >/dev/null; }; } \
+      || die "apt-get install libseccomp-dev failed"
+  fi
+  [ -f "$BUILD_DIR/kubernetes-$KUBE_VERSION/go.mod" ] || build_kubernetes
+  mkdir -p "$NODES_BIN_DIR"
+  local kube_ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1"
+  kube_ldflags+=" -X k8s.io/component-base/version.gitMinor=$(echo "$KUBE_VERSION" | cut -d. -f2)"
+  (cd "$BUILD_DIR/kubernetes-$KUBE_VERSION" && CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "$kube_ldflags" \
+    -o "$NODES_BIN_DIR/" k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy) \
+    || die "building kubelet and kube-proxy failed (see the go output above)"
+  GOBIN="$NODES_BIN_DIR" CGO_ENABLED=0 go install -trimpath -tags no_btrfs -ldflags "-s -w" \
+    "github.com/containerd/containerd/v2/cmd/containerd@$CONTAINERD_VERSION" \
+    "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION" \
+    "github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD_VERSION" \
+    || die "building containerd $CONTAINERD_VERSION failed (see the go output above)"
+  # Debian's runc 1.1.5 is older than containerd 2.3 expects: runc from its module, with seccomp.
+  GOBIN="$NODES_BIN_DIR" CGO_ENABLED=1 go install -trimpath -tags seccomp -ldflags "-s -w" \
+    "github.com/opencontainers/runc@$RUNC_VERSION" || die "building runc $RUNC_VERSION failed (see the go output above)"
+  GOBIN="$NODES_BIN_DIR" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
+    "github.com/containernetworking/plugins/plugins/main/bridge@$CNI_PLUGINS_VERSION" \
+    "github.com/containernetworking/plugins/plugins/ipam/host-local@$CNI_PLUGINS_VERSION" \
+    "github.com/containernetworking/plugins/plugins/main/loopback@$CNI_PLUGINS_VERSION" \
+    || die "building the CNI plugins $CNI_PLUGINS_VERSION failed (see the go output above)"
+  local source work
+  source="$(go env GOMODCACHE)/k8s.io/kubernetes@$KUBE_VERSION/build/pause/linux/pause.c"
+  [ -f "$source" ] || die "no pause source at $source"
+  work="$(mktemp -d)"
+  mkdir -p "$work/rootfs"
+  gcc -Os -Wall -Werror -static -DVERSION="v$PAUSE_VERSION-bosun" -o "$work/rootfs/pause" "$source" \
+    || die "compiling the pause container failed"
+  python3 "$HACK_DIR/oci-image" --rootfs "$work/rootfs" --name "registry.k8s.io/pause:$PAUSE_VERSION" \
+    --entrypoint /pause --user 65535:65535 --out "$NODES_BIN_DIR/pause.tar" || die "packing the pause image failed"
+  rm -rf "$work"
+}
+
 # How long each part took when `hack/measure-setup` last built it from empty caches (its results
 # file, committed): printed before each build so a person knows what they are waiting for.
 last_cold() { # part -> "about N min (cold, 2-core machine, DATE)" or nothing
@@ -176,6 +220,7 @@ cached() { # part -> 0 if its binaries exist
     kubernetes) local b; for b in "${KUBE_BINARIES[@]}"; do [ -x "$BIN_DIR/$b" ] || return 1; done ;;
     helm) [ -x "$HELM_BIN" ] ;;
     seaweedfs) [ -x "$SEAWEEDFS_BIN" ] ;;
+    nodes) local b; for b in "${NODE_BINARIES[@]}"; do [ -e "$NODES_BIN_DIR/$b" ] || return 1; done ;;
   esac
 }
 
@@ -199,6 +244,7 @@ usage: hack/build.sh [control-plane|helm|seaweedfs|all]...
   control-plane  etcd, KWOK and Kubernetes: what `hack/cluster up` and `hack/demo` need (default)
   helm           the Helm CLI: the chart tests and install tests
   seaweedfs      an S3-compatible server: the log store tests and the fault harness
+  nodes          kubelet, kube-proxy, containerd, CNI plugins, the pause image: real nodes
   all            everything hack/test needs
 TXT
   exit 2
@@ -210,7 +256,7 @@ main() {
   for part in "$@"; do
     case "$part" in
       control-plane) want+=(etcd kwok kubernetes) ;;
-      helm | seaweedfs) want+=("$part") ;;
+      helm | seaweedfs | nodes) want+=("$part") ;;
       all) want+=(etcd kwok kubernetes helm seaweedfs) ;;
       -h | --help) usage ;;
       *) echo "hack/build.sh: unknown part '$part'" >&2; usage ;;

@@ -1,0 +1,99 @@
+"""Real nodes beside the KWOK ones: a real kubelet, containerd, runc and CNI network per node.
+
+The first slice of proving database moves on real nodes (docs/design/real-nodes.md): both nodes
+join the local cluster and become Ready, a pod runs on each with an address from its own node's
+pod network, each node's runtime sees only its own containers, KWOK leaves them alone, and
+`hack/real-nodes down` leaves no node behind.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from tests.support.cluster import ROOT, LocalCluster, hack_versions
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.cluster
+
+NODES = {"real-zone-r-1": "10.244.101.0/24", "real-zone-r-2": "10.244.102.0/24"}
+
+
+def hack(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(ROOT / "hack" / "real-nodes"), *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def real_nodes(cluster: LocalCluster) -> Iterator[list[str]]:
+    if os.geteuid() != 0:
+        pytest.skip("real nodes need root")  # the CI machine runs as root: there this never skips
+    up = hack("up")
+    assert up.returncode == 0, up.stderr[-4000:]
+    yield list(NODES)
+    down = hack("down", timeout=120)
+    assert down.returncode == 0, down.stderr[-2000:]
+
+
+def containers_of(node: str) -> list[str]:
+    versions = hack_versions()
+    cache = Path(os.environ.get("BOSUN_CACHE", Path.home() / ".cache" / "bosun"))
+    bin_dir = (
+        cache
+        / "bin"
+        / (
+            f"nodes-k8s-{versions['KUBE_VERSION']}-containerd-{versions['CONTAINERD_VERSION']}"
+            f"-runc-{versions['RUNC_VERSION']}-cni-{versions['CNI_PLUGINS_VERSION']}"
+        )
+    )
+    cluster = os.environ.get("BOSUN_CLUSTER_NAME", "bosun")
+    socket = f"/var/lib/bosun-real-nodes/{cluster}/node-{node[-1]}/run/containerd.sock"
+    listed = subprocess.run(
+        [str(bin_dir / "ctr"), "--address", socket, "-n", "k8s.io", "containers", "list", "-q"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return listed.stdout.split()
+
+
+@pytest.mark.timeout(900)  # the first run builds kubelet, containerd, runc and the CNI plugins
+def test_a_pod_runs_on_each_real_node_in_its_own_network_and_runtime(
+    real_nodes: list[str], core: client.CoreV1Api, namespace: str
+) -> None:
+    for node in real_nodes:
+        found = core.read_node(node)
+        assert found.status.node_info.container_runtime_version.startswith("containerd://")
+        assert found.status.node_info.kubelet_version == hack_versions()["KUBE_VERSION"]
+        assert (found.metadata.labels or {}).get("topology.kubernetes.io/zone") == "zone-r"
+        assert [t.key for t in found.spec.taints or []] == ["bosun.dev/real"]
+        assert "kwok.x-k8s.io/node" not in (found.metadata.annotations or {})
+        core.create_namespaced_pod(
+            namespace,
+            {
+                "metadata": {"name": f"on-{node}"},
+                "spec": {
+                    "nodeName": node,
+                    "tolerations": [{"key": "bosun.dev/real", "operator": "Exists"}],
+                    "containers": [
+                        {"name": "pause", "image": "registry.k8s.io/pause:3.10.2", "imagePullPolicy": "Never"}
+                    ],
+                },
+            },
+        )
+    for node, cidr in NODES.items():
+        pod = wait_for(
+            lambda node=node: (p := core.read_namespaced_pod(f"on-{node}", namespace)).status.phase == "Running" and p,
+            timeout=90,
+            what=f"the pod on {node} to run",
+        )
+        assert ipaddress.ip_address(pod.status.pod_ip) in ipaddress.ip_network(cidr), (node, pod.status.pod_ip)
+    first, second = (set(containers_of(node)) for node in real_nodes)
+    assert first and second and not first & second  # each runtime holds its own pod's sandbox and container
+    # KWOK, which fakes every pod on its own nodes, never touched these: their pods' IPs are real.
+    assert all(core.read_node(n).status.node_info.kubelet_version != "fake" for n in real_nodes)
