@@ -191,6 +191,30 @@ build_nodes() {
   rm -rf "$work"
 }
 
+# Images for the real nodes, from Debian's packages (no registry is reachable): PostgreSQL 15 as
+# `postgres:15`, a minimal bookworm with postgresql-15 (mmdebstrap), Bosun's entrypoint on top.
+build_images() {
+  log "images: building postgres:15 from Debian's packages$(last_cold images)"
+  local package
+  for package in mmdebstrap:mmdebstrap psql:postgresql-client; do  # psql: the tests' row-counting client
+    command -v "${package%%:*}" >/dev/null 2>&1 \
+      || apt-get install -y -qq "${package#*:}" >/dev/null || die "apt-get install ${package#*:} failed"
+  done
+  local work
+  work="$(mktemp -d)"
+  mmdebstrap --quiet --variant=minbase --include=postgresql-15 \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/lib/llvm-*' \
+    bookworm "$work/rootfs.tar" || die "mmdebstrap could not make the PostgreSQL root filesystem"
+  mkdir -p "$work/rootfs" "$IMAGES_DIR"
+  tar -xf "$work/rootfs.tar" -C "$work/rootfs"
+  install -m 0755 "$HACK_DIR/images/postgres-entrypoint" "$work/rootfs/usr/local/bin/bosun-postgres"
+  python3 "$HACK_DIR/oci-image" --rootfs "$work/rootfs" --name "docker.io/library/postgres:15" \
+    --entrypoint /usr/local/bin/bosun-postgres --env PATH=/usr/local/bin:/usr/bin:/bin \
+    --out "$IMAGES_DIR/postgres-15.tar" || die "packing the PostgreSQL image failed"
+  rm -rf "$work"
+}
+
 # How long each part took when `hack/measure-setup` last built it from empty caches (its results
 # file, committed): printed before each build so a person knows what they are waiting for.
 last_cold() { # part -> "about N min (cold, 2-core machine, DATE)" or nothing
@@ -221,6 +245,7 @@ cached() { # part -> 0 if its binaries exist
     helm) [ -x "$HELM_BIN" ] ;;
     seaweedfs) [ -x "$SEAWEEDFS_BIN" ] ;;
     nodes) local b; for b in "${NODE_BINARIES[@]}"; do [ -e "$NODES_BIN_DIR/$b" ] || return 1; done ;;
+    images) [ -f "$IMAGES_DIR/postgres-15.tar" ] ;;
   esac
 }
 
@@ -245,6 +270,7 @@ usage: hack/build.sh [control-plane|helm|seaweedfs|all]...
   helm           the Helm CLI: the chart tests and install tests
   seaweedfs      an S3-compatible server: the log store tests and the fault harness
   nodes          kubelet, kube-proxy, containerd, CNI plugins, the pause image: real nodes
+  images         the images real nodes run (postgres:15, from Debian's packages)
   all            everything hack/test needs
 TXT
   exit 2
@@ -256,7 +282,7 @@ main() {
   for part in "$@"; do
     case "$part" in
       control-plane) want+=(etcd kwok kubernetes) ;;
-      helm | seaweedfs | nodes) want+=("$part") ;;
+      helm | seaweedfs | nodes | images) want+=("$part") ;;
       all) want+=(etcd kwok kubernetes helm seaweedfs) ;;
       -h | --help) usage ;;
       *) echo "hack/build.sh: unknown part '$part'" >&2; usage ;;
