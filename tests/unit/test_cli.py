@@ -119,3 +119,17 @@ def test_no_traceback_reaches_a_user(monkeypatch: pytest.MonkeyPatch, capsys: py
     assert run_cli(["status", "op-1"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: KeyError: 'spec'") and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_a_closed_pipe_is_not_an_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from bosun.cli import commands
+    from bosun.cli.main import run_cli
+
+    def closed(*_: object) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(commands, "connect", lambda *_: None)
+    monkeypatch.setattr(commands, "status", closed)
+    monkeypatch.setattr("os.dup2", lambda *_: None)  # pytest's captured stdout stays as it is
+    assert run_cli(["status", "op-1"]) == 0
+    assert capsys.readouterr().err == ""

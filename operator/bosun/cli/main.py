@@ -168,7 +168,12 @@ def _plugin(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    except Exception as error:  # no traceback reaches a user, whatever was read
+    except BrokenPipeError:  # `kubectl bosun logs OP | head`: the reader has all it wanted
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush raises nothing
+        return 0
+    except Exception as error:  # after BrokenPipeError: no traceback reaches a user
         if os.environ.get("BOSUN_DEBUG") == "1":
             raise
         text = " ".join(str(error).split())
@@ -178,8 +183,3 @@ def _plugin(args: argparse.Namespace) -> int:
             file=err,
         )
         return 1
-    except BrokenPipeError:  # `kubectl bosun logs OP | head`: the reader has all it wanted
-        with contextlib.suppress(OSError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush raises nothing
-        return 0
