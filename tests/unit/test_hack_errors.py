@@ -70,3 +70,17 @@ def test_a_published_figure_that_differs_from_its_results_file_fails_the_check(t
     assert run([*figures, "--write"], dict(os.environ)).returncode == 0
     assert "-->2.9<!--/fig-->" in page.read_text()
     assert run([*figures, "--check"], dict(os.environ)).returncode == 0
+
+
+def test_a_failed_demo_says_what_failed_and_what_to_try(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "dirname", "date", "cat", "grep", "sed", "id", "tail", "sha256sum", "cut", "python3"):
+        found = shutil.which(tool)
+        assert found
+        (bin_dir / tool).symlink_to(found)
+    result = run([str(ROOT / "hack" / "demo")], {"PATH": str(bin_dir), "HOME": str(tmp_path)})  # no Go
+    assert result.returncode != 0
+    assert "The demo failed while installing what the demo needs" in result.stderr, result.stderr
+    assert "What to try:" in result.stderr and "hack/cluster down && hack/demo" in result.stderr
+    assert "Traceback" not in result.stderr
