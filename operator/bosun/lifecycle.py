@@ -34,7 +34,7 @@ from bosun.engine.service import OperationService
 from bosun.errors import PermanentError, TransientError
 from bosun.kube import Kube, NotFound
 from bosun.models.names import ARCHIVED_LABEL, FINALIZER
-from bosun.store import StoreUnavailable
+from bosun.store import StillUnsure, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +120,9 @@ class OperationLifecycle:
                     await self.activity.archive(fresh)
                     self.operations.forget(fresh)
                     return
+                except StillUnsure as unsure:  # the log is checked again then: archive right after
+                    await asyncio.sleep(unsure.seconds + 0.5)
+                    continue
                 except (StoreUnavailable, TransientError, PermanentError) as error:
                     logger.warning("operation %s/%s not archived yet (retrying): %s", namespace, name, error)
                     if give_up_at is not None and time.monotonic() >= give_up_at:

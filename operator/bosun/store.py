@@ -23,6 +23,14 @@ class StoreUnavailable(Exception):
     """The store could not be reached or refused the request; the caller keeps its data and retries."""
 
 
+class StillUnsure(StoreUnavailable):
+    """A write of unknown outcome is too recent to trust a read of the store: ask again in `seconds`."""
+
+    def __init__(self, message: str, seconds: float) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+
+
 class StoreOutcomeUnknown(StoreUnavailable):
     """A write was sent but no answer came (a read timeout, a dropped connection): the store may
     still carry it out later, after a newer write of the same key, and so undo that newer write."""
@@ -107,27 +115,30 @@ class S3Store:
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}{key}"
 
-    async def _call(self, what: str, work: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError, ReadTimeoutError
+    async def _call(self, what: str, work: Any, *, writes: bool = False) -> Any:
+        """One request. A write that failed after it was sent (an error answer, a timeout, a dropped
+        connection) may still be carried out: StoreOutcomeUnknown. Only a refused connection
+        means the store never got it."""
+        from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
 
+        unsent = (EndpointConnectionError, ConnectTimeoutError)
         try:
             return await asyncio.to_thread(work)
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
             metrics.STORE_FAILURES.labels(what.split(" ", 1)[0]).inc()
-            raise StoreUnavailable(f"{what}: {error}") from error
-        except (ReadTimeoutError, ConnectionClosedError) as error:
-            metrics.STORE_FAILURES.labels(what.split(" ", 1)[0]).inc()
-            raise StoreOutcomeUnknown(f"{what}: {error}") from error
+            raise (StoreOutcomeUnknown if writes else StoreUnavailable)(f"{what}: {error}") from error
         except BotoCoreError as error:
             metrics.STORE_FAILURES.labels(what.split(" ", 1)[0]).inc()
-            raise StoreUnavailable(f"{what}: {error}") from error
+            unknown = writes and not isinstance(error, unsent)
+            raise (StoreOutcomeUnknown if unknown else StoreUnavailable)(f"{what}: {error}") from error
 
     async def put(self, key: str, data: bytes) -> None:
         await self._call(
             f"put {self.url(key)}",
             lambda: self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data),
+            writes=True,
         )
 
     async def get(self, key: str) -> bytes | None:

@@ -353,3 +353,53 @@ async def test_status_shows_long_lines_cut_and_stays_small_while_the_store_keeps
     for n in range(400):  # unstored: the status would show them all, but not past its byte budget
         log.add(f"{n} " + "z" * 3000)
     assert sum(len(line) for line in log.status().lines) <= 256 * 1024 and log.status().total == 401
+
+
+class Recovering(LateWrites):
+    """A store back from an outage that answers a write at once but carries it out again later."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.down = False
+        self.replay = False
+
+    async def get(self, key: str) -> bytes | None:
+        if self.down:
+            raise StoreUnavailable("Could not connect to the endpoint URL")
+        return await super().get(key)
+
+    async def put(self, key: str, data: bytes) -> None:
+        if self.down:
+            raise StoreUnavailable("Could not connect to the endpoint URL")
+        if self.replay:
+            self.held.append((key, data))
+        await LocalStore.put(self, key, data)
+
+
+async def test_a_write_answered_by_a_recovering_store_and_replayed_later_is_repaired(tmp_path: Path) -> None:
+    """What the fault sample's store/app-restart case met: 7 lines stored, 11 in status."""
+    store = Recovering(tmp_path)
+    key = log_key("ns", "op", "fedcba9876")
+    log = OperationLog(store, key, flush_seconds=0.01, unsure_seconds=0.3)
+    store.down = True
+    log.add("while the store is down")
+    await asyncio.sleep(0.1)  # the flusher fails: the store failed this log
+    store.down, store.replay = False, True
+    await log.flush()  # answered, but carried out again later
+    store.replay = False
+    for n in range(4):
+        log.add(f"later {n}")
+    await log.flush()
+    await store.land()  # the first body again, over the newer one
+    assert len(stored_lines(store, key)) == 1 and not log.settled
+    log.close()
+    await asyncio.sleep(0.8)
+    assert len(stored_lines(store, key)) == 5 and log.settled
+
+
+async def test_writes_to_a_store_that_never_failed_are_trusted_at_once(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    log = OperationLog(store, log_key("ns", "op", "0000000000"), flush_seconds=0.01, unsure_seconds=30)
+    log.add("one")
+    await log.flush()
+    assert log.settled  # no read-back wait when nothing went wrong

@@ -19,9 +19,10 @@ as written only once both have them.
 A message of several lines becomes as many log lines, so that a line number means the same in
 the status, the store and the copy.
 
-A write whose outcome is unknown (sent, but no answer before the timeout) may still land later,
-after a newer and longer body, and shorten the stored log again (seen with an S3 gateway that
-was starting up). Such a log is not settled, so its operation is not archived, until a read of
+A write whose outcome is unknown (sent, but no answer or an error answer) may still land later,
+after a newer and longer body, and shorten the stored log again; so may a write a store answered
+while it came back from an outage (seen with SeaweedFS: a 7-line body landed after the 11-line one
+that followed it). Such a log is not settled, so its operation is not archived, until a read of
 the store at least `unsure_seconds` after that write finds every line (else the whole log is
 written again).
 
@@ -40,13 +41,14 @@ from typing import Protocol
 
 from bosun import metrics
 from bosun.models.operation import OperationLogStatus
-from bosun.store import Store, StoreOutcomeUnknown, StoreUnavailable
+from bosun.store import StillUnsure, Store, StoreOutcomeUnknown, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 TAIL_LINES = 50
 MAX_SHOWN = 500  # lines in status at most (about 75 kB): the tail plus what the store lacks
 MAX_HELD = 20_000  # lines one operation holds in memory while the store is unreachable
 UNSURE_SECONDS = 30.0  # after a write of unknown outcome, when a read of the store is trusted
+RECOVERING_SECONDS = 120.0  # after the store failed this log, its writes count as of unknown outcome
 LOST = "(this line was lost: the operator stopped while the log store was unreachable)"
 _background: set[asyncio.Task[None]] = set()  # strong references to flushes that outlive their operation
 
@@ -124,6 +126,7 @@ class OperationLog:
         self.store = store
         self.unsure_seconds = unsure_seconds
         self._unsure_at: float | None = None  # when a store write last ended with no answer
+        self._failed_at: float | None = None  # when the store last failed this log
         self.copy = copy
         self.key = key
         self.flush_seconds = flush_seconds
@@ -151,6 +154,7 @@ class OperationLog:
             await self.settle()  # the store gets what only the status kept, before anything new
         except StoreUnavailable as error:
             self._earlier = None
+            self._failed_at = asyncio.get_running_loop().time()
             logger.warning("log store unavailable on resume of %s (merged later): %s", self.key, error)
 
     @property
@@ -270,8 +274,16 @@ class OperationLog:
         if self.store is not None:
             try:
                 await self.store.put(self.key, body)
-            except StoreOutcomeUnknown:
+                now = asyncio.get_running_loop().time()
+                if self._failed_at is not None and now - self._failed_at < RECOVERING_SECONDS:
+                    # A store coming back from an outage answered writes it carried out later,
+                    # after newer ones (seen with SeaweedFS): trusted only once read back.
+                    self._unsure_at = now
+            except StoreOutcomeUnknown as error:
                 self._unsure_at = asyncio.get_running_loop().time()
+                logger.warning(
+                    "a write of %s may land later (checked again in %.0fs): %s", self.key, self.unsure_seconds, error
+                )
                 raise
 
     async def _check_unsure(self) -> None:
@@ -279,8 +291,9 @@ class OperationLog:
         assert self._unsure_at is not None and self._earlier is not None
         waited = asyncio.get_running_loop().time() - self._unsure_at
         if waited < self.unsure_seconds:
-            raise StoreUnavailable(
-                f"a write of {self.key} got no answer: the store is read again {self.unsure_seconds:.0f}s after it"
+            raise StillUnsure(
+                f"a write of {self.key} got no answer: the store is read again {self.unsure_seconds:.0f}s after it",
+                self.unsure_seconds - waited,
             )
         whole = [*self._earlier, *self.lines[: self._flushed]]
         stored = await self._stored()
@@ -315,7 +328,10 @@ class OperationLog:
             try:
                 await self.flush()
                 delay = self.flush_seconds
+            except StillUnsure as unsure:
+                delay = unsure.seconds + 0.1  # then the read is trusted: no backoff past it
             except StoreUnavailable as error:
+                self._failed_at = asyncio.get_running_loop().time()
                 if not self._warned:
                     logger.warning("log store unavailable, keeping %d lines in memory: %s", self.pending, error)
                     self._warned = True
