@@ -254,8 +254,8 @@ class OperationLog:
         body = "".join(line + "\n" for line in [*earlier, *self.lines[:upto]]).encode()
         await self._write(body)
         self._flushed = upto
-        if self._warned:
-            logger.info("log store reachable again: %s written (%d lines)", self.key, self.total)
+        if self._warned or self._unsure_at is not None:
+            logger.info("log store: %s written (%d lines)", self.key, len(earlier) + upto)
             self._warned = False
 
     async def _write(self, body: bytes) -> None:
@@ -297,6 +297,13 @@ class OperationLog:
             )
         whole = [*self._earlier, *self.lines[: self._flushed]]
         stored = await self._stored()
+        logger.info(
+            "log store: %s read back %.0fs after its last write: %d of %d lines",
+            self.key,
+            waited,
+            len(stored),
+            len(whole),
+        )
         if len(stored) < len(whole):
             logger.warning(
                 "%s lost lines to a late write (%d of %d): writing it again", self.key, len(stored), len(whole)

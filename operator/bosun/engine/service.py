@@ -672,6 +672,8 @@ class OperationService:
         busy = oplog.held(key)
         for current in busy:
             await current.flush()  # StoreUnavailable while the store is down: the caller retries
+            if not current.settled:  # written, but to a store coming back: read back first
+                await current.flush()  # StillUnsure until the read can be trusted: the caller waits
         if busy:
             return
         log = self._log(operation)
