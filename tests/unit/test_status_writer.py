@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from bosun.engine.status import StatusWriter, capped
+from bosun.engine.oplog import capped
+from bosun.engine.status import StatusWriter
 from bosun.kube import TooLarge, map_error
 from bosun.models.operation import OperationLogStatus, OperationStatus, Phase, StepStatus
 

@@ -57,11 +57,12 @@ STATUS_LINE_BYTES = 4096  # a line as the status shows it; the store and the cop
 STATUS_LOG_BYTES = 256 * 1024  # the lines in status at most, whatever they hold
 
 
-def _shown(line: str) -> str:
-    raw = line.encode()
-    if len(raw) <= STATUS_LINE_BYTES:
-        return line
-    kept = raw[: STATUS_LINE_BYTES - 60].decode(errors="ignore")
+def capped(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` bytes of UTF-8, saying how much more the log holds."""
+    raw = text.encode()
+    if len(raw) <= limit:
+        return text
+    kept = raw[: max(0, limit - 40)].decode(errors="ignore")
     return f"{kept} ... ({len(raw) - len(kept.encode())} more bytes in the log)"
 
 
@@ -212,7 +213,7 @@ class OperationLog:
         earlier = self._earlier if self._earlier is not None else self._earlier_tail
         unstored = self.pending + (len(self._earlier_tail) if self._earlier is None else 0)
         shown = min(self.max_shown, max(self.tail, unstored))
-        lines = [_shown(line) for line in (earlier[-shown:] + self.lines)[-shown:]] if shown else []
+        lines = [capped(line, STATUS_LINE_BYTES) for line in (earlier[-shown:] + self.lines)[-shown:]] if shown else []
         while sum(len(line) for line in lines) > STATUS_LOG_BYTES:  # the oldest go first
             lines = lines[len(lines) // 4 or 1 :]
         return OperationLogStatus(

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable
 
 from bosun.engine import record
+from bosun.engine.oplog import capped
 from bosun.engine.runner import utc_now
 from bosun.errors import TransientError
 from bosun.kube import Kube, TooLarge
@@ -29,15 +30,6 @@ logger = logging.getLogger(__name__)
 MESSAGE_BYTES = 2048  # the operation's message, copied into each of its conditions
 STEP_MESSAGE_BYTES = 1024
 TIGHT_BYTES = 256  # after a write refused for its size
-
-
-def capped(text: str, limit: int) -> str:
-    """`text` cut to at most `limit` bytes of UTF-8, saying how much more the log holds."""
-    raw = text.encode()
-    if len(raw) <= limit:
-        return text
-    kept = raw[: max(0, limit - 40)].decode(errors="ignore")
-    return f"{kept} ... ({len(raw) - len(kept.encode())} more bytes in the log)"
 
 
 def cap_texts(status: OperationStatus, message: int = MESSAGE_BYTES, step: int = STEP_MESSAGE_BYTES) -> None:
