@@ -150,7 +150,7 @@ async def test_a_log_still_holding_lines_is_found_so_nobody_else_writes_over_it(
     lines: that write could land after the driver's and keep fewer lines (the fault harness saw it)."""
     store = Outage(tmp_path)
     key = log_key("ns", "op", "abcdef0123")
-    log = OperationLog(store, key, flush_seconds=10)  # its own flusher will not come back in time
+    log = OperationLog(store, key, flush_seconds=10, unsure_seconds=0.05)  # its flusher will not come back in time
     store.down = True
     log.add("first")
     log.add("last")
@@ -159,6 +159,9 @@ async def test_a_log_still_holding_lines_is_found_so_nobody_else_writes_over_it(
     with pytest.raises(StoreUnavailable):
         await log.flush()
     store.down = False
+    await log.flush()
+    assert held(key) == [log]  # written to a store just back: read back before it counts
+    await asyncio.sleep(0.06)
     await log.flush()
     assert held(key) == [] and log.settled
     assert [line.split(" ", 2)[2].strip() for line in stored_lines(store, key)] == ["first", "last"]
@@ -321,7 +324,7 @@ async def test_a_write_that_lands_late_over_a_newer_one_is_found_and_repaired(tm
     with pytest.raises(StoreUnavailable, match="read again"):
         await log.flush()  # too soon to trust a read
     log.close()
-    await asyncio.sleep(0.6)
+    await asyncio.sleep(1.5)  # read back, written again (to a store just back), read back again
     assert [line.split(" ", 2)[2].strip() for line in stored_lines(store, key)] == [f"line {n}" for n in range(11)]
     assert log.settled and held(key) == []
 
@@ -393,7 +396,7 @@ async def test_a_write_answered_by_a_recovering_store_and_replayed_later_is_repa
     await store.land()  # the first body again, over the newer one
     assert len(stored_lines(store, key)) == 1 and not log.settled
     log.close()
-    await asyncio.sleep(0.8)
+    await asyncio.sleep(1.5)
     assert len(stored_lines(store, key)) == 5 and log.settled
 
 
@@ -403,3 +406,25 @@ async def test_writes_to_a_store_that_never_failed_are_trusted_at_once(tmp_path:
     log.add("one")
     await log.flush()
     assert log.settled  # no read-back wait when nothing went wrong
+
+
+async def test_a_repair_the_copy_missed_is_written_again_before_the_log_counts(tmp_path: Path) -> None:
+    store, copy = LateWrites(tmp_path), MemoryCopy()
+    key = log_key("ns", "op", "1111111111")
+    log = OperationLog(store, key, flush_seconds=0.01, unsure_seconds=0.1, copy=copy)
+    for n in range(3):
+        log.add(f"line {n}")
+    store.hold = True
+    with pytest.raises(StoreUnavailable):
+        await log.flush()  # unanswered; lands later
+    store.hold = False
+    log.add("line 3")
+    await log.flush()
+    await store.land()  # the store is short again
+    copy.body, copy.down = b"", True  # and the copy cannot take the repair
+    log.close()
+    await asyncio.sleep(0.5)
+    assert not log.settled and len(stored_lines(store, key)) == 4  # the store took it, the copy did not
+    copy.down = False
+    await asyncio.sleep(1.0)
+    assert log.settled and copy.body.decode().count("\n") == 4

@@ -34,6 +34,7 @@ were not kept once the store is back.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import weakref
 from datetime import UTC, datetime
@@ -128,6 +129,7 @@ class OperationLog:
         self.unsure_seconds = unsure_seconds
         self._unsure_at: float | None = None  # when a store write last ended with no answer
         self._failed_at: float | None = None  # when the store last failed this log
+        self._rewriting = False  # a read-back found lines missing; not every sink has the whole log yet
         self.copy = copy
         self.key = key
         self.flush_seconds = flush_seconds
@@ -165,7 +167,11 @@ class OperationLog:
 
     async def _stored(self) -> list[str]:
         if self.store is not None:
-            data = await self.store.get(self.key)
+            try:
+                data = await self.store.get(self.key)
+            except StoreUnavailable:
+                self._failed_at = asyncio.get_running_loop().time()  # the writes after it are read back
+                raise
         else:
             data = await self.copy.read() if self.copy is not None else None
         text = (data or b"").decode(errors="replace")
@@ -214,7 +220,7 @@ class OperationLog:
         unstored = self.pending + (len(self._earlier_tail) if self._earlier is None else 0)
         shown = min(self.max_shown, max(self.tail, unstored))
         lines = [capped(line, STATUS_LINE_BYTES) for line in (earlier[-shown:] + self.lines)[-shown:]] if shown else []
-        while sum(len(line) for line in lines) > STATUS_LOG_BYTES:  # the oldest go first
+        while sum(len(json.dumps(line)) for line in lines) > STATUS_LOG_BYTES:  # as sent (escapes count); oldest go
             lines = lines[len(lines) // 4 or 1 :]
         return OperationLogStatus(
             url=self.store.url(self.key) if self.store is not None else "",
@@ -281,10 +287,13 @@ class OperationLog:
                     # after newer ones (seen with SeaweedFS): trusted only once read back.
                     self._unsure_at = now
             except StoreOutcomeUnknown as error:
-                self._unsure_at = asyncio.get_running_loop().time()
+                self._unsure_at = self._failed_at = asyncio.get_running_loop().time()
                 logger.warning(
                     "a write of %s may land later (checked again in %.0fs): %s", self.key, self.unsure_seconds, error
                 )
+                raise
+            except StoreUnavailable:
+                self._failed_at = asyncio.get_running_loop().time()
                 raise
 
     async def _check_unsure(self) -> None:
@@ -305,11 +314,16 @@ class OperationLog:
             len(stored),
             len(whole),
         )
-        if len(stored) < len(whole):
+        if len(stored) < len(whole) or self._rewriting:
             logger.warning(
                 "%s lost lines to a late write (%d of %d): writing it again", self.key, len(stored), len(whole)
             )
+            self._rewriting = True  # until the store and the copy both took it (the copy may fail alone)
+            checked = self._unsure_at
             await self._write("".join(line + "\n" for line in whole).encode())  # raises: checked again later
+            self._rewriting = False
+            if self._unsure_at != checked:
+                return  # the rewrite went to a store still coming back: it is read back in turn
         self._unsure_at = None
 
     async def settle(self) -> None:
