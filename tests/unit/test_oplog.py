@@ -324,7 +324,7 @@ async def test_a_write_that_lands_late_over_a_newer_one_is_found_and_repaired(tm
     with pytest.raises(StoreUnavailable, match="read again"):
         await log.flush()  # too soon to trust a read
     log.close()
-    await asyncio.sleep(1.5)  # read back, written again (to a store just back), read back again
+    await asyncio.sleep(1.5)  # read back, then written again
     assert [line.split(" ", 2)[2].strip() for line in stored_lines(store, key)] == [f"line {n}" for n in range(11)]
     assert log.settled and held(key) == []
 
