@@ -57,12 +57,15 @@ class Environment:
             self.core.delete_namespace(name)
 
     @contextmanager
-    def operator(self, **env: str) -> Iterator[OperatorProcess]:
-        """Bosun as its ServiceAccount, as `bosun run` in the chart's Deployment."""
+    def operator(self, checkout: Path = ROOT, **env: str) -> Iterator[OperatorProcess]:
+        """Bosun as its ServiceAccount, as `bosun run` in the chart's Deployment.
+
+        `checkout` is whose operator runs: this one by default, another commit's worktree to
+        measure before and after."""
         kubeconfig = token_kubeconfig(self.cluster, self.work / "operator.kubeconfig")
         logs = Path(tempfile.mkdtemp(dir=self.work, prefix="operator-"))
-        # This checkout's operator, whatever `bosun` the virtualenv has installed.
-        source = {"PYTHONPATH": f"{ROOT / 'operator'}:{ROOT}"}
+        # That checkout's operator, whatever `bosun` the virtualenv has installed.
+        source = {"PYTHONPATH": f"{checkout / 'operator'}:{checkout}"}
         process = OperatorProcess(kubeconfig, logs, command=["-m", "bosun", "run"], env={**source, **env})
         process.start()
         try:

@@ -7,13 +7,16 @@ first start, the audit log really counts requests), not how fast anything is.
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
-from benchmarks import api_economy, app_deploy, moves, scale
+from benchmarks import api_economy, app_deploy, burst, moves, scale
 from benchmarks.common import Environment, environment
+
+from tests.support.cluster import ROOT
 
 pytestmark = pytest.mark.cluster
 
@@ -79,3 +82,16 @@ def test_the_deploy_benchmark_samples_ready_endpoints_through_a_release(env: Env
     result = json.loads((tmp_path / "deploy.json").read_text())
     assert result["samples"] > 10 and result["most_ready"] >= 3, result
     assert result["fewest_ready"] == 3, result  # zero downtime: never below the replicas
+
+
+def test_the_burst_benchmark_times_every_first_deploy_of_the_operator_it_was_given(
+    env: Environment, tmp_path: Path
+) -> None:
+    burst.run(env, tmp_path, apps=3, runs=1, checkout=ROOT, label="sample").write()
+    result = json.loads((tmp_path / "burst-sample.json").read_text())
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    assert result["commit"].startswith(head.stdout.strip()), result["commit"]  # whose operator ran is recorded
+    (run,) = result["runs"]
+    assert run["failed"] == 0 and len(run["curve"]) == 3, run
+    assert 0 < run["half_done_seconds"] <= run["seconds"] == result["median_seconds"], run
+    assert (tmp_path / "burst-sample.png").stat().st_size > 0
