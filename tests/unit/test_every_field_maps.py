@@ -48,7 +48,13 @@ DATABASE = {
     "version": "16",
     "storage": {"size": "1Gi", "storageClassName": "fast", "reclaim": "Retain"},
     "resources": {"requests": {"cpu": "500m"}, "limits": {"memory": "1Gi"}},
-    "placement": {"node": "kwok-zone-a-1", "nodeSelector": {"zone": "a"}},
+    "placement": {
+        "node": "kwok-zone-a-1",
+        "nodeSelector": {"zone": "a"},
+        "tolerations": [
+            {"key": "k", "operator": "Equal", "value": "v", "effect": "NoSchedule", "tolerationSeconds": 1}
+        ],
+    },
     "minReadySeconds": 5,
 }
 

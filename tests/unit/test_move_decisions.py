@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from bosun.models.database import DatabaseSpec
+from bosun.models.database import DatabaseSpec, Placement, Toleration
 from bosun.operations.database_ctx import ZONE, DatabasePlan, refusal_of, room_on
 from bosun.operations.database_steps import multi_attach_error
+from bosun.workloads import database as build
 
 SPEC = DatabaseSpec.model_validate(
     {"engine": "postgresql", "version": "16", "resources": {"requests": {"cpu": "2", "memory": "1Gi"}}}
@@ -81,3 +82,47 @@ def test_a_multi_attach_error_on_the_new_pod_is_what_the_move_reports() -> None:
     older = event("FailedAttachVolume", held.replace("squatter", "old"), "2026-01-01T00:00:01Z")
     newer = event("FailedAttachVolume", held, "2026-01-01T00:00:02Z")
     assert multi_attach_error([newer, older]) == held
+
+
+TOLERANT = SPEC.model_copy(
+    update={"placement": Placement(tolerations=[Toleration(key="bosun.dev/real", operator="Exists")])}
+)
+
+
+@pytest.mark.parametrize(
+    ("toleration", "taint", "tolerated"),
+    [
+        (Toleration(key="k", operator="Exists"), {"key": "k", "value": "v", "effect": "NoSchedule"}, True),
+        (Toleration(operator="Exists"), {"key": "any", "effect": "NoExecute"}, True),  # no key: every taint
+        (Toleration(key="k", value="v"), {"key": "k", "value": "v", "effect": "NoSchedule"}, True),
+        (Toleration(key="k", value="w"), {"key": "k", "value": "v", "effect": "NoSchedule"}, False),
+        (Toleration(key="k", operator="Exists", effect="NoExecute"), {"key": "k", "effect": "NoSchedule"}, False),
+        (Toleration(key="other", operator="Exists"), {"key": "k", "effect": "NoSchedule"}, False),
+        (Toleration(value="v"), {"key": "k", "value": "v", "effect": "NoSchedule"}, False),  # Equal needs a key
+    ],
+)
+def test_a_toleration_matches_a_taint_as_kubernetes_matches_it(
+    toleration: Toleration, taint: dict[str, str], tolerated: bool
+) -> None:
+    assert toleration.tolerates(taint) is tolerated
+
+
+def test_a_taint_the_database_tolerates_does_not_refuse_the_node_and_its_pods_carry_the_toleration() -> None:
+    tainted = node(taints=[{"key": "bosun.dev/real", "value": "true", "effect": "NoSchedule"}])
+    assert "has taints bosun.dev/real" in refusal_of(tainted, [], PLAN, "zone-a", "pg")
+    tolerant = DatabasePlan(table="database-redeploy", from_node="a-1", to_node="a-2", previous=SPEC, next=TOLERANT)
+    assert refusal_of(tainted, [], tolerant, "zone-a", "pg") == ""
+    body = build.pod("pg", "uid", TOLERANT, "pg-1", "a-2")
+    assert body["spec"]["tolerations"] == [{"key": "bosun.dev/real", "operator": "Exists"}]
+    assert "tolerations" not in build.pod("pg", "uid", SPEC, "pg-1", "a-2")["spec"]
+
+
+def test_postgresql_stops_fast_is_ready_when_it_answers_and_keeps_its_data_below_the_volume_root() -> None:
+    body = build.pod("pg", "uid", SPEC, "pg-1", None)
+    (container,) = body["spec"]["containers"]
+    assert {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"} in container["env"]
+    assert container["readinessProbe"]["exec"]["command"][0] == "pg_isready"
+    assert "kill -INT 1" in " ".join(container["lifecycle"]["preStop"]["exec"]["command"])
+    assert body["spec"]["terminationGracePeriodSeconds"] == 60  # room for the shutdown checkpoint
+    redis = build.pod("r", "uid", DatabaseSpec.model_validate({"engine": "redis", "version": "7"}), "r-1", None)
+    assert "lifecycle" not in redis["spec"]["containers"][0] and redis["spec"]["terminationGracePeriodSeconds"] == 10

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import Field
 
@@ -64,6 +65,30 @@ class Storage(KubeModel):
     )
 
 
+class Toleration(KubeModel):
+    """A pod toleration, as in a pod's spec: lets the database run on nodes with that taint."""
+
+    key: str | None = Field(default=None, max_length=317, description="Taint key; empty with Exists: every taint.")
+    operator: Literal["Exists", "Equal"] = Field(default="Equal", description="Exists or Equal.")
+    value: LabelValue | None = Field(default=None, description="Taint value, for Equal.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description="Taint effect; empty: every effect."
+    )
+    toleration_seconds: int | None = Field(
+        default=None, ge=0, le=2**31 - 1, description="NoExecute: how long the pod stays after the taint."
+    )
+
+    def tolerates(self, taint: dict[str, str]) -> bool:
+        """Kubernetes' matching rule (k8s.io/api/core/v1 Toleration.ToleratesTaint)."""
+        if self.effect and self.effect != taint.get("effect"):
+            return False
+        if self.key and self.key != taint.get("key"):
+            return False
+        if self.operator == "Exists":
+            return True
+        return bool(self.key) and (self.value or "") == (taint.get("value") or "")
+
+
 class Placement(KubeModel):
     """Where the database may run."""
 
@@ -71,6 +96,14 @@ class Placement(KubeModel):
     node_selector: dict[str, LabelValue] | None = Field(
         default=None, description="Node labels to match.", json_schema_extra=LABELS
     )
+    tolerations: list[Toleration] | None = Field(
+        default=None,
+        max_length=16,
+        description="Taints the database tolerates (read by the next operation that starts its pod).",
+    )
+
+    def tolerates(self, taint: dict[str, str]) -> bool:
+        return any(t.tolerates(taint) for t in self.tolerations or [])
 
 
 class DatabaseSpec(KubeModel):

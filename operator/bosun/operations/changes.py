@@ -43,6 +43,10 @@ APP_RELEASE_FIELDS = (
 DATABASE_WITHOUT_OPERATION = {
     "storage.reclaim": "read when the Database is deprovisioned",
     "minReadySeconds": "read by the next operation that starts the database pod",
+    **{
+        f"placement.tolerations[0].{field}": "read by the next operation that starts the database pod"
+        for field in ("key", "operator", "value", "effect", "tolerationSeconds")
+    },
 }
 # Database fields the API server refuses to change (CEL rules on the Database spec).
 DATABASE_IMMUTABLE = {"engine", "storage.storageClassName"}

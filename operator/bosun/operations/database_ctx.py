@@ -293,8 +293,11 @@ def refusal_of(
         return f"node {name} is not Ready"
     if (node.get("spec") or {}).get("unschedulable"):
         return f"node {name} is cordoned"
+    placement = plan.next.placement
     blocking = [
-        t for t in (node.get("spec") or {}).get("taints") or [] if t.get("effect") in ("NoSchedule", "NoExecute")
+        t
+        for t in (node.get("spec") or {}).get("taints") or []
+        if t.get("effect") in ("NoSchedule", "NoExecute") and not (placement and placement.tolerates(t))
     ]
     if blocking:
         return f"node {name} has taints {', '.join(t['key'] for t in blocking)}"

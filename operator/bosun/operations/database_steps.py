@@ -246,6 +246,7 @@ async def pre_pull(ctx: DatabaseContext) -> str:
             "restartPolicy": "Never",
             "terminationGracePeriodSeconds": 0,
             "containers": [container],
+            **({"tolerations": build.tolerations(ctx.spec)} if build.tolerations(ctx.spec) else {}),
         },
     }
     await ctx.kube.create_object(ctx.namespace, puller)

@@ -19,6 +19,20 @@ ENGINES: dict[Engine, tuple[str, int, str]] = {
     Engine.REDIS: ("redis", 6379, "/data"),
 }
 PASSWORD_ENV = {Engine.POSTGRESQL: "POSTGRES_PASSWORD", Engine.MYSQL: "MYSQL_ROOT_PASSWORD"}
+# PostgreSQL as a real node runs it (proven there: tests/cluster/test_real_nodes.py):
+# - its data in a subfolder of the volume: ext4's lost+found makes initdb refuse the volume's root;
+# - Ready when it accepts queries (pg_isready), not when its port opens: a start replaying WAL after
+#   a crash has the port open and refuses every query;
+# - a *fast* shutdown (SIGINT to the server, PID 1 in the official image and in ours) before the
+#   kubelet's SIGTERM, which is a *smart* shutdown that waits for every client to leave and so ends
+#   in SIGKILL and a crash recovery (the server ignores the SIGTERM that follows: it only ever
+#   escalates); the grace period leaves room for the shutdown checkpoint. The hook returns at once:
+#   one still running when the server exits is killed with it, and the kubelet reports it failed.
+POSTGRES_PGDATA = "/var/lib/postgresql/data/pgdata"
+POSTGRES_READY = ["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"]
+POSTGRES_FAST_STOP = ["/bin/sh", "-c", "kill -INT 1"]
+GRACE_SECONDS = {Engine.POSTGRESQL: 60}
+DEFAULT_GRACE_SECONDS = 10
 DATABASE_LABEL = "bosun.dev/database"
 SERVING_LABEL = "bosun.dev/serving"
 PREPULL_LABEL = "bosun.dev/prepull"  # the placeholder that pulls the image and holds room on a move target
@@ -97,13 +111,19 @@ def pod(name: str, uid: str, spec: DatabaseSpec, pod_name: str, node: str | None
                 "valueFrom": {"secretKeyRef": {"name": secret_name(name), "key": "password"}},
             }
         ]
+    if engine is Engine.POSTGRESQL:
+        container["env"].append({"name": "PGDATA", "value": POSTGRES_PGDATA})
+        container["readinessProbe"] = {"exec": {"command": POSTGRES_READY}, "periodSeconds": 1, "timeoutSeconds": 5}
+        container["lifecycle"] = {"preStop": {"exec": {"command": POSTGRES_FAST_STOP}}}
     if spec.resources is not None:
         container["resources"] = spec.resources.wire()
     pod_spec: dict[str, Any] = {
         "containers": [container],
         "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim_name(name)}}],
-        "terminationGracePeriodSeconds": 10,
+        "terminationGracePeriodSeconds": GRACE_SECONDS.get(engine, DEFAULT_GRACE_SECONDS),
     }
+    if spec.placement and spec.placement.tolerations:
+        pod_spec["tolerations"] = tolerations(spec)
     selector = dict((spec.placement.node_selector or {}) if spec.placement else {})
     if node:
         selector["kubernetes.io/hostname"] = node
@@ -119,6 +139,10 @@ def pod(name: str, uid: str, spec: DatabaseSpec, pod_name: str, node: str | None
         },
         "spec": pod_spec,
     }
+
+
+def tolerations(spec: DatabaseSpec) -> list[dict[str, Any]]:
+    return [t.wire() for t in (spec.placement.tolerations or [])] if spec.placement else []
 
 
 def requests(spec: DatabaseSpec) -> dict[str, str]:
