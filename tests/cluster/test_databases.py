@@ -104,7 +104,8 @@ def test_restart_replaces_the_pod_in_place_on_the_same_volume(pg: Bosun) -> None
     volume = pg.get("databases", "pg")["status"]["volume"]["volumeName"]
     status = run_op(pg, "restart-1", "restart")
     assert status["phase"] == "Succeeded", status
-    assert list(steps(status)) == ["stop", "start"]
+    assert list(steps(status)) == ["pre-pull", "stop", "start"]
+    assert steps(status)["pre-pull"]["state"] == "Skipped"  # the image stays: nothing to pull
     after = pods(pg)
     assert [p.spec.node_name for p in after] == [HOME]
     assert after[0].metadata.uid != before[0].metadata.uid
@@ -118,6 +119,7 @@ def test_version_edit_restarts_with_the_new_image(pg: Bosun) -> None:
     status = pg.wait_phase(name, timeout=120)
     assert status["phase"] == "Succeeded", status
     assert [c.image for p in pods(pg) for c in p.spec.containers] == ["postgres:17"]
+    assert steps(status)["pre-pull"]["state"] == "Succeeded"  # the new image, pulled before the stop
     database = pg.get("databases", "pg")["status"]
     assert (database["version"], database["node"]) == ("17", HOME)
 
@@ -125,7 +127,7 @@ def test_version_edit_restarts_with_the_new_image(pg: Bosun) -> None:
 def test_scale_that_fits_restarts_in_place_with_the_new_requests(pg: Bosun) -> None:
     status = run_op(pg, "scale-1", "scale", resources={"requests": {"cpu": "2", "memory": "2Gi"}})
     assert status["phase"] == "Succeeded", status
-    assert list(steps(status)) == ["stop", "start"]
+    assert list(steps(status)) == ["pre-pull", "stop", "start"]
     (pod,) = pods(pg)
     assert pod.spec.node_name == HOME
     assert pod.spec.containers[0].resources.requests == {"cpu": "2", "memory": "2Gi"}

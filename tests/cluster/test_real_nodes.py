@@ -121,8 +121,7 @@ def postgres_pod(node: str, data: str) -> dict[str, object]:
             "containers": [
                 {
                     "name": "postgres",
-                    "image": "docker.io/library/postgres:15",
-                    "imagePullPolicy": "Never",
+                    "image": "docker.io/library/postgres:15",  # pulled from the local registry
                     "env": [{"name": "POSTGRES_PASSWORD", "value": PASSWORD}],
                     "ports": [{"containerPort": 5432}],
                     "readinessProbe": {"tcpSocket": {"port": 5432}, "periodSeconds": 1},

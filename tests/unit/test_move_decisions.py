@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bosun.models.database import DatabaseSpec, Placement, Toleration
-from bosun.operations.database_ctx import ZONE, DatabasePlan, refusal_of, room_on
+from bosun.operations.database_ctx import ZONE, DatabasePlan, image_pull_failure, refusal_of, room_on
 from bosun.operations.database_steps import multi_attach_error
 from bosun.workloads import database as build
 
@@ -126,3 +126,11 @@ def test_postgresql_stops_fast_is_ready_when_it_answers_and_keeps_its_data_below
     assert body["spec"]["terminationGracePeriodSeconds"] == 60  # room for the shutdown checkpoint
     redis = build.pod("r", "uid", DatabaseSpec.model_validate({"engine": "redis", "version": "7"}), "r-1", None)
     assert "lifecycle" not in redis["spec"]["containers"][0] and redis["spec"]["terminationGracePeriodSeconds"] == 10
+
+
+def test_an_image_the_kubelet_cannot_pull_is_reported_with_the_kubelets_words() -> None:
+    waiting = {"reason": "ErrImagePull", "message": 'failed to pull "postgres:99": not found'}
+    pod = {"status": {"containerStatuses": [{"image": "postgres:99", "state": {"waiting": waiting}}]}}
+    assert image_pull_failure(pod) == 'postgres:99: ErrImagePull: failed to pull "postgres:99": not found'
+    creating = {"status": {"containerStatuses": [{"state": {"waiting": {"reason": "ContainerCreating"}}}]}}
+    assert image_pull_failure(creating) == "" and image_pull_failure(None) == ""

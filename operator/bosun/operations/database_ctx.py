@@ -133,6 +133,9 @@ def _ready_verdict(
             return current
     elif ready_since is not None:
         raise PermanentError(f"pod {pod_name} stopped being Ready within {stable:g}s of starting", "PodsFailing")
+    pull = image_pull_failure(current)
+    if pull:
+        raise PermanentError(f"pod {pod_name} cannot start: {pull}", "PullFailed")
     why = unschedulable(current)
     unschedulable_since = (unschedulable_since or now) if why else None
     if why and now - (unschedulable_since or now) >= START_UNSCHEDULABLE_SECONDS:
@@ -141,6 +144,23 @@ def _ready_verdict(
 
 
 START_UNSCHEDULABLE_SECONDS = 20.0  # longer than a volume's binding, which the scheduler also reports
+
+
+# The kubelet's reasons for a container that waits on its image: it retries with a back-off, but an
+# image that does not exist or may not be pulled never arrives, and a start waiting for it would wait
+# out its step. What the kubelet said (the registry's answer) is what the operation reports.
+PULL_FAILURES = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+
+
+def image_pull_failure(pod: dict[str, Any] | None) -> str:
+    """The kubelet's account of an image it cannot pull for this pod ('' when there is none)."""
+    status = (pod or {}).get("status") or {}
+    for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in PULL_FAILURES:
+            image = container.get("image") or "its image"
+            return f"{image}: {waiting['reason']}: {waiting.get('message') or 'no message'}"
+    return ""
 
 
 def unschedulable(pod: dict[str, Any] | None) -> str:

@@ -16,10 +16,13 @@ provision
 
 restart (in place; also a scale that still fits its node, and a version change)
 
-| step  | run                                                  | undo                                    | timeout |
-| ----- | ---------------------------------------------------- | --------------------------------------- | ------- |
-| stop  | leave the Service, stop the pod; wait until gone     | start `previous` on the same node       | 2 min   |
-| start | start `next` on the same node; wait Ready; record it | stop the new pod                        | 5 min   |
+| step     | run                                                  | undo                                    | timeout |
+| -------- | ---------------------------------------------------- | --------------------------------------- | ------- |
+| pre-pull | a new image (version change) pulled on the node by a | remove the placeholder pod              | 5 min   |
+|          | placeholder that holds no room; skipped otherwise: an |                                        |         |
+|          | image that cannot be pulled fails before any downtime |                                        |         |
+| stop     | leave the Service, stop the pod; wait until gone     | start `previous` on the same node       | 2 min   |
+| start    | start `next` on the same node; wait Ready; record it | stop the new pod                        | 5 min   |
 
 redeploy (move; also a scale that no longer fits its node): everything the new node needs is in
 place before the old pod stops, so the downtime is only stop, detach, attach and start.
@@ -88,6 +91,7 @@ from bosun.models.names import CREATED_BY_OPERATION, RESIZED_BY_OPERATION
 from bosun.operations.database_ctx import (
     POLL_SECONDS,
     DatabaseContext,
+    image_pull_failure,
     node_ready,
     quantity,
     ready_at,
@@ -234,15 +238,32 @@ def _puller(ctx: DatabaseContext) -> str:
 
 async def pre_pull(ctx: DatabaseContext) -> str:
     """A placeholder pod: it pulls the image on the target and holds the database's room there."""
+    await _pull(ctx, ctx.plan.to_node, hold_room=True)
+    return f"image {build.image(ctx.spec)} pulled on {ctx.plan.to_node}; its room held there"
+
+
+async def pre_pull_in_place(ctx: DatabaseContext) -> str:
+    """A new image (a version change) is pulled on the database's own node before it stops, so an
+    image that cannot be pulled fails the restart with the kubelet's words and no downtime. The
+    placeholder asks for no room (the database's own is there) and leaves once the image is in."""
+    image, node = build.image(ctx.spec), ctx.plan.from_node
+    if ctx.plan.previous is not None and image == build.image(ctx.plan.previous):
+        return Skipped(f"the image stays {image}: nothing to pull")
+    await _pull(ctx, node, hold_room=False)
+    await drop_puller(ctx)
+    return f"image {image} pulled on {node}"
+
+
+async def _pull(ctx: DatabaseContext, node: str, hold_room: bool) -> None:
     container: dict[str, Any] = {"name": "pull", "image": build.image(ctx.spec), "command": ["sleep", "86400"]}
-    if build.requests(ctx.spec):
+    if hold_room and build.requests(ctx.spec):
         container["resources"] = {"requests": build.requests(ctx.spec)}
     puller = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": _puller(ctx), "labels": {build.PREPULL_LABEL: ctx.name}},
         "spec": {
-            "nodeName": ctx.plan.to_node,
+            "nodeName": node,
             "restartPolicy": "Never",
             "terminationGracePeriodSeconds": 0,
             "containers": [container],
@@ -256,9 +277,12 @@ async def pre_pull(ctx: DatabaseContext) -> str:
                 raise TransientError(f"puller pod {_puller(ctx)} vanished before it ran")
             phase = (current.get("status") or {}).get("phase")
             if phase == "Running":
-                return f"image {build.image(ctx.spec)} pulled on {ctx.plan.to_node}; its room held there"
+                return
             if phase in ("Failed", "Succeeded"):
-                raise PermanentError(f"the image could not be readied on {ctx.plan.to_node} ({phase})", "PullFailed")
+                raise PermanentError(f"the image could not be readied on {node} ({phase})", "PullFailed")
+            pull = image_pull_failure(current)
+            if pull:  # before the database stops: nothing has been down
+                raise PermanentError(f"the image cannot be pulled on {node}: {pull}", "PullFailed")
     raise TransientError(f"the watch of puller pod {_puller(ctx)} ended")
 
 
@@ -574,6 +598,13 @@ STOP = Step("stop", "take the pod out of the Service and stop it", stop_current,
 RESTART: StepTable[DatabaseContext] = StepTable(
     "database-restart",
     [
+        Step(
+            "pre-pull",
+            "pull a new image on the database's node before it stops",
+            pre_pull_in_place,
+            drop_puller,
+            timeout=300,
+        ),
         STOP,
         Step("start", "start the database again on the same node", start_in_place, stop_new, timeout=300),
     ],
