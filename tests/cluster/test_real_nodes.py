@@ -25,7 +25,7 @@ from kubernetes import client
 
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import ROOT, LocalCluster, hack_versions
-from tests.support.databases import move, provision, steps
+from tests.support.databases import move, ops_of, provision, steps
 from tests.support.row_counter import RowCounter
 from tests.support.waiting import wait_for
 
@@ -263,3 +263,17 @@ def test_bosun_moves_a_real_postgresql_to_the_other_real_node_and_loses_no_ackno
         f"Bosun recorded {recorded}s; steps {took}"
     )
     assert recorded is not None and counter.longest_gap() > 0
+
+    # A version whose image the registry does not have: the restart's pre-pull meets the kubelet's
+    # real pull error on the database's node, and the database never stops.
+    (serving,) = [p for p in core.list_namespaced_pod(db.namespace, label_selector="bosun.dev/database=pg").items
+                  if not (p.metadata.labels or {}).get("bosun.dev/prepull")]  # fmt: skip
+    db.apply({**real_database(), "spec": {**real_database()["spec"], "version": "99"}})  # type: ignore[dict-item]
+    restart = wait_for(lambda: ops_of(db, "pg", "restart"), what="the restart the version edit calls for")[0]
+    failed = db.wait_phase(restart, timeout=180)
+    assert (failed["phase"], failed["reason"]) == ("Failed", "PullFailed"), failed
+    assert "postgres:99" in failed["message"] and "ErrImagePull" in failed["message"], failed["message"]
+    assert steps(failed)["stop"]["state"] == "Pending", steps(failed)  # before any downtime
+    still = core.read_namespaced_pod(serving.metadata.name, db.namespace)
+    assert still.metadata.uid == serving.metadata.uid and still.metadata.deletion_timestamp is None
+    print(f"a version with no image: {failed['message'][:300]}")
