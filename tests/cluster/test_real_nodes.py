@@ -14,8 +14,6 @@ from __future__ import annotations
 import base64
 import ipaddress
 import os
-import subprocess
-import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -23,52 +21,23 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from tests.support import real_nodes as real
 from tests.support.bosun_objects import Bosun
-from tests.support.cluster import ROOT, LocalCluster, hack_versions
+from tests.support.cluster import LocalCluster, hack_versions
 from tests.support.databases import move, ops_of, provision, steps
 from tests.support.row_counter import RowCounter
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 
-NODES = {"real-zone-r-1": "10.244.101.0/24", "real-zone-r-2": "10.244.102.0/24"}
-
-
-def hack(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(ROOT / "hack" / "real-nodes"), *args], capture_output=True, text=True, timeout=timeout)
-
 
 @pytest.fixture(scope="module")
 def real_nodes(cluster: LocalCluster) -> Iterator[list[str]]:
     if os.geteuid() != 0:
         pytest.skip("real nodes need root")  # the CI machine runs as root: there this never skips
-    up = hack("up")
-    assert up.returncode == 0, up.stderr[-4000:]
-    yield list(NODES)
-    down = hack("down", timeout=120)
-    assert down.returncode == 0, down.stderr[-2000:]
-
-
-def containers_of(node: str) -> list[str]:
-    versions = hack_versions()
-    cache = Path(os.environ.get("BOSUN_CACHE", Path.home() / ".cache" / "bosun"))
-    bin_dir = (
-        cache
-        / "bin"
-        / (
-            f"nodes-k8s-{versions['KUBE_VERSION']}-containerd-{versions['CONTAINERD_VERSION']}"
-            f"-runc-{versions['RUNC_VERSION']}-cni-{versions['CNI_PLUGINS_VERSION']}"
-        )
-    )
-    cluster = os.environ.get("BOSUN_CLUSTER_NAME", "bosun")
-    socket = f"/var/lib/bosun-real-nodes/{cluster}/node-{node[-1]}/run/containerd.sock"
-    listed = subprocess.run(
-        [str(bin_dir / "ctr"), "--address", socket, "-n", "k8s.io", "containers", "list", "-q"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return listed.stdout.split()
+    real.up()
+    yield list(real.NODES)
+    real.down()
 
 
 @pytest.mark.timeout(900)  # the first run builds kubelet, containerd, runc and the CNI plugins
@@ -95,14 +64,14 @@ def test_a_pod_runs_on_each_real_node_in_its_own_network_and_runtime(
                 },
             },
         )
-    for node, cidr in NODES.items():
+    for node, cidr in real.NODES.items():
         pod = wait_for(
             lambda node=node: (p := core.read_namespaced_pod(f"on-{node}", namespace)).status.phase == "Running" and p,
             timeout=90,
             what=f"the pod on {node} to run",
         )
         assert ipaddress.ip_address(pod.status.pod_ip) in ipaddress.ip_network(cidr), (node, pod.status.pod_ip)
-    first, second = (set(containers_of(node)) for node in real_nodes)
+    first, second = (set(real.containers_of(node)) for node in real_nodes)
     assert first and second and not first & second  # each runtime holds its own pod's sandbox and container
     # KWOK, which fakes every pod on its own nodes, never touched these: their pods' IPs are real.
     assert all(core.read_node(n).status.node_info.kubelet_version != "fake" for n in real_nodes)
@@ -177,42 +146,11 @@ def test_a_real_postgresql_moved_by_hand_between_real_nodes_keeps_every_acknowle
     )
 
 
-def real_database(name: str = "pg") -> dict[str, object]:
-    """PostgreSQL 15 (the version the image built from Debian's packages serves) in zone-r, on the
-    loop CSI driver's storage class, tolerating the real nodes' taint."""
-    return {
-        "apiVersion": "bosun.dev/v1alpha1",
-        "kind": "Database",
-        "metadata": {"name": name},
-        "spec": {
-            "engine": "postgresql",
-            "version": "15",
-            "storage": {"size": "256Mi", "storageClassName": "real", "reclaim": "Delete"},
-            "placement": {
-                "nodeSelector": {"topology.kubernetes.io/zone": "zone-r"},
-                "tolerations": [{"key": "bosun.dev/real", "operator": "Exists"}],
-            },
-            "minReadySeconds": 1,
-        },
-    }
-
-
 def seconds(step: dict[str, str]) -> float | None:
     if not step.get("startedAt") or not step.get("finishedAt"):
         return None
     parse = datetime.fromisoformat
     return (parse(step["finishedAt"].replace("Z", "+00:00")) - parse(step["startedAt"].replace("Z", "+00:00"))).seconds
-
-
-def serving_address(core: client.CoreV1Api, namespace: str, service: str) -> str | None:
-    """The ready address the Service's EndpointSlices give: what kube-proxy would send a client to."""
-    discovery = client.DiscoveryV1Api(core.api_client)
-    slices = discovery.list_namespaced_endpoint_slice(namespace, label_selector=f"kubernetes.io/service-name={service}")
-    for piece in slices.items:
-        for endpoint in piece.endpoints or []:
-            if endpoint.conditions and endpoint.conditions.ready:
-                return str(endpoint.addresses[0])
-    return None
 
 
 @pytest.mark.timeout(900)
@@ -223,27 +161,13 @@ def test_bosun_moves_a_real_postgresql_to_the_other_real_node_and_loses_no_ackno
     volume's real detach and attach, the start, with a client committing a row at a time through
     the Service's endpoints all along (it follows the address the EndpointSlices give, as
     kube-proxy would; the host runs no kube-proxy yet)."""
-    status = provision(db, real_database())
+    status = provision(db, real.database())
     assert status["phase"] == "Succeeded", status
     first = db.get("databases", "pg")["status"]["node"]
     assert first in real_nodes, first
     other = next(n for n in real_nodes if n != first)
     password = core.read_namespaced_secret("pg-credentials", db.namespace).data["password"]
-    address = wait_for(lambda: serving_address(core, db.namespace, "pg"), timeout=60, what="pg's ready endpoint")
-    counter = RowCounter(address, base64.b64decode(password).decode())
-    wait_for(lambda: counter.sql("SELECT 1").returncode == 0, timeout=60, what="PostgreSQL to answer")
-    counter.create_table()
-    follow = threading.Event()
-
-    def follower() -> None:  # the Service's endpoints, read as kube-proxy reads them
-        while not follow.is_set():
-            found = serving_address(core, db.namespace, "pg")
-            if found:
-                counter.host = found
-            follow.wait(0.1)
-
-    threading.Thread(target=follower, daemon=True).start()
-    counter.start()
+    counter = real.following_counter(core, db.namespace, "pg", base64.b64decode(password).decode())
     try:
         wait_for(lambda: len(counter.acknowledged) >= 30, timeout=60, what="30 rows written")
         moved = move(db, "move-real", other)
@@ -252,7 +176,6 @@ def test_bosun_moves_a_real_postgresql_to_the_other_real_node_and_loses_no_ackno
         wait_for(lambda: len(counter.acknowledged) >= written + 30, timeout=120, what="30 more rows after the move")
     finally:
         counter.stop()
-        follow.set()
     assert db.get("databases", "pg")["status"]["node"] == other
     assert counter.lost() == [], f"acknowledged rows lost: {counter.lost()[:20]}"
     recorded = db.get("databases", "pg")["status"].get("lastMoveDowntimeSeconds")
@@ -268,7 +191,7 @@ def test_bosun_moves_a_real_postgresql_to_the_other_real_node_and_loses_no_ackno
     # real pull error on the database's node, and the database never stops.
     (serving,) = [p for p in core.list_namespaced_pod(db.namespace, label_selector="bosun.dev/database=pg").items
                   if not (p.metadata.labels or {}).get("bosun.dev/prepull")]  # fmt: skip
-    db.apply({**real_database(), "spec": {**real_database()["spec"], "version": "99"}})  # type: ignore[dict-item]
+    db.apply(real.database(version="99"))
     restart = wait_for(lambda: ops_of(db, "pg", "restart"), what="the restart the version edit calls for")[0]
     failed = db.wait_phase(restart, timeout=180)
     assert (failed["phase"], failed["reason"]) == ("Failed", "PullFailed"), failed

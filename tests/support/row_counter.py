@@ -27,7 +27,7 @@ class RowCounter:
     acknowledged: list[int] = field(default_factory=list)
     uncertain: list[int] = field(default_factory=list)
     acked_at: list[float] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
+    stopped: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def sql(self, statement: str, timeout: float = 5) -> subprocess.CompletedProcess[str]:
@@ -47,13 +47,13 @@ class RowCounter:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        self.stopped.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
 
     def _write(self) -> None:
         n = 0
-        while not self._stop.is_set():
+        while not self.stopped.is_set():
             n += 1
             try:
                 done = self.sql(f"INSERT INTO rows (n) VALUES ({n})")

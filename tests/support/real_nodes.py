@@ -1,0 +1,139 @@
+"""The real nodes of the local cluster (hack/real-nodes) as tests and benchmarks use them: bring
+them up and down, look into a node's containerd, forget an image there (so the next start pulls it
+for real), and set how fast the local registry serves pulls."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import threading
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from tests.support.cluster import ROOT, hack_versions
+from tests.support.row_counter import RowCounter
+from tests.support.waiting import wait_for
+
+NODES = {"real-zone-r-1": "10.244.101.0/24", "real-zone-r-2": "10.244.102.0/24"}
+REGISTRY = "http://127.0.0.1:5000"
+POSTGRES = "docker.io/library/postgres:15"
+
+
+def hack(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(ROOT / "hack" / "real-nodes"), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def up() -> None:
+    started = hack("up")
+    if started.returncode != 0:
+        raise RuntimeError(f"hack/real-nodes up failed:\n{started.stderr[-4000:]}")
+
+
+def down() -> None:
+    stopped = hack("down", timeout=120)
+    if stopped.returncode != 0:
+        raise RuntimeError(f"hack/real-nodes down failed:\n{stopped.stderr[-2000:]}")
+
+
+def state() -> Path:
+    return Path(f"/var/lib/bosun-real-nodes/{os.environ.get('BOSUN_CLUSTER_NAME', 'bosun')}")
+
+
+def ctr(node: str, *args: str) -> subprocess.CompletedProcess[str]:
+    versions = hack_versions()
+    cache = Path(os.environ.get("BOSUN_CACHE", Path.home() / ".cache" / "bosun"))
+    bin_dir = cache / "bin" / (
+        f"nodes-k8s-{versions['KUBE_VERSION']}-containerd-{versions['CONTAINERD_VERSION']}"
+        f"-runc-{versions['RUNC_VERSION']}-cni-{versions['CNI_PLUGINS_VERSION']}"
+    )  # fmt: skip
+    socket = state() / f"node-{node[-1]}" / "run" / "containerd.sock"
+    return subprocess.run([str(bin_dir / "ctr"), "--address", str(socket), "-n", "k8s.io", *args],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+
+
+def containers_of(node: str) -> list[str]:
+    listed = ctr(node, "containers", "list", "-q")
+    assert listed.returncode == 0, listed.stderr
+    return listed.stdout.split()
+
+
+def forget_image(node: str, image: str = POSTGRES) -> None:
+    """The node's next start of `image` pulls it from the registry (an image in use stays)."""
+    ctr(node, "images", "rm", "--sync", image)
+
+
+def image_bytes(image: str = POSTGRES) -> int:
+    """The size of the image's layers in the local registry: what a pull transfers."""
+    repository, _, tag = image.removeprefix("docker.io/").rpartition(":")
+    accept = "application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.v2+json"
+    asked = urllib.request.Request(f"{REGISTRY}/v2/{repository}/manifests/{tag}", headers={"Accept": accept})
+    with urllib.request.urlopen(asked, timeout=10) as answer:
+        manifest = json.load(answer)
+    if "manifests" in manifest:  # an index: its first manifest
+        digest = manifest["manifests"][0]["digest"]
+        asked = urllib.request.Request(f"{REGISTRY}/v2/{repository}/manifests/{digest}", headers={"Accept": accept})
+        with urllib.request.urlopen(asked, timeout=10) as answer:
+            manifest = json.load(answer)
+    return int(sum(layer["size"] for layer in manifest["layers"]) + manifest["config"]["size"])
+
+
+def set_pull_rate(bytes_per_second: float) -> None:
+    """How fast the registry's throttle serves every pull (0: no limit); read within a second."""
+    (state() / "registry" / "rate").write_text(f"{bytes_per_second:.0f}\n")
+
+
+def database(name: str = "pg", version: str = "15") -> dict[str, Any]:
+    """PostgreSQL 15 (the version the image built from Debian's packages serves) in zone-r, on the
+    loop CSI driver's storage class, tolerating the real nodes' taint."""
+    return {
+        "apiVersion": "bosun.dev/v1alpha1",
+        "kind": "Database",
+        "metadata": {"name": name},
+        "spec": {
+            "engine": "postgresql",
+            "version": version,
+            "storage": {"size": "256Mi", "storageClassName": "real", "reclaim": "Delete"},
+            "placement": {
+                "nodeSelector": {"topology.kubernetes.io/zone": "zone-r"},
+                "tolerations": [{"key": "bosun.dev/real", "operator": "Exists"}],
+            },
+            "minReadySeconds": 1,
+        },
+    }
+
+
+def serving_address(core: client.CoreV1Api, namespace: str, service: str) -> str | None:
+    """The ready address the Service's EndpointSlices give: what kube-proxy would send a client to."""
+    discovery = client.DiscoveryV1Api(core.api_client)
+    slices = discovery.list_namespaced_endpoint_slice(namespace, label_selector=f"kubernetes.io/service-name={service}")
+    for piece in slices.items:
+        for endpoint in piece.endpoints or []:
+            if endpoint.conditions and endpoint.conditions.ready:
+                return str(endpoint.addresses[0])
+    return None
+
+
+def following_counter(core: client.CoreV1Api, namespace: str, service: str, password: str) -> RowCounter:
+    """A RowCounter writing through the Service's endpoints: a thread points it at the ready address
+    the EndpointSlices give (as kube-proxy would; the host runs none), already writing when returned."""
+    address = wait_for(lambda: serving_address(core, namespace, service), timeout=120, what=f"{service}'s endpoint")
+    counter = RowCounter(address, password)
+    wait_for(lambda: counter.sql("SELECT 1").returncode == 0, timeout=60, what="PostgreSQL to answer")
+    counter.create_table()
+
+    def follow() -> None:
+        while not counter.stopped.is_set():
+            with contextlib.suppress(Exception):
+                found = serving_address(core, namespace, service)
+                if found:
+                    counter.host = found
+            counter.stopped.wait(0.1)
+
+    threading.Thread(target=follow, daemon=True).start()
+    counter.start()
+    return counter
