@@ -14,15 +14,23 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks import api_economy, app_deploy, burst, moves, scale
+from benchmarks import api_economy, app_deploy, burst, moves, real_move, scale
 from benchmarks.common import RESULTS, environment
 
-BENCHMARKS = {"moves": moves, "api": api_economy, "scale": scale, "deploy": app_deploy, "burst": burst}
+BENCHMARKS = {
+    "moves": moves,
+    "api": api_economy,
+    "scale": scale,
+    "deploy": app_deploy,
+    "burst": burst,
+    "real-move": real_move,
+}
 SMOKE = {
     "moves": ["--runs", "1", "--pull-seconds", "3"],
     "api": ["--idle-seconds", "5"],
     "deploy": ["--replicas", "3", "--min-ready-seconds", "0"],
     "burst": ["--apps", "3", "--runs", "1"],
+    "real-move": ["--moves", "1", "--killed", "0", "--naive", "1", "--pull-seconds", "2"],
     "scale": ["--nodes", "3", "--apps", "6", "--databases", "2", "--in-flight", "1,3", "--idle-seconds", "5"],
 }
 

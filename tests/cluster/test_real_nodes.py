@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import json
 import os
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from benchmarks import real_move
+from benchmarks.common import environment
 from kubernetes import client
 
 from tests.support import real_nodes as real
@@ -200,3 +203,18 @@ def test_bosun_moves_a_real_postgresql_to_the_other_real_node_and_loses_no_ackno
     still = core.read_namespaced_pod(serving.metadata.name, db.namespace)
     assert still.metadata.uid == serving.metadata.uid and still.metadata.deletion_timestamp is None
     print(f"a version with no image: {failed['message'][:300]}")
+
+
+@pytest.mark.timeout(900)
+def test_the_real_move_benchmark_counts_rows_and_times_both_moves(real_nodes: list[str], tmp_path: Path) -> None:
+    """The `real-move` benchmark at its smallest (its figures are in benchmarks/results): one Bosun
+    move with the operator SIGKILLed at its detach, one naive move, a 2 s pull, nothing lost."""
+    with environment() as env:
+        real_move.run(env, tmp_path, moves=1, killed=1, naive=1, pull_seconds=2).write()
+    result = json.loads((tmp_path / "real-move.json").read_text())
+    summary, (ours,), (theirs,) = result["summary"], result["bosun"]["runs"], result["naive"]["runs"]
+    assert ours["killed"] and ours["phase"] == "Succeeded", ours  # killed mid-move, finished on restart
+    assert summary["lost"] == 0 and summary["acknowledged"] > 20 and summary["most_attached"] == 1, summary
+    assert ours["client_downtime"] > 0 and theirs["client_downtime"] > 0 and ours["recorded"] is not None
+    assert result["image_bytes"] > 10 * 2**20  # a real image, pulled for real
+    assert (tmp_path / "real-move.png").stat().st_size > 0

@@ -28,6 +28,17 @@ def hack(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(ROOT / "hack" / "real-nodes"), *args], capture_output=True, text=True, timeout=timeout)
 
 
+def running() -> bool:
+    """Both kubelets of this cluster's real nodes are alive (started by an earlier `up`)."""
+    for node in NODES:
+        pid = state() / f"node-{node[-1]}" / "kubelet.pid"
+        try:
+            os.kill(int(pid.read_text()), 0)
+        except (OSError, ValueError):
+            return False
+    return True
+
+
 def up() -> None:
     started = hack("up")
     if started.returncode != 0:
@@ -63,8 +74,17 @@ def containers_of(node: str) -> list[str]:
 
 
 def forget_image(node: str, image: str = POSTGRES) -> None:
-    """The node's next start of `image` pulls it from the registry (an image in use stays)."""
-    ctr(node, "images", "rm", "--sync", image)
+    """The node's next start of `image` pulls it from the registry. The kubelet's runtime knows an
+    image by its tag, its repository digest and its id (`sha256:...`): every name that points
+    where the tag points goes, or the runtime would still report the image present."""
+    listed = ctr(node, "images", "ls")
+    rows = [line.split() for line in listed.stdout.splitlines()[1:] if line.strip()]
+    repository = image.rpartition(":")[0]
+    digests = {row[2] for row in rows if row[0] == image or row[0].startswith(repository + "@")}
+    names = [row[0] for row in rows if row[2] in digests]
+    if names:
+        removed = ctr(node, "images", "rm", "--sync", *names)
+        assert removed.returncode == 0, removed.stderr
 
 
 def image_bytes(image: str = POSTGRES) -> int:
