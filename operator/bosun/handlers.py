@@ -296,7 +296,7 @@ def run(settings: Settings, planner: Planner | None = None) -> None:
         verbose=settings.log_level.upper() == "DEBUG",
         log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.PLAIN,
     )
-    memo = Memo(settings=settings, planner=planner or default_registry())
+    memo = Memo(settings=settings, planner=planner or default_registry(settings.database_image_registry))
     asyncio.run(_operate(settings, memo))
 
 

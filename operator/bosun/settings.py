@@ -54,6 +54,11 @@ class Settings:
 
     log_level: str = field(default_factory=lambda: os.environ.get("BOSUN_LOG_LEVEL", "INFO"))
 
+    database_image_registry: str = field(default_factory=lambda: os.environ.get("BOSUN_DATABASE_IMAGE_REGISTRY", ""))
+    """Where Database images come from when a Database names none: `<this>/<engine>:<version>`
+    (e.g. registry.example.com/library gives registry.example.com/library/postgres:16); empty:
+    Docker Hub's names (postgres:16)."""
+
     kubeconfig: str | None = field(default_factory=lambda: os.environ.get("KUBECONFIG") or None)
     """Kubeconfig to use outside a cluster; in a pod the service account is used."""
 

@@ -46,6 +46,7 @@ APP = {
 DATABASE = {
     "engine": "postgresql",
     "version": "16",
+    "image": "registry.example.com/library/postgres:16",
     "storage": {"size": "1Gi", "storageClassName": "fast", "reclaim": "Retain"},
     "resources": {"requests": {"cpu": "500m"}, "limits": {"memory": "1Gi"}},
     "placement": {

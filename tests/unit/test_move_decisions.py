@@ -134,3 +134,13 @@ def test_an_image_the_kubelet_cannot_pull_is_reported_with_the_kubelets_words() 
     assert image_pull_failure(pod) == 'postgres:99: ErrImagePull: failed to pull "postgres:99": not found'
     creating = {"status": {"containerStatuses": [{"state": {"waiting": {"reason": "ContainerCreating"}}}]}}
     assert image_pull_failure(creating) == "" and image_pull_failure(None) == ""
+
+
+def test_a_database_image_is_its_own_else_the_installs_registry_else_docker_hubs_name() -> None:
+    assert build.image(SPEC) == "postgres:16"
+    assert build.image(SPEC, "registry.example.com/library/") == "registry.example.com/library/postgres:16"
+    own = SPEC.model_copy(update={"image": "mirror.example.com/pg:16.4"})
+    assert build.image(own, "registry.example.com/library") == "mirror.example.com/pg:16.4"
+    # the plan fixes the image it will run, so an undo restores that image whatever the install says later
+    assert build.resolved(SPEC, "registry.example.com/library").image == "registry.example.com/library/postgres:16"
+    assert build.resolved(SPEC, "") is SPEC and build.resolved(own, "elsewhere.example.com") is own

@@ -111,6 +111,12 @@ class DatabaseSpec(KubeModel):
 
     engine: Engine = Field(description="postgresql, mysql or redis.")
     version: str = Field(min_length=1, max_length=32, description="Engine version, e.g. 16 or 8.0.")
+    image: str | None = Field(
+        default=None,
+        max_length=512,
+        description="The image to run, e.g. a private registry's copy (default: the install's database "
+        "registry, then <engine image>:<version>, e.g. postgres:16); changing it restarts the database.",
+    )
     storage: Storage = Field(default_factory=Storage, description="The data volume.")
     resources: Resources | None = Field(default=None, description="CPU/memory requests and limits.")
     placement: Placement | None = Field(default=None, description="Node or node selector.")

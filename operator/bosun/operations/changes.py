@@ -98,7 +98,7 @@ def database_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[tu
         "nodeSelector"
     ):
         out.append((OperationType.REDEPLOY, {"node": new_node} if new_node else {}))
-    if old.get("version") != new.get("version"):
+    if old.get("version") != new.get("version") or old.get("image") != new.get("image"):
         out.append((OperationType.RESTART, {}))
     return out
 

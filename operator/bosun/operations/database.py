@@ -10,6 +10,8 @@ The plan is made once, when the operation starts, and stored in the Operation's 
   not fit becomes a redeploy to a node Bosun chooses (same zone as the volume), and says so.
 - A `redeploy` without a node lets Bosun choose: the first node, by name, that passes every check.
 - `deprovision` keeps or deletes the volume as `spec.storage.reclaim` says.
+- The image is fixed in the plan: the Database's `image`, else the install's database registry
+  (`BOSUN_DATABASE_IMAGE_REGISTRY`, the chart's `databaseImageRegistry`) before `<engine>:<version>`.
 """
 
 from __future__ import annotations
@@ -23,14 +25,18 @@ from bosun.models.database import DatabaseSpec, DatabaseStatus, VolumeReclaim
 from bosun.models.operation import Operation, OperationType
 from bosun.operations.database_ctx import ZONE, DatabaseContext, DatabasePlan, refusal, room, volume_zone
 from bosun.operations.database_steps import TABLES
+from bosun.workloads import database as build
+from bosun.workloads.app import valid_image
 
 
-async def plan_database(kube: Kube, operation: Operation, target: dict[str, Any]) -> Plan[DatabaseContext]:
+async def plan_database(
+    kube: Kube, operation: Operation, target: dict[str, Any], image_registry: str = ""
+) -> Plan[DatabaseContext]:
     if not target:
         raise PermanentError("the Database no longer exists", "TargetNotFound")
     meta = target["metadata"]
     stored = operation.status.plan
-    plan = DatabasePlan.model_validate_json(stored) if stored else await decide(kube, operation, target)
+    plan = DatabasePlan.model_validate_json(stored) if stored else await decide(kube, operation, target, image_registry)
     if plan.table not in TABLES:
         raise PermanentError(f"the plan names a step table this version does not have: {plan.table}", "UnknownPlan")
     ctx = DatabaseContext(kube, operation.namespace, meta["name"], meta["uid"], operation.name, plan)
@@ -54,8 +60,10 @@ def summary(name: str, plan: DatabasePlan) -> str:
     return f"{said} ({plan.why})" if plan.why else said
 
 
-async def decide(kube: Kube, operation: Operation, target: dict[str, Any]) -> DatabasePlan:
-    spec = DatabaseSpec.model_validate(target.get("spec") or {})
+async def decide(kube: Kube, operation: Operation, target: dict[str, Any], image_registry: str = "") -> DatabasePlan:
+    spec = build.resolved(DatabaseSpec.model_validate(target.get("spec") or {}), image_registry)
+    if not valid_image(build.image(spec)):
+        raise PermanentError(f"{build.image(spec)!r} is not an image reference: nothing was changed", "InvalidImage")
     status = DatabaseStatus.model_validate(target.get("status") or {})
     params = operation.spec.parameters
     type_ = operation.spec.type

@@ -36,8 +36,11 @@ class Registry:
         return await plan(kube, operation, target)
 
 
-def default_registry() -> Registry:
-    """The operation types this version of Bosun carries out."""
+def default_registry(database_image_registry: str = "") -> Registry:
+    """The operation types this version of Bosun carries out; Database images come from
+    `database_image_registry` when a Database names none (empty: Docker Hub's names)."""
+    import functools
+
     from bosun.operations.app import plan_app
     from bosun.operations.database import plan_database
 
@@ -58,5 +61,7 @@ def default_registry() -> Registry:
         OperationType.REDEPLOY,
         OperationType.RESIZE,
     ):
-        registry.add(TargetKind.DATABASE, type_, plan_database)
+        registry.add(
+            TargetKind.DATABASE, type_, functools.partial(plan_database, image_registry=database_image_registry)
+        )
     return registry

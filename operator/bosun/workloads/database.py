@@ -38,8 +38,18 @@ SERVING_LABEL = "bosun.dev/serving"
 PREPULL_LABEL = "bosun.dev/prepull"  # the placeholder that pulls the image and holds room on a move target
 
 
-def image(spec: DatabaseSpec) -> str:
-    return f"{ENGINES[spec.engine][0]}:{spec.version}"
+def image(spec: DatabaseSpec, registry: str = "") -> str:
+    """The Database's own image, else `<registry>/<engine image>:<version>` (Docker Hub's names when
+    no registry: `postgres:16`). The plan fixes it when an operation starts (`resolved`)."""
+    if spec.image:
+        return spec.image
+    default = f"{ENGINES[spec.engine][0]}:{spec.version}"
+    return f"{registry.rstrip('/')}/{default}" if registry else default
+
+
+def resolved(spec: DatabaseSpec, registry: str) -> DatabaseSpec:
+    """The spec with the image it will run written in: what a plan stores and the undo restores."""
+    return spec if spec.image or not registry else spec.model_copy(update={"image": image(spec, registry)})
 
 
 def port(spec: DatabaseSpec) -> int:
