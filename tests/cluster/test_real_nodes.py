@@ -28,7 +28,6 @@ from tests.support import real_nodes as real
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster, hack_versions
 from tests.support.databases import move, ops_of, provision, steps
-from tests.support.row_counter import RowCounter
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -78,75 +77,6 @@ def test_a_pod_runs_on_each_real_node_in_its_own_network_and_runtime(
     assert first and second and not first & second  # each runtime holds its own pod's sandbox and container
     # KWOK, which fakes every pod on its own nodes, never touched these: their pods' IPs are real.
     assert all(core.read_node(n).status.node_info.kubelet_version != "fake" for n in real_nodes)
-
-
-def postgres_pod(node: str, data: str) -> dict[str, object]:
-    """PostgreSQL as Bosun's database pods run it (the image's entrypoint, the password from the
-    environment, a TCP readiness probe, 10 s to stop), on `node`, its data in a host folder both
-    real nodes can mount: until the CSI driver of the next slice, the volume moves with no detach."""
-    return {
-        "metadata": {"name": f"pg-{node}", "labels": {"app": "pg"}},
-        "spec": {
-            "nodeName": node,
-            "tolerations": [{"key": "bosun.dev/real", "operator": "Exists"}],
-            "terminationGracePeriodSeconds": 10,
-            "containers": [
-                {
-                    "name": "postgres",
-                    "image": "docker.io/library/postgres:15",  # pulled from the local registry
-                    "env": [{"name": "POSTGRES_PASSWORD", "value": PASSWORD}],
-                    "ports": [{"containerPort": 5432}],
-                    "readinessProbe": {"tcpSocket": {"port": 5432}, "periodSeconds": 1},
-                    "volumeMounts": [{"name": "data", "mountPath": "/var/lib/postgresql/data"}],
-                }
-            ],
-            "volumes": [{"name": "data", "hostPath": {"path": data, "type": "DirectoryOrCreate"}}],
-        },
-    }
-
-
-PASSWORD = "not-a-secret"
-
-
-def ready_ip(core: client.CoreV1Api, namespace: str, name: str, timeout: float = 120) -> str:
-    def ready() -> str | None:
-        pod = core.read_namespaced_pod(name, namespace)
-        ok = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
-        return pod.status.pod_ip if ok else None
-
-    return str(wait_for(ready, timeout=timeout, what=f"{name} to be Ready"))
-
-
-@pytest.mark.timeout(900)  # the first run builds the PostgreSQL image
-def test_a_real_postgresql_moved_by_hand_between_real_nodes_keeps_every_acknowledged_row(
-    real_nodes: list[str], core: client.CoreV1Api, namespace: str, tmp_path: Path
-) -> None:
-    """A real PostgreSQL from a real image on a real kubelet: initdb on first start, a client that
-    commits rows all along, a stop (SIGTERM: a smart shutdown, then SIGKILL after 10 s and a crash
-    recovery) and a start on the other node. Every row PostgreSQL acknowledged is there after."""
-    data = f"/var/lib/bosun-real-nodes/{os.environ.get('BOSUN_CLUSTER_NAME', 'bosun')}/volumes/{namespace}"
-    first, second = real_nodes
-    core.create_namespaced_pod(namespace, postgres_pod(first, data))
-    counter = RowCounter(ready_ip(core, namespace, f"pg-{first}"), PASSWORD)
-    wait_for(lambda: counter.sql("SELECT 1").returncode == 0, timeout=60, what="PostgreSQL to answer")
-    counter.create_table()
-    counter.start()
-    wait_for(lambda: len(counter.acknowledged) >= 50, timeout=60, what="50 rows written")
-    core.delete_namespaced_pod(f"pg-{first}", namespace)
-    wait_for(
-        lambda: not core.list_namespaced_pod(namespace, label_selector="app=pg").items, timeout=60, what="the stop"
-    )
-    core.create_namespaced_pod(namespace, postgres_pod(second, data))
-    counter.host = ready_ip(core, namespace, f"pg-{second}")  # a new address: the client follows it
-    written = len(counter.acknowledged)
-    wait_for(lambda: len(counter.acknowledged) >= written + 50, timeout=120, what="50 more rows after the move")
-    counter.stop()
-    assert counter.lost() == [], f"acknowledged rows lost: {counter.lost()[:20]}"
-    assert len(counter.acknowledged) >= 100 and counter.longest_gap() > 0
-    print(
-        f"real move by hand: {len(counter.acknowledged)} rows acknowledged, none lost, "
-        f"{len(counter.uncertain)} without an answer; longest gap {counter.longest_gap():.1f}s"
-    )
 
 
 def seconds(step: dict[str, str]) -> float | None:
