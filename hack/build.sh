@@ -192,8 +192,12 @@ build_nodes() {
 }
 
 # Images for the real nodes, from Debian's packages (no registry is reachable): PostgreSQL 15 as
-# `postgres:15`, a minimal bookworm with postgresql-15 (mmdebstrap), Bosun's entrypoint on top.
+# `postgres:15`, a minimal bookworm with postgresql-15 (mmdebstrap), Bosun's entrypoint on top; and
+# `bosun-http:1` and `:2`, busybox's httpd (busybox-static) serving one page, for Apps.
+IMAGES=(postgres-15.tar bosun-http-1.tar bosun-http-2.tar)
 build_images() {
+  [ -f "$IMAGES_DIR/bosun-http-2.tar" ] || build_http_image
+  [ -f "$IMAGES_DIR/postgres-15.tar" ] && return 0
   log "images: building postgres:15 from Debian's packages$(last_cold images)"
   local package
   for package in mmdebstrap:mmdebstrap psql:postgresql-client; do  # psql: the tests' row-counting client
@@ -213,6 +217,30 @@ build_images() {
     --entrypoint /usr/local/bin/bosun-postgres --env PATH=/usr/local/bin:/usr/bin:/bin \
     --out "$IMAGES_DIR/postgres-15.tar" || die "packing the PostgreSQL image failed"
   rm -rf "$work"
+}
+
+build_http_image() {
+  log "images: building bosun-http:1 and :2 (busybox httpd, from Debian's busybox-static)"
+  local work tag
+  work="$(mktemp -d)"
+  (cd "$work" && apt-get download busybox-static >/dev/null 2>&1) \
+    || { apt-get update -qq >/dev/null && (cd "$work" && apt-get download busybox-static >/dev/null 2>&1); } \
+    || die "apt-get download busybox-static failed"
+  dpkg-deb -x "$work"/busybox-static_*.deb "$work/deb" || die "unpacking busybox-static failed"
+  mkdir -p "$work/rootfs/bin" "$work/rootfs/www" "$IMAGES_DIR"
+  cp "$work/deb/bin/busybox" "$work/rootfs/bin/busybox"
+  # Like most servers, it stops at once on SIGTERM (httpd as PID 1 would ignore it): a pod stopped
+  # without a drain refuses whatever is still sent its way.
+  printf '%s\n' '#!/bin/busybox sh' '/bin/busybox httpd -f -p 8080 -h /www &' "trap 'kill \$!; exit 0' TERM" 'wait' \
+    > "$work/rootfs/bin/serve"
+  chmod 0755 "$work/rootfs/bin/serve"
+  for tag in 1 2; do
+    echo "bosun-http $tag" > "$work/rootfs/www/index.html"
+    python3 "$HACK_DIR/oci-image" --rootfs "$work/rootfs" --name "docker.io/library/bosun-http:$tag" \
+      --entrypoint /bin/serve --out "$IMAGES_DIR/bosun-http-$tag.tar" || die "packing the bosun-http image failed"
+  done
+  rm -rf "$work"
+  rm -rf "$IMAGES_DIR/registry/docker/registry/v2/repositories/library/bosun-http"  # pushed again
 }
 
 # How long each part took when `hack/measure-setup` last built it from empty caches (its results
@@ -245,7 +273,7 @@ cached() { # part -> 0 if its binaries exist
     helm) [ -x "$HELM_BIN" ] ;;
     seaweedfs) [ -x "$SEAWEEDFS_BIN" ] ;;
     nodes) local b; for b in "${NODE_BINARIES[@]}"; do [ -e "$NODES_BIN_DIR/$b" ] || return 1; done ;;
-    images) [ -f "$IMAGES_DIR/postgres-15.tar" ] ;;
+    images) local i; for i in "${IMAGES[@]}"; do [ -f "$IMAGES_DIR/$i" ] || return 1; done ;;
   esac
 }
 

@@ -28,6 +28,7 @@ from tests.support import real_nodes as real
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster, hack_versions
 from tests.support.databases import move, ops_of, provision, steps
+from tests.support.http_client import RequestCounter
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -133,6 +134,61 @@ def test_bosun_moves_a_real_postgresql_to_the_other_real_node_and_loses_no_ackno
     still = core.read_namespaced_pod(serving.metadata.name, db.namespace)
     assert still.metadata.uid == serving.metadata.uid and still.metadata.deletion_timestamp is None
     print(f"a version with no image: {failed['message'][:300]}")
+
+
+def http_app(image: str, replicas: int = 2) -> dict[str, object]:
+    return {
+        "apiVersion": "bosun.dev/v1alpha1",
+        "kind": "App",
+        "metadata": {"name": "web"},
+        "spec": {
+            "image": image,
+            "processes": [{"name": "web", "replicas": replicas, "ports": [{"name": "http", "port": 8080}]}],
+            "healthCheck": {"path": "/", "periodSeconds": 1},
+            "minReadySeconds": 1,
+            "terminationGracePeriodSeconds": 10,
+            "placement": {
+                "nodeSelector": {"topology.kubernetes.io/zone": "zone-r"},
+                "tolerations": [{"key": "bosun.dev/real", "operator": "Exists"}],
+            },
+        },
+    }
+
+
+@pytest.mark.timeout(900)
+def test_an_app_on_real_nodes_serves_every_request_through_a_deploy_a_restart_and_a_scale_down(
+    real_nodes: list[str], db: Bosun, core: client.CoreV1Api
+) -> None:
+    """busybox's httpd, pulled from the local registry, two replicas on the real nodes; a client
+    requests it 20 times a second through the Service's endpoints all along. Not one request may
+    fail: a stopping pod keeps serving while the endpoints forget it (the drain before SIGTERM)."""
+    db.apply(http_app("docker.io/library/bosun-http:1"))
+    first = wait_for(lambda: ops_of(db, "web", "deploy"), what="the App's first deploy")[0]
+    assert db.wait_phase(first, timeout=180)["phase"] == "Succeeded"
+    counter = RequestCounter(core, db.namespace, "web-web").start()
+    try:
+        wait_for(lambda: counter.ok >= 20, timeout=60, what="20 requests answered")
+        db.apply(http_app("docker.io/library/bosun-http:2"))
+        deploy = wait_for(lambda: [o for o in ops_of(db, "web", "deploy") if o != first], what="the second deploy")[0]
+        assert db.wait_phase(deploy, timeout=180)["phase"] == "Succeeded"
+        db.operation("restart-web", "web", "restart")
+        assert db.wait_phase("restart-web", timeout=180)["phase"] == "Succeeded"
+        db.operation("scale-web", "web", "scale", parameters={"processes": [{"name": "web", "replicas": 1}]})
+        scaled = db.wait_phase("scale-web", timeout=180)
+        assert scaled["phase"] == "Succeeded", (scaled.get("reason"), scaled.get("message"))
+        served = counter.ok
+        wait_for(lambda: counter.ok >= served + 20, timeout=60, what="20 more requests after the scale-down")
+    finally:
+        counter.stop()
+    assert counter.failures == [], f"{len(counter.failures)} of {counter.ok + len(counter.failures)} failed: " + str(
+        counter.failures[:5]
+    )
+    nodes = {
+        p.spec.node_name
+        for p in core.list_namespaced_pod(db.namespace, label_selector="app.kubernetes.io/name=web").items
+    }
+    assert nodes <= set(real_nodes), nodes
+    print(f"App on real nodes: {counter.ok} requests, none failed, through a deploy, a restart and a scale-down")
 
 
 @pytest.mark.timeout(900)

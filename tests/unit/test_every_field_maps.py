@@ -41,6 +41,12 @@ APP = {
     "terminationGracePeriodSeconds": 30,
     "podLabels": {"team": "shop"},
     "podAnnotations": {"example.com/owner": "shop"},
+    "placement": {
+        "nodeSelector": {"zone": "a"},
+        "tolerations": [
+            {"key": "k", "operator": "Equal", "value": "v", "effect": "NoSchedule", "tolerationSeconds": 1}
+        ],
+    },
     "beforeRelease": ["migrate"],
 }
 DATABASE = {

@@ -98,3 +98,15 @@ def test_an_image_pinned_by_an_admission_webhook_still_rolls_out() -> None:
     pinned["status"]["conditions"] = []
     pinned["spec"]["template"]["spec"]["containers"][0]["image"] = "example.com/shop@sha256:" + "0" * 64
     assert rollout_problem(WANTED, pinned, PODS) == ""
+
+
+def test_a_pod_being_stopped_is_not_failing_however_its_container_ended() -> None:
+    """A scale-down on a real node: the removed pod's server ignored SIGTERM and was killed (137)."""
+    killed = running_pod("c")
+    killed["status"]["containerStatuses"] = [{"state": {"terminated": {"exitCode": 137, "reason": "Error"}}}]
+    current = restored_deployment()
+    current["status"]["conditions"] = []
+    with pytest.raises(PermanentError, match="exit code 137"):
+        rollout_problem(WANTED, current, [*PODS, killed])
+    killed["metadata"]["deletionTimestamp"] = "2026-12-06T06:50:00Z"
+    assert rollout_problem(WANTED, current, [*PODS, killed]) == "shop-web: 2/2 ready"  # waiting, not failing

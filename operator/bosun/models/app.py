@@ -6,6 +6,7 @@ from pydantic import Field
 
 from bosun.models.base import (
     DNS_LABEL,
+    LABELS,
     POD_ANNOTATIONS,
     RESERVED_LABELS,
     SPEC_TEXT_CHARS,
@@ -18,6 +19,7 @@ from bosun.models.base import (
     LabelValue,
     LastOperation,
     Resources,
+    Toleration,
     env_text,
     map_text,
     words_text,
@@ -92,6 +94,15 @@ class Process(KubeModel):
     resources: Resources | None = Field(default=None, description="CPU/memory requests and limits.")
 
 
+class AppPlacement(KubeModel):
+    """Where the App's pods may run: nodes with these labels, tainted as these tolerations allow."""
+
+    node_selector: dict[str, LabelValue] | None = Field(
+        default=None, description="Node labels to match.", json_schema_extra=LABELS
+    )
+    tolerations: list[Toleration] | None = Field(default=None, max_length=16, description="Taints the pods tolerate.")
+
+
 class AppSpec(KubeModel):
     """The desired state of an App. Editing it makes Bosun run the matching Operation."""
 
@@ -125,6 +136,9 @@ class AppSpec(KubeModel):
     )
     pod_annotations: dict[str, AnnotationValue] | None = Field(
         default=None, description="Extra annotations on every pod.", json_schema_extra=POD_ANNOTATIONS
+    )
+    placement: AppPlacement | None = Field(
+        default=None, description="Node selector and tolerations of every pod; changing it is a deploy."
     )
     before_release: list[Argument] | None = Field(
         default=None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -166,6 +166,30 @@ class EnvVar(KubeModel):
         pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$",
     )
     value: str = Field(default="", max_length=4096, description="Variable value (at most 4096 characters).")
+
+
+class Toleration(KubeModel):
+    """A pod toleration, as in a pod's spec: lets the database run on nodes with that taint."""
+
+    key: str | None = Field(default=None, max_length=317, description="Taint key; empty with Exists: every taint.")
+    operator: Literal["Exists", "Equal"] = Field(default="Equal", description="Exists or Equal.")
+    value: LabelValue | None = Field(default=None, description="Taint value, for Equal.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description="Taint effect; empty: every effect."
+    )
+    toleration_seconds: int | None = Field(
+        default=None, ge=0, le=2**31 - 1, description="NoExecute: how long the pod stays after the taint."
+    )
+
+    def tolerates(self, taint: dict[str, str]) -> bool:
+        """Kubernetes' matching rule (k8s.io/api/core/v1 Toleration.ToleratesTaint)."""
+        if self.effect and self.effect != taint.get("effect"):
+            return False
+        if self.key and self.key != taint.get("key"):
+            return False
+        if self.operator == "Exists":
+            return True
+        return bool(self.key) and (self.value or "") == (taint.get("value") or "")
 
 
 class Resources(KubeModel):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
 
 from pydantic import Field
 
@@ -15,6 +14,7 @@ from bosun.models.base import (
     LabelValue,
     LastOperation,
     Resources,
+    Toleration,
     quantity_rule,
 )
 
@@ -63,30 +63,6 @@ class Storage(KubeModel):
         default=VolumeReclaim.RETAIN,
         description="What deprovision does with the volume: Retain keeps it, Delete removes it.",
     )
-
-
-class Toleration(KubeModel):
-    """A pod toleration, as in a pod's spec: lets the database run on nodes with that taint."""
-
-    key: str | None = Field(default=None, max_length=317, description="Taint key; empty with Exists: every taint.")
-    operator: Literal["Exists", "Equal"] = Field(default="Equal", description="Exists or Equal.")
-    value: LabelValue | None = Field(default=None, description="Taint value, for Equal.")
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
-        default=None, description="Taint effect; empty: every effect."
-    )
-    toleration_seconds: int | None = Field(
-        default=None, ge=0, le=2**31 - 1, description="NoExecute: how long the pod stays after the taint."
-    )
-
-    def tolerates(self, taint: dict[str, str]) -> bool:
-        """Kubernetes' matching rule (k8s.io/api/core/v1 Toleration.ToleratesTaint)."""
-        if self.effect and self.effect != taint.get("effect"):
-            return False
-        if self.key and self.key != taint.get("key"):
-            return False
-        if self.operator == "Exists":
-            return True
-        return bool(self.key) and (self.value or "") == (taint.get("value") or "")
 
 
 class Placement(KubeModel):

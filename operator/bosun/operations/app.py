@@ -254,7 +254,11 @@ async def _pod_failure(ctx: AppContext, selector: dict[str, str]) -> str:
 
 
 def _failing(pod: dict[str, Any]) -> str:
-    """Why a pod is failing to start, or ''."""
+    """Why a pod is failing to start, or ''. A pod being stopped (a scale-down, a replaced pod)
+    is not failing, however its container ends: on a real node a server that ignores SIGTERM ends
+    in SIGKILL (exit code 137) at the end of its grace period."""
+    if pod["metadata"].get("deletionTimestamp"):
+        return ""
     name = pod["metadata"]["name"]
     status = pod.get("status") or {}
     for container in status.get("containerStatuses") or []:

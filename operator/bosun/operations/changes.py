@@ -38,6 +38,7 @@ APP_RELEASE_FIELDS = (
     "terminationGracePeriodSeconds",
     "podLabels",
     "podAnnotations",
+    "placement",
 )
 # Database fields that take effect without an operation of their own (README: Databases).
 DATABASE_WITHOUT_OPERATION = {

@@ -106,7 +106,36 @@ def _container(spec: AppSpec, process: Process) -> dict[str, Any]:
     probe = _probe(spec, process)
     if probe:
         container["readinessProbe"] = probe
+    drain = drain_seconds(spec, process)
+    if drain:
+        container["lifecycle"] = {"preStop": {"sleep": {"seconds": drain}}}
     return container
+
+
+# A stopping pod leaves its Service's endpoints at once, but every node's kube-proxy (and every
+# client that follows endpoints) learns of it a moment later: a server that exits on SIGTERM right
+# away refuses the requests still sent its way. Serving pods keep serving this long first (within
+# their grace period), as real nodes showed (tests/cluster/test_real_nodes.py).
+DRAIN_SECONDS = 5
+
+
+def drain_seconds(spec: AppSpec, process: Process) -> int:
+    """How long a stopping pod of this process keeps serving before it is told to stop (0: not at all)."""
+    if not process.ports:
+        return 0
+    return min(DRAIN_SECONDS, spec.termination_grace_period_seconds // 2)
+
+
+def placement(spec: AppSpec) -> dict[str, Any]:
+    """The pod spec's nodeSelector and tolerations, as the App's placement says."""
+    if spec.placement is None:
+        return {}
+    out: dict[str, Any] = {}
+    if spec.placement.node_selector:
+        out["nodeSelector"] = dict(spec.placement.node_selector)
+    if spec.placement.tolerations:
+        out["tolerations"] = [t.wire() for t in spec.placement.tolerations]
+    return out
 
 
 def deployment(
@@ -142,6 +171,7 @@ def deployment(
                 "spec": {
                     "containers": [_container(spec, process)],
                     "terminationGracePeriodSeconds": spec.termination_grace_period_seconds,
+                    **placement(spec),
                 },
             },
         },
