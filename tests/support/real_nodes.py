@@ -107,7 +107,7 @@ def set_pull_rate(bytes_per_second: float) -> None:
     (state() / "registry" / "rate").write_text(f"{bytes_per_second:.0f}\n")
 
 
-def database(name: str = "pg", version: str = "15") -> dict[str, Any]:
+def database(name: str = "pg", version: str = "15", reclaim: str = "Delete", size: str = "256Mi") -> dict[str, Any]:
     """PostgreSQL 15 (the version the image built from Debian's packages serves) in zone-r, on the
     loop CSI driver's storage class, tolerating the real nodes' taint."""
     return {
@@ -117,7 +117,7 @@ def database(name: str = "pg", version: str = "15") -> dict[str, Any]:
         "spec": {
             "engine": "postgresql",
             "version": version,
-            "storage": {"size": "256Mi", "storageClassName": "real", "reclaim": "Delete"},
+            "storage": {"size": size, "storageClassName": "real", "reclaim": reclaim},
             "placement": {
                 "nodeSelector": {"topology.kubernetes.io/zone": "zone-r"},
                 "tolerations": [{"key": "bosun.dev/real", "operator": "Exists"}],

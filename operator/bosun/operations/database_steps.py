@@ -52,8 +52,10 @@ resize (bigger volume)
 | ------------- | -------------------------------------------------- | ------------------------------------- | ------- |
 | check-volume  | the StorageClass can expand; the size only grows   | none: no side effect                  | 30 s    |
 | expand        | raise the claim's storage request                  | cannot: a volume does not shrink      | 30 s    |
-| wait-capacity | wait until the claim reports the new capacity      | none: waiting changes nothing         | 5 min   |
-| restart       | restart in place if the filesystem needs it        | start the pod again if it is stopped  | 5 min   |
+| wait-capacity | wait until the claim reports the new capacity, or  | none: waiting changes nothing         | 5 min   |
+|               | the volume grew and the node is to grow its files. |                                       |         |
+| restart       | restart in place if the filesystem has not grown   | start the pod again if it is stopped  | 5 min   |
+|               | (drivers that grow it offline, on the next mount)  |                                       |         |
 | record        | status: the new capacity                           | none: no side effect beyond status    | 30 s    |
 
 deprovision (the volume's fate follows `spec.storage.reclaim`)
@@ -505,13 +507,38 @@ async def expand(ctx: DatabaseContext) -> str:
     return f"claim raised from {current} to {ctx.spec.storage.size}"
 
 
+# What a claim says while its volume has grown and its filesystem has not yet (Kubernetes' own
+# names): the node grows the filesystem online, or, with drivers that grow it offline, when the
+# volume is next mounted, which the `restart` step then brings about.
+NODE_RESIZE = {"NodeResizePending", "NodeResizeInProgress", "NodeResizeFailed"}
+
+
+def filesystem_pending(claim: dict[str, Any]) -> bool:
+    status = claim.get("status") or {}
+    if (status.get("allocatedResourceStatuses") or {}).get("storage") in NODE_RESIZE:
+        return True
+    return any(
+        c.get("type") == "FileSystemResizePending" and c.get("status") == "True" for c in status.get("conditions") or []
+    )
+
+
 async def wait_capacity(ctx: DatabaseContext) -> str:
+    """Until the volume has grown: the claim reports the size, or the node is left to grow the filesystem."""
     while True:
         claim = await _claim(ctx)
         capacity = ((claim.get("status") or {}).get("capacity") or {}).get("storage", "0")
         if quantity(capacity) >= quantity(ctx.spec.storage.size):
             return f"the volume reports {capacity}"
+        if filesystem_pending(claim) and await _volume_grown(ctx, claim):
+            return f"the volume grew to {ctx.spec.storage.size}; its filesystem grows on the node"
         await asyncio.sleep(POLL_SECONDS)
+
+
+async def _volume_grown(ctx: DatabaseContext, claim: dict[str, Any]) -> bool:
+    name = (claim.get("spec") or {}).get("volumeName")
+    volume = await ctx.kube.persistent_volume(name) if name else None
+    size = (((volume or {}).get("spec") or {}).get("capacity") or {}).get("storage", "0")
+    return quantity(size) >= quantity(ctx.spec.storage.size)
 
 
 async def ensure_running(ctx: DatabaseContext) -> str:
@@ -526,12 +553,17 @@ async def ensure_running(ctx: DatabaseContext) -> str:
 
 async def restart_if_needed(ctx: DatabaseContext) -> str:
     claim = await _claim(ctx)
-    conditions = {c["type"] for c in (claim.get("status") or {}).get("conditions") or [] if c["status"] == "True"}
-    if "FileSystemResizePending" not in conditions:
+    capacity = ((claim.get("status") or {}).get("capacity") or {}).get("storage", "0")
+    if quantity(capacity) >= quantity(ctx.spec.storage.size):
         return Skipped("the filesystem grew online: no restart needed")
     await stop_pods(ctx, ctx.plan.from_node, keep=ctx.new_pod)
     await start_pod(ctx, ctx.new_pod, ctx.spec, ctx.plan.from_node)
-    return "restarted in place so the filesystem grows"
+    while True:  # the kubelet grows the filesystem as it mounts the volume, then says so on the claim
+        claim = await _claim(ctx)
+        capacity = ((claim.get("status") or {}).get("capacity") or {}).get("storage", "0")
+        if quantity(capacity) >= quantity(ctx.spec.storage.size):
+            return f"restarted in place so the filesystem grows: the volume reports {capacity}"
+        await asyncio.sleep(POLL_SECONDS)
 
 
 # deprovision -----------------------------------------------------------------------------------
