@@ -37,7 +37,7 @@ from kubernetes import client
 from tests.support import real_nodes as real
 from tests.support.bosun_objects import Bosun
 from tests.support.crash import KillAtStep
-from tests.support.databases import move, provision, start_op
+from tests.support.databases import move, ops_of, provision, run_op, start_op
 from tests.support.row_counter import RowCounter
 from tests.support.waiting import wait_for
 
@@ -95,9 +95,50 @@ def bosun_moves(env: Environment, operator: Any, bosun: Bosun, moves: int, kille
                 "steps": {s["name"]: _took(s) for s in status.get("steps") or []},
                 "most_attached": most_attached(timeline), "seconds": ended - began,
             })  # fmt: skip
+        others, reader = other_operations(env, bosun, counter)
     finally:
         counter.stop()
-    return {"runs": runs, **_rows(counter)}
+    return {"runs": runs, "others": others, **_rows(counter, reader)}
+
+
+def other_operations(env: Environment, bosun: Bosun, counter: RowCounter) -> tuple[list[dict[str, Any]], RowCounter]:
+    """With the same client writing: a restart in place, a resize (its filesystem grows offline here,
+    so a restart follows), a version whose image does not exist (refused before any downtime), and a
+    deprovision that retains the volume, after which a new Database finds every row on it."""
+    done = []
+    for name, type_, parameters in (
+        ("restart", "restart", {}),
+        ("resize", "resize", {"volumeSize": "512Mi"}),
+    ):
+        began = time.monotonic()
+        status = run_op(bosun, f"{name}-real", type_, **parameters)
+        ended = time.monotonic()
+        written = len(counter.acknowledged)
+        wait_for(lambda w=written: len(counter.acknowledged) > w, timeout=120, what=f"a commit after the {name}")
+        done.append({"operation": name, "phase": status["phase"], "client_downtime": gap_between(counter, began, ended),
+                     "seconds": ended - began, "reason": status.get("reason", "")})  # fmt: skip
+    began = time.monotonic()
+    bosun.apply(real.database(version="99"))  # the version alone changes: one operation, measured alone
+    restart = wait_for(lambda: [o for o in ops_of(bosun, "pg", "restart") if o != "restart-real"], what="a restart")[0]
+    status = bosun.wait_phase(restart, timeout=300)
+    ended = time.monotonic()
+    done.append({"operation": "version with no image", "phase": status["phase"], "reason": status.get("reason", ""),
+                 "client_downtime": gap_between(counter, began, ended), "seconds": ended - began})  # fmt: skip
+    bosun.apply(real.database(version="99", reclaim="Retain"))  # keep the volume this time (no operation)
+    kept = set(counter.acknowledged)
+    counter.stop()
+    status = run_op(bosun, "deprovision-real", "deprovision")
+    bosun.custom.delete_namespaced_custom_object("bosun.dev", "v1alpha1", bosun.namespace, "databases", "pg")
+    wait_for(lambda: not bosun.list("databases"), what="the Database gone")
+    again = provision(bosun, real.database(reclaim="Retain", size="512Mi"))
+    password = base64.b64decode(env.core.read_namespaced_secret("pg-credentials", bosun.namespace).data["password"])
+    reader = real.following_counter(env.core, bosun.namespace, "pg", password.decode())
+    reader.stop()
+    missing = len(kept - reader.present())
+    done.append({"operation": "deprovision (Retain), then a new Database", "phase": again["phase"],
+                 "reason": status["phase"], "rows_missing": missing, "client_downtime": float("nan"),
+                 "seconds": float("nan")})  # fmt: skip
+    return done, reader  # the new Database's client: what is in the table now
 
 
 def _move_killed(bosun: Bosun, operator: Any, kill: KillAtStep, name: str, node: str) -> dict[str, Any]:
@@ -154,8 +195,12 @@ def naive_moves(env: Environment, namespace: str, moves: int) -> dict[str, Any]:
     return {"runs": runs, **_rows(counter)}
 
 
-def _rows(counter: RowCounter) -> dict[str, int]:
-    return {"acknowledged": len(counter.acknowledged), "uncertain": len(counter.uncertain), "lost": len(counter.lost())}
+def _rows(counter: RowCounter, reader: RowCounter | None = None) -> dict[str, int]:
+    """Rows acknowledged and lost: every acknowledged row must be in the table `reader` reads
+    (the database as it is at the end; by default the one `counter` wrote to)."""
+    present = (reader or counter).present()
+    lost = len(set(counter.acknowledged) - present)
+    return {"acknowledged": len(counter.acknowledged), "uncertain": len(counter.uncertain), "lost": lost}
 
 
 def _pods(core: client.CoreV1Api, namespace: str) -> list[client.V1Pod]:
@@ -206,6 +251,8 @@ def run(
         "lost": ours["lost"] + theirs["lost"],
         "acknowledged": ours["acknowledged"] + theirs["acknowledged"],
         "most_attached": max(r["most_attached"] for r in ours["runs"] + theirs["runs"]),
+        "others": {o["operation"]: o["phase"] for o in ours["others"]},
+        "rows_missing_after_retain": next((o["rows_missing"] for o in ours["others"] if "rows_missing" in o), None),
     }
     summary["ratio"] = summary["naive_median"] / summary["bosun_median"]
     load = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
@@ -240,6 +287,12 @@ def run(
         [[r["move"], r["to"], "yes" if r["killed"] else "",
           r["phase"] + (f" ({r['reason']}, rollback {r['rollback']})" if r["phase"] != "Succeeded" else ""),
           r["client_downtime"], r["recorded"], *[r[p] for p in PARTS]] for r in ours["runs"]],
+    )  # fmt: skip
+    report.say("The other operations, with the same client writing:")
+    report.table(
+        ["operation", "ended", "client downtime (s)", "took (s)", "acknowledged rows missing after"],
+        [[o["operation"], o["phase"] + (f" ({o['reason']})" if o.get("reason") and o["phase"] != "Succeeded" else ""),
+          o["client_downtime"], o["seconds"], o.get("rows_missing", "")] for o in ours["others"]],
     )  # fmt: skip
     report.say(
         "Where the time goes, as the 50 ms samples saw it: stop (the old pod told to stop until it is gone), "
