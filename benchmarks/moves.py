@@ -257,14 +257,19 @@ def _figure(ours: list[dict[str, Any]], theirs: list[dict[str, Any]], parts: lis
     left.plot(runs, [r["floor"] for r in ours], "k--", label="floor (stop+detach+attach+start)")
     left.set(xlabel="move", ylabel="downtime (s)", title="Client-observed downtime per move", ylim=(0, None))
     left.legend()
+    where_it_goes(right, ours, theirs, parts)
+    return figure
+
+
+def where_it_goes(axes: Any, ours: list[dict[str, Any]], theirs: list[dict[str, Any]], parts: list[str]) -> None:
+    """Stacked bars: the median of each part of the downtime, Bosun's move above the naive one's."""
     bottom = [0.0, 0.0]
     for part in parts:
         values = [median([r[part] for r in ours]), median([r[part] for r in theirs])]
-        right.barh(["Bosun", "naive"], values, left=bottom, label=part)
+        axes.barh(["Bosun", "naive"], values, left=bottom, label=part)
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    right.set(xlabel="seconds (medians)", title="Where the downtime goes")
-    right.legend(loc="lower right", fontsize=8)
-    return figure
+    axes.set(xlabel="seconds (medians)", title="Where the downtime goes")
+    axes.legend(loc="lower right", fontsize=8)
 
 
 def main(env: Environment, argv: list[str], out: Path) -> Report:

@@ -42,7 +42,7 @@ from tests.support.row_counter import RowCounter
 from tests.support.waiting import wait_for
 
 from benchmarks.common import Environment, Report, median, pyplot, seconds_between
-from benchmarks.moves import Timeline, volume_of
+from benchmarks.moves import Timeline, volume_of, where_it_goes
 from bosun.models.database import DatabaseSpec
 from bosun.workloads import database as build
 
@@ -315,14 +315,7 @@ def _figure(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> Any:
     left.plot([r["move"] + 1 for r in theirs], [r["client_downtime"] for r in theirs], "o-", label="naive move")
     left.set(xlabel="move", ylabel="client downtime (s)", title="Real PostgreSQL moves", ylim=(0, None))
     left.legend(fontsize=8)
-    finished = [r for r in ours if r["phase"] == "Succeeded"]
-    bottom = [0.0, 0.0]
-    for part in PARTS:
-        values = [median([r[part] for r in finished]), median([r[part] for r in theirs])]
-        right.barh(["Bosun", "naive"], values, left=bottom, label=part)
-        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    right.set(xlabel="seconds (medians)", title="Where the downtime goes")
-    right.legend(loc="lower right", fontsize=8)
+    where_it_goes(right, [r for r in ours if r["phase"] == "Succeeded"], theirs, PARTS)
     return figure
 
 
