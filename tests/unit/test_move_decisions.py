@@ -144,3 +144,30 @@ def test_a_database_image_is_its_own_else_the_installs_registry_else_docker_hubs
     # the plan fixes the image it will run, so an undo restores that image whatever the install says later
     assert build.resolved(SPEC, "registry.example.com/library").image == "registry.example.com/library/postgres:16"
     assert build.resolved(SPEC, "") is SPEC and build.resolved(own, "elsewhere.example.com") is own
+
+
+async def test_a_resize_carries_what_runs_so_an_edit_of_size_and_version_leaves_the_version_to_its_restart() -> None:
+    """One edit raised the size and set a version with no image: the resize it made recorded the
+    new version as running (it started from the edited spec), and the restart after it then saw no
+    new image to pull and stopped the database for good (found on real nodes)."""
+    from bosun.models.operation import Operation
+    from bosun.operations.database import decide
+
+    running = SPEC.model_copy(update={"version": "15"}).wire()
+    edited = {**running, "version": "99", "storage": {"size": "512Mi", "reclaim": "Retain"}, "minReadySeconds": 9}
+    target = {"metadata": {"name": "pg", "uid": "u"}, "spec": edited, "status": {"node": "a-1", "running": running}}
+
+    def op(type_: str, **parameters: object) -> Operation:
+        return Operation.of({
+            "metadata": {"name": type_, "namespace": "ns", "creationTimestamp": "2026-12-06T07:00:00Z"},
+            "spec": {"target": {"kind": "Database", "name": "pg"}, "type": type_, "parameters": parameters},
+        })  # fmt: skip
+
+    resize = await decide(None, op("resize", volumeSize="512Mi"), target)  # type: ignore[arg-type]
+    assert (resize.next.version, resize.next.storage.size) == ("15", "512Mi")
+    # what takes effect without an operation of its own comes from the spec
+    assert (resize.next.min_ready_seconds, resize.next.storage.reclaim.value) == (9, "Retain")
+    restart = await decide(None, op("restart"), target)  # type: ignore[arg-type]
+    assert restart.next.version == "99" and restart.previous is not None and restart.previous.version == "15"
+    move = await decide(None, op("redeploy", node="a-2"), target)  # type: ignore[arg-type]
+    assert (move.next.version, move.to_node) == ("15", "a-2")

@@ -45,6 +45,24 @@ async def plan_database(
     )
 
 
+def carried(running: DatabaseSpec | None, spec: DatabaseSpec) -> DatabaseSpec:
+    """What a resize, scale or move starts from: what runs now, not the whole edited spec. One edit
+    that changes the size and the version makes a resize and then a restart; were the resize to
+    start from the spec, it would record the new version as running without ever running it, and
+    the restart would then see nothing to pull and stop the database for an image that may not
+    exist. Fields that take effect without an operation of their own are read from the spec."""
+    if running is None:
+        return spec
+    placement = running.placement or spec.placement
+    if placement is not None:
+        tolerations = spec.placement.tolerations if spec.placement else None
+        placement = placement.model_copy(update={"tolerations": tolerations})
+    storage = running.storage.model_copy(update={"reclaim": spec.storage.reclaim})
+    return running.model_copy(
+        update={"min_ready_seconds": spec.min_ready_seconds, "storage": storage, "placement": placement}
+    )
+
+
 def summary(name: str, plan: DatabasePlan) -> str:
     """The plan in one sentence, for people (a dry run shows it)."""
     spec = plan.next
@@ -76,18 +94,18 @@ async def decide(kube: Kube, operation: Operation, target: dict[str, Any], image
     name, namespace = target["metadata"]["name"], operation.namespace
     if type_ is OperationType.RESTART:
         return base.model_copy(update={"table": "database-restart"})
+    runs = carried(status.running, spec)
     if type_ is OperationType.RESIZE:
         size = params.volume_size if params and params.volume_size else spec.storage.size
-        storage = spec.storage.model_copy(update={"size": size})
-        return base.model_copy(
-            update={"table": "database-resize", "next": spec.model_copy(update={"storage": storage})}
-        )
+        storage = runs.storage.model_copy(update={"size": size})
+        grown = runs.model_copy(update={"storage": storage})
+        return base.model_copy(update={"table": "database-resize", "next": grown})
     if type_ is OperationType.DEPROVISION:
         retain = spec.storage.reclaim is VolumeReclaim.RETAIN
         return base.model_copy(update={"table": "database-deprovision-" + ("retain" if retain else "delete")})
     if type_ is OperationType.SCALE:
         resources = params.resources if params and params.resources else spec.resources
-        plan = base.model_copy(update={"next": spec.model_copy(update={"resources": resources})})
+        plan = base.model_copy(update={"next": runs.model_copy(update={"resources": resources})})
         current = await kube.node(status.node)
         misfit = await room(kube, current, plan.next, name) if current else f"node {status.node} is gone"
         if not misfit:
@@ -95,6 +113,7 @@ async def decide(kube: Kube, operation: Operation, target: dict[str, Any], image
         to = await choose_node(kube, namespace, name, plan)
         return plan.model_copy(update={"table": "database-redeploy", "to_node": to, "why": f"{misfit}: moving to {to}"})
     if type_ is OperationType.REDEPLOY:
+        base = base.model_copy(update={"next": runs.model_copy(update={"placement": spec.placement})})
         if params and params.node:
             return base.model_copy(update={"table": "database-redeploy", "to_node": params.node})
         to = await choose_node(kube, namespace, name, base)
