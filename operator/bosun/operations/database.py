@@ -3,9 +3,12 @@
 The plan is made once, when the operation starts, and stored in the Operation's `status.plan`
 (by the engine; only Bosun can write status); the tables themselves are in `database_steps`. Decisions made here:
 
-- `next` is the Database's spec as it is when the operation starts, with the operation's
-  parameters on top (scale: resources; resize: volume size). `previous` is what the status says
-  is running (`status.running`), which the undo restores.
+- `previous` is what the status says is running (`status.running`), which the undo restores.
+  `next` for a provision or a restart is the Database's spec as it is when the operation starts;
+  for a resize, a scale or a move it is what runs with that operation's own change on top (volume
+  size, resources, placement), so that each operation an edit makes carries its part of the edit
+  and no other (`carried`). Fields that act without an operation (minReadySeconds, tolerations,
+  the reclaim policy) come from the spec.
 - A `scale` whose new requests still fit the current node is a restart in place; one that does
   not fit becomes a redeploy to a node Bosun chooses (same zone as the volume), and says so.
 - A `redeploy` without a node lets Bosun choose: the first node, by name, that passes every check.
