@@ -61,7 +61,9 @@ def most_attached(timeline: Timeline) -> int:
     return max((sum(1 for attached in s.attached.values() if attached) for s in timeline.samples), default=0)
 
 
-def bosun_moves(env: Environment, operator: Any, bosun: Bosun, moves: int, killed: set[int]) -> dict[str, Any]:
+def bosun_moves(
+    env: Environment, operator: Any, bosun: Bosun, moves: int, killed: set[int], retain: bool = True
+) -> dict[str, Any]:
     first = provision(bosun, real.database())
     if first["phase"] != "Succeeded":
         raise RuntimeError(f"provision ended {first['phase']}: {first.get('message')}")
@@ -95,13 +97,15 @@ def bosun_moves(env: Environment, operator: Any, bosun: Bosun, moves: int, kille
                 "steps": {s["name"]: _took(s) for s in status.get("steps") or []},
                 "most_attached": most_attached(timeline), "seconds": ended - began,
             })  # fmt: skip
-        others, reader = other_operations(env, bosun, counter)
+        others, reader = other_operations(env, bosun, counter, retain)
     finally:
         counter.stop()
     return {"runs": runs, "others": others, **_rows(counter, reader)}
 
 
-def other_operations(env: Environment, bosun: Bosun, counter: RowCounter) -> tuple[list[dict[str, Any]], RowCounter]:
+def other_operations(
+    env: Environment, bosun: Bosun, counter: RowCounter, retain: bool = True
+) -> tuple[list[dict[str, Any]], RowCounter]:
     """With the same client writing: a restart in place, a resize (its filesystem grows offline here,
     so a restart follows), a version whose image does not exist (refused before any downtime), and a
     deprovision that retains the volume, after which a new Database finds every row on it."""
@@ -124,6 +128,8 @@ def other_operations(env: Environment, bosun: Bosun, counter: RowCounter) -> tup
     ended = time.monotonic()
     done.append({"operation": "version with no image", "phase": status["phase"], "reason": status.get("reason", ""),
                  "client_downtime": gap_between(counter, began, ended), "seconds": ended - began})  # fmt: skip
+    if not retain:
+        return done, counter
     bosun.apply(real.database(version="99", reclaim="Retain"))  # keep the volume this time (no operation)
     kept = set(counter.acknowledged)
     counter.stop()
@@ -218,7 +224,13 @@ def _took(step: dict[str, Any]) -> float:
 
 
 def run(
-    env: Environment, out: Path, moves: int = 10, killed: int = 2, naive: int = 3, pull_seconds: float = 20.0
+    env: Environment,
+    out: Path,
+    moves: int = 10,
+    killed: int = 2,
+    naive: int = 3,
+    pull_seconds: float = 20.0,
+    retain: bool = True,
 ) -> Report:
     report = Report("real-move", "Database moves on real nodes: Bosun against the naive move", out)
     kills = {round((i + 1) * moves / (killed + 1)) for i in range(killed)} if killed else set()
@@ -229,7 +241,7 @@ def run(
     real.set_pull_rate(size / pull_seconds if pull_seconds > 0 else 0)
     try:
         with env.operator() as operator, env.namespace("bench-real") as bosun:
-            ours = bosun_moves(env, operator, bosun, moves, kills)
+            ours = bosun_moves(env, operator, bosun, moves, kills, retain)
         with env.namespace("bench-real-naive") as plain:
             theirs = naive_moves(env, plain.namespace, naive)
     finally:
