@@ -513,6 +513,11 @@ async def expand(ctx: DatabaseContext) -> str:
 NODE_RESIZE = {"NodeResizePending", "NodeResizeInProgress", "NodeResizeFailed"}
 
 
+def claim_capacity(claim: dict[str, Any]) -> str:
+    """The capacity the claim reports: its filesystem's size once the node has grown it."""
+    return str(((claim.get("status") or {}).get("capacity") or {}).get("storage", "0"))
+
+
 def filesystem_pending(claim: dict[str, Any]) -> bool:
     status = claim.get("status") or {}
     if (status.get("allocatedResourceStatuses") or {}).get("storage") in NODE_RESIZE:
@@ -526,7 +531,7 @@ async def wait_capacity(ctx: DatabaseContext) -> str:
     """Until the volume has grown: the claim reports the size, or the node is left to grow the filesystem."""
     while True:
         claim = await _claim(ctx)
-        capacity = ((claim.get("status") or {}).get("capacity") or {}).get("storage", "0")
+        capacity = claim_capacity(claim)
         if quantity(capacity) >= quantity(ctx.spec.storage.size):
             return f"the volume reports {capacity}"
         if filesystem_pending(claim) and await _volume_grown(ctx, claim):
@@ -553,14 +558,14 @@ async def ensure_running(ctx: DatabaseContext) -> str:
 
 async def restart_if_needed(ctx: DatabaseContext) -> str:
     claim = await _claim(ctx)
-    capacity = ((claim.get("status") or {}).get("capacity") or {}).get("storage", "0")
+    capacity = claim_capacity(claim)
     if quantity(capacity) >= quantity(ctx.spec.storage.size):
         return Skipped("the filesystem grew online: no restart needed")
     await stop_pods(ctx, ctx.plan.from_node, keep=ctx.new_pod)
     await start_pod(ctx, ctx.new_pod, ctx.spec, ctx.plan.from_node)
     while True:  # the kubelet grows the filesystem as it mounts the volume, then says so on the claim
         claim = await _claim(ctx)
-        capacity = ((claim.get("status") or {}).get("capacity") or {}).get("storage", "0")
+        capacity = claim_capacity(claim)
         if quantity(capacity) >= quantity(ctx.spec.storage.size):
             return f"restarted in place so the filesystem grows: the volume reports {capacity}"
         await asyncio.sleep(POLL_SECONDS)
