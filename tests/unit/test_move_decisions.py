@@ -171,3 +171,30 @@ async def test_a_resize_carries_what_runs_so_an_edit_of_size_and_version_leaves_
     assert restart.next.version == "99" and restart.previous is not None and restart.previous.version == "15"
     move = await decide(None, op("redeploy", node="a-2"), target)  # type: ignore[arg-type]
     assert (move.next.version, move.to_node) == ("15", "a-2")
+
+
+async def test_a_resize_never_takes_a_selector_only_just_edited_and_a_version_without_a_new_image_is_refused() -> None:
+    from bosun.errors import PermanentError
+    from bosun.models.operation import Operation
+    from bosun.operations.database import decide
+
+    running = SPEC.model_copy(update={"version": "15"}).wire()
+    edited = {**running, "placement": {"nodeSelector": {"disk": "ssd"}, "tolerations": [{"operator": "Exists"}]}}
+    target = {"metadata": {"name": "pg", "uid": "u"}, "spec": edited, "status": {"node": "a-1", "running": running}}
+
+    def op(type_: str, **parameters: object) -> Operation:
+        return Operation.of({
+            "metadata": {"name": type_, "namespace": "ns", "creationTimestamp": "2026-12-06T07:00:00Z"},
+            "spec": {"target": {"kind": "Database", "name": "pg"}, "type": type_, "parameters": parameters},
+        })  # fmt: skip
+
+    resize = await decide(None, op("resize", volumeSize="2Gi"), target)  # type: ignore[arg-type]
+    assert resize.next.placement is not None and resize.next.placement.node_selector is None
+    assert resize.next.placement.tolerations  # tolerations act without an operation: they come along
+    # a registry named by the install applies to what runs too
+    grown = await decide(None, op("resize", volumeSize="2Gi"), target, "reg.example.com/lib")  # type: ignore[arg-type]
+    assert grown.next.image == "reg.example.com/lib/postgres:15"
+    pinned = {**running, "version": "16", "image": "reg.example.com/pg:15"}
+    was = {"node": "a-1", "running": {**running, "image": "reg.example.com/pg:15"}}
+    with pytest.raises(PermanentError, match="the image stays"):
+        await decide(None, op("restart"), {**target, "spec": pinned, "status": was})  # type: ignore[arg-type]

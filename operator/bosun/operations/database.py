@@ -24,7 +24,7 @@ from typing import Any
 from bosun.engine.service import Plan
 from bosun.errors import PermanentError
 from bosun.kube import Kube
-from bosun.models.database import DatabaseSpec, DatabaseStatus, VolumeReclaim
+from bosun.models.database import DatabaseSpec, DatabaseStatus, Placement, VolumeReclaim
 from bosun.models.operation import Operation, OperationType
 from bosun.operations.database_ctx import ZONE, DatabaseContext, DatabasePlan, refusal, room, volume_zone
 from bosun.operations.database_steps import TABLES
@@ -56,9 +56,9 @@ def carried(running: DatabaseSpec | None, spec: DatabaseSpec) -> DatabaseSpec:
     exist. Fields that take effect without an operation of their own are read from the spec."""
     if running is None:
         return spec
-    placement = running.placement or spec.placement
+    tolerations = spec.placement.tolerations if spec.placement else None
+    placement = running.placement or (Placement() if tolerations else None)  # never the spec's selector
     if placement is not None:
-        tolerations = spec.placement.tolerations if spec.placement else None
         placement = placement.model_copy(update={"tolerations": tolerations})
     storage = running.storage.model_copy(update={"reclaim": spec.storage.reclaim})
     return running.model_copy(
@@ -96,8 +96,17 @@ async def decide(kube: Kube, operation: Operation, target: dict[str, Any], image
     base = DatabasePlan(table="", from_node=status.node, to_node=status.node, previous=status.running, next=spec)
     name, namespace = target["metadata"]["name"], operation.namespace
     if type_ is OperationType.RESTART:
+        running = status.running
+        if running is not None and running.version != spec.version and build.image(running) == build.image(spec):
+            raise PermanentError(
+                f"the version changes to {spec.version} but the image stays {build.image(spec)} "
+                "(spec.image names it): change the image too; nothing was changed",
+                "ImageUnchanged",
+            )
         return base.model_copy(update={"table": "database-restart"})
-    runs = carried(status.running, spec)
+    # What runs, resolved as a new spec is: a record from before the install named a registry
+    # would otherwise send a move's pull to Docker Hub.
+    runs = build.resolved(carried(status.running, spec), image_registry)
     if type_ is OperationType.RESIZE:
         size = params.volume_size if params and params.volume_size else spec.storage.size
         storage = runs.storage.model_copy(update={"size": size})

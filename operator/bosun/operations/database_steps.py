@@ -552,7 +552,7 @@ async def ensure_running(ctx: DatabaseContext) -> str:
     pods = [p for p in await ctx.kube.pods_on(ctx.plan.from_node) if p["metadata"]["name"] in mine]
     if any((p.get("status") or {}).get("phase") == "Running" for p in pods):
         return "the database runs"
-    await start_pod(ctx, ctx.restore_pod, ctx.spec, ctx.plan.from_node)
+    await start_pod(ctx, ctx.restore_pod, ctx.previous, ctx.plan.from_node)
     return f"the database runs again on {ctx.plan.from_node}"
 
 
