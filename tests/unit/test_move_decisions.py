@@ -198,3 +198,12 @@ async def test_a_resize_never_takes_a_selector_only_just_edited_and_a_version_wi
     was = {"node": "a-1", "running": {**running, "image": "reg.example.com/pg:15"}}
     with pytest.raises(PermanentError, match="the image stays"):
         await decide(None, op("restart"), {**target, "spec": pinned, "status": was})  # type: ignore[arg-type]
+
+
+def test_a_claim_says_when_the_node_could_not_grow_a_mounted_filesystem() -> None:
+    from bosun.operations.database_steps import online_growth_refused
+
+    error = {"type": "NodeResizeError", "status": "True", "message": "resize2fs: Permission denied"}
+    assert online_growth_refused({"status": {"conditions": [error]}})
+    assert online_growth_refused({"status": {"allocatedResourceStatuses": {"storage": "NodeResizeFailed"}}})
+    assert not online_growth_refused({"status": {"allocatedResourceStatuses": {"storage": "NodeResizeInProgress"}}})

@@ -556,11 +556,28 @@ async def ensure_running(ctx: DatabaseContext) -> str:
     return f"the database runs again on {ctx.plan.from_node}"
 
 
+ONLINE_GROW_SECONDS = 15.0  # how long a node may take to grow a mounted filesystem before Bosun restarts
+
+
+def online_growth_refused(claim: dict[str, Any]) -> bool:
+    """The kubelet tried to grow the mounted filesystem and could not (the driver grows it offline)."""
+    status = claim.get("status") or {}
+    if (status.get("allocatedResourceStatuses") or {}).get("storage") == "NodeResizeFailed":
+        return True
+    return any(c.get("type") == "NodeResizeError" and c.get("status") == "True" for c in status.get("conditions") or [])
+
+
 async def restart_if_needed(ctx: DatabaseContext) -> str:
-    claim = await _claim(ctx)
-    capacity = claim_capacity(claim)
-    if quantity(capacity) >= quantity(ctx.spec.storage.size):
-        return Skipped("the filesystem grew online: no restart needed")
+    """A restart only where the node cannot grow the filesystem while it is mounted: a driver that
+    grows it online gets its moment first (the claim catches up a little after the volume)."""
+    deadline = asyncio.get_running_loop().time() + ONLINE_GROW_SECONDS
+    while True:
+        claim = await _claim(ctx)
+        if quantity(claim_capacity(claim)) >= quantity(ctx.spec.storage.size):
+            return Skipped("the filesystem grew online: no restart needed")
+        if online_growth_refused(claim) or asyncio.get_running_loop().time() >= deadline:
+            break
+        await asyncio.sleep(POLL_SECONDS)
     await stop_pods(ctx, ctx.plan.from_node, keep=ctx.new_pod)
     await start_pod(ctx, ctx.new_pod, ctx.spec, ctx.plan.from_node)
     while True:  # the kubelet grows the filesystem as it mounts the volume, then says so on the claim
