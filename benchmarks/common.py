@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import statistics
 import tempfile
 import time
@@ -30,6 +31,8 @@ from tests.support.install import apply_operator_rbac, token_kubeconfig
 from tests.support.operator_process import OperatorProcess
 
 RESULTS = ROOT / "benchmarks" / "results"
+# The operator's log of a benchmark that failed, kept for whoever looks into it.
+KEPT_LOGS = Path(os.environ.get("BOSUN_CACHE", Path.home() / ".cache" / "bosun")) / "benchmark-logs"
 OPERATOR_USER = "system:serviceaccount:bosun-system:bosun"
 
 
@@ -70,6 +73,11 @@ class Environment:
         process.start()
         try:
             yield process
+        except BaseException as error:  # the work dir goes with the run: its operator's log must not
+            kept = KEPT_LOGS / f"{logs.name}-{datetime.now():%Y%m%d-%H%M%S}"
+            shutil.copytree(logs, kept, dirs_exist_ok=True)
+            error.add_note(f"the operator's log is kept in {kept}")
+            raise
         finally:
             process.stop(timeout=30)
 

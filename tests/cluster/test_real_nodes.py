@@ -15,6 +15,7 @@ import base64
 import ipaddress
 import json
 import os
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -93,8 +94,7 @@ def test_bosun_moves_a_real_postgresql_to_the_other_real_node_and_loses_no_ackno
 ) -> None:
     """Bosun's own move on real nodes: the pre-pull, the stop (PostgreSQL's fast shutdown), the
     volume's real detach and attach, the start, with a client committing a row at a time through
-    the Service's endpoints all along (it follows the address the EndpointSlices give, as
-    kube-proxy would; the host runs no kube-proxy yet)."""
+    the Service's ClusterIP all along (kube-proxy on the host routes it)."""
     status = provision(db, real.database())
     assert status["phase"] == "Succeeded", status
     first = db.get("databases", "pg")["status"]["node"]
@@ -160,28 +160,39 @@ def test_an_app_on_real_nodes_serves_every_request_through_a_deploy_a_restart_an
     real_nodes: list[str], db: Bosun, core: client.CoreV1Api
 ) -> None:
     """busybox's httpd, pulled from the local registry, two replicas on the real nodes; a client
-    requests it 20 times a second through the Service's endpoints all along. Not one request may
+    requests it 20 times a second through the Service's ClusterIP all along. Not one request may
     fail: a stopping pod keeps serving while the endpoints forget it (the drain before SIGTERM)."""
     db.apply(http_app("docker.io/library/bosun-http:1"))
     first = wait_for(lambda: ops_of(db, "web", "deploy"), what="the App's first deploy")[0]
     assert db.wait_phase(first, timeout=180)["phase"] == "Succeeded"
     counter = RequestCounter(core, db.namespace, "web-web").start()
+    windows: list[tuple[str, float, float]] = []  # which operation each failed request fell in
     try:
         wait_for(lambda: counter.ok >= 20, timeout=60, what="20 requests answered")
+        began = time.monotonic()
         db.apply(http_app("docker.io/library/bosun-http:2"))
         deploy = wait_for(lambda: [o for o in ops_of(db, "web", "deploy") if o != first], what="the second deploy")[0]
         assert db.wait_phase(deploy, timeout=180)["phase"] == "Succeeded"
+        windows.append(("deploy", began, time.monotonic()))
+        began = time.monotonic()
         db.operation("restart-web", "web", "restart")
         assert db.wait_phase("restart-web", timeout=180)["phase"] == "Succeeded"
+        windows.append(("restart", began, time.monotonic()))
+        began = time.monotonic()
         db.operation("scale-web", "web", "scale", parameters={"processes": [{"name": "web", "replicas": 1}]})
         scaled = db.wait_phase("scale-web", timeout=180)
         assert scaled["phase"] == "Succeeded", (scaled.get("reason"), scaled.get("message"))
         served = counter.ok
         wait_for(lambda: counter.ok >= served + 20, timeout=60, what="20 more requests after the scale-down")
+        windows.append(("scale-down", began, time.monotonic()))
     finally:
         counter.stop()
+
+    def during(at: float) -> str:
+        return next((f"{name} +{at - start:.2f}s" for name, start, end in windows if start <= at <= end), "between")
+
     assert counter.failures == [], f"{len(counter.failures)} of {counter.ok + len(counter.failures)} failed: " + str(
-        counter.failures[:5]
+        [(during(at), reason) for at, reason in counter.failures[:5]]
     )
     nodes = {
         p.spec.node_name

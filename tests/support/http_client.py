@@ -1,15 +1,13 @@
 """A client that requests an App's Service at a steady rate and counts every failed request.
 
-The host runs no kube-proxy, so the client does what kube-proxy would: it reads the Service's
-EndpointSlices every 100 ms and sends each request to the next ready address, round robin. A
-request fails on a refused or reset connection, a timeout or a non-2xx answer; each failure is
-kept with its time and reason.
+Each request is a new connection to the Service's ClusterIP: the host runs kube-proxy (hack/real-nodes),
+so which pod answers is kube-proxy's choice, from the Service's EndpointSlices, as for any client
+in the cluster. A request fails on a refused or reset connection, a timeout or a non-2xx answer;
+each failure is kept with its time and reason.
 """
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import threading
 import time
 import urllib.error
@@ -17,6 +15,9 @@ import urllib.request
 from dataclasses import dataclass, field
 
 from kubernetes import client
+
+from tests.support.real_nodes import cluster_ip
+from tests.support.waiting import wait_for
 
 
 @dataclass
@@ -28,49 +29,35 @@ class RequestCounter:
     rate: float = 20.0
     ok: int = 0
     failures: list[tuple[float, str]] = field(default_factory=list)
-    addresses: list[str] = field(default_factory=list)
+    address: str = ""
     stopped: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> RequestCounter:
-        threading.Thread(target=self._follow, daemon=True).start()
-        deadline = time.monotonic() + 30
-        while not self.addresses and time.monotonic() < deadline:  # the first read, before any request
-            time.sleep(0.05)
+        """Count from the first answer on: until kube-proxy has the Service's endpoints in its rules
+        (it syncs at most once a second), a refusal says nothing about the App."""
+        self.address = cluster_ip(self.core, self.namespace, self.service)
+        wait_for(self._answers, timeout=60, interval=0.1, what=f"{self.service} to answer on {self.address}")
         threading.Thread(target=self._request, daemon=True).start()
         return self
+
+    def _answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{self.address}:{self.port}/", timeout=2) as answer:
+                answer.read()
+        except (urllib.error.URLError, OSError):
+            return False
+        return True
 
     def stop(self) -> None:
         self.stopped.set()
 
-    def _follow(self) -> None:
-        discovery = client.DiscoveryV1Api(self.core.api_client)
-        while not self.stopped.is_set():
-            with contextlib.suppress(Exception):
-                slices = discovery.list_namespaced_endpoint_slice(
-                    self.namespace, label_selector=f"kubernetes.io/service-name={self.service}"
-                ).items
-                self.addresses = sorted(
-                    address
-                    for piece in slices
-                    for endpoint in piece.endpoints or []
-                    if endpoint.conditions and endpoint.conditions.ready
-                    for address in endpoint.addresses
-                )
-            self.stopped.wait(0.1)
-
     def _request(self) -> None:
-        turn = itertools.count()
         while not self.stopped.is_set():
             began = time.monotonic()
-            addresses = list(self.addresses)
-            if addresses:
-                address = addresses[next(turn) % len(addresses)]
-                try:
-                    with urllib.request.urlopen(f"http://{address}:{self.port}/", timeout=2) as answer:
-                        answer.read()
-                    self.ok += 1
-                except (urllib.error.URLError, OSError) as error:
-                    self.failures.append((time.monotonic(), f"{address}: {error}"))
-            else:
-                self.failures.append((time.monotonic(), "no ready endpoint"))
+            try:
+                with urllib.request.urlopen(f"http://{self.address}:{self.port}/", timeout=2) as answer:
+                    answer.read()
+                self.ok += 1
+            except (urllib.error.URLError, OSError) as error:
+                self.failures.append((time.monotonic(), str(error)))
             self.stopped.wait(max(0.0, 1 / self.rate - (time.monotonic() - began)))

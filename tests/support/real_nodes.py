@@ -4,11 +4,10 @@ for real), and set how fast the local registry serves pulls."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
+import re
 import subprocess
-import threading
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -39,10 +38,23 @@ def running() -> bool:
     return True
 
 
-def up() -> None:
-    started = hack("up")
+def up(node_status_seconds: int = 10) -> None:
+    """Start the nodes, their kubelets reporting node status every `node_status_seconds`
+    (Kubernetes' default is 10); nodes already running must run with that setting."""
+    if running() and (found := node_status_seconds_of_running()) != node_status_seconds:
+        raise RuntimeError(f"the real nodes run with a {found} s node status; `hack/real-nodes down` first")
+    env = {**os.environ, "BOSUN_REAL_NODE_STATUS_SECONDS": str(node_status_seconds)}
+    command = [str(ROOT / "hack" / "real-nodes"), "up"]
+    started = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env, check=False)
     if started.returncode != 0:
         raise RuntimeError(f"hack/real-nodes up failed:\n{started.stderr[-4000:]}")
+
+
+def node_status_seconds_of_running() -> int:
+    """How often the running kubelets report their node status (their configuration's setting)."""
+    config = (state() / "node-1" / "kubelet" / "config.yaml").read_text()
+    found = re.search(r"^nodeStatusUpdateFrequency: (\d+)s$", config, re.MULTILINE)
+    return int(found.group(1)) if found else 10
 
 
 def down() -> None:
@@ -127,33 +139,20 @@ def database(name: str = "pg", version: str = "15", reclaim: str = "Delete", siz
     }
 
 
-def serving_address(core: client.CoreV1Api, namespace: str, service: str) -> str | None:
-    """The ready address the Service's EndpointSlices give: what kube-proxy would send a client to."""
-    discovery = client.DiscoveryV1Api(core.api_client)
-    slices = discovery.list_namespaced_endpoint_slice(namespace, label_selector=f"kubernetes.io/service-name={service}")
-    for piece in slices.items:
-        for endpoint in piece.endpoints or []:
-            if endpoint.conditions and endpoint.conditions.ready:
-                return str(endpoint.addresses[0])
-    return None
+def cluster_ip(core: client.CoreV1Api, namespace: str, service: str) -> str:
+    """The Service's ClusterIP: the host runs kube-proxy (hack/real-nodes), so a client there goes
+    through the Service as an application in the cluster would."""
+    found = core.read_namespaced_service(service, namespace).spec.cluster_ip
+    assert found and found != "None", f"{namespace}/{service} has no ClusterIP"
+    return str(found)
 
 
 def following_counter(core: client.CoreV1Api, namespace: str, service: str, password: str) -> RowCounter:
-    """A RowCounter writing through the Service's endpoints: a thread points it at the ready address
-    the EndpointSlices give (as kube-proxy would; the host runs none), already writing when returned."""
-    address = wait_for(lambda: serving_address(core, namespace, service), timeout=120, what=f"{service}'s endpoint")
-    counter = RowCounter(address, password)
-    wait_for(lambda: counter.sql("SELECT 1").returncode == 0, timeout=60, what="PostgreSQL to answer")
+    """A RowCounter writing through the Service (kube-proxy picks the endpoint), already writing
+    when returned."""
+    counter = RowCounter(cluster_ip(core, namespace, service), password)
+    answers = lambda: counter.sql("SELECT 1").returncode == 0  # noqa: E731
+    wait_for(answers, timeout=120, what=f"PostgreSQL to answer through {service}")
     counter.create_table()
-
-    def follow() -> None:
-        while not counter.stopped.is_set():
-            with contextlib.suppress(Exception):
-                found = serving_address(core, namespace, service)
-                if found:
-                    counter.host = found
-            counter.stopped.wait(0.1)
-
-    threading.Thread(target=follow, daemon=True).start()
     counter.start()
     return counter
