@@ -34,7 +34,13 @@ def provision(bosun: Bosun, manifest: dict[str, Any]) -> dict[str, Any]:
     """Apply a Database and wait for the provision operation its creation starts."""
     name = manifest["metadata"]["name"]
     bosun.apply(manifest)
-    first = wait_for(lambda: ops_of(bosun, name, "provision"), what=f"the provision operation of {name}")[-1]
+    # This Database's own provision (its name ends with the Database's uid): the history may hold
+    # the provision of an earlier Database of the same name, ended long ago.
+    uid = bosun.get("databases", name)["metadata"]["uid"]
+    first = wait_for(
+        lambda: [o for o in ops_of(bosun, name, "provision") if o.endswith(f"-{uid[:5]}")],
+        what=f"the provision operation of {name} (uid {uid})",
+    )[-1]
     status = bosun.wait_phase(first, timeout=120)
     bosun.wait_settled("databases", name, first)  # its target says so too: a later read compares alike
     return status
