@@ -1,18 +1,28 @@
-"""Session-wide test wiring: the real local cluster, a namespace per test, the CRDs applied once."""
+"""Session-wide test wiring: the real local cluster, a namespace per test, the CRDs applied once.
+
+`hack/test` runs the suite in two pytest-xdist workers, a test module each at a time. Every
+module's operator watches all namespaces, and some tests change nodes or install the chart
+cluster-wide, so the workers do not share a cluster: the first uses the usual one (`bosun`), each
+other worker a cluster of its own (`bosun-gw1`, ...), named before anything reads the name.
+"""
 
 from __future__ import annotations
 
-import os
-import re
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from tests.support.workers import use_own_cluster
 
-import pytest
-from kubernetes import client, config
+use_own_cluster()
 
-from tests.support.cluster import LocalCluster, find_or_start, serve_bosun_api, stop
-from tests.support.waiting import wait_for
+import os  # noqa: E402
+import re  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from kubernetes import client, config  # noqa: E402
+
+from tests.support.cluster import LocalCluster, find_or_start, serve_bosun_api, stop  # noqa: E402
+from tests.support.waiting import wait_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

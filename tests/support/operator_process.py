@@ -14,13 +14,36 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tests.support.workers import port_range
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free now, from the block this process holds (tests/support/workers.py) and never
+    handed out twice by it: a server started a moment later, or started again after a SIGKILL,
+    still finds its port free."""
+    ports = port_range()
+    if ports is None:  # every block is held by other processes: let the kernel pick
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+    for _ in range(2):
+        for port in ports:
+            if port in _handed_out:
+                continue
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
+        _handed_out.clear()  # all handed out once: the earliest are long released
+    raise RuntimeError(f"no free port left in {ports}")
 
 
 def die_with_parent() -> None:

@@ -27,20 +27,25 @@ def hack(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(ROOT / "hack" / "real-nodes"), *args], capture_output=True, text=True, timeout=timeout)
 
 
+def _alive(pid_file: Path) -> bool:
+    try:
+        os.kill(int(pid_file.read_text()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def running() -> bool:
     """Both kubelets of this cluster's real nodes are alive (started by an earlier `up`)."""
-    for node in NODES:
-        pid = state() / f"node-{node[-1]}" / "kubelet.pid"
-        try:
-            os.kill(int(pid.read_text()), 0)
-        except (OSError, ValueError):
-            return False
-    return True
+    return all(_alive(state() / f"node-{node[-1]}" / "kubelet.pid") for node in NODES)
 
 
 def up(node_status_seconds: int = 10) -> None:
     """Start the nodes, their kubelets reporting node status every `node_status_seconds`
     (Kubernetes' default is 10); nodes already running must run with that setting."""
+    others = [d.name for d in state().parent.glob("*") if d != state() and _alive(d / "node-1" / "kubelet.pid")]
+    if others:  # the nodes' bridge, addresses and ports are the machine's: one cluster at a time
+        raise RuntimeError(f"real nodes of cluster {others[0]} are running: `hack/real-nodes down` for it first")
     if running() and (found := node_status_seconds_of_running()) != node_status_seconds:
         raise RuntimeError(f"the real nodes run with a {found} s node status; `hack/real-nodes down` first")
     env = {**os.environ, "BOSUN_REAL_NODE_STATUS_SECONDS": str(node_status_seconds)}
