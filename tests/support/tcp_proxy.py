@@ -38,10 +38,14 @@ class FreezableProxy:
                     continue
                 readable, _, _ = select.select([a, b], [], [], 0.1)
                 for source in readable:
-                    data = source.recv(65536)
+                    try:
+                        data = source.recv(65536)
+                        if data:
+                            (b if source is a else a).sendall(data)
+                    except OSError:  # a side reset the connection: it ends here, as a closed one does
+                        return
                     if not data:
                         return
-                    (b if source is a else a).sendall(data)
 
     def close(self) -> None:
         self.closed.set()
