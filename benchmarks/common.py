@@ -29,6 +29,7 @@ from tests.support.bosun_objects import Bosun
 from tests.support.cluster import ROOT, LocalCluster, find_or_start, serve_bosun_api
 from tests.support.install import apply_operator_rbac, token_kubeconfig
 from tests.support.operator_process import OperatorProcess
+from tests.support.provenance import commit_of
 
 RESULTS = ROOT / "benchmarks" / "results"
 # The operator's log of a benchmark that failed, kept for whoever looks into it.
@@ -152,9 +153,12 @@ class Report:
         self.out.mkdir(parents=True, exist_ok=True)
         took = time.monotonic() - self.began
         stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-        head = [f"## {self.title}", "", f"_{stamp}; {machine()}; took {took:.0f} s_"]
+        commit = commit_of(ROOT)
+        made = f"commit `{commit[:7]}{commit[40:]}`"  # the short hash, and whether the tree had changes
+        head = [f"## {self.title}", "", f"_{stamp}; {made}; {machine()}; took {took:.0f} s_"]
         (self.out / f"{self.name}.md").write_text("\n".join(head + self.lines) + "\n")
-        document = {"benchmark": self.name, "machine": machine(), "when": stamp, "seconds": round(took, 1)}
+        document = {"benchmark": self.name, "machine": machine(), "when": stamp, "commit": commit,
+                    "seconds": round(took, 1)}  # fmt: skip
         (self.out / f"{self.name}.json").write_text(json.dumps({**document, **self.data}, indent=2) + "\n")
         print("\n".join(head + self.lines))
         return self.out / f"{self.name}.md"

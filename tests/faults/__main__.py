@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from tests.support.cluster import ROOT, LocalCluster, find_or_start, serve_bosun
 from tests.support.databases import database_manifest, ops_of, provision
 from tests.support.fault_proxy import FaultProxy
 from tests.support.operator_process import OperatorProcess
+from tests.support.provenance import commit_of
 from tests.support.s3_server import SeaweedFS
 from tests.support.waiting import wait_for
 
@@ -164,14 +164,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def write_results(outcomes: list[Outcome], seed: int, seconds: float, categories: list[str], out: Path) -> Path:
     """faults.json and faults.md: what a whole run found, with the commit it ran on."""
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
-    dirty = bool(
-        subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True, text=True).stdout
-    )
     data = {
         "benchmark": "faults",
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "commit": commit.strip() + (" (with uncommitted changes)" if dirty else ""),
+        "commit": commit_of(ROOT),
         "seed": seed,
         "categories": categories,
         "seconds": round(seconds, 1),
