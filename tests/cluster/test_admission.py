@@ -148,7 +148,27 @@ BAD_TARGETS = [
     (database_manifest("p" * 49), "at most 48 characters"),
     (database_manifest(resources={"requests": {"cpu": "lots"}}), "must be a Kubernetes quantity"),
     (database_manifest(placement={"nodeSelector": {"zone": "a b"}}), "label values must be"),
-]
+    # Tolerations the API server would refuse on the pod, refused here before any step runs.
+    (database_manifest(placement={"tolerations": [{"key": "k", "operator": "Exists", "value": "v"}]}),
+     "a toleration with operator Exists takes no value"),
+    (database_manifest(placement={"tolerations": [{"value": "v"}]}),
+     "a toleration without a key must use operator Exists"),
+    (app_manifest(placement={"tolerations": [{"key": "k", "effect": "NoSchedule", "tolerationSeconds": 5}]}),
+     "tolerationSeconds applies only to effect NoExecute"),
+]  # fmt: skip
+
+
+def test_tolerations_the_api_server_takes_on_a_pod_are_accepted(cluster: LocalCluster, namespace: str) -> None:
+    tolerations = [
+        {"operator": "Exists"},
+        {"key": "bosun.dev/real", "operator": "Exists", "effect": "NoSchedule"},
+        {"key": "k", "value": "v"},
+        {"key": "k", "operator": "Equal", "value": "v", "effect": "NoExecute", "tolerationSeconds": 30},
+    ]
+    for manifest in (database_manifest(placement={"tolerations": tolerations}),
+                     app_manifest(placement={"tolerations": tolerations})):  # fmt: skip
+        result = apply(cluster, namespace, manifest)
+        assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize(("manifest", "message"), BAD_TARGETS, ids=[m for _, m in BAD_TARGETS])

@@ -43,9 +43,7 @@ APP = {
     "podAnnotations": {"example.com/owner": "shop"},
     "placement": {
         "nodeSelector": {"zone": "a"},
-        "tolerations": [
-            {"key": "k", "operator": "Equal", "value": "v", "effect": "NoSchedule", "tolerationSeconds": 1}
-        ],
+        "tolerations": [{"key": "k", "operator": "Equal", "value": "v", "effect": "NoExecute", "tolerationSeconds": 1}],
     },
     "beforeRelease": ["migrate"],
 }
@@ -58,9 +56,7 @@ DATABASE = {
     "placement": {
         "node": "kwok-zone-a-1",
         "nodeSelector": {"zone": "a"},
-        "tolerations": [
-            {"key": "k", "operator": "Equal", "value": "v", "effect": "NoSchedule", "tolerationSeconds": 1}
-        ],
+        "tolerations": [{"key": "k", "operator": "Equal", "value": "v", "effect": "NoExecute", "tolerationSeconds": 1}],
     },
     "minReadySeconds": 5,
 }

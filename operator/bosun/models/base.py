@@ -171,6 +171,30 @@ class EnvVar(KubeModel):
 class Toleration(KubeModel):
     """A pod toleration, as in a pod's spec: lets the database run on nodes with that taint."""
 
+    # The API server refuses a pod whose toleration breaks these rules: checked at admission, a bad
+    # one never reaches a step that has already stopped a database.
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
+                    "message": "a toleration with operator Exists takes no value",
+                },
+                {
+                    "rule": "(has(self.key) && self.key != '') || (has(self.operator) && self.operator == 'Exists')",
+                    "message": "a toleration without a key must use operator Exists (it then tolerates every taint)",
+                },
+                {
+                    "rule": "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+                    "message": "tolerationSeconds applies only to effect NoExecute",
+                },
+            ]
+        },
+    )
+
     key: str | None = Field(default=None, max_length=317, description="Taint key; empty with Exists: every taint.")
     operator: Literal["Exists", "Equal"] = Field(default="Equal", description="Exists or Equal.")
     value: LabelValue | None = Field(default=None, description="Taint value, for Equal.")
