@@ -146,22 +146,25 @@ def test_a_database_image_is_its_own_else_the_installs_registry_else_docker_hubs
     assert build.resolved(SPEC, "") is SPEC and build.resolved(own, "elsewhere.example.com") is own
 
 
+def op(type_: str, **parameters: object) -> Any:
+    """An Operation of `type_` on Database pg, as the API server would hand it over."""
+    from bosun.models.operation import Operation
+
+    return Operation.of({
+        "metadata": {"name": type_, "namespace": "ns", "creationTimestamp": "2026-12-06T07:00:00Z"},
+        "spec": {"target": {"kind": "Database", "name": "pg"}, "type": type_, "parameters": parameters},
+    })  # fmt: skip
+
+
 async def test_a_resize_carries_what_runs_so_an_edit_of_size_and_version_leaves_the_version_to_its_restart() -> None:
     """One edit raised the size and set a version with no image: the resize it made recorded the
     new version as running (it started from the edited spec), and the restart after it then saw no
     new image to pull and stopped the database for good (found on real nodes)."""
-    from bosun.models.operation import Operation
     from bosun.operations.database import decide
 
     running = SPEC.model_copy(update={"version": "15"}).wire()
     edited = {**running, "version": "99", "storage": {"size": "512Mi", "reclaim": "Retain"}, "minReadySeconds": 9}
     target = {"metadata": {"name": "pg", "uid": "u"}, "spec": edited, "status": {"node": "a-1", "running": running}}
-
-    def op(type_: str, **parameters: object) -> Operation:
-        return Operation.of({
-            "metadata": {"name": type_, "namespace": "ns", "creationTimestamp": "2026-12-06T07:00:00Z"},
-            "spec": {"target": {"kind": "Database", "name": "pg"}, "type": type_, "parameters": parameters},
-        })  # fmt: skip
 
     resize = await decide(None, op("resize", volumeSize="512Mi"), target)  # type: ignore[arg-type]
     assert (resize.next.version, resize.next.storage.size) == ("15", "512Mi")
@@ -175,18 +178,11 @@ async def test_a_resize_carries_what_runs_so_an_edit_of_size_and_version_leaves_
 
 async def test_a_resize_never_takes_a_selector_only_just_edited_and_a_version_without_a_new_image_is_refused() -> None:
     from bosun.errors import PermanentError
-    from bosun.models.operation import Operation
     from bosun.operations.database import decide
 
     running = SPEC.model_copy(update={"version": "15"}).wire()
     edited = {**running, "placement": {"nodeSelector": {"disk": "ssd"}, "tolerations": [{"operator": "Exists"}]}}
     target = {"metadata": {"name": "pg", "uid": "u"}, "spec": edited, "status": {"node": "a-1", "running": running}}
-
-    def op(type_: str, **parameters: object) -> Operation:
-        return Operation.of({
-            "metadata": {"name": type_, "namespace": "ns", "creationTimestamp": "2026-12-06T07:00:00Z"},
-            "spec": {"target": {"kind": "Database", "name": "pg"}, "type": type_, "parameters": parameters},
-        })  # fmt: skip
 
     resize = await decide(None, op("resize", volumeSize="2Gi"), target)  # type: ignore[arg-type]
     assert resize.next.placement is not None and resize.next.placement.node_selector is None
