@@ -8,6 +8,7 @@ each failure is kept with its time and reason.
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 import urllib.error
@@ -44,7 +45,7 @@ class RequestCounter:
         try:
             with urllib.request.urlopen(f"http://{self.address}:{self.port}/", timeout=2) as answer:
                 answer.read()
-        except (urllib.error.URLError, OSError):
+        except (urllib.error.URLError, OSError, http.client.HTTPException):
             return False
         return True
 
@@ -58,6 +59,6 @@ class RequestCounter:
                 with urllib.request.urlopen(f"http://{self.address}:{self.port}/", timeout=2) as answer:
                     answer.read()
                 self.ok += 1
-            except (urllib.error.URLError, OSError) as error:
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
                 self.failures.append((time.monotonic(), str(error)))
             self.stopped.wait(max(0.0, 1 / self.rate - (time.monotonic() - began)))
