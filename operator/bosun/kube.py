@@ -582,7 +582,7 @@ class Kube:
     async def volume_attachments(self, volume: str) -> list[dict[str, Any]]:
         """Every attachment of the volume. The API has no selector for a VolumeAttachment's volume,
         so this lists them all: only for a volume that is not CSI, whose attachments have no
-        name to read them by."""
+        name to read them by, and when the controller says another node holds the volume."""
         storage = client.StorageV1Api(self.api)
         result = await call(
             "list VolumeAttachments", lambda: self._raw(storage.list_volume_attachment(_preload_content=False))

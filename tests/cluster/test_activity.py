@@ -174,12 +174,22 @@ def test_logs_follow_shows_progress_live_and_exits_with_the_outcome(bosun: Bosun
     assert followed.returncode == 0, followed.stderr
     out = followed.stdout
     for n, step in enumerate(
-        ["check-target", "pre-pull", "pre-provision", "recheck-target", "stop-old", "detach", "attach", "start"]
+        [
+            "check-target",
+            "pre-pull",
+            "pre-provision",
+            "place-new",
+            "recheck-target",
+            "stop-old",
+            "detach",
+            "attach",
+            "start",
+        ]
     ):
-        assert f"step {n + 1}/8 {step}: " in out
+        assert f"step {n + 1}/9 {step}: " in out
     assert out.rstrip().endswith("operation succeeded")
     bars = [line for line in followed.stderr.splitlines() if line.startswith("[")]
-    assert len(bars) >= 4 and bars[-1].endswith("8/8 (Succeeded)"), followed.stderr  # seen moving, live
+    assert len(bars) >= 4 and bars[-1].endswith("9/9 (Succeeded)"), followed.stderr  # seen moving, live
     status = cli(cluster, "status", "pg-move", "-n", bosun.namespace)
     assert status.returncode == 0 and "stop-old" in status.stdout and f"s3://{BUCKET}/{PREFIX}/logs/" in status.stdout
 
@@ -281,7 +291,7 @@ def test_cancel_from_the_cli(bosun: Bosun, cluster: LocalCluster) -> None:
 def test_log_store_killed_mid_operation_loses_no_line(bosun: Bosun, s3: SeaweedFS) -> None:
     assert provision(bosun, database_manifest(minReadySeconds=1))["phase"] == "Succeeded"
     start_op(bosun, "pg-move", "redeploy", node=NEIGHBOUR)
-    bosun.wait_step_state("pg-move", 4, "Running", timeout=120)  # stop-old
+    bosun.wait_step_state("pg-move", 5, "Running", timeout=120)  # stop-old
     s3.kill()  # SIGKILL: the store dies mid-request, its objects stay on its disk
     try:
         status = bosun.wait_phase("pg-move", timeout=180)
@@ -298,7 +308,7 @@ def test_log_store_killed_mid_operation_loses_no_line(bosun: Bosun, s3: SeaweedF
 
     lines = wait_for(stored, timeout=60, what="every log line in the store")
     assert lines[-len(status["log"]["lines"]) :] == status["log"]["lines"]
-    assert lines[0].split(" ", 2)[2].strip() == "operation started: 8 steps"
+    assert lines[0].split(" ", 2)[2].strip() == "operation started: 9 steps"
     assert lines[-1].endswith("operation succeeded")
 
 

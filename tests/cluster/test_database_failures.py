@@ -27,7 +27,17 @@ from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 
-MOVE_STEPS = ["check-target", "pre-pull", "pre-provision", "recheck-target", "stop-old", "detach", "attach", "start"]
+MOVE_STEPS = [
+    "check-target",
+    "pre-pull",
+    "pre-provision",
+    "place-new",
+    "recheck-target",
+    "stop-old",
+    "detach",
+    "attach",
+    "start",
+]
 ON_TARGET = f"has(object.spec.nodeSelector) && object.spec.nodeSelector['kubernetes.io/hostname'] == '{NEIGHBOUR}'"
 PULLER = "has(object.metadata.labels) && 'bosun.dev/prepull' in object.metadata.labels"
 HOLD = "test.bosun.dev/hold"  # a scheduling gate the test lifts

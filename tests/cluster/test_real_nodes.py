@@ -106,6 +106,9 @@ def test_bosun_moves_a_real_postgresql_to_the_other_real_node_and_loses_no_ackno
         wait_for(lambda: len(counter.acknowledged) >= 30, timeout=60, what="30 rows written")
         moved = move(db, "move-real", other)
         assert moved["phase"] == "Succeeded", moved
+        # A real kubelet reports its mounts: the new pod waited on the target before the stop.
+        placed = steps(moved)["place-new"]
+        assert placed["state"] == "Succeeded" and "reported the volume in use" in placed["message"], placed
         written = len(counter.acknowledged)
         wait_for(lambda: len(counter.acknowledged) >= written + 30, timeout=120, what="30 more rows after the move")
     finally:

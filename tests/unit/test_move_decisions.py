@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from bosun.models.database import DatabaseSpec, Placement, Toleration
-from bosun.operations.database_ctx import ZONE, DatabasePlan, image_pull_failure, refusal_of, room_on
-from bosun.operations.database_steps import multi_attach_error
+from bosun.operations.database_ctx import ZONE, DatabaseContext, DatabasePlan, image_pull_failure, refusal_of, room_on
+from bosun.operations.database_steps import (
+    Attachments,
+    early_placement_refusal,
+    held_elsewhere,
+    multi_attach_error,
+    pods_named,
+)
 from bosun.workloads import database as build
 
 SPEC = DatabaseSpec.model_validate(
     {"engine": "postgresql", "version": "16", "resources": {"requests": {"cpu": "2", "memory": "1Gi"}}}
 )
-PLAN = DatabasePlan(table="database-redeploy", from_node="a-1", to_node="a-2", previous=SPEC, next=SPEC)
+PLAN = DatabasePlan(table="database-move", from_node="a-1", to_node="a-2", previous=SPEC, next=SPEC)
 
 
 def node(name: str = "a-2", zone: str = "zone-a", cpu: str = "4", **spec: Any) -> dict[str, Any]:
@@ -110,7 +117,7 @@ def test_a_toleration_matches_a_taint_as_kubernetes_matches_it(
 def test_a_taint_the_database_tolerates_does_not_refuse_the_node_and_its_pods_carry_the_toleration() -> None:
     tainted = node(taints=[{"key": "bosun.dev/real", "value": "true", "effect": "NoSchedule"}])
     assert "has taints bosun.dev/real" in refusal_of(tainted, [], PLAN, "zone-a", "pg")
-    tolerant = DatabasePlan(table="database-redeploy", from_node="a-1", to_node="a-2", previous=SPEC, next=TOLERANT)
+    tolerant = DatabasePlan(table="database-move", from_node="a-1", to_node="a-2", previous=SPEC, next=TOLERANT)
     assert refusal_of(tainted, [], tolerant, "zone-a", "pg") == ""
     body = build.pod("pg", "uid", TOLERANT, "pg-1", "a-2")
     assert body["spec"]["tolerations"] == [{"key": "bosun.dev/real", "operator": "Exists"}]
@@ -203,3 +210,70 @@ def test_a_claim_says_when_the_node_could_not_grow_a_mounted_filesystem() -> Non
     assert online_growth_refused({"status": {"conditions": [error]}})
     assert online_growth_refused({"status": {"allocatedResourceStatuses": {"storage": "NodeResizeFailed"}}})
     assert not online_growth_refused({"status": {"allocatedResourceStatuses": {"storage": "NodeResizeInProgress"}}})
+
+
+class Reads:
+    """The cluster as the early-placement decisions read it: nodes, pods, attachments."""
+
+    def __init__(self, nodes: dict[str, Any], pods: tuple[str, ...] = (), attached: tuple[str, ...] = ()) -> None:
+        self.nodes, self.pods, self.attached = nodes, pods, attached
+
+    async def node(self, name: str) -> dict[str, Any] | None:
+        return self.nodes.get(name)
+
+    async def read(self, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
+        return {"metadata": {"name": name}} if kind == "Pod" and name in self.pods else None
+
+    async def volume_attachments(self, volume: str) -> list[dict[str, Any]]:
+        return [{"spec": {"nodeName": n}} for n in self.attached]
+
+
+IN_USE = "kubernetes.io/csi/loop.csi.bosun.local^vol-1"
+
+
+def attachments_of(reads: Reads, modes: tuple[str, ...] = ("ReadWriteOnce",), attach: bool = True) -> Attachments:
+    ctx = DatabaseContext(reads, "ns", "pg", "uid", "move", PLAN)  # type: ignore[arg-type]
+    volume = {
+        "metadata": {"name": "pv-1"},
+        "spec": {"accessModes": list(modes), "csi": {"driver": "loop.csi.bosun.local", "volumeHandle": "vol-1"}},
+    }
+    return Attachments(ctx, volume, {"spec": {"attachRequired": attach}})
+
+
+def reporting(*volumes: str) -> dict[str, Any]:
+    return {**node("a-1"), "status": {**node("a-1")["status"], "volumesInUse": list(volumes)}}
+
+
+def test_the_new_pod_waits_on_the_target_only_where_nothing_can_mount_the_volume_for_it_early() -> None:
+    real = Reads({"a-1": reporting(IN_USE)})
+    allowed = attachments_of(real)
+    assert allowed.in_use_name == IN_USE
+    assert asyncio.run(early_placement_refusal(allowed.ctx, allowed)) == ""
+    cases = {
+        "attaches nothing": attachments_of(real, attach=False),
+        "ReadWriteOnce, ReadWriteMany": attachments_of(real, modes=("ReadWriteOnce", "ReadWriteMany")),
+        "(none)": attachments_of(real, modes=()),
+        "does not report the volume in use": attachments_of(Reads({"a-1": reporting("another")})),
+    }
+    for said, attachments in cases.items():
+        assert said in asyncio.run(early_placement_refusal(attachments.ctx, attachments)), said
+
+
+def test_a_multi_attach_error_holds_only_while_what_it_names_still_holds_the_volume() -> None:
+    held = 'Multi-Attach error for volume "pvc-1" Volume is already used by pod(s) pg-0a1b2c, squatter'
+    assert pods_named(held) == ["pg-0a1b2c", "squatter"]
+    assert pods_named(held + " and 2 pod(s) in different namespaces") == ["pg-0a1b2c", "squatter"]
+    exclusive = 'Multi-Attach error for volume "pvc-1" Volume is already exclusively attached to one node'
+    others = 'Multi-Attach error for volume "pvc-1" Volume is already used by 1 pod(s) in different namespaces'
+    assert pods_named(exclusive) == [] and pods_named(others) == []
+
+    def holds(error: str, reads: Reads) -> str:
+        attachments = attachments_of(reads)
+        return asyncio.run(held_elsewhere(attachments.ctx, attachments, error))
+
+    assert holds(held, Reads({}, pods=("squatter",))) == held
+    assert holds(held, Reads({})) == ""  # the old pod, gone: an error from before the detach
+    assert holds(exclusive, Reads({}, attached=("a-3",))) == exclusive
+    assert holds(exclusive, Reads({}, attached=("a-2",))) == ""  # the target's own attachment
+    assert holds(others, Reads({})) == others
+    assert holds("", Reads({}, pods=("squatter",))) == ""

@@ -73,6 +73,7 @@ def summary(name: str, plan: DatabasePlan) -> str:
         "database-provision": f"provision {name} ({spec.engine.value} {spec.version}) "
         f"on {plan.to_node or 'a node the scheduler picks'}",
         "database-restart": f"restart {name} in place on {plan.from_node}",
+        "database-move": f"move {name} from {plan.from_node} to {plan.to_node}",
         "database-redeploy": f"move {name} from {plan.from_node} to {plan.to_node}",
         "database-resize": f"grow the volume of {name} to {spec.storage.size}",
         "database-deprovision-retain": f"deprovision {name}, keeping its volume and credentials",
@@ -123,13 +124,13 @@ async def decide(kube: Kube, operation: Operation, target: dict[str, Any], image
         if not misfit:
             return plan.model_copy(update={"table": "database-restart", "why": f"the new size fits {status.node}"})
         to = await choose_node(kube, namespace, name, plan)
-        return plan.model_copy(update={"table": "database-redeploy", "to_node": to, "why": f"{misfit}: moving to {to}"})
+        return plan.model_copy(update={"table": "database-move", "to_node": to, "why": f"{misfit}: moving to {to}"})
     if type_ is OperationType.REDEPLOY:
         base = base.model_copy(update={"next": runs.model_copy(update={"placement": spec.placement})})
         if params and params.node:
-            return base.model_copy(update={"table": "database-redeploy", "to_node": params.node})
+            return base.model_copy(update={"table": "database-move", "to_node": params.node})
         to = await choose_node(kube, namespace, name, base)
-        return base.model_copy(update={"table": "database-redeploy", "to_node": to, "why": f"Bosun chose {to}"})
+        return base.model_copy(update={"table": "database-move", "to_node": to, "why": f"Bosun chose {to}"})
     raise PermanentError(f"{type_.value} is not a Database operation", "NotImplemented")
 
 

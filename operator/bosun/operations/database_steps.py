@@ -24,8 +24,10 @@ restart (in place; also a scale that still fits its node, and a version change)
 | stop     | leave the Service, stop the pod; wait until gone     | start `previous` on the same node       | 2 min   |
 | start    | start `next` on the same node; wait Ready; record it | stop the new pod                        | 5 min   |
 
-redeploy (move; also a scale that no longer fits its node): everything the new node needs is in
-place before the old pod stops, so the downtime is only stop, detach, attach and start.
+move (table `database-move`; a redeploy, and a scale that no longer fits its node): everything
+the new node needs is in place before the old pod stops, so the downtime is only stop, detach,
+attach and start. `database-redeploy` is the same table without `place-new`, kept for operations
+an earlier version planned.
 
 | step          | run                                                   | undo                              | timeout |
 | ------------- | ----------------------------------------------------- | --------------------------------- | ------- |
@@ -35,16 +37,29 @@ place before the old pod stops, so the downtime is only stop, detach, attach and
 |               | requests on the target: it pulls the image, and holds |                                   |         |
 |               | the room on the node until the new pod takes it       |                                   |         |
 | pre-provision | Service and credentials exist                         | none: no side effect              | 30 s    |
+| place-new     | swap the placeholder for the new pod, which waits on  | delete the new pod, wait detached | 2 min   |
+|               | the target for the volume, until the target's kubelet |                                   |         |
+|               | reports the volume in use; only for a volume attached |                                   |         |
+|               | to one node at a time and kubelets that report their  |                                   |         |
+|               | mounts (else Skipped: the pod comes at attach)        |                                   |         |
 | recheck-target| every check of check-target again, at the last moment | none: no side effect              | 30 s    |
 |               | before the stop (a node cordoned meanwhile: refused)  |                                   |         |
-| stop-old      | leave the Service, then stop the old pod; wait gone   | start `previous` on the old node  | 2 min   |
+| stop-old      | leave the Service, then stop the old pod; wait gone   | delete the new pod, wait detached;| 2 min   |
+|               |                                                       | start `previous` on the old node  |         |
 | detach        | wait until the volume has left the old node (nothing  | none: waiting changes nothing     | 2 min   |
 |               | to wait for when its CSI driver attaches nothing)     |                                   |         |
-| attach        | swap the placeholder for the new pod on the target;   | delete the new pod, wait detached | 2 min   |
-|               | wait until attached; a pod the scheduler cannot place |                                   |         |
-|               | or a volume another pod's node took (the controller's |                                   |         |
-|               | Multi-Attach error) fails the step within seconds     |                                   |         |
+| attach        | swap the placeholder for the new pod on the target    | delete the new pod, wait detached | 2 min   |
+|               | (unless placed already); wait until attached; a pod   |                                   |         |
+|               | the scheduler cannot place or a volume another pod's  |                                   |         |
+|               | node took (the controller's Multi-Attach error naming |                                   |         |
+|               | a pod that still exists) fails the step within seconds|                                   |         |
 | start         | wait until the new pod is Ready; record the downtime  | none: the undo of stop-old records | 5 min  |
+
+Why `place-new`: a kubelet mounts a volume only once its node status lists the volume in use, and
+it writes that status every `nodeStatusUpdateFrequency` (10 s by default). A pod created after the
+detach waited for that report inside the downtime (the `start` of real moves took 1.5 s or 9.5 s,
+depending on where the new node was in its cycle); placed before the stop, the report is made
+while the old database still serves.
 
 resize (bigger volume)
 
@@ -75,6 +90,7 @@ import asyncio
 import contextlib
 import hashlib
 import itertools
+import re
 import secrets
 from typing import Any
 
@@ -100,6 +116,7 @@ from bosun.operations.database_ctx import (
     record,
     refusal,
     remove_pod,
+    running,
     start_pod,
     stop_pods,
     unschedulable,
@@ -331,6 +348,7 @@ class Attachments:
         self.volume_name = ((volume or {}).get("metadata") or {}).get("name", "")
         csi = ((volume or {}).get("spec") or {}).get("csi") or {}
         self.handle, self.driver = csi.get("volumeHandle"), csi.get("driver")
+        self.access_modes: list[str] = list(((volume or {}).get("spec") or {}).get("accessModes") or [])
         # No CSIDriver object: the attach/detach controller attaches, and so we wait.
         self.required = ((driver or {}).get("spec") or {}).get("attachRequired", True) is not False
 
@@ -351,6 +369,24 @@ class Attachments:
         """Why nothing is attached to a node ('' when attachments are to be waited for)."""
         return "" if self.required else f"CSI driver {self.driver} attaches nothing (attachRequired: false)"
 
+    @property
+    def in_use_name(self) -> str:
+        """The name a kubelet gives the volume in its node's `status.volumesInUse` ('' if not CSI)."""
+        return f"kubernetes.io/csi/{self.driver}^{self.handle}" if self.handle and self.driver else ""
+
+    @property
+    def one_node_at_a_time(self) -> bool:
+        """The attach/detach controller attaches it to one node at a time: its access modes are
+        all single-node. With none listed, or a ReadWriteMany among them, it would attach it to a
+        second node while the first still has it."""
+        return bool(self.access_modes) and set(self.access_modes) <= {"ReadWriteOnce", "ReadWriteOncePod"}
+
+    async def elsewhere(self, node: str) -> list[str]:
+        """The other nodes the volume is attached to now. Lists every VolumeAttachment: asked
+        only when the controller says the volume is held, at most every few seconds."""
+        listed = await self.ctx.kube.volume_attachments(self.volume_name) if self.volume_name else []
+        return [a["spec"]["nodeName"] for a in listed if a["spec"]["nodeName"] != node]
+
     async def on(self, node: str) -> dict[str, Any] | None:
         if not self.required:
             return None
@@ -359,6 +395,83 @@ class Attachments:
             return await self.ctx.kube.volume_attachment(f"csi-{key}")
         listed = await self.ctx.kube.volume_attachments(self.volume_name) if self.volume_name else []
         return next((a for a in listed if a["spec"]["nodeName"] == node), None)
+
+
+def reported_in_use(node: dict[str, Any] | None, in_use_name: str) -> bool:
+    return in_use_name in (((node or {}).get("status") or {}).get("volumesInUse") or [])
+
+
+async def early_placement_refusal(ctx: DatabaseContext, attachments: Attachments) -> str:
+    """Why the new pod must wait for the detach before it is created ('' when it may come now).
+
+    Placed early, the new pod is safe only where nothing can mount the volume for it before the
+    old node lets go: a volume the controller attaches, to one node at a time, and a kubelet that
+    mounts only what is attached to its node. A kubelet that works so says it: it lists the
+    volumes it mounts in its node's `status.volumesInUse`, and the old node lists this one.
+    """
+    if attachments.needs_none:
+        return f"{attachments.needs_none}, so the new pod would mount the volume at once"
+    if not attachments.in_use_name:
+        return "the volume is not a CSI volume"
+    if not attachments.one_node_at_a_time:
+        modes = ", ".join(attachments.access_modes) or "none"
+        return f"the volume's access modes ({modes}) would let it attach to two nodes"
+    if not reported_in_use(await ctx.kube.node(ctx.plan.from_node), attachments.in_use_name):
+        return f"{ctx.plan.from_node} does not report the volume in use (no kubelet tracks its mounts there)"
+    return ""
+
+
+async def early_placement(ctx: DatabaseContext) -> str:
+    """What `place_new` would do (dry run)."""
+    why = await early_placement_refusal(ctx, await Attachments.of(ctx))
+    if why:
+        return f"the new pod is created after the detach: {why}"
+    return f"the new pod is placed on {ctx.plan.to_node} before the stop, to wait there for the volume"
+
+
+async def place_new(ctx: DatabaseContext) -> str:
+    """Put the new pod on the target before the downtime, where it waits for the volume.
+
+    A kubelet mounts a volume only after its node status has said the volume is in use, and it
+    says so every `nodeStatusUpdateFrequency` (10 s by default). Created after the detach, the new
+    pod waited for that report inside the downtime; placed now, the report comes before the stop.
+    The controller refuses it the volume (Multi-Attach) until the old node lets go of it.
+    """
+    attachments = await Attachments.of(ctx)
+    why = await early_placement_refusal(ctx, attachments)
+    if why:
+        return Skipped(f"the new pod is created after the detach: {why}")
+    target = ctx.plan.to_node
+    await remove_pod(ctx, _puller(ctx))  # hands its room to the new pod
+    await ctx.kube.create_object(ctx.namespace, build.pod(ctx.name, ctx.uid, ctx.spec, ctx.new_pod, target))
+    clock = asyncio.get_running_loop().time
+    began, unschedulable_since = clock(), None
+    while True:
+        node = await ctx.kube.node(target)
+        if not node_ready(node):
+            raise PermanentError(f"move refused before any downtime: node {target} is not Ready", "NodeNotReady")
+        if reported_in_use(node, attachments.in_use_name):
+            return (
+                f"pod {ctx.new_pod} placed on {target}, which reported the volume in use after "
+                f"{clock() - began:.1f}s: its mount will wait only for the attach"
+            )
+        pod = await ctx.kube.read(ctx.namespace, "Pod", ctx.new_pod)
+        if pod is None:
+            raise TransientError(f"pod {ctx.new_pod} vanished before its node took it")
+        if running(pod):  # a node that does not wait for the attach: two databases on one volume
+            raise PermanentError(
+                f"move refused before any downtime: {target} started pod {ctx.new_pod} before its volume "
+                "was attached there",
+                "MountedUnattached",
+            )
+        cause = unschedulable(pod)
+        now = clock()
+        unschedulable_since = (unschedulable_since or now) if cause else None
+        if cause and now - (unschedulable_since or now) >= UNSCHEDULABLE_GRACE_SECONDS:
+            raise PermanentError(
+                f"move refused before any downtime: the new pod cannot be placed: {cause}", "Unschedulable"
+            )
+        await asyncio.sleep(NODE_POLL_SECONDS)
 
 
 async def detach(ctx: DatabaseContext) -> str:
@@ -371,7 +484,18 @@ async def detach(ctx: DatabaseContext) -> str:
 
 
 UNSCHEDULABLE_GRACE_SECONDS = 5.0
+UNSCHEDULABLE = "Unschedulable"
+NODE_POLL_SECONDS = 1.0  # the target's report is read this often while the new pod waits there
 LATE_ATTACH_SECONDS = 5.0  # an attach this late: did another node take the volume? (asked every 5 s)
+
+
+NAMED_HOLDERS = re.compile(r"used by pod\(s\) (.+?)(?: and \d+ pod\(s\) in different namespaces)?$")
+
+
+def pods_named(message: str) -> list[str]:
+    """The pods of this namespace a Multi-Attach error says use the volume."""
+    found = NAMED_HOLDERS.search(message)
+    return [n.strip() for n in found.group(1).split(",")] if found else []
 
 
 def multi_attach_error(events: list[dict[str, Any]]) -> str:
@@ -423,11 +547,29 @@ async def attach(ctx: DatabaseContext) -> str:
             # Another pod that waited for this read-write-once volume gets it the moment it leaves
             # the old node: the controller says so on the new pod, which would wait until the timeout.
             ask_events_at = now + LATE_ATTACH_SECONDS
-            held = multi_attach_error(await _attach_events(ctx, pod))
+            held = await held_elsewhere(ctx, attachments, multi_attach_error(await _attach_events(ctx, pod)))
             if held:
                 raise PermanentError(f"the volume cannot attach to {target}: {held}", "VolumeHeldElsewhere")
         await asyncio.sleep(POLL_SECONDS)
     raise AssertionError("unreachable: the polls never end on their own")
+
+
+async def held_elsewhere(ctx: DatabaseContext, attachments: Attachments, error: str) -> str:
+    """The controller's Multi-Attach error if it still holds ('' when it does not).
+
+    A new pod placed before the stop collected such errors naming the old pod, or saying the
+    volume was still attached to the old node: they are past once the pods named are gone, or no
+    other node has the volume. Pods of other namespaces are not named, and are taken at its word.
+    """
+    if not error or "in different namespaces" in error:
+        return error
+    named = pods_named(error)
+    if named:
+        for name in named:
+            if name != ctx.new_pod and await ctx.kube.read(ctx.namespace, "Pod", name) is not None:
+                return error
+        return ""
+    return error if await attachments.elsewhere(ctx.plan.to_node) else ""
 
 
 async def detach_new(ctx: DatabaseContext) -> str:
@@ -457,6 +599,13 @@ async def start_new(ctx: DatabaseContext) -> str:
 
 def steps_of(operation: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {s["name"]: s for s in (operation.get("status") or {}).get("steps") or []}
+
+
+async def restore_previous_after_new(ctx: DatabaseContext) -> str:
+    """Undo of a move's stop: the new pod leaves the target first (placed before the stop, it may
+    hold the volume by now), then what ran before starts where it ran."""
+    await detach_new(ctx)
+    return await restore_previous(ctx)
 
 
 async def status_names_old_node(ctx: DatabaseContext) -> str:
@@ -665,44 +814,59 @@ RESTART: StepTable[DatabaseContext] = StepTable(
     downtime_steps=("stop", "start"),
 )
 
+_MOVE_STEPS: list[Step[DatabaseContext]] = [
+    no_side_effect(
+        "check-target", "check the target node can take the database", check_target, timeout=30, check=check_target
+    ),
+    Step(
+        "pre-pull",
+        "pull the database image on the target node and hold its room there",
+        pre_pull,
+        drop_puller,
+        timeout=300,
+        check=image_on_target,
+    ),
+    no_side_effect("pre-provision", "make sure the Service and credentials exist", pre_provision, timeout=30),
+    Step(
+        "place-new",
+        "place the new pod on the target, to wait there for the volume",
+        place_new,
+        detach_new,
+        timeout=120,
+        check=early_placement,
+    ),
+    no_side_effect(
+        "recheck-target", "check the target node again, just before the old pod stops", recheck_target, timeout=30
+    ),
+    Step(
+        "stop-old",
+        "take the old pod out of the Service and stop it",
+        stop_current,
+        restore_previous_after_new,
+        timeout=120,
+    ),
+    no_side_effect("detach", "wait until the volume leaves the old node", detach, timeout=120),
+    Step(
+        "attach",
+        "start the pod on the target node; wait until the volume is attached",
+        attach,
+        detach_new,
+        timeout=120,
+    ),
+    Step(
+        "start",
+        "wait until the database is Ready and serving; record the downtime",
+        start_new,
+        status_names_old_node,
+        timeout=300,
+    ),
+]
+MOVE_DOWNTIME = ("stop-old", "detach", "attach", "start")
+MOVE: StepTable[DatabaseContext] = StepTable("database-move", _MOVE_STEPS, downtime_steps=MOVE_DOWNTIME)
+# The move as versions before `place-new` planned it: an operation one of them started finishes on
+# the steps it recorded (a table's steps must match the record).
 REDEPLOY: StepTable[DatabaseContext] = StepTable(
-    "database-redeploy",
-    [
-        no_side_effect(
-            "check-target", "check the target node can take the database", check_target, timeout=30, check=check_target
-        ),
-        Step(
-            "pre-pull",
-            "pull the database image on the target node and hold its room there",
-            pre_pull,
-            drop_puller,
-            timeout=300,
-            check=image_on_target,
-        ),
-        no_side_effect("pre-provision", "make sure the Service and credentials exist", pre_provision, timeout=30),
-        no_side_effect(
-            "recheck-target", "check the target node again, just before the old pod stops", recheck_target, timeout=30
-        ),
-        Step(
-            "stop-old", "take the old pod out of the Service and stop it", stop_current, restore_previous, timeout=120
-        ),
-        no_side_effect("detach", "wait until the volume leaves the old node", detach, timeout=120),
-        Step(
-            "attach",
-            "start the pod on the target node; wait until the volume is attached",
-            attach,
-            detach_new,
-            timeout=120,
-        ),
-        Step(
-            "start",
-            "wait until the database is Ready and serving; record the downtime",
-            start_new,
-            status_names_old_node,
-            timeout=300,
-        ),
-    ],
-    downtime_steps=("stop-old", "detach", "attach", "start"),
+    "database-redeploy", [s for s in _MOVE_STEPS if s.name != "place-new"], downtime_steps=MOVE_DOWNTIME
 )
 
 RESIZE: StepTable[DatabaseContext] = StepTable(
@@ -755,4 +919,6 @@ DEPROVISION_DELETE: StepTable[DatabaseContext] = StepTable(
     ],
 )
 
-TABLES = {table.name: table for table in (PROVISION, RESTART, REDEPLOY, RESIZE, DEPROVISION_RETAIN, DEPROVISION_DELETE)}
+TABLES = {
+    table.name: table for table in (PROVISION, RESTART, MOVE, REDEPLOY, RESIZE, DEPROVISION_RETAIN, DEPROVISION_DELETE)
+}
