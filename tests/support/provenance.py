@@ -1,5 +1,6 @@
 """Which code a result was measured on: every results file names its commit, so a figure can be
-traced to the code that made it (and a tree with uncommitted changes says so)."""
+traced to the code that made it (and a tree with uncommitted changes says so). Results files
+themselves do not count as changes: a run rewrites them before it asks."""
 
 from __future__ import annotations
 
@@ -9,5 +10,5 @@ from pathlib import Path
 
 def commit_of(root: Path) -> str:
     head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
-    changes = subprocess.run(["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True).stdout
+    changes = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", ".", ":!benchmarks/results"], capture_output=True, text=True).stdout
     return head.strip() + (" (with uncommitted changes)" if changes.strip() else "")
