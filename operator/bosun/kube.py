@@ -260,26 +260,6 @@ class Kube:
             lambda: self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], body),
         )
 
-    async def patch_status(
-        self, kind: str, namespace: str, name: str, status: dict[str, Any], resource_version: str = ""
-    ) -> dict[str, Any]:
-        """Merge-patch `status` (lists are replaced whole); with a resourceVersion, only if unchanged (409 if not)."""
-        body: dict[str, Any] = {"status": status}
-        if resource_version:
-            body["metadata"] = {"resourceVersion": resource_version}
-        return await call(
-            f"patch status of {kind} {namespace}/{name}",
-            lambda: self.custom.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                namespace,
-                PLURALS[kind],
-                name,
-                body,
-                **MERGE_PATCH,
-            ),
-        )
-
     async def patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         return await call(
             f"patch {kind} {namespace}/{name}",

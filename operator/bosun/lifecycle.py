@@ -33,6 +33,7 @@ from bosun.activity.service import ActivityService
 from bosun.engine.service import OperationService
 from bosun.errors import PermanentError, TransientError
 from bosun.kube import Kube, NotFound
+from bosun.kube_status import StatusWrites
 from bosun.models.names import ARCHIVED_LABEL, FINALIZER
 from bosun.store import StillUnsure, StoreUnavailable
 
@@ -172,7 +173,9 @@ class OperationLifecycle:
         try:
             await self.kube.emit_event(body, reason="NotArchived", message=message, warning=True)
             # Not an archive: a marker that lets Kopf release the object (its filters match unarchived ones).
-            await self.kube.patch_status("Operation", namespace, name, {"archived": f"not archived: {error}"[:1000]})
+            await StatusWrites(self.kube).patch_status(
+                "Operation", namespace, name, {"archived": f"not archived: {error}"[:1000]}
+            )
         except (TransientError, PermanentError) as failure:
             logger.error("operation %s/%s could not be let go: %s", namespace, name, failure)
 

@@ -38,6 +38,7 @@ from bosun.activity.report import (
 )
 from bosun.errors import PermanentError
 from bosun.kube import Kube, NamespaceTerminating, NotFound
+from bosun.kube_status import StatusWrites
 from bosun.models.operation import Operation
 from bosun.store import Store
 
@@ -68,8 +69,10 @@ class ActivityService:
         namespaces: Sequence[str] = (),
         live: Callable[[str], Iterable[Operation]] | None = None,
         part_bytes: int = PART_BYTES,
+        status_writes: StatusWrites | None = None,
     ) -> None:
         self.kube = kube
+        self.status_writes = status_writes or StatusWrites(kube)
         self.store = store
         self.retention = timedelta(seconds=retention_seconds)
         self.clock = clock
@@ -109,7 +112,7 @@ class ActivityService:
             # Last: `status.archived` releases the Operation (see bosun.lifecycle), so it comes after
             # everything it stands for. Status, because users cannot write it (a forged marker would
             # let retention delete an Operation that was never archived).
-            await self.kube.patch_status(
+            await self.status_writes.patch_status(
                 "Operation", record.namespace, record.name, {"archived": self.store.url(record.key)}
             )
             return record

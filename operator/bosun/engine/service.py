@@ -45,6 +45,7 @@ from bosun.engine.steps import Ctx, StepTable
 from bosun.engine.target import TargetStatus
 from bosun.errors import PermanentError, TransientError
 from bosun.kube import Kube
+from bosun.kube_status import StatusWrites
 from bosun.models.app import AppSpec
 from bosun.models.base import parse_time
 from bosun.models.database import DatabaseSpec
@@ -288,7 +289,8 @@ class OperationService:
         self.planner = planner
         self.queue_poll_seconds = queue_poll_seconds
         self.identity = identity  # the operator's own user name, to know its own Operations
-        self.targets = TargetStatus(kube)
+        self.status_writes = StatusWrites(kube)
+        self.targets = TargetStatus(kube, writes=self.status_writes)
         self.unfinished = Unfinished()  # fed by the handlers from the watch of Operations
         self._asked_at: dict[str, float] = {}  # per waiting operation: when the API server was last asked
         self._driving: dict[str, tuple[asyncio.Lock, int]] = {}  # per operation uid: its lock, and who wants it
@@ -356,7 +358,7 @@ class OperationService:
         status = operation.status
         if status.phase.finished:
             return status
-        writer = StatusWriter(self.kube, operation.namespace, operation.name, operation.generation)
+        writer = StatusWriter(self.status_writes, operation.namespace, operation.name, operation.generation)
         handle = _LiveHandle(body, writer, operation, self.targets, self.identity, deleting=deleting)
         if status.sequence is None or status.initiator is None or status.deadline is None:
             # Decided once and written before any queue decision: the place in the queue (the

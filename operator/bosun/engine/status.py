@@ -22,7 +22,8 @@ from bosun.engine import record
 from bosun.engine.oplog import capped
 from bosun.engine.runner import utc_now
 from bosun.errors import TransientError
-from bosun.kube import Kube, TooLarge
+from bosun.kube import TooLarge
+from bosun.kube_status import StatusWrites
 from bosun.models.operation import OperationLogStatus, OperationStatus
 
 logger = logging.getLogger(__name__)
@@ -45,9 +46,9 @@ def cap_texts(status: OperationStatus, message: int = MESSAGE_BYTES, step: int =
 
 class StatusWriter:
     def __init__(
-        self, kube: Kube, namespace: str, name: str, generation: int | None, *, max_backoff: float = 5.0
+        self, api: StatusWrites, namespace: str, name: str, generation: int | None, *, max_backoff: float = 5.0
     ) -> None:
-        self.kube = kube
+        self.api = api
         self.namespace = namespace
         self.name = name
         self.generation = generation
@@ -71,7 +72,7 @@ class StatusWriter:
         delay = 0.2
         while True:
             try:
-                await self.kube.patch_status("Operation", self.namespace, self.name, body)
+                await self.api.patch_status("Operation", self.namespace, self.name, body)
                 self.writes += 1
                 return
             except TooLarge as error:

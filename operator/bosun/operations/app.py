@@ -40,6 +40,7 @@ from typing import Any
 
 from bosun.engine.service import Plan
 from bosun.engine.steps import PermanentError, Skipped, Step, StepTable, TransientError, irreversible, no_side_effect
+from bosun.engine.target import TargetFields
 from bosun.kube import Kube, any_change
 from bosun.models.app import AppSpec, AppStatus, Process, Release
 from bosun.models.names import INSTANCE_LABEL, MANAGED_BY_LABEL
@@ -62,6 +63,11 @@ class AppContext:
     type: OperationType
     next: Version | None
     previous: Version | None
+
+    @property
+    def status(self) -> TargetFields:
+        """The App's status, as far as a step may change it."""
+        return TargetFields.of(self.kube, "App", self.namespace, self.app)
 
     def objects(self, version: Version) -> list[dict[str, Any]]:
         return build.render(self.app, self.uid, version.spec, version.operation, version.restarted_at)
@@ -460,12 +466,7 @@ async def record_release(ctx: AppContext) -> str:
         spec=ctx.next.spec,
     )
     releases = [release] + [r for r in status.releases if r.operation != ctx.operation]
-    await ctx.kube.patch_status(
-        "App",
-        ctx.namespace,
-        ctx.app,
-        {"phase": "Running", "image": release.image, "releases": [r.wire() for r in releases[:MAX_RELEASES]]},
-    )
+    await ctx.status.set(phase="Running", image=release.image, releases=[r.wire() for r in releases[:MAX_RELEASES]])
     return f"release {release.image} ({release.config_hash}) recorded"
 
 
@@ -475,12 +476,7 @@ async def unrecord_release(ctx: AppContext) -> str:
     status = await _app_status(ctx)
     releases = [r for r in status.releases if r.operation != ctx.operation]
     image = releases[0].image if releases else ""
-    await ctx.kube.patch_status(
-        "App",
-        ctx.namespace,
-        ctx.app,
-        {"releases": [r.wire() for r in releases], "image": image, "phase": "Running" if releases else "Pending"},
-    )
+    await ctx.status.set(releases=[r.wire() for r in releases], image=image, phase="Running" if releases else "Pending")
     return "release record removed"
 
 
@@ -503,15 +499,13 @@ async def restore_workload(ctx: AppContext) -> str:
 
 
 async def mark_deprovisioned(ctx: AppContext) -> str:
-    await ctx.kube.patch_status("App", ctx.namespace, ctx.app, {"phase": "Deprovisioned", "image": ""})
+    await ctx.status.set(phase="Deprovisioned", image="")
     return "App marked Deprovisioned; its operations stay in history"
 
 
 async def mark_running(ctx: AppContext) -> str:
     image = ctx.previous.spec.image if ctx.previous else ""
-    await ctx.kube.patch_status(
-        "App", ctx.namespace, ctx.app, {"phase": "Running" if image else "Pending", "image": image}
-    )
+    await ctx.status.set(phase="Running" if image else "Pending", image=image)
     return "App marked Running again"
 
 

@@ -217,7 +217,7 @@ async def record_next(ctx: DatabaseContext) -> str:
 
 
 async def unrecord(ctx: DatabaseContext) -> str:
-    await ctx.kube.patch_status("Database", ctx.namespace, ctx.name, {"phase": "Pending", "node": ""})
+    await ctx.status.set(phase="Pending", node="")
     return "status back to Pending"
 
 
@@ -588,7 +588,7 @@ async def start_new(ctx: DatabaseContext) -> str:
     stopped_at = (steps_of(operation).get("stop-old") or {}).get("startedAt")
     serving_at = ready_at(pod)
     downtime = (parse_time(serving_at) - parse_time(stopped_at)).total_seconds() if stopped_at and serving_at else 0.0
-    await ctx.kube.patch_status("Database", ctx.namespace, ctx.name, {"lastMoveDowntimeSeconds": round(downtime, 1)})
+    await ctx.status.set(lastMoveDowntimeSeconds=round(downtime, 1))
     if stopped_at and serving_at:
         metrics.MOVE_DOWNTIME.observe(downtime)
     return (
@@ -775,13 +775,12 @@ async def delete_volume(ctx: DatabaseContext) -> str:
 
 
 async def mark_deprovisioned(ctx: DatabaseContext) -> str:
-    patch = {"phase": "Deprovisioned", "node": "", "endpoint": "", "running": None}
-    await ctx.kube.patch_status("Database", ctx.namespace, ctx.name, patch)
+    await ctx.status.set(phase="Deprovisioned", node="", endpoint="", running=None)
     return "Database marked Deprovisioned; its operations stay in history"
 
 
 async def mark_running(ctx: DatabaseContext) -> str:
-    await ctx.kube.patch_status("Database", ctx.namespace, ctx.name, {"phase": "Running"})
+    await ctx.status.set(phase="Running")
     return "Database marked Running again"
 
 
