@@ -17,7 +17,6 @@ import time
 import urllib.request
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar, cast
 
 import aiohttp
@@ -28,6 +27,7 @@ from kubernetes_asyncio.client.rest import RESTResponse
 from bosun import metrics
 from bosun.errors import PermanentError, TransientError
 from bosun.models.base import GROUP, VERSION
+from bosun.models.base import now as clock_now
 from bosun.models.names import USER_AGENT
 
 T = TypeVar("T")
@@ -121,10 +121,6 @@ async def call(what: str, work: Callable[[], Awaitable[T]]) -> T:
                 attempt += 1
                 continue
             raise mapped from error
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 async def _json(response: Any) -> dict[str, Any]:
@@ -309,7 +305,7 @@ class Kube:
     ) -> None:
         """Record a Kubernetes Event on an object (best effort: Events are never the only record)."""
         meta = involved["metadata"]
-        now = utc_now()
+        now = clock_now()
         body = client.EventsV1Event(
             metadata=client.V1ObjectMeta(
                 name=f"{meta['name'][:200]}.{uuid.uuid4().hex[:16]}", namespace=meta["namespace"]

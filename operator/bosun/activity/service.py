@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bosun import metrics
@@ -39,6 +39,7 @@ from bosun.activity.report import (
 from bosun.errors import PermanentError
 from bosun.kube import Kube, NamespaceTerminating, NotFound
 from bosun.kube_status import StatusWrites
+from bosun.models.base import now as clock_now
 from bosun.models.operation import Operation
 from bosun.store import Store
 
@@ -54,10 +55,6 @@ def archived_at(body: Mapping[str, Any]) -> str:
     return str((body.get("status") or {}).get("archived") or "")
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class ActivityService:
     def __init__(
         self,
@@ -65,7 +62,7 @@ class ActivityService:
         store: Store,
         *,
         retention_seconds: float,
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = clock_now,
         namespaces: Sequence[str] = (),
         live: Callable[[str], Iterable[Operation]] | None = None,
         part_bytes: int = PART_BYTES,

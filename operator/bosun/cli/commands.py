@@ -15,7 +15,7 @@ import re
 import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any, TextIO
 
 from bosun.activity.report import COLUMNS, DIGEST, PARTS, csv_digest, report_name, week_of, weeks_between
@@ -30,6 +30,7 @@ from bosun.cli.render import (
     table,
 )
 from bosun.models import logcopy
+from bosun.models.base import now, parse_time
 
 GROUP, VERSION = "bosun.dev", "v1alpha1"
 CSV_KEY = "activity.csv"
@@ -197,7 +198,7 @@ def _copy_wait(status: dict[str, Any], follow: bool, wait: float) -> float:
     finished = status.get("finishedAt")
     if follow or not finished:
         return wait
-    ended = (datetime.now(UTC) - datetime.fromisoformat(finished.replace("Z", "+00:00"))).total_seconds()
+    ended = (now() - parse_time(finished)).total_seconds()
     return wait if ended < wait else 0.0
 
 
@@ -277,7 +278,7 @@ def _weeks(week: str | None, since: date | None, today: date) -> list[str]:
 
 def activity(conn: Connection, week: str | None, since: date | None, output: str, out: TextIO, err: TextIO) -> int:
     """The namespace's activity reports, as CSV (the report itself) or a table."""
-    today = datetime.now(UTC).date()
+    today = now().date()
     rows: list[dict[str, str]] = []
     missing = []
     for name in _weeks(week, since, today):

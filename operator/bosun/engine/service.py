@@ -39,7 +39,7 @@ from bosun.engine.journal import KubeJournal
 from bosun.engine.logcopy import ConfigMapLogCopy
 from bosun.engine.oplog import OperationLog, log_key
 from bosun.engine.queue import Unfinished, blocker
-from bosun.engine.runner import Runner, utc_now
+from bosun.engine.runner import Runner
 from bosun.engine.status import StatusWriter
 from bosun.engine.steps import Ctx, StepTable
 from bosun.engine.target import TargetStatus
@@ -47,7 +47,7 @@ from bosun.errors import PermanentError, TransientError
 from bosun.kube import Kube
 from bosun.kube_status import StatusWrites
 from bosun.models.app import AppSpec
-from bosun.models.base import parse_time
+from bosun.models.base import parse_time, stamp
 from bosun.models.database import DatabaseSpec
 from bosun.models.names import (
     API_VERSION,
@@ -145,8 +145,8 @@ def from_edit(initiator: Initiator | None) -> bool:
 
 
 def deadline_of(operation: Operation) -> str:
-    created = parse_time(operation.created) if operation.created else parse_time(utc_now())
-    return (created + timedelta(seconds=operation.spec.timeout_seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = parse_time(operation.created) if operation.created else parse_time(stamp())
+    return stamp(created + timedelta(seconds=operation.spec.timeout_seconds))
 
 
 _WAIT = object()
@@ -422,12 +422,12 @@ class OperationService:
             reason = refused.reason if isinstance(refused, PermanentError) else "InternalError"
             message = str(refused) if isinstance(refused, PermanentError) else f"{type(refused).__name__}: {refused}"
             if record.steps_to_undo(status):  # resuming after steps ran: say what may stay changed
-                record.abandon(status, utc_now(), reason=reason, message=message)
+                record.abandon(status, stamp(), reason=reason, message=message)
                 journal.warning(f"cannot resume or roll back: {message}")
             else:
                 record.end_without_running(
                     status,
-                    utc_now(),
+                    stamp(),
                     phase=Phase.FAILED,
                     reason=reason,
                     message=f"refused before any change: {message}",
@@ -458,7 +458,7 @@ class OperationService:
         except TransientError as error:
             journal.warning(f"dry run: the API server did not answer: {error}")
             record.end_without_running(
-                status, utc_now(), phase=Phase.FAILED, reason="ApiUnavailable", message=f"dry run incomplete: {error}"
+                status, stamp(), phase=Phase.FAILED, reason="ApiUnavailable", message=f"dry run incomplete: {error}"
             )
             await handle.save(status)
             return status
@@ -468,7 +468,7 @@ class OperationService:
         phase, reason, message = dryrun.verdict(report)
         (journal.warning if report.refusals else journal.info)(message)
         status.dry_run = report
-        record.end_without_running(status, utc_now(), phase=phase, reason=reason, message=message)
+        record.end_without_running(status, stamp(), phase=phase, reason=reason, message=message)
         await handle.save(status)
         return status
 
@@ -505,7 +505,7 @@ class OperationService:
             except TransientError:
                 metrics.RETRIES.labels("plan").inc()
                 must_undo = bool(record.steps_to_undo(status))  # a rollback is owed: keep trying
-                if status.deadline and utc_now() >= status.deadline and not must_undo:
+                if status.deadline and stamp() >= status.deadline and not must_undo:
                     raise
                 await asyncio.sleep(delay)
                 delay = min(10.0, delay * 2)
@@ -519,9 +519,9 @@ class OperationService:
         reason = error.reason if isinstance(error, PermanentError) else "InternalError"
         message = f"{type(error).__name__}: {error}" if not isinstance(error, PermanentError) else str(error)
         if record.steps_to_undo(status):
-            record.abandon(status, utc_now(), reason=reason, message=message)
+            record.abandon(status, stamp(), reason=reason, message=message)
         else:
-            record.end_without_running(status, utc_now(), phase=Phase.FAILED, reason=reason, message=message)
+            record.end_without_running(status, stamp(), phase=Phase.FAILED, reason=reason, message=message)
         journal.warning(f"operation ended by an internal error: {message}")
         try:
             await handle.save(status)
@@ -579,7 +579,7 @@ class OperationService:
         if target is None:
             turn.give()
             message = f"{kind} {name!r} does not exist in namespace {operation.namespace}"
-            record.end_without_running(status, utc_now(), phase=Phase.FAILED, reason="TargetNotFound", message=message)
+            record.end_without_running(status, stamp(), phase=Phase.FAILED, reason="TargetNotFound", message=message)
             journal.warning(message)
             await handle.save(status)
             return None
@@ -601,16 +601,14 @@ class OperationService:
         if handle.cancel_requested():
             behind = f" (it waited behind {status.queued_behind})" if status.queued_behind else ""
             message = f"cancelled before it started, by {handle.cancelled_by()}{behind}: nothing was changed"
-            record.end_without_running(status, utc_now(), phase=Phase.CANCELLED, reason="Cancelled", message=message)
+            record.end_without_running(status, stamp(), phase=Phase.CANCELLED, reason="Cancelled", message=message)
             journal.info(message)
             await handle.save(status)
             return True
-        if status.deadline and utc_now() >= status.deadline:
+        if status.deadline and stamp() >= status.deadline:
             behind = f" behind {status.queued_behind}" if status.queued_behind else ""
             message = f"its deadline ({status.deadline}) passed while it waited{behind}: it never started"
-            record.end_without_running(
-                status, utc_now(), phase=Phase.FAILED, reason="DeadlineExceeded", message=message
-            )
+            record.end_without_running(status, stamp(), phase=Phase.FAILED, reason="DeadlineExceeded", message=message)
             journal.warning(message)
             await handle.save(status)
             return True

@@ -20,10 +20,10 @@ from collections.abc import Callable
 
 from bosun.engine import record
 from bosun.engine.oplog import capped
-from bosun.engine.runner import utc_now
 from bosun.errors import TransientError
 from bosun.kube import TooLarge
 from bosun.kube_status import StatusWrites
+from bosun.models.base import stamp
 from bosun.models.operation import OperationLogStatus, OperationStatus
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class StatusWriter:
         if status.steps:
             status.progress = record.progress(status)
         status.observed_generation = self.generation
-        status.conditions = record.conditions(status, self.generation, utc_now())
+        status.conditions = record.conditions(status, self.generation, stamp())
         if self.log is not None:
             status.log = self.log()
 
@@ -80,7 +80,7 @@ class StatusWriter:
                     raise  # nothing left to shrink that is not the record itself
                 logger.warning("status of %s/%s too large, writing it smaller: %s", self.namespace, self.name, error)
                 cap_texts(status, TIGHT_BYTES, TIGHT_BYTES)
-                status.conditions = record.conditions(status, self.generation, utc_now())
+                status.conditions = record.conditions(status, self.generation, stamp())
                 status.log = None
                 body = status.wire()
             except TransientError as error:

@@ -22,22 +22,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from bosun.errors import PermanentError, TransientError
 from bosun.kube import Kube
 from bosun.kube_status import StatusWrites
-from bosun.models.base import Condition, ConditionStatus, LastOperation
+from bosun.models.base import Condition, ConditionStatus, LastOperation, stamp
 from bosun.models.operation import Operation, OperationStatus, Phase, RollbackState
 
 logger = logging.getLogger(__name__)
 
 CONFLICT_RETRIES = 5
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def target_conditions(
@@ -176,7 +171,7 @@ class TargetStatus:
                     operation, newer["name"]
                 ):
                     return True  # a newer operation already speaks for the target
-                patch = target_patch(operation, status, body, generation, _now(), from_edit=from_edit)
+                patch = target_patch(operation, status, body, generation, stamp(), from_edit=from_edit)
                 if patch:  # only onto the target as read: a newer operation's write in between is a conflict
                     version = (body.get("metadata") or {}).get("resourceVersion", "")
                     await self.writes.patch_status(target.kind.value, operation.namespace, target.name, patch, version)

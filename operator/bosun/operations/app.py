@@ -35,7 +35,6 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from bosun.engine.service import Plan
@@ -43,6 +42,7 @@ from bosun.engine.steps import PermanentError, Skipped, Step, StepTable, Transie
 from bosun.engine.target import TargetFields
 from bosun.kube import Kube, any_change
 from bosun.models.app import AppSpec, AppStatus, Process, Release
+from bosun.models.base import stamp
 from bosun.models.names import INSTANCE_LABEL, MANAGED_BY_LABEL
 from bosun.models.operation import Operation, OperationType
 from bosun.workloads import app as build
@@ -74,10 +74,6 @@ class AppContext:
 
 
 # planning -----------------------------------------------------------------------------------
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def next_spec(operation: Operation, app_spec: AppSpec, current: Version | None) -> AppSpec:
@@ -127,7 +123,7 @@ async def plan_app(kube: Kube, operation: Operation, target: dict[str, Any]) -> 
             nxt = None
         else:
             restarted = (
-                _now() if operation.spec.type is OperationType.RESTART else (previous.restarted_at if previous else "")
+                stamp() if operation.spec.type is OperationType.RESTART else (previous.restarted_at if previous else "")
             )
             nxt = Version(next_spec(operation, app_spec, previous), restarted, operation.name)
         plan = {"previous": previous.wire() if previous else None, "next": nxt.wire() if nxt else None}
@@ -461,7 +457,7 @@ async def record_release(ctx: AppContext) -> str:
         image=ctx.next.spec.image,
         config_hash=build.config_hash(ctx.next.spec),
         operation=ctx.operation,
-        deployed_at=_now(),
+        deployed_at=stamp(),
         restarted_at=ctx.next.restarted_at,
         spec=ctx.next.spec,
     )
