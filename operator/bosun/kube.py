@@ -28,12 +28,11 @@ from bosun import metrics
 from bosun.errors import PermanentError, TransientError
 from bosun.models.base import GROUP, VERSION
 from bosun.models.base import now as clock_now
-from bosun.models.names import USER_AGENT
+from bosun.models.names import PLURALS, USER_AGENT
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
-PLURALS = {"App": "apps", "Database": "databases", "Operation": "operations"}
 # The generated client's stubs do not declare _content_type; it is a documented keyword.
 MERGE_PATCH: dict[str, Any] = {"_content_type": "application/merge-patch+json"}
 APPLY_PATCH: dict[str, Any] = {"_content_type": "application/apply-patch+yaml"}

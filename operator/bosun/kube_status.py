@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bosun.kube import MERGE_PATCH, PLURALS, Kube, call
-from bosun.models.base import GROUP, VERSION
+from bosun.kube import MERGE_PATCH, Kube, call
+from bosun.models.names import GROUP, PLURALS, VERSION
 
 
 class StatusWrites:

@@ -40,13 +40,14 @@ from bosun.errors import PermanentError
 from bosun.kube import Kube, NamespaceTerminating, NotFound
 from bosun.kube_status import StatusWrites
 from bosun.models.base import now as clock_now
+from bosun.models.names import REPORT_FINAL, REPORT_OPERATIONS
 from bosun.models.operation import Operation
 from bosun.store import Store
 
 logger = logging.getLogger(__name__)
 REPORT_LABEL = "bosun.dev/activity-report"
 REAPPLY_SECONDS = 300.0
-FINAL = "bosun.dev/final"
+FINAL = REPORT_FINAL
 CSV_KEY = "activity.csv"
 
 
@@ -173,7 +174,7 @@ class ActivityService:
         records = await self.records(namespace, week)
         final = week_start(week) + timedelta(days=7) <= self.clock()
         parts = render_parts(records, self.part_bytes)
-        first = {FINAL: "true" if final else "false", "bosun.dev/operations": str(len(records)), PARTS: str(len(parts))}
+        first = {FINAL: "true" if final else "false", REPORT_OPERATIONS: str(len(records)), PARTS: str(len(parts))}
         now = time.monotonic()
         for old in [k for k, (_, at) in self._parts_written.items() if now - at > REAPPLY_SECONDS]:
             del self._parts_written[old]
