@@ -24,10 +24,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from bosun.engine.conditions import set_condition
 from bosun.errors import PermanentError, TransientError
 from bosun.kube import Kube
 from bosun.kube_status import StatusWrites
-from bosun.models.base import Condition, ConditionStatus, LastOperation, stamp
+from bosun.models.base import Condition, LastOperation, stamp
 from bosun.models.operation import Operation, OperationStatus, Phase, RollbackState
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,6 @@ def target_conditions(
     """
     name, type_ = operation.name, operation.spec.type.value
     rollback = status.rollback.state if status.rollback else None
-    before = {c.get("type"): c for c in previous}
     if not status.phase.finished:
         ready, reconciling, stalled = ("False", "OperationRunning"), ("True", "OperationRunning"), ("False", "")
         message = f"operation {name} ({type_}) is {status.phase.value.lower()}"
@@ -73,20 +73,10 @@ def target_conditions(
         )
         ready, reconciling, stalled = ("False", why), ("False", why), ("True", why)
         message = f"operation {name} ({type_}) {status.phase.value.lower()}: {status.message}"
-    out = []
-    for kind, (value, reason) in (("Ready", ready), ("Reconciling", reconciling), ("Stalled", stalled)):
-        old = before.get(kind) or {}
-        kept = old.get("lastTransitionTime") if old.get("status") == value else None
-        out.append(
-            Condition(
-                type=kind,
-                status=ConditionStatus(value),
-                reason=reason or "Idle",
-                message=message,
-                last_transition_time=kept or now,
-            )
-        )
-    return out
+    return [
+        set_condition(previous, kind, value == "True", reason or "Idle", message, now)
+        for kind, (value, reason) in (("Ready", ready), ("Reconciling", reconciling), ("Stalled", stalled))
+    ]
 
 
 def target_patch(
