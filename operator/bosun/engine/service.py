@@ -487,8 +487,11 @@ class OperationService:
             meta = {"name": name, "namespace": operation.namespace, "uid": "(not created yet)"}
             base = target or {"apiVersion": API_VERSION, "kind": kind.value, "metadata": meta, "status": {}}
             target = {**base, "spec": proposed}
-            edit = {**operation.annotations, INITIATOR_SOURCE: f"{kind.value}Spec"}  # planned as the edit would be
-            operation = operation.model_copy(update={"annotations": edit})
+            # Planned as the edit would be: as an operation the operator made for it.
+            as_edit = Initiator(
+                kind="Bosun", source=f"{kind.value}Spec", username=operation.annotations.get(CREATED_BY, "")
+            )
+            status = status.model_copy(update={"initiator": as_edit})
         if target is None:
             raise PermanentError(
                 f"{kind.value} {name!r} does not exist in namespace {operation.namespace}", "TargetNotFound"

@@ -37,7 +37,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from bosun.engine.service import Plan
+from bosun.engine.service import Plan, from_edit
 from bosun.engine.steps import PermanentError, Skipped, Step, StepTable, TransientError, irreversible, no_side_effect
 from bosun.engine.target import TargetFields
 from bosun.kube import Kube, any_change
@@ -78,7 +78,7 @@ class AppContext:
 
 def next_spec(operation: Operation, app_spec: AppSpec, current: Version | None) -> AppSpec:
     """The spec the operation deploys: the App spec for edits, else the running release changed by parameters."""
-    from_spec_edit = operation.annotations.get("bosun.dev/initiator-source") == "AppSpec"
+    from_spec_edit = from_edit(operation.status.initiator)  # decided once, by the engine, from trusted marks
     base = app_spec if from_spec_edit or current is None else current.spec
     params = operation.spec.parameters
     update: dict[str, Any] = {}
