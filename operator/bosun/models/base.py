@@ -44,6 +44,15 @@ class KubeModel(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
+class TargetPhase(StrEnum):
+    """Where an App or Database stands, as the steps of its operations leave it. Whether an
+    operation is under way is not a phase: `lastOperation` and the Reconciling condition say it."""
+
+    PENDING = "Pending"  # nothing of it runs (not yet, or its first start was undone)
+    RUNNING = "Running"
+    DEPROVISIONED = "Deprovisioned"
+
+
 class ConditionStatus(StrEnum):
     TRUE = "True"
     FALSE = "False"

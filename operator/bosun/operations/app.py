@@ -42,7 +42,7 @@ from bosun.engine.steps import PermanentError, Skipped, Step, StepTable, Transie
 from bosun.engine.target import TargetFields
 from bosun.kube import Kube, any_change
 from bosun.models.app import AppSpec, AppStatus, Process, Release
-from bosun.models.base import stamp
+from bosun.models.base import TargetPhase, stamp
 from bosun.models.names import INSTANCE_LABEL, MANAGED_BY_LABEL
 from bosun.models.operation import Operation, OperationType
 from bosun.workloads import app as build
@@ -462,7 +462,9 @@ async def record_release(ctx: AppContext) -> str:
         spec=ctx.next.spec,
     )
     releases = [release] + [r for r in status.releases if r.operation != ctx.operation]
-    await ctx.status.set(phase="Running", image=release.image, releases=[r.wire() for r in releases[:MAX_RELEASES]])
+    await ctx.status.set(
+        phase=TargetPhase.RUNNING, image=release.image, releases=[r.wire() for r in releases[:MAX_RELEASES]]
+    )
     return f"release {release.image} ({release.config_hash}) recorded"
 
 
@@ -472,7 +474,11 @@ async def unrecord_release(ctx: AppContext) -> str:
     status = await _app_status(ctx)
     releases = [r for r in status.releases if r.operation != ctx.operation]
     image = releases[0].image if releases else ""
-    await ctx.status.set(releases=[r.wire() for r in releases], image=image, phase="Running" if releases else "Pending")
+    await ctx.status.set(
+        releases=[r.wire() for r in releases],
+        image=image,
+        phase=TargetPhase.RUNNING if releases else TargetPhase.PENDING,
+    )
     return "release record removed"
 
 
@@ -495,13 +501,13 @@ async def restore_workload(ctx: AppContext) -> str:
 
 
 async def mark_deprovisioned(ctx: AppContext) -> str:
-    await ctx.status.set(phase="Deprovisioned", image="")
+    await ctx.status.set(phase=TargetPhase.DEPROVISIONED, image="")
     return "App marked Deprovisioned; its operations stay in history"
 
 
 async def mark_running(ctx: AppContext) -> str:
     image = ctx.previous.spec.image if ctx.previous else ""
-    await ctx.status.set(phase="Running" if image else "Pending", image=image)
+    await ctx.status.set(phase=TargetPhase.RUNNING if image else TargetPhase.PENDING, image=image)
     return "App marked Running again"
 
 

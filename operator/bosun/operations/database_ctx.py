@@ -20,7 +20,7 @@ from pydantic import Field
 from bosun.engine.target import TargetFields
 from bosun.errors import PermanentError
 from bosun.kube import Kube
-from bosun.models.base import KubeModel
+from bosun.models.base import KubeModel, TargetPhase
 from bosun.models.database import DatabaseSpec, VolumeRef
 from bosun.workloads import database as build
 
@@ -233,7 +233,7 @@ async def record(ctx: DatabaseContext, spec: DatabaseSpec) -> str:
         raise PermanentError(f"expected one running database pod, found {len(pods)}", "PodsUnexpected")
     claim = await ctx.kube.read(ctx.namespace, "PersistentVolumeClaim", build.claim_name(ctx.name)) or {}
     patch = {
-        "phase": "Running",
+        "phase": TargetPhase.RUNNING,
         "engine": spec.engine.value,
         "version": spec.version,
         "node": pods[0]["spec"]["nodeName"],

@@ -104,7 +104,7 @@ from bosun.engine.steps import (
     irreversible,
     no_side_effect,
 )
-from bosun.models.base import parse_time
+from bosun.models.base import TargetPhase, parse_time
 from bosun.models.names import CREATED_BY_OPERATION, RESIZED_BY_OPERATION
 from bosun.operations.database_ctx import (
     POLL_SECONDS,
@@ -217,7 +217,7 @@ async def record_next(ctx: DatabaseContext) -> str:
 
 
 async def unrecord(ctx: DatabaseContext) -> str:
-    await ctx.status.set(phase="Pending", node="")
+    await ctx.status.set(phase=TargetPhase.PENDING, node="")
     return "status back to Pending"
 
 
@@ -775,12 +775,12 @@ async def delete_volume(ctx: DatabaseContext) -> str:
 
 
 async def mark_deprovisioned(ctx: DatabaseContext) -> str:
-    await ctx.status.set(phase="Deprovisioned", node="", endpoint="", running=None)
+    await ctx.status.set(phase=TargetPhase.DEPROVISIONED, node="", endpoint="", running=None)
     return "Database marked Deprovisioned; its operations stay in history"
 
 
 async def mark_running(ctx: DatabaseContext) -> str:
-    await ctx.status.set(phase="Running")
+    await ctx.status.set(phase=TargetPhase.RUNNING)
     return "Database marked Running again"
 
 
