@@ -106,12 +106,12 @@ class OperationLifecycle:
         delay, give_up_at = 1.0, None
         while True:
             try:
-                fresh = await self.kube.get("Operation", namespace, name)
-            except NotFound:
-                return
+                fresh = await self.kube.read(namespace, "Operation", name)
             except TransientError:
-                fresh = None
-            if fresh is not None:
+                fresh = {}  # not known this time: ask again after the delay
+            if fresh is None:
+                return  # gone
+            if fresh:
                 if (fresh.get("status") or {}).get("archived"):
                     return
                 if (fresh.get("metadata") or {}).get("deletionTimestamp") and give_up_at is None:
@@ -141,8 +141,8 @@ class OperationLifecycle:
         delay = self.retry_first_seconds
         while True:
             try:
-                await self.kube.patch(
-                    "Operation", meta["namespace"], meta["name"], {"metadata": {"labels": {ARCHIVED_LABEL: "true"}}}
+                await self.kube.patch_object(
+                    meta["namespace"], "Operation", meta["name"], {"metadata": {"labels": {ARCHIVED_LABEL: "true"}}}
                 )
                 return True
             except NotFound:

@@ -90,7 +90,7 @@ def test_the_report_is_sorted_deduplicated_and_the_same_every_time() -> None:
 class NoLists:
     """A Kube that must not be asked: this week's live rows come from the watch's index."""
 
-    async def list_objects(self, *_: Any) -> list[dict[str, Any]]:
+    async def list_labelled(self, *_: Any) -> list[dict[str, Any]]:
         raise AssertionError("listed every Operation of the namespace")
 
 
@@ -192,7 +192,7 @@ class Writes(NoLists):
     async def list_all(self, kind: str) -> list[dict[str, Any]]:
         return []
 
-    async def list_objects(self, *_: Any) -> list[dict[str, Any]]:
+    async def list_labelled(self, *_: Any) -> list[dict[str, Any]]:
         return []  # a past week's report reads its namespace's Operations too
 
     async def read(self, namespace: str, kind: str, name: str) -> dict[str, Any] | None:

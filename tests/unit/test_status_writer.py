@@ -88,7 +88,7 @@ class Target:
         self.status, self.version, self.intruders = dict(status), 1, intruders
         self.writes: list[dict[str, Any]] = []
 
-    async def find(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    async def read(self, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
         return {"metadata": {"resourceVersion": str(self.version)}, "status": dict(self.status)}
 
     async def patch_status(self, kind: str, namespace: str, name: str, body: dict[str, Any], version: str) -> None:
@@ -123,7 +123,7 @@ async def test_the_target_writer_reads_again_after_a_conflict_and_gives_up_only_
 
 async def test_the_target_writer_says_when_the_target_is_gone() -> None:
     class Gone(Target):
-        async def find(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        async def read(self, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
             return None
 
     gone = Gone({})

@@ -94,7 +94,7 @@ class ActivityService:
     async def _operations(self) -> list[dict[str, Any]]:
         if not self.namespaces:
             return await self.kube.list_all("Operation")
-        return [body for namespace in self.namespaces for body in await self.kube.list_objects("Operation", namespace)]
+        return [body for namespace in self.namespaces for body in await self.kube.list_labelled(namespace, "Operation")]
 
     async def archive(self, body: Mapping[str, Any]) -> OperationRecord:
         """Store a finished operation's record (idempotent), refresh its week's report, mark it archived.
@@ -163,7 +163,7 @@ class ActivityService:
         if self.live is not None and week == current:
             live = [OperationRecord.of_operation(o) for o in self.live(namespace)]
         else:
-            live = [OperationRecord.of(body) for body in await self.kube.list_objects("Operation", namespace)]
+            live = [OperationRecord.of(body) for body in await self.kube.list_labelled(namespace, "Operation")]
         for record in live:
             if record.created and record.week == week and record.uid not in found:
                 found[record.uid] = record
@@ -262,7 +262,7 @@ class ActivityService:
                 continue
             try:
                 if parse(finished) <= cutoff:
-                    await self.kube.delete_custom("Operation", namespace, name)
+                    await self.kube.delete(namespace, "Operation", name)
                     removed.append(f"{namespace}/{name}")
             except PermanentError as error:  # this one is retried next time; the others go on
                 logger.warning("operation %s/%s not archived or removed: %s", namespace, name, error)

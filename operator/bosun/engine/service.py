@@ -320,7 +320,7 @@ class OperationService:
         caller that must not trust the watch yet (drift repair, just after a start)."""
         by_label = self.queue_by_label and len(name) <= 63
         selector = {TARGET_KIND_LABEL: kind.lower(), TARGET_LABEL: name} if by_label else None
-        for body in await self.kube.list_objects("Operation", namespace, selector):
+        for body in await self.kube.list_labelled(namespace, "Operation", selector):
             operation = Operation.of(body)
             target = operation.spec.target
             if (target.kind.value, target.name) == (kind, name) and not (
@@ -351,7 +351,7 @@ class OperationService:
         given = Operation.of(body)
         # The body Kopf hands over may be older than the last status write (another driver may have
         # just finished it): decide from the object as it is now.
-        fresh = await self.kube.find("Operation", given.namespace, given.name)
+        fresh = await self.kube.read(given.namespace, "Operation", given.name)
         if fresh is None:
             return given.status
         operation = Operation.of(fresh)
@@ -450,7 +450,7 @@ class OperationService:
         journal.info("dry run: planning and checking only, nothing will be changed")
         try:
             planned = await self._dry_run_plan(operation, status)
-            others = [Operation.of(o) for o in await self.kube.list_objects("Operation", operation.namespace)]
+            others = [Operation.of(o) for o in await self.kube.list_labelled(operation.namespace, "Operation")]
             report = await dryrun.examine(planned.table, planned.ctx, planned.summary, others)
             report.waits_behind = blocker(operation, others) or ""
         except PermanentError as refused:
@@ -475,7 +475,7 @@ class OperationService:
     async def _dry_run_plan(self, operation: Operation, status: OperationStatus) -> Plan[Any]:
         """The target as it would be (with `spec.proposed`), and the plan the real operation would make."""
         kind, name = operation.spec.target.kind, operation.spec.target.name
-        target = await self.kube.find(kind.value, operation.namespace, name)
+        target = await self.kube.read(operation.namespace, kind.value, name)
         proposed = operation.spec.proposed
         if proposed is not None:
             model = AppSpec if kind is TargetKind.APP else DatabaseSpec
@@ -570,7 +570,7 @@ class OperationService:
         self._asked_at[operation.uid] = now  # an event the watch missed delays a start by this much at most
         if not waiting:
             await turn.take()
-            return await self.kube.find(kind, operation.namespace, name) or {}  # resuming: the steps find what is left
+            return await self.kube.read(operation.namespace, kind, name) or {}  # resuming: the steps find what is left
         me = operation.model_copy(update={"status": status})
         # The target's lock first when it is free, so the one look at the queue that decides is made
         # under it (nothing of ours starts meanwhile); the target and its Operations are read together.
@@ -578,7 +578,7 @@ class OperationService:
         free = not turn.lock.locked()
         if free:
             await turn.take()
-        target, ahead = await _both(self.kube.find(kind, operation.namespace, name), self._ahead(me))
+        target, ahead = await _both(self.kube.read(operation.namespace, kind, name), self._ahead(me))
         if target is None:
             turn.give()
             message = f"{kind} {name!r} does not exist in namespace {operation.namespace}"
@@ -648,9 +648,9 @@ class OperationService:
         """
         target = me.spec.target
         if not (self.queue_by_label and len(target.name) <= 63):
-            return blocker(me, [Operation.of(o) for o in await self.kube.list_objects("Operation", me.namespace)])
+            return blocker(me, [Operation.of(o) for o in await self.kube.list_labelled(me.namespace, "Operation")])
         selector = {TARGET_KIND_LABEL: target.kind.value.lower(), TARGET_LABEL: target.name}
-        listed = [Operation.of(o) for o in await self.kube.list_objects("Operation", me.namespace, selector)]
+        listed = [Operation.of(o) for o in await self.kube.list_labelled(me.namespace, "Operation", selector)]
         seen = {o.uid for o in listed}
         return blocker(me, listed + [o for o in self.unfinished.on(me) if o.uid not in seen])
 

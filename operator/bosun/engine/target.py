@@ -127,7 +127,7 @@ class TargetStatus:
         change re-applied. Nothing differs: no write at all.
         """
         for _ in range(CONFLICT_RETRIES):
-            body = await self.kube.find(kind, namespace, name)
+            body = await self.kube.read(namespace, kind, name)
             if body is None:
                 return False
             current = body.get("status") or {}
@@ -153,7 +153,7 @@ class TargetStatus:
         delay, waited = 0.2, 0.0
         while True:
             try:
-                body = await self.kube.find(target.kind.value, operation.namespace, target.name)
+                body = await self.kube.read(operation.namespace, target.kind.value, target.name)
                 if body is None:
                     return False
                 newer = (body.get("status") or {}).get("lastOperation") or {}
@@ -179,13 +179,13 @@ class TargetStatus:
 
     async def observed(self, kind: str, namespace: str, name: str, generation: int) -> None:
         """A spec edit that needs no operation is in force at once: say the generation was observed."""
-        body = await self.kube.find(kind, namespace, name)
+        body = await self.kube.read(namespace, kind, name)
         if body is not None and ((body.get("status") or {}).get("observedGeneration") or 0) < generation:
             await self.writes.patch_status(kind, namespace, name, {"observedGeneration": generation})
 
     async def _is_older(self, operation: Operation, other: str) -> bool:
         """True when the operation the target names is older than `operation` (or gone)."""
-        body = await self.kube.find("Operation", operation.namespace, other)
+        body = await self.kube.read(operation.namespace, "Operation", other)
         if body is None:
             return True
         return Operation.of(body).queue_key < operation.queue_key

@@ -290,7 +290,7 @@ async def _apply_version(ctx: AppContext, version: Version) -> None:
 
 
 async def _app_exists(ctx: AppContext) -> bool:
-    app = await ctx.kube.find("App", ctx.namespace, ctx.app)
+    app = await ctx.kube.read(ctx.namespace, "App", ctx.app)
     return (
         app is not None
         and (app.get("metadata") or {}).get("uid") == ctx.uid
@@ -444,7 +444,7 @@ async def roll_back(ctx: AppContext) -> str:
 
 
 async def _app_status(ctx: AppContext) -> AppStatus:
-    app = await ctx.kube.find("App", ctx.namespace, ctx.app)
+    app = await ctx.kube.read(ctx.namespace, "App", ctx.app)
     if app is None:
         raise PermanentError(f"App {ctx.app} no longer exists", "TargetNotFound")
     return AppStatus.model_validate(app.get("status") or {})

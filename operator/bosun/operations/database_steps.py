@@ -584,7 +584,7 @@ async def detach_new(ctx: DatabaseContext) -> str:
 async def start_new(ctx: DatabaseContext) -> str:
     pod = await wait_ready(ctx, ctx.new_pod, ctx.plan.to_node, stable=ctx.spec.min_ready_seconds)
     await record(ctx, ctx.spec)
-    operation = await ctx.kube.get("Operation", ctx.namespace, ctx.operation)
+    operation = await ctx.kube.read(ctx.namespace, "Operation", ctx.operation) or {}
     stopped_at = (steps_of(operation).get("stop-old") or {}).get("startedAt")
     serving_at = ready_at(pod)
     downtime = (parse_time(serving_at) - parse_time(stopped_at)).total_seconds() if stopped_at and serving_at else 0.0
