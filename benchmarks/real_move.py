@@ -51,6 +51,7 @@ from tests.support.waiting import wait_for
 from benchmarks.common import Environment, Report, median, pyplot, seconds_between
 from benchmarks.moves import Timeline, volume_of, where_it_goes
 from bosun.models.database import DatabaseSpec
+from bosun.models.names import GROUP, PLURALS, VERSION
 from bosun.workloads import database as build
 
 PARTS = ["stop", "detach", "attach", "start"]
@@ -146,7 +147,7 @@ def other_operations(
     kept = set(counter.acknowledged)
     counter.stop()
     status = run_op(bosun, "deprovision-real", "deprovision")
-    bosun.custom.delete_namespaced_custom_object("bosun.dev", "v1alpha1", bosun.namespace, "databases", "pg")
+    bosun.custom.delete_namespaced_custom_object(GROUP, VERSION, bosun.namespace, PLURALS["Database"], "pg")
     wait_for(lambda: not bosun.list("databases"), what="the Database gone")
     again = provision(bosun, real.database(reclaim="Retain", size="512Mi"))
     password = base64.b64decode(env.core.read_namespaced_secret("pg-credentials", bosun.namespace).data["password"])

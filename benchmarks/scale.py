@@ -32,6 +32,7 @@ from tests.support.bosun_objects import GROUP, VERSION, Bosun
 from tests.support.cluster import fake_node
 
 from benchmarks.common import Environment, Report, mean, median, percentile, pyplot
+from bosun.models.names import FINISHED_PHASES
 
 NODE_PREFIX = "kwok-scale-"  # zone "scale" (hack/cluster.d/stages-storage.yaml reads it from the name)
 
@@ -97,7 +98,7 @@ class Watcher:
             seen.phase = status.get("phase", "")
             seen.reason = f"{status.get('reason', '')}: {status.get('message', '')}"[:200]
             seen.archived = bool(status.get("archived"))
-            if seen.phase in ("Succeeded", "Failed", "Cancelled") and seen.finished is None:
+            if seen.phase in FINISHED_PHASES and seen.finished is None:
                 seen.finished = now
 
     def wait_finished(self, names: list[str], timeout: float) -> None:

@@ -13,10 +13,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import UTC, datetime
 
 from bosun.errors import PermanentError, TransientError
 from bosun.kube import Kube
+from bosun.models.base import now
 
 LABEL = "bosun.dev/heartbeat"
 NAME = "bosun-heartbeat"
@@ -61,7 +61,7 @@ class Heartbeat:
             await asyncio.sleep(self.period)
 
     async def _touch(self) -> None:
-        stamp = datetime.now(UTC).isoformat()
+        stamp = now().isoformat()
         current = await self.kube.read_config_map(self.namespace, NAME)
         if current is None:
             await self.kube.create_config_map(self.namespace, NAME, {"beat": stamp}, labels={LABEL: "true"})

@@ -17,7 +17,6 @@ import time
 import urllib.request
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar, cast
 
 import aiohttp
@@ -28,12 +27,12 @@ from kubernetes_asyncio.client.rest import RESTResponse
 from bosun import metrics
 from bosun.errors import PermanentError, TransientError
 from bosun.models.base import GROUP, VERSION
-from bosun.models.names import USER_AGENT
+from bosun.models.base import now as clock_now
+from bosun.models.names import PLURALS, USER_AGENT
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
-PLURALS = {"App": "apps", "Database": "databases", "Operation": "operations"}
 # The generated client's stubs do not declare _content_type; it is a documented keyword.
 MERGE_PATCH: dict[str, Any] = {"_content_type": "application/merge-patch+json"}
 APPLY_PATCH: dict[str, Any] = {"_content_type": "application/apply-patch+yaml"}
@@ -123,10 +122,6 @@ async def call(what: str, work: Callable[[], Awaitable[T]]) -> T:
             raise mapped from error
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 async def _json(response: Any) -> dict[str, Any]:
     """The body of a response asked for with `_preload_content=False`, as plain JSON.
 
@@ -214,30 +209,15 @@ class Kube:
         return await _json(await response)
 
     # Bosun's own resources ----------------------------------------------------------------
+    # One vocabulary for every kind: `read`, `create`, `create_object`, `patch_object`, `delete`,
+    # `list_labelled` (namespace first, then kind) reach App, Database and Operation through the
+    # custom-objects API and everything else through its typed API.
 
-    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
-        return await call(
-            f"get {kind} {namespace}/{name}",
-            lambda: self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name),
-        )
-
-    async def find(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return await self.get(kind, namespace, name)
-        except NotFound:
-            return None
-
-    async def list_objects(
-        self, kind: str, namespace: str, selector: dict[str, str] | None = None
-    ) -> list[dict[str, Any]]:
-        labels = ",".join(f"{k}={v}" for k, v in sorted((selector or {}).items()))
-        result = await call(
-            f"list {kind} in {namespace}",
-            lambda: self.custom.list_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURALS[kind], label_selector=labels
-            ),
-        )
-        return list(result.get("items", []))
+    async def _own(self, verb: str, kind: str, namespace: str, name: str, *args: Any, **kwargs: Any) -> Any:
+        """One call of the custom-objects API on a Bosun kind (`verb`: get, list, create, patch, delete)."""
+        method = getattr(self.custom, f"{verb}_namespaced_custom_object")
+        what = f"{verb} {kind} {namespace}/{name}" if name else f"{verb} {kind} in {namespace}"
+        return await call(what, lambda: method(GROUP, VERSION, namespace, PLURALS[kind], *args, **kwargs))
 
     async def list_all(self, kind: str) -> list[dict[str, Any]]:
         """Every object of a Bosun kind, in every namespace."""
@@ -246,47 +226,6 @@ class Kube:
             lambda: self.custom.list_cluster_custom_object(GROUP, VERSION, PLURALS[kind]),
         )
         return list(result.get("items", []))
-
-    async def delete_custom(self, kind: str, namespace: str, name: str) -> None:
-        with contextlib.suppress(NotFound):
-            await call(
-                f"delete {kind} {namespace}/{name}",
-                lambda: self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name),
-            )
-
-    async def create(self, kind: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        return await call(
-            f"create {kind} {namespace}/{body['metadata'].get('name')}",
-            lambda: self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], body),
-        )
-
-    async def patch_status(
-        self, kind: str, namespace: str, name: str, status: dict[str, Any], resource_version: str = ""
-    ) -> dict[str, Any]:
-        """Merge-patch `status` (lists are replaced whole); with a resourceVersion, only if unchanged (409 if not)."""
-        body: dict[str, Any] = {"status": status}
-        if resource_version:
-            body["metadata"] = {"resourceVersion": resource_version}
-        return await call(
-            f"patch status of {kind} {namespace}/{name}",
-            lambda: self.custom.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                namespace,
-                PLURALS[kind],
-                name,
-                body,
-                **MERGE_PATCH,
-            ),
-        )
-
-    async def patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        return await call(
-            f"patch {kind} {namespace}/{name}",
-            lambda: self.custom.patch_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURALS[kind], name, patch, **MERGE_PATCH
-            ),
-        )
 
     # core ---------------------------------------------------------------------------------
 
@@ -329,7 +268,7 @@ class Kube:
     ) -> None:
         """Record a Kubernetes Event on an object (best effort: Events are never the only record)."""
         meta = involved["metadata"]
-        now = utc_now()
+        now = clock_now()
         body = client.EventsV1Event(
             metadata=client.V1ObjectMeta(
                 name=f"{meta['name'][:200]}.{uuid.uuid4().hex[:16]}", namespace=meta["namespace"]
@@ -395,6 +334,11 @@ class Kube:
         )
 
     async def read(self, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
+        if kind in PLURALS:
+            try:
+                return cast(dict[str, Any], await self._own("get", kind, namespace, name, name))
+            except NotFound:
+                return None
         api, suffix = self._typed(kind)
         method = getattr(api, f"read_namespaced_{suffix}")
         try:
@@ -405,6 +349,10 @@ class Kube:
             return None
 
     async def delete(self, namespace: str, kind: str, name: str) -> None:
+        if kind in PLURALS:
+            with contextlib.suppress(NotFound):
+                await self._own("delete", kind, namespace, name, name)
+            return
         api, suffix = self._typed(kind)
         method = getattr(api, f"delete_namespaced_{suffix}")
         with contextlib.suppress(NotFound):
@@ -424,7 +372,9 @@ class Kube:
         )
 
     async def patch_object(self, namespace: str, kind: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        """A merge patch of a workload object's fields Bosun does not apply (e.g. a claim's size)."""
+        """A merge patch of fields Bosun does not apply (a claim's size, an Operation's label)."""
+        if kind in PLURALS:
+            return cast(dict[str, Any], await self._own("patch", kind, namespace, name, name, patch, **MERGE_PATCH))
         api, suffix = self._typed(kind)
         method = getattr(api, f"patch_namespaced_{suffix}")
         return await call(
@@ -468,10 +418,15 @@ class Kube:
                 yield pods.objects.get(name)
                 await pods.changed(every)
 
-    async def list_labelled(self, namespace: str, kind: str, selector: dict[str, str]) -> list[dict[str, Any]]:
+    async def list_labelled(
+        self, namespace: str, kind: str, selector: dict[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        label_selector = ",".join(f"{k}={v}" for k, v in sorted((selector or {}).items()))
+        if kind in PLURALS:
+            listed = await self._own("list", kind, namespace, "", label_selector=label_selector)
+            return list(listed.get("items") or [])
         api, suffix = self._typed(kind)
         method = getattr(api, f"list_namespaced_{suffix}")
-        label_selector = ",".join(f"{k}={v}" for k, v in selector.items())
         result = await call(
             f"list {kind} in {namespace}",
             lambda: self._raw(method(namespace, label_selector=label_selector, _preload_content=False)),
@@ -488,15 +443,24 @@ class Kube:
         )
         return list(result.get("items") or [])
 
-    async def create_object(self, namespace: str, manifest: dict[str, Any]) -> dict[str, Any] | None:
-        """Create a workload object; None if it already exists (creation is the side effect to do once)."""
-        api, suffix = self._typed(manifest["kind"])
-        method = getattr(api, f"create_namespaced_{suffix}")
-        try:
-            return await call(
-                f"create {manifest['kind']} {namespace}/{manifest['metadata']['name']}",
-                lambda: self._raw(method(namespace, manifest, _preload_content=False)),
+    async def create(self, namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Create an object; AlreadyExists when one of its name is there."""
+        kind = manifest["kind"]
+        if kind in PLURALS:
+            return cast(
+                dict[str, Any], await self._own("create", kind, namespace, manifest["metadata"]["name"], manifest)
             )
+        api, suffix = self._typed(kind)
+        method = getattr(api, f"create_namespaced_{suffix}")
+        return await call(
+            f"create {kind} {namespace}/{manifest['metadata']['name']}",
+            lambda: self._raw(method(namespace, manifest, _preload_content=False)),
+        )
+
+    async def create_object(self, namespace: str, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        """Create an object; None if it already exists (creation is the side effect to do once)."""
+        try:
+            return await self.create(namespace, manifest)
         except AlreadyExists:
             return None
 

@@ -31,6 +31,7 @@ from typing import Any
 from bosun import metrics
 from bosun.errors import PermanentError, TransientError
 from bosun.kube import Kube
+from bosun.models.base import now
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class LeaseElector:
             self._seen, self._seen_at = view, self.clock()
         if not may_take(view, self.identity, self.clock() - self._seen_at, self.lease_seconds):
             return False
-        spec = claim_spec(view, self.identity, datetime.now(UTC), self.lease_seconds, self._acquired)
+        spec = claim_spec(view, self.identity, now(), self.lease_seconds, self._acquired)
         if body is None:
             manifest = {
                 "apiVersion": "coordination.k8s.io/v1",
@@ -188,8 +189,8 @@ class LeaseElector:
             body = await self.kube.read(self.namespace, "Lease", self.name)
             if body is None or (body.get("spec") or {}).get("holderIdentity") != self.identity:
                 return
-            now = micro_time(datetime.now(UTC))
-            spec = {**body["spec"], "holderIdentity": None, "leaseDurationSeconds": 1, "renewTime": now}
+            released = micro_time(now())
+            spec = {**body["spec"], "holderIdentity": None, "leaseDurationSeconds": 1, "renewTime": released}
             await self.kube.replace(self.namespace, {**body, "spec": spec})
             logger.info("leader Lease released")
         except (TransientError, PermanentError) as error:

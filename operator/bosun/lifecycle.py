@@ -33,6 +33,7 @@ from bosun.activity.service import ActivityService
 from bosun.engine.service import OperationService
 from bosun.errors import PermanentError, TransientError
 from bosun.kube import Kube, NotFound
+from bosun.kube_status import StatusWrites
 from bosun.models.names import ARCHIVED_LABEL, FINALIZER
 from bosun.store import StillUnsure, StoreUnavailable
 
@@ -105,12 +106,12 @@ class OperationLifecycle:
         delay, give_up_at = 1.0, None
         while True:
             try:
-                fresh = await self.kube.get("Operation", namespace, name)
-            except NotFound:
-                return
+                fresh = await self.kube.read(namespace, "Operation", name)
             except TransientError:
-                fresh = None
-            if fresh is not None:
+                fresh = {}  # not known this time: ask again after the delay
+            if fresh is None:
+                return  # gone
+            if fresh:
                 if (fresh.get("status") or {}).get("archived"):
                     return
                 if (fresh.get("metadata") or {}).get("deletionTimestamp") and give_up_at is None:
@@ -140,8 +141,8 @@ class OperationLifecycle:
         delay = self.retry_first_seconds
         while True:
             try:
-                await self.kube.patch(
-                    "Operation", meta["namespace"], meta["name"], {"metadata": {"labels": {ARCHIVED_LABEL: "true"}}}
+                await self.kube.patch_object(
+                    meta["namespace"], "Operation", meta["name"], {"metadata": {"labels": {ARCHIVED_LABEL: "true"}}}
                 )
                 return True
             except NotFound:
@@ -172,7 +173,9 @@ class OperationLifecycle:
         try:
             await self.kube.emit_event(body, reason="NotArchived", message=message, warning=True)
             # Not an archive: a marker that lets Kopf release the object (its filters match unarchived ones).
-            await self.kube.patch_status("Operation", namespace, name, {"archived": f"not archived: {error}"[:1000]})
+            await StatusWrites(self.kube).patch_status(
+                "Operation", namespace, name, {"archived": f"not archived: {error}"[:1000]}
+            )
         except (TransientError, PermanentError) as failure:
             logger.error("operation %s/%s could not be let go: %s", namespace, name, failure)
 

@@ -22,6 +22,7 @@ from kubernetes import client
 from bosun.engine import logcopy as namespace_copy
 from bosun.engine.oplog import OperationLog, log_key
 from bosun.kube import connected
+from bosun.models.names import GROUP, PLURALS, VERSION
 from bosun.store import S3Store
 from tests.support.bosun_objects import Bosun
 from tests.support.cli import kubectl_bosun
@@ -137,7 +138,7 @@ def test_the_week_report_has_every_operation_even_on_deleted_targets(
     assert provisioned["phase"] == "Succeeded"
     start_op(bosun, "pg-move", "redeploy", node=NEIGHBOUR)
     assert bosun.wait_phase("pg-move", timeout=180)["phase"] == "Succeeded"
-    bosun.custom.delete_namespaced_custom_object("bosun.dev", "v1alpha1", bosun.namespace, "apps", "web")
+    bosun.custom.delete_namespaced_custom_object(GROUP, VERSION, bosun.namespace, PLURALS["App"], "web")
     expected = {
         first: ("deploy", "App", "web", "Succeeded", "NotNeeded"),
         failed: ("deploy", "App", "web", "Failed", "Succeeded"),

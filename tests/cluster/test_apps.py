@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from bosun.models.names import GROUP, PLURALS, VERSION
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster
 from tests.support.crash import KillAtStep, restart_after
@@ -255,7 +256,7 @@ def test_deprovision_removes_the_workload_and_keeps_history(shop: Bosun, api: cl
     assert status["phase"] == "Succeeded", status
     assert not client.AppsV1Api(api).list_namespaced_deployment(shop.namespace).items
     assert shop.get("apps", "shop")["status"]["phase"] == "Deprovisioned"
-    shop.custom.delete_namespaced_custom_object("bosun.dev", "v1alpha1", shop.namespace, "apps", "shop")
+    shop.custom.delete_namespaced_custom_object(GROUP, VERSION, shop.namespace, PLURALS["App"], "shop")
     wait_for(lambda: not [a for a in shop.list("apps")], what="the App gone")
     assert {o["metadata"]["name"] for o in shop.list("operations")} >= {"bye"}  # history outlives the App
 
@@ -281,7 +282,7 @@ def test_an_app_deleted_during_its_deploy_says_so_and_claims_nothing_stays(shop:
     shop.apply(app_manifest("example.com/shop:2", podAnnotations=slow))
     name = deploy_op(shop)["metadata"]["name"]
     shop.wait_step_state(name, 2, "Running")
-    shop.custom.delete_namespaced_custom_object("bosun.dev", "v1alpha1", shop.namespace, "apps", "shop")
+    shop.custom.delete_namespaced_custom_object(GROUP, VERSION, shop.namespace, PLURALS["App"], "shop")
     status = shop.wait_phase(name, timeout=120)
     assert (status["phase"], status["reason"]) == ("Failed", "TargetDeleted"), status
     assert "was deleted" in status["message"]

@@ -105,10 +105,10 @@ async def test_api_errors_are_counted_by_status_and_kind(cluster: LocalCluster, 
     before = counted("bosun_kube_api_errors_total", code="403", kind="permanent")
     try:
         with pytest.raises(PermanentError):
-            await kube.delete_custom("App", namespace, "web")  # the operator may never delete an App
+            await kube.delete(namespace, "App", "web")  # the operator may never delete an App
         assert counted("bosun_kube_api_errors_total", code="403", kind="permanent") == before + 1
         total = all_api_errors()
-        assert await kube.find("App", namespace, "no-such-app") is None  # NotFound is an answer: not counted
+        assert await kube.read(namespace, "App", "no-such-app") is None  # NotFound is an answer: not counted
         assert all_api_errors() == total
     finally:
         await kube.close()

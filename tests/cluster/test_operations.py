@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
+from bosun.models.names import GROUP, PLURALS, VERSION
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster
 from tests.support.operator_process import OperatorProcess, ensure_running, module_operator
@@ -224,7 +225,7 @@ def test_deleted_target_fails_its_queued_operations(bosun: Bosun, app: str) -> N
     bosun.wait_phase("holder", {"Running"})
     bosun.operation("waiter", app)
     bosun.wait_phase("waiter", {"Queued"})
-    bosun.custom.delete_namespaced_custom_object("bosun.dev", "v1alpha1", bosun.namespace, "apps", app)
+    bosun.custom.delete_namespaced_custom_object(GROUP, VERSION, bosun.namespace, PLURALS["App"], app)
     status = bosun.wait_phase("waiter", timeout=60)
     assert (status["phase"], status["reason"]) == ("Failed", "TargetNotFound")
 

@@ -9,10 +9,10 @@ from typing import Any
 
 from kubernetes import client
 
-from bosun.models.names import EDIT_PART, GROUP, TARGET_GENERATION, VERSION
+from bosun.models.names import EDIT_PART, FINISHED_PHASES, GROUP, TARGET_GENERATION, VERSION
 from bosun.workloads.database import DATABASE_LABEL, PREPULL_LABEL
 
-FINISHED = {"Succeeded", "Failed", "Cancelled"}
+FINISHED = FINISHED_PHASES
 UNDONE_OK = {"Succeeded", "NotNeeded", "NotApplicable"}
 
 

@@ -7,11 +7,11 @@ from typing import Any
 
 from kubernetes import client
 
+from bosun.models.names import FINISHED_PHASES, GROUP, VERSION
 from tests.support.cluster import LocalCluster
 from tests.support.waiting import wait_for
 
-GROUP, VERSION = "bosun.dev", "v1alpha1"
-FINISHED = {"Succeeded", "Failed", "Cancelled"}
+FINISHED = FINISHED_PHASES
 
 
 class Bosun:

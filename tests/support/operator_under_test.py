@@ -21,10 +21,10 @@ from typing import Any
 from bosun.cli.main import parser, settings_from
 from bosun.engine.service import Plan
 from bosun.engine.steps import PermanentError, RetryPolicy, Step, StepTable
-from bosun.handlers import run
 from bosun.kube import Kube
 from bosun.models.operation import Operation, OperationType, TargetKind
 from bosun.operations.registry import Registry
+from bosun.process import run
 
 STEPS = ("one", "two", "three")
 

@@ -90,7 +90,7 @@ def test_the_report_is_sorted_deduplicated_and_the_same_every_time() -> None:
 class NoLists:
     """A Kube that must not be asked: this week's live rows come from the watch's index."""
 
-    async def list_objects(self, *_: Any) -> list[dict[str, Any]]:
+    async def list_labelled(self, *_: Any) -> list[dict[str, Any]]:
         raise AssertionError("listed every Operation of the namespace")
 
 
@@ -146,7 +146,12 @@ def on_wednesday(kube: Any, store: Any) -> Any:
     from bosun.activity.service import ActivityService
 
     return ActivityService(
-        kube, store, retention_seconds=3600, clock=lambda: datetime(2026, 11, 25, tzinfo=UTC), live=lambda _: []
+        kube,
+        store,
+        retention_seconds=3600,
+        clock=lambda: datetime(2026, 11, 25, tzinfo=UTC),
+        live=lambda _: [],
+        status_writes=kube,  # the fakes record the archive marker themselves
     )
 
 
@@ -187,7 +192,7 @@ class Writes(NoLists):
     async def list_all(self, kind: str) -> list[dict[str, Any]]:
         return []
 
-    async def list_objects(self, *_: Any) -> list[dict[str, Any]]:
+    async def list_labelled(self, *_: Any) -> list[dict[str, Any]]:
         return []  # a past week's report reads its namespace's Operations too
 
     async def read(self, namespace: str, kind: str, name: str) -> dict[str, Any] | None:

@@ -45,14 +45,13 @@ class Reads(Kube):
         self.applied: list[str] = []
         self.failing: Exception | None = None
 
-    async def find(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    async def read(self, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
+        if kind != "App":
+            return None  # every workload object missing
         self.finds.append(name)
         if self.failing is not None:
             raise self.failing
         return self.apps.get(name)
-
-    async def read(self, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
-        return None  # every object missing
 
     async def apply(self, namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
         self.applied.append(f"{manifest['kind']} {manifest['metadata']['name']}")

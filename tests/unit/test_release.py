@@ -42,7 +42,7 @@ class Flaky:
         self.errors = list(errors)
         self.patches = 0
 
-    async def patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+    async def patch_object(self, namespace: str, kind: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         self.patches += 1
         if self.errors:
             raise self.errors.pop(0)

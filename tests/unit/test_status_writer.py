@@ -10,6 +10,8 @@ import pytest
 
 from bosun.engine.oplog import capped
 from bosun.engine.status import StatusWriter
+from bosun.engine.target import TargetFields, TargetStatus
+from bosun.errors import TransientError
 from bosun.kube import TooLarge, map_error
 from bosun.models.operation import OperationLogStatus, OperationStatus, Phase, StepStatus
 
@@ -76,3 +78,54 @@ def _no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
         return None
 
     monkeypatch.setattr("bosun.engine.status.asyncio.sleep", instant)
+
+
+class Target:
+    """One Database as the API server keeps it: a status, a resourceVersion, and conflicts on
+    writes made onto a version that is no longer current."""
+
+    def __init__(self, status: dict[str, Any], *, intruders: int = 0) -> None:
+        self.status, self.version, self.intruders = dict(status), 1, intruders
+        self.writes: list[dict[str, Any]] = []
+
+    async def read(self, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
+        return {"metadata": {"resourceVersion": str(self.version)}, "status": dict(self.status)}
+
+    async def patch_status(self, kind: str, namespace: str, name: str, body: dict[str, Any], version: str) -> None:
+        if self.intruders:  # someone else wrote in between this read and this write
+            self.intruders -= 1
+            self.version += 1
+        if version != str(self.version):
+            raise TransientError(f"409 Conflict: {kind} {name} was modified")
+        self.status.update(body)
+        self.version += 1
+        self.writes.append(body)
+
+
+async def test_the_target_writer_writes_only_what_differs_and_nothing_when_nothing_does() -> None:
+    target = Target({"phase": "Running", "node": "a-1"})
+    fields = TargetFields(TargetStatus(target, writes=target), "Database", "ns", "pg")  # type: ignore[arg-type]
+    assert await fields.set(phase="Running", node="a-2")
+    assert target.writes == [{"node": "a-2"}]
+    assert await fields.set(phase="Running", node="a-2")
+    assert len(target.writes) == 1  # nothing changed: no write at all
+
+
+async def test_the_target_writer_reads_again_after_a_conflict_and_gives_up_only_when_they_never_stop() -> None:
+    target = Target({"phase": "Pending"}, intruders=2)
+    funnel = TargetStatus(target, writes=target)  # type: ignore[arg-type]
+    assert await funnel.change("Database", "ns", "pg", {"phase": "Running"})
+    assert target.writes == [{"phase": "Running"}] and target.status["phase"] == "Running"
+    endless = Target({"phase": "Pending"}, intruders=1_000)
+    with pytest.raises(TransientError, match="kept changing"):
+        await TargetStatus(endless, writes=endless).change("Database", "ns", "pg", {"phase": "Running"})  # type: ignore[arg-type]
+
+
+async def test_the_target_writer_says_when_the_target_is_gone() -> None:
+    class Gone(Target):
+        async def read(self, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
+            return None
+
+    gone = Gone({})
+    assert not await TargetStatus(gone, writes=gone).change("App", "ns", "web", {"phase": "Running"})  # type: ignore[arg-type]
+    assert gone.writes == []

@@ -82,3 +82,29 @@ def test_config_hash_ignores_the_image_only() -> None:
 )
 def test_image_references(image: str, ok: bool) -> None:
     assert valid_image(image) is ok
+
+
+def test_only_the_engine_says_an_operation_carries_a_spec_edit_not_an_annotation_anyone_can_write() -> None:
+    from bosun.models.app import AppSpec
+    from bosun.models.operation import Operation
+    from bosun.operations.app import next_spec
+    from bosun.workloads.app import Version
+
+    def operation(initiator: dict[str, str] | None) -> Operation:
+        return Operation.of(
+            {
+                "metadata": {
+                    "name": "op",
+                    "uid": "u",
+                    "annotations": {"bosun.dev/initiator-source": "AppSpec"},  # forged by whoever created it
+                },
+                "spec": {"target": {"kind": "App", "name": "web"}, "type": "deploy", "parameters": {"image": "web:3"}},
+                "status": {"initiator": initiator} if initiator else {},
+            }
+        )
+
+    running, edited = Version(AppSpec(image="web:1")), AppSpec(image="web:2")
+    user = operation({"kind": "User", "source": "Operation", "username": "mallory"})
+    assert next_spec(user, edited, running).image == "web:3"  # the running release with its parameters
+    bosun = operation({"kind": "Bosun", "source": "AppSpec", "username": "alice"})
+    assert next_spec(bosun, edited, running).image == "web:2"  # the edited spec, as the edit asked

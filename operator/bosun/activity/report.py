@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import Field
 
 from bosun.models.base import KubeModel, parse_time
+from bosun.models.names import REPORT_DIGEST, REPORT_PARTS
 from bosun.models.operation import Operation
 
 COLUMNS = [
@@ -150,8 +151,8 @@ def weeks_between(first: str, last: str) -> list[str]:
 # (about 2,500 operations each). One ConfigMap for a busy namespace's week failed to write past
 # about 5,000 operations, and every archive of that week was retried behind it.
 PART_BYTES = 512 * 1024
-PARTS = "bosun.dev/parts"  # on the first part: how many parts the report has
-DIGEST = "bosun.dev/sha256"  # on every part: the digest of its CSV as Bosun wrote it
+PARTS = REPORT_PARTS
+DIGEST = REPORT_DIGEST
 
 
 def csv_digest(text: str) -> str:

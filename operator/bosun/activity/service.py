@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bosun import metrics
@@ -38,23 +38,22 @@ from bosun.activity.report import (
 )
 from bosun.errors import PermanentError
 from bosun.kube import Kube, NamespaceTerminating, NotFound
+from bosun.kube_status import StatusWrites
+from bosun.models.base import now as clock_now
+from bosun.models.names import REPORT_FINAL, REPORT_OPERATIONS
 from bosun.models.operation import Operation
 from bosun.store import Store
 
 logger = logging.getLogger(__name__)
 REPORT_LABEL = "bosun.dev/activity-report"
 REAPPLY_SECONDS = 300.0
-FINAL = "bosun.dev/final"
+FINAL = REPORT_FINAL
 CSV_KEY = "activity.csv"
 
 
 def archived_at(body: Mapping[str, Any]) -> str:
     """Where the operation's record was archived ('' if not yet), as only the operator records it."""
     return str((body.get("status") or {}).get("archived") or "")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class ActivityService:
@@ -64,12 +63,14 @@ class ActivityService:
         store: Store,
         *,
         retention_seconds: float,
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = clock_now,
         namespaces: Sequence[str] = (),
         live: Callable[[str], Iterable[Operation]] | None = None,
         part_bytes: int = PART_BYTES,
+        status_writes: StatusWrites | None = None,
     ) -> None:
         self.kube = kube
+        self.status_writes = status_writes or StatusWrites(kube)
         self.store = store
         self.retention = timedelta(seconds=retention_seconds)
         self.clock = clock
@@ -93,7 +94,7 @@ class ActivityService:
     async def _operations(self) -> list[dict[str, Any]]:
         if not self.namespaces:
             return await self.kube.list_all("Operation")
-        return [body for namespace in self.namespaces for body in await self.kube.list_objects("Operation", namespace)]
+        return [body for namespace in self.namespaces for body in await self.kube.list_labelled(namespace, "Operation")]
 
     async def archive(self, body: Mapping[str, Any]) -> OperationRecord:
         """Store a finished operation's record (idempotent), refresh its week's report, mark it archived.
@@ -109,7 +110,7 @@ class ActivityService:
             # Last: `status.archived` releases the Operation (see bosun.lifecycle), so it comes after
             # everything it stands for. Status, because users cannot write it (a forged marker would
             # let retention delete an Operation that was never archived).
-            await self.kube.patch_status(
+            await self.status_writes.patch_status(
                 "Operation", record.namespace, record.name, {"archived": self.store.url(record.key)}
             )
             return record
@@ -162,7 +163,7 @@ class ActivityService:
         if self.live is not None and week == current:
             live = [OperationRecord.of_operation(o) for o in self.live(namespace)]
         else:
-            live = [OperationRecord.of(body) for body in await self.kube.list_objects("Operation", namespace)]
+            live = [OperationRecord.of(body) for body in await self.kube.list_labelled(namespace, "Operation")]
         for record in live:
             if record.created and record.week == week and record.uid not in found:
                 found[record.uid] = record
@@ -173,7 +174,7 @@ class ActivityService:
         records = await self.records(namespace, week)
         final = week_start(week) + timedelta(days=7) <= self.clock()
         parts = render_parts(records, self.part_bytes)
-        first = {FINAL: "true" if final else "false", "bosun.dev/operations": str(len(records)), PARTS: str(len(parts))}
+        first = {FINAL: "true" if final else "false", REPORT_OPERATIONS: str(len(records)), PARTS: str(len(parts))}
         now = time.monotonic()
         for old in [k for k, (_, at) in self._parts_written.items() if now - at > REAPPLY_SECONDS]:
             del self._parts_written[old]
@@ -261,7 +262,7 @@ class ActivityService:
                 continue
             try:
                 if parse(finished) <= cutoff:
-                    await self.kube.delete_custom("Operation", namespace, name)
+                    await self.kube.delete(namespace, "Operation", name)
                     removed.append(f"{namespace}/{name}")
             except PermanentError as error:  # this one is retried next time; the others go on
                 logger.warning("operation %s/%s not archived or removed: %s", namespace, name, error)

@@ -15,7 +15,7 @@ import re
 import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any, TextIO
 
 from bosun.activity.report import COLUMNS, DIGEST, PARTS, csv_digest, report_name, week_of, weeks_between
@@ -30,8 +30,11 @@ from bosun.cli.render import (
     table,
 )
 from bosun.models import logcopy
+from bosun.models.base import now, parse_time
+from bosun.models.names import FINISHED_PHASES, GROUP, PLURALS, REPORT_OPERATIONS, VERSION
 
-GROUP, VERSION = "bosun.dev", "v1alpha1"
+OPERATIONS = PLURALS["Operation"]
+
 CSV_KEY = "activity.csv"
 TIMESTAMPED = re.compile(r"^\d{4}-\d\d-\d\dT\S+ ")
 
@@ -86,7 +89,7 @@ def get_operation(conn: Connection, name: str) -> dict[str, Any]:
     return dict(
         _call(
             f"operation {name} in namespace {conn.namespace}",
-            lambda: conn.custom.get_namespaced_custom_object(GROUP, VERSION, conn.namespace, "operations", name),
+            lambda: conn.custom.get_namespaced_custom_object(GROUP, VERSION, conn.namespace, OPERATIONS, name),
         )
     )
 
@@ -94,12 +97,12 @@ def get_operation(conn: Connection, name: str) -> dict[str, Any]:
 def cancel(conn: Connection, name: str, out: TextIO) -> int:
     operation = get_operation(conn, name)
     phase = (operation.get("status") or {}).get("phase", "")
-    if phase in ("Succeeded", "Failed", "Cancelled"):
+    if phase in FINISHED_PHASES:
         raise CliError(f"operation {name} has already ended ({phase}): nothing to cancel")
     _call(
         f"cancel operation {name}",
         lambda: conn.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, conn.namespace, "operations", name, {"spec": {"cancel": True}}
+            GROUP, VERSION, conn.namespace, OPERATIONS, name, {"spec": {"cancel": True}}
         ),
     )
     print(f"operation {name}: cancel requested (it rolls back what it changed)", file=out)
@@ -131,7 +134,7 @@ def _unless_missing(what: str, work: Any) -> Any:
 
 
 def find_operation(conn: Connection, name: str) -> dict[str, Any] | None:
-    return _find(conn, "operations", name)
+    return _find(conn, OPERATIONS, name)
 
 
 def _log_chunks(conn: Connection, name: str, selector: str) -> list[dict[str, Any]]:
@@ -197,7 +200,7 @@ def _copy_wait(status: dict[str, Any], follow: bool, wait: float) -> float:
     finished = status.get("finishedAt")
     if follow or not finished:
         return wait
-    ended = (datetime.now(UTC) - datetime.fromisoformat(finished.replace("Z", "+00:00"))).total_seconds()
+    ended = (now() - parse_time(finished)).total_seconds()
     return wait if ended < wait else 0.0
 
 
@@ -277,7 +280,7 @@ def _weeks(week: str | None, since: date | None, today: date) -> list[str]:
 
 def activity(conn: Connection, week: str | None, since: date | None, output: str, out: TextIO, err: TextIO) -> int:
     """The namespace's activity reports, as CSV (the report itself) or a table."""
-    today = datetime.now(UTC).date()
+    today = now().date()
     rows: list[dict[str, str]] = []
     missing = []
     for name in _weeks(week, since, today):
@@ -318,7 +321,7 @@ def _read_week(conn: Connection, week: str, err: TextIO) -> list[dict[str, str]]
         if first is None:
             return None
         annotations = first.metadata.annotations or {}
-        count, expected = _number(annotations.get(PARTS), 1), _number(annotations.get("bosun.dev/operations"), -1)
+        count, expected = _number(annotations.get(PARTS), 1), _number(annotations.get(REPORT_OPERATIONS), -1)
         rows = report_rows(first, err)
         for part in range(2, min(count, MAX_PARTS) + 1):
             more = _read_report(conn, report_name(week, part))
@@ -369,7 +372,6 @@ def _read_report(conn: Connection, name: str) -> Any:
 
 
 KINDS = {"app": "App", "apps": "App", "database": "Database", "databases": "Database", "db": "Database"}
-PLURALS = {"App": "apps", "Database": "databases"}
 
 
 def target_of(text: str) -> tuple[str, str]:
@@ -400,7 +402,7 @@ def dry_run_manifest(
 def _run_dry(conn: Connection, manifest: dict[str, Any], out: TextIO, wait: float) -> int:
     created = _call(
         "create the dry-run Operation",
-        lambda: conn.custom.create_namespaced_custom_object(GROUP, VERSION, conn.namespace, "operations", manifest),
+        lambda: conn.custom.create_namespaced_custom_object(GROUP, VERSION, conn.namespace, OPERATIONS, manifest),
     )
     name = created["metadata"]["name"]
     if not (created.get("spec") or {}).get("dryRun"):
@@ -410,7 +412,7 @@ def _run_dry(conn: Connection, manifest: dict[str, Any], out: TextIO, wait: floa
         )
     deadline = time.monotonic() + wait
     operation = created
-    while (operation.get("status") or {}).get("phase") not in ("Succeeded", "Failed", "Cancelled"):
+    while (operation.get("status") or {}).get("phase") not in FINISHED_PHASES:
         if time.monotonic() > deadline:
             raise CliError(f"dry run {name} did not end within {wait:.0f}s: is the Bosun operator running?")
         time.sleep(0.3)

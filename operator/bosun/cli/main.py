@@ -132,7 +132,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def run_cli(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if args.command == "run":
-        from bosun.handlers import run
+        from bosun.process import run
 
         run(settings_from(args))
         return 0

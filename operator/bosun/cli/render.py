@@ -6,13 +6,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from bosun.models.base import parse_time
+from bosun.models.names import FINISHED_PHASES
 
 # Exit codes of `logs -f` and `status`: scripts can tell the outcomes apart.
 EXIT_SUCCEEDED = 0
 EXIT_ERROR = 1
 EXIT_ROLLED_BACK = 3  # failed or cancelled, and the rollback put everything back
 EXIT_ROLLBACK_FAILED = 4  # failed or cancelled, and something stays changed: look at it
-FINISHED = {"Succeeded", "Failed", "Cancelled"}
+FINISHED = FINISHED_PHASES
 
 
 def exit_code(status: dict[str, Any]) -> int | None:
@@ -137,7 +138,7 @@ def dry_run_report(operation: dict[str, Any]) -> str:
     ]
     refusals = report.get("refusals") or []
     verdict = f"Verdict:   REFUSED: {refusals[0]}" if refusals else "Verdict:   would run"
-    if status.get("phase") not in ("Succeeded", "Failed", "Cancelled"):
+    if status.get("phase") not in FINISHED:
         verdict = f"Verdict:   not finished ({status.get('phase') or 'Pending'})"
     elif status.get("phase") != "Succeeded" and not refusals:
         verdict = f"Verdict:   dry run failed: {status.get('message', '')}"

@@ -37,10 +37,10 @@ import asyncio
 import json
 import logging
 import weakref
-from datetime import UTC, datetime
 from typing import Protocol
 
 from bosun import metrics
+from bosun.models.base import now
 from bosun.models.operation import OperationLogStatus
 from bosun.store import StillUnsure, Store, StoreOutcomeUnknown, StoreUnavailable
 
@@ -191,7 +191,7 @@ class OperationLog:
 
     @staticmethod
     def format(message: str, *, warning: bool = False) -> str:
-        at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        at = now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
         return f"{at} {'WARNING' if warning else 'INFO':<7} {message}"
 
     def add(self, message: str, *, warning: bool = False) -> None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bosun.engine.conditions import set_condition
 from bosun.engine.steps import Reversibility, Step
-from bosun.models.base import Condition, ConditionStatus
+from bosun.models.base import Condition
 from bosun.models.operation import (
     NotUndone,
     OperationStatus,
@@ -213,23 +214,10 @@ def conditions(status: OperationStatus, generation: int | None, now: str) -> lis
         "Reconciling": (not phase.finished, phase.value),
         "Stalled": (finished_failing, reason if finished_failing else ""),
     }
-    previous = {c.type: c for c in status.conditions}
-    out = []
-    for kind, (true, why) in wanted.items():
-        value = ConditionStatus.TRUE if true else ConditionStatus.FALSE
-        before = previous.get(kind)
-        changed = before is None or before.status != value
-        out.append(
-            Condition(
-                type=kind,
-                status=value,
-                reason=why or phase.value,
-                message=status.message,
-                last_transition_time=now if changed else before.last_transition_time,  # type: ignore[union-attr]
-                observed_generation=generation,
-            )
-        )
-    return out
+    return [
+        set_condition(status.conditions, kind, true, why or phase.value, status.message, now, generation=generation)
+        for kind, (true, why) in wanted.items()
+    ]
 
 
 def is_undoable(step: Step[object]) -> bool:

@@ -17,20 +17,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Generic, Protocol
 
 from bosun import metrics
 from bosun.engine import record
 from bosun.engine.steps import Ctx, PermanentError, Reversibility, Skipped, Step, StepTable, TransientError
+from bosun.models.base import stamp
 from bosun.models.operation import OperationStatus, Phase, StepState
 
 logger = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 10.0
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class OperationHandle(Protocol):
@@ -66,7 +62,7 @@ class Runner(Generic[Ctx]):
         journal: Journal,
         *,
         deadline: float | None = None,
-        clock: Callable[[], str] = utc_now,
+        clock: Callable[[], str] = stamp,
         poll_interval: float = 0.25,
     ) -> None:
         self.table = table

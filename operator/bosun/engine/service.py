@@ -39,14 +39,15 @@ from bosun.engine.journal import KubeJournal
 from bosun.engine.logcopy import ConfigMapLogCopy
 from bosun.engine.oplog import OperationLog, log_key
 from bosun.engine.queue import Unfinished, blocker
-from bosun.engine.runner import Runner, utc_now
+from bosun.engine.runner import Runner
 from bosun.engine.status import StatusWriter
 from bosun.engine.steps import Ctx, StepTable
 from bosun.engine.target import TargetStatus
 from bosun.errors import PermanentError, TransientError
 from bosun.kube import Kube
+from bosun.kube_status import StatusWrites
 from bosun.models.app import AppSpec
-from bosun.models.base import parse_time
+from bosun.models.base import parse_time, stamp
 from bosun.models.database import DatabaseSpec
 from bosun.models.names import (
     API_VERSION,
@@ -144,8 +145,8 @@ def from_edit(initiator: Initiator | None) -> bool:
 
 
 def deadline_of(operation: Operation) -> str:
-    created = parse_time(operation.created) if operation.created else parse_time(utc_now())
-    return (created + timedelta(seconds=operation.spec.timeout_seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = parse_time(operation.created) if operation.created else parse_time(stamp())
+    return stamp(created + timedelta(seconds=operation.spec.timeout_seconds))
 
 
 _WAIT = object()
@@ -288,7 +289,8 @@ class OperationService:
         self.planner = planner
         self.queue_poll_seconds = queue_poll_seconds
         self.identity = identity  # the operator's own user name, to know its own Operations
-        self.targets = TargetStatus(kube)
+        self.status_writes = StatusWrites(kube)
+        self.targets = TargetStatus(kube, writes=self.status_writes)
         self.unfinished = Unfinished()  # fed by the handlers from the watch of Operations
         self._asked_at: dict[str, float] = {}  # per waiting operation: when the API server was last asked
         self._driving: dict[str, tuple[asyncio.Lock, int]] = {}  # per operation uid: its lock, and who wants it
@@ -318,7 +320,7 @@ class OperationService:
         caller that must not trust the watch yet (drift repair, just after a start)."""
         by_label = self.queue_by_label and len(name) <= 63
         selector = {TARGET_KIND_LABEL: kind.lower(), TARGET_LABEL: name} if by_label else None
-        for body in await self.kube.list_objects("Operation", namespace, selector):
+        for body in await self.kube.list_labelled(namespace, "Operation", selector):
             operation = Operation.of(body)
             target = operation.spec.target
             if (target.kind.value, target.name) == (kind, name) and not (
@@ -349,14 +351,14 @@ class OperationService:
         given = Operation.of(body)
         # The body Kopf hands over may be older than the last status write (another driver may have
         # just finished it): decide from the object as it is now.
-        fresh = await self.kube.find("Operation", given.namespace, given.name)
+        fresh = await self.kube.read(given.namespace, "Operation", given.name)
         if fresh is None:
             return given.status
         operation = Operation.of(fresh)
         status = operation.status
         if status.phase.finished:
             return status
-        writer = StatusWriter(self.kube, operation.namespace, operation.name, operation.generation)
+        writer = StatusWriter(self.status_writes, operation.namespace, operation.name, operation.generation)
         handle = _LiveHandle(body, writer, operation, self.targets, self.identity, deleting=deleting)
         if status.sequence is None or status.initiator is None or status.deadline is None:
             # Decided once and written before any queue decision: the place in the queue (the
@@ -420,12 +422,12 @@ class OperationService:
             reason = refused.reason if isinstance(refused, PermanentError) else "InternalError"
             message = str(refused) if isinstance(refused, PermanentError) else f"{type(refused).__name__}: {refused}"
             if record.steps_to_undo(status):  # resuming after steps ran: say what may stay changed
-                record.abandon(status, utc_now(), reason=reason, message=message)
+                record.abandon(status, stamp(), reason=reason, message=message)
                 journal.warning(f"cannot resume or roll back: {message}")
             else:
                 record.end_without_running(
                     status,
-                    utc_now(),
+                    stamp(),
                     phase=Phase.FAILED,
                     reason=reason,
                     message=f"refused before any change: {message}",
@@ -448,7 +450,7 @@ class OperationService:
         journal.info("dry run: planning and checking only, nothing will be changed")
         try:
             planned = await self._dry_run_plan(operation, status)
-            others = [Operation.of(o) for o in await self.kube.list_objects("Operation", operation.namespace)]
+            others = [Operation.of(o) for o in await self.kube.list_labelled(operation.namespace, "Operation")]
             report = await dryrun.examine(planned.table, planned.ctx, planned.summary, others)
             report.waits_behind = blocker(operation, others) or ""
         except PermanentError as refused:
@@ -456,7 +458,7 @@ class OperationService:
         except TransientError as error:
             journal.warning(f"dry run: the API server did not answer: {error}")
             record.end_without_running(
-                status, utc_now(), phase=Phase.FAILED, reason="ApiUnavailable", message=f"dry run incomplete: {error}"
+                status, stamp(), phase=Phase.FAILED, reason="ApiUnavailable", message=f"dry run incomplete: {error}"
             )
             await handle.save(status)
             return status
@@ -466,14 +468,14 @@ class OperationService:
         phase, reason, message = dryrun.verdict(report)
         (journal.warning if report.refusals else journal.info)(message)
         status.dry_run = report
-        record.end_without_running(status, utc_now(), phase=phase, reason=reason, message=message)
+        record.end_without_running(status, stamp(), phase=phase, reason=reason, message=message)
         await handle.save(status)
         return status
 
     async def _dry_run_plan(self, operation: Operation, status: OperationStatus) -> Plan[Any]:
         """The target as it would be (with `spec.proposed`), and the plan the real operation would make."""
         kind, name = operation.spec.target.kind, operation.spec.target.name
-        target = await self.kube.find(kind.value, operation.namespace, name)
+        target = await self.kube.read(operation.namespace, kind.value, name)
         proposed = operation.spec.proposed
         if proposed is not None:
             model = AppSpec if kind is TargetKind.APP else DatabaseSpec
@@ -485,8 +487,11 @@ class OperationService:
             meta = {"name": name, "namespace": operation.namespace, "uid": "(not created yet)"}
             base = target or {"apiVersion": API_VERSION, "kind": kind.value, "metadata": meta, "status": {}}
             target = {**base, "spec": proposed}
-            edit = {**operation.annotations, INITIATOR_SOURCE: f"{kind.value}Spec"}  # planned as the edit would be
-            operation = operation.model_copy(update={"annotations": edit})
+            # Planned as the edit would be: as an operation the operator made for it.
+            as_edit = Initiator(
+                kind="Bosun", source=f"{kind.value}Spec", username=operation.annotations.get(CREATED_BY, "")
+            )
+            status = status.model_copy(update={"initiator": as_edit})
         if target is None:
             raise PermanentError(
                 f"{kind.value} {name!r} does not exist in namespace {operation.namespace}", "TargetNotFound"
@@ -503,7 +508,7 @@ class OperationService:
             except TransientError:
                 metrics.RETRIES.labels("plan").inc()
                 must_undo = bool(record.steps_to_undo(status))  # a rollback is owed: keep trying
-                if status.deadline and utc_now() >= status.deadline and not must_undo:
+                if status.deadline and stamp() >= status.deadline and not must_undo:
                     raise
                 await asyncio.sleep(delay)
                 delay = min(10.0, delay * 2)
@@ -517,9 +522,9 @@ class OperationService:
         reason = error.reason if isinstance(error, PermanentError) else "InternalError"
         message = f"{type(error).__name__}: {error}" if not isinstance(error, PermanentError) else str(error)
         if record.steps_to_undo(status):
-            record.abandon(status, utc_now(), reason=reason, message=message)
+            record.abandon(status, stamp(), reason=reason, message=message)
         else:
-            record.end_without_running(status, utc_now(), phase=Phase.FAILED, reason=reason, message=message)
+            record.end_without_running(status, stamp(), phase=Phase.FAILED, reason=reason, message=message)
         journal.warning(f"operation ended by an internal error: {message}")
         try:
             await handle.save(status)
@@ -565,7 +570,7 @@ class OperationService:
         self._asked_at[operation.uid] = now  # an event the watch missed delays a start by this much at most
         if not waiting:
             await turn.take()
-            return await self.kube.find(kind, operation.namespace, name) or {}  # resuming: the steps find what is left
+            return await self.kube.read(operation.namespace, kind, name) or {}  # resuming: the steps find what is left
         me = operation.model_copy(update={"status": status})
         # The target's lock first when it is free, so the one look at the queue that decides is made
         # under it (nothing of ours starts meanwhile); the target and its Operations are read together.
@@ -573,11 +578,11 @@ class OperationService:
         free = not turn.lock.locked()
         if free:
             await turn.take()
-        target, ahead = await _both(self.kube.find(kind, operation.namespace, name), self._ahead(me))
+        target, ahead = await _both(self.kube.read(operation.namespace, kind, name), self._ahead(me))
         if target is None:
             turn.give()
             message = f"{kind} {name!r} does not exist in namespace {operation.namespace}"
-            record.end_without_running(status, utc_now(), phase=Phase.FAILED, reason="TargetNotFound", message=message)
+            record.end_without_running(status, stamp(), phase=Phase.FAILED, reason="TargetNotFound", message=message)
             journal.warning(message)
             await handle.save(status)
             return None
@@ -599,16 +604,14 @@ class OperationService:
         if handle.cancel_requested():
             behind = f" (it waited behind {status.queued_behind})" if status.queued_behind else ""
             message = f"cancelled before it started, by {handle.cancelled_by()}{behind}: nothing was changed"
-            record.end_without_running(status, utc_now(), phase=Phase.CANCELLED, reason="Cancelled", message=message)
+            record.end_without_running(status, stamp(), phase=Phase.CANCELLED, reason="Cancelled", message=message)
             journal.info(message)
             await handle.save(status)
             return True
-        if status.deadline and utc_now() >= status.deadline:
+        if status.deadline and stamp() >= status.deadline:
             behind = f" behind {status.queued_behind}" if status.queued_behind else ""
             message = f"its deadline ({status.deadline}) passed while it waited{behind}: it never started"
-            record.end_without_running(
-                status, utc_now(), phase=Phase.FAILED, reason="DeadlineExceeded", message=message
-            )
+            record.end_without_running(status, stamp(), phase=Phase.FAILED, reason="DeadlineExceeded", message=message)
             journal.warning(message)
             await handle.save(status)
             return True
@@ -645,9 +648,9 @@ class OperationService:
         """
         target = me.spec.target
         if not (self.queue_by_label and len(target.name) <= 63):
-            return blocker(me, [Operation.of(o) for o in await self.kube.list_objects("Operation", me.namespace)])
+            return blocker(me, [Operation.of(o) for o in await self.kube.list_labelled(me.namespace, "Operation")])
         selector = {TARGET_KIND_LABEL: target.kind.value.lower(), TARGET_LABEL: target.name}
-        listed = [Operation.of(o) for o in await self.kube.list_objects("Operation", me.namespace, selector)]
+        listed = [Operation.of(o) for o in await self.kube.list_labelled(me.namespace, "Operation", selector)]
         seen = {o.uid for o in listed}
         return blocker(me, listed + [o for o in self.unfinished.on(me) if o.uid not in seen])
 

@@ -20,9 +20,10 @@ from collections.abc import Callable
 
 from bosun.engine import record
 from bosun.engine.oplog import capped
-from bosun.engine.runner import utc_now
 from bosun.errors import TransientError
-from bosun.kube import Kube, TooLarge
+from bosun.kube import TooLarge
+from bosun.kube_status import StatusWrites
+from bosun.models.base import stamp
 from bosun.models.operation import OperationLogStatus, OperationStatus
 
 logger = logging.getLogger(__name__)
@@ -45,9 +46,9 @@ def cap_texts(status: OperationStatus, message: int = MESSAGE_BYTES, step: int =
 
 class StatusWriter:
     def __init__(
-        self, kube: Kube, namespace: str, name: str, generation: int | None, *, max_backoff: float = 5.0
+        self, api: StatusWrites, namespace: str, name: str, generation: int | None, *, max_backoff: float = 5.0
     ) -> None:
-        self.kube = kube
+        self.api = api
         self.namespace = namespace
         self.name = name
         self.generation = generation
@@ -61,7 +62,7 @@ class StatusWriter:
         if status.steps:
             status.progress = record.progress(status)
         status.observed_generation = self.generation
-        status.conditions = record.conditions(status, self.generation, utc_now())
+        status.conditions = record.conditions(status, self.generation, stamp())
         if self.log is not None:
             status.log = self.log()
 
@@ -71,7 +72,7 @@ class StatusWriter:
         delay = 0.2
         while True:
             try:
-                await self.kube.patch_status("Operation", self.namespace, self.name, body)
+                await self.api.patch_status("Operation", self.namespace, self.name, body)
                 self.writes += 1
                 return
             except TooLarge as error:
@@ -79,7 +80,7 @@ class StatusWriter:
                     raise  # nothing left to shrink that is not the record itself
                 logger.warning("status of %s/%s too large, writing it smaller: %s", self.namespace, self.name, error)
                 cap_texts(status, TIGHT_BYTES, TIGHT_BYTES)
-                status.conditions = record.conditions(status, self.generation, utc_now())
+                status.conditions = record.conditions(status, self.generation, stamp())
                 status.log = None
                 body = status.wire()
             except TransientError as error:

@@ -1,12 +1,17 @@
-"""The one writer of what an App's or Database's status says about its operations.
+"""The one writer of an App's or Database's status.
 
 `lastOperation`, the Ready/Reconciling/Stalled conditions (kstatus, Argo CD) and
-`observedGeneration` of a target are derived from its newest operation, and written only here,
-the way CloudNativePG's `pkg/resources/status` does it: re-read the target, compute the fields,
-skip the write when nothing changed, and keep a condition's `lastTransitionTime` unless its status
-changed. A write that fails transiently is retried for a while; whoever calls again later (the
-next phase change, or the operator's restart, which mirrors every finished operation not yet
-archived) converges the target to its newest operation's outcome.
+`observedGeneration` of a target are derived from its newest operation; what runs where (phase,
+node, image, releases, volume, downtime) is what the steps say changed, through `TargetFields`.
+Both are written only here, the way CloudNativePG's `pkg/resources/status` does it: re-read the
+target, compute the fields, skip the write when nothing changed, write only onto the version read
+(a write in between is a conflict: read again), and keep a condition's `lastTransitionTime` unless
+its status changed. Steps cannot write status any other way: their `Kube` has no status write
+(`bosun.kube_status` has, and `operations` may not import it).
+
+A mirror that fails transiently is retried for a while; whoever calls again later (the next phase
+change, or the operator's restart, which mirrors every finished operation not yet archived)
+converges the target to its newest operation's outcome.
 
 `observedGeneration` moves to an edit's generation only once the operation carrying that edit has
 finished: while it runs, a GitOps tool sees the new generation as not yet observed.
@@ -16,19 +21,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from typing import Any
 
+from bosun.engine.conditions import set_condition
 from bosun.errors import PermanentError, TransientError
 from bosun.kube import Kube
-from bosun.models.base import Condition, ConditionStatus, LastOperation
+from bosun.kube_status import StatusWrites
+from bosun.models.base import Condition, LastOperation, stamp
 from bosun.models.operation import Operation, OperationStatus, Phase, RollbackState
 
 logger = logging.getLogger(__name__)
 
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+CONFLICT_RETRIES = 5
 
 
 def target_conditions(
@@ -51,7 +56,6 @@ def target_conditions(
     """
     name, type_ = operation.name, operation.spec.type.value
     rollback = status.rollback.state if status.rollback else None
-    before = {c.get("type"): c for c in previous}
     if not status.phase.finished:
         ready, reconciling, stalled = ("False", "OperationRunning"), ("True", "OperationRunning"), ("False", "")
         message = f"operation {name} ({type_}) is {status.phase.value.lower()}"
@@ -69,20 +73,10 @@ def target_conditions(
         )
         ready, reconciling, stalled = ("False", why), ("False", why), ("True", why)
         message = f"operation {name} ({type_}) {status.phase.value.lower()}: {status.message}"
-    out = []
-    for kind, (value, reason) in (("Ready", ready), ("Reconciling", reconciling), ("Stalled", stalled)):
-        old = before.get(kind) or {}
-        kept = old.get("lastTransitionTime") if old.get("status") == value else None
-        out.append(
-            Condition(
-                type=kind,
-                status=ConditionStatus(value),
-                reason=reason or "Idle",
-                message=message,
-                last_transition_time=kept or now,
-            )
-        )
-    return out
+    return [
+        set_condition(previous, kind, value == "True", reason or "Idle", message, now)
+        for kind, (value, reason) in (("Ready", ready), ("Reconciling", reconciling), ("Stalled", stalled))
+    ]
 
 
 def target_patch(
@@ -120,9 +114,33 @@ def target_patch(
 class TargetStatus:
     """Mirrors operations onto their targets; see the module docstring."""
 
-    def __init__(self, kube: Kube, *, retry_seconds: float = 30.0) -> None:
+    def __init__(self, kube: Kube, *, retry_seconds: float = 30.0, writes: StatusWrites | None = None) -> None:
         self.kube = kube
         self.retry_seconds = retry_seconds
+        self.writes = writes or StatusWrites(kube)
+
+    async def change(self, kind: str, namespace: str, name: str, fields: Mapping[str, Any]) -> bool:
+        """Write what a step says changed (phase, node, releases...); False if the target is gone.
+
+        Re-reads the target and writes only the fields that differ, onto the version it read; a
+        write in between (another field, the operation's own mirror) is read again and the
+        change re-applied. Nothing differs: no write at all.
+        """
+        for _ in range(CONFLICT_RETRIES):
+            body = await self.kube.read(namespace, kind, name)
+            if body is None:
+                return False
+            current = body.get("status") or {}
+            changed = {k: v for k, v in fields.items() if current.get(k) != v}
+            if not changed:
+                return True
+            version = (body.get("metadata") or {}).get("resourceVersion", "")
+            try:
+                await self.writes.patch_status(kind, namespace, name, changed, version)
+                return True
+            except TransientError as error:  # a conflict, or a busy API server: the step's retries handle the rest
+                last = error
+        raise TransientError(f"status of {kind} {namespace}/{name} kept changing under this write: {last}")
 
     async def mirror(
         self, operation: Operation, status: OperationStatus, generation: int | None, *, from_edit: bool = False
@@ -135,7 +153,7 @@ class TargetStatus:
         delay, waited = 0.2, 0.0
         while True:
             try:
-                body = await self.kube.find(target.kind.value, operation.namespace, target.name)
+                body = await self.kube.read(operation.namespace, target.kind.value, target.name)
                 if body is None:
                     return False
                 newer = (body.get("status") or {}).get("lastOperation") or {}
@@ -143,10 +161,10 @@ class TargetStatus:
                     operation, newer["name"]
                 ):
                     return True  # a newer operation already speaks for the target
-                patch = target_patch(operation, status, body, generation, _now(), from_edit=from_edit)
+                patch = target_patch(operation, status, body, generation, stamp(), from_edit=from_edit)
                 if patch:  # only onto the target as read: a newer operation's write in between is a conflict
                     version = (body.get("metadata") or {}).get("resourceVersion", "")
-                    await self.kube.patch_status(target.kind.value, operation.namespace, target.name, patch, version)
+                    await self.writes.patch_status(target.kind.value, operation.namespace, target.name, patch, version)
                 return True
             except TransientError as error:
                 if waited >= self.retry_seconds:
@@ -161,13 +179,29 @@ class TargetStatus:
 
     async def observed(self, kind: str, namespace: str, name: str, generation: int) -> None:
         """A spec edit that needs no operation is in force at once: say the generation was observed."""
-        body = await self.kube.find(kind, namespace, name)
+        body = await self.kube.read(namespace, kind, name)
         if body is not None and ((body.get("status") or {}).get("observedGeneration") or 0) < generation:
-            await self.kube.patch_status(kind, namespace, name, {"observedGeneration": generation})
+            await self.writes.patch_status(kind, namespace, name, {"observedGeneration": generation})
 
     async def _is_older(self, operation: Operation, other: str) -> bool:
         """True when the operation the target names is older than `operation` (or gone)."""
-        body = await self.kube.find("Operation", operation.namespace, other)
+        body = await self.kube.read(operation.namespace, "Operation", other)
         if body is None:
             return True
         return Operation.of(body).queue_key < operation.queue_key
+
+
+class TargetFields:
+    """What a step may do to its target's status: say which fields change. The narrow door of
+    `TargetStatus` handed to an operation's steps (they get no other way to write status)."""
+
+    def __init__(self, funnel: TargetStatus, kind: str, namespace: str, name: str) -> None:
+        self._funnel, self._kind, self._namespace, self._name = funnel, kind, namespace, name
+
+    async def set(self, **fields: Any) -> bool:
+        """Set status fields by their wire names; False when the target no longer exists."""
+        return await self._funnel.change(self._kind, self._namespace, self._name, fields)
+
+    @classmethod
+    def of(cls, kube: Kube, kind: str, namespace: str, name: str) -> TargetFields:
+        return cls(TargetStatus(kube), kind, namespace, name)

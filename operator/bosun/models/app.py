@@ -19,6 +19,7 @@ from bosun.models.base import (
     LabelValue,
     LastOperation,
     Resources,
+    TargetPhase,
     Toleration,
     env_text,
     map_text,
@@ -162,7 +163,7 @@ class Release(KubeModel):
 class AppStatus(KubeModel):
     """What Bosun observed of the App."""
 
-    phase: str = Field(default="", description="Pending, Deploying, Running, Failed or Deprovisioned.")
+    phase: TargetPhase | None = Field(default=None, description="Pending, Running or Deprovisioned.")
     observed_generation: int | None = Field(default=None, description="The spec generation seen.")
     image: str = Field(default="", description="Image running now.")
     releases: list[Release] = Field(default_factory=list, description="Recent releases, newest first.")

@@ -19,6 +19,16 @@ from bosun.models.names import API_VERSION, GROUP, VERSION
 __all__ = ["API_VERSION", "GROUP", "VERSION"]
 
 
+def now() -> datetime:
+    """The one clock of the operator: now, as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+def stamp(moment: datetime | None = None) -> str:
+    """A moment (now by default) as the API server writes times: RFC 3339, seconds, 'Z'."""
+    return (moment or now()).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def parse_time(timestamp: str) -> datetime:
     """An RFC 3339 timestamp as the API server writes it ('...Z'), as an aware UTC datetime."""
     return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).astimezone(UTC)
@@ -32,6 +42,15 @@ class KubeModel(BaseModel):
     def wire(self) -> dict[str, Any]:
         """The object as the API server stores it: camelCase, no unset optional fields."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class TargetPhase(StrEnum):
+    """Where an App or Database stands, as the steps of its operations leave it. Whether an
+    operation is under way is not a phase: `lastOperation` and the Reconciling condition say it."""
+
+    PENDING = "Pending"  # nothing of it runs (not yet, or its first start was undone)
+    RUNNING = "Running"
+    DEPROVISIONED = "Deprovisioned"
 
 
 class ConditionStatus(StrEnum):

@@ -14,6 +14,7 @@ from bosun.models.base import (
     LabelValue,
     LastOperation,
     Resources,
+    TargetPhase,
     Toleration,
     quantity_rule,
 )
@@ -115,7 +116,7 @@ class VolumeRef(KubeModel):
 class DatabaseStatus(KubeModel):
     """What Bosun observed of the Database."""
 
-    phase: str = Field(default="", description="Pending, Provisioning, Running, Moving, Failed.")
+    phase: TargetPhase | None = Field(default=None, description="Pending, Running or Deprovisioned.")
     observed_generation: int | None = Field(default=None, description="The spec generation seen.")
     engine: str = Field(default="", description="Engine running.")
     version: str = Field(default="", description="Version running.")

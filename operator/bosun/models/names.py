@@ -13,6 +13,8 @@ from bosun import __version__
 GROUP = "bosun.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
+PLURALS = {"App": "apps", "Database": "databases", "Operation": "operations"}
+FINISHED_PHASES = frozenset({"Succeeded", "Failed", "Cancelled"})  # an Operation in one never changes again
 
 # Stamped by the API server's admission policies (manifests/admission-policies.yaml): users cannot
 # set them, the policies overwrite whatever a request carries.
@@ -52,3 +54,9 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"  # "bosun"
 # the Kopf framework's (watches, finalizers) with Kopf's part marked.
 USER_AGENT = f"bosun/{__version__}"
 KOPF_USER_AGENT = f"{USER_AGENT} kopf"
+
+# On the ConfigMaps of a week's activity report (bosun.activity): read by `kubectl bosun activity`.
+REPORT_PARTS = f"{GROUP}/parts"  # on the first part: how many parts the report has
+REPORT_DIGEST = f"{GROUP}/sha256"  # on every part: the digest of its CSV as Bosun wrote it
+REPORT_FINAL = f"{GROUP}/final"  # the week is over and every operation of it archived
+REPORT_OPERATIONS = f"{GROUP}/operations"  # how many operations the report lists

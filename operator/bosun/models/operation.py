@@ -23,6 +23,7 @@ from bosun.models.base import (
     env_text,
     quantity_rule,
 )
+from bosun.models.names import FINISHED_PHASES
 
 DEFAULT_TIMEOUT_SECONDS = 1800
 
@@ -58,7 +59,7 @@ class Phase(StrEnum):
 
     @property
     def finished(self) -> bool:
-        return self in (Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELLED)
+        return self.value in FINISHED_PHASES
 
 
 class StepState(StrEnum):

@@ -35,13 +35,14 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from bosun.engine.service import Plan
+from bosun.engine.service import Plan, from_edit
 from bosun.engine.steps import PermanentError, Skipped, Step, StepTable, TransientError, irreversible, no_side_effect
+from bosun.engine.target import TargetFields
 from bosun.kube import Kube, any_change
 from bosun.models.app import AppSpec, AppStatus, Process, Release
+from bosun.models.base import TargetPhase, stamp
 from bosun.models.names import INSTANCE_LABEL, MANAGED_BY_LABEL
 from bosun.models.operation import Operation, OperationType
 from bosun.workloads import app as build
@@ -63,6 +64,11 @@ class AppContext:
     next: Version | None
     previous: Version | None
 
+    @property
+    def status(self) -> TargetFields:
+        """The App's status, as far as a step may change it."""
+        return TargetFields.of(self.kube, "App", self.namespace, self.app)
+
     def objects(self, version: Version) -> list[dict[str, Any]]:
         return build.render(self.app, self.uid, version.spec, version.operation, version.restarted_at)
 
@@ -70,13 +76,9 @@ class AppContext:
 # planning -----------------------------------------------------------------------------------
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def next_spec(operation: Operation, app_spec: AppSpec, current: Version | None) -> AppSpec:
     """The spec the operation deploys: the App spec for edits, else the running release changed by parameters."""
-    from_spec_edit = operation.annotations.get("bosun.dev/initiator-source") == "AppSpec"
+    from_spec_edit = from_edit(operation.status.initiator)  # decided once, by the engine, from trusted marks
     base = app_spec if from_spec_edit or current is None else current.spec
     params = operation.spec.parameters
     update: dict[str, Any] = {}
@@ -121,7 +123,7 @@ async def plan_app(kube: Kube, operation: Operation, target: dict[str, Any]) -> 
             nxt = None
         else:
             restarted = (
-                _now() if operation.spec.type is OperationType.RESTART else (previous.restarted_at if previous else "")
+                stamp() if operation.spec.type is OperationType.RESTART else (previous.restarted_at if previous else "")
             )
             nxt = Version(next_spec(operation, app_spec, previous), restarted, operation.name)
         plan = {"previous": previous.wire() if previous else None, "next": nxt.wire() if nxt else None}
@@ -288,7 +290,7 @@ async def _apply_version(ctx: AppContext, version: Version) -> None:
 
 
 async def _app_exists(ctx: AppContext) -> bool:
-    app = await ctx.kube.find("App", ctx.namespace, ctx.app)
+    app = await ctx.kube.read(ctx.namespace, "App", ctx.app)
     return (
         app is not None
         and (app.get("metadata") or {}).get("uid") == ctx.uid
@@ -442,7 +444,7 @@ async def roll_back(ctx: AppContext) -> str:
 
 
 async def _app_status(ctx: AppContext) -> AppStatus:
-    app = await ctx.kube.find("App", ctx.namespace, ctx.app)
+    app = await ctx.kube.read(ctx.namespace, "App", ctx.app)
     if app is None:
         raise PermanentError(f"App {ctx.app} no longer exists", "TargetNotFound")
     return AppStatus.model_validate(app.get("status") or {})
@@ -455,16 +457,13 @@ async def record_release(ctx: AppContext) -> str:
         image=ctx.next.spec.image,
         config_hash=build.config_hash(ctx.next.spec),
         operation=ctx.operation,
-        deployed_at=_now(),
+        deployed_at=stamp(),
         restarted_at=ctx.next.restarted_at,
         spec=ctx.next.spec,
     )
     releases = [release] + [r for r in status.releases if r.operation != ctx.operation]
-    await ctx.kube.patch_status(
-        "App",
-        ctx.namespace,
-        ctx.app,
-        {"phase": "Running", "image": release.image, "releases": [r.wire() for r in releases[:MAX_RELEASES]]},
+    await ctx.status.set(
+        phase=TargetPhase.RUNNING, image=release.image, releases=[r.wire() for r in releases[:MAX_RELEASES]]
     )
     return f"release {release.image} ({release.config_hash}) recorded"
 
@@ -475,11 +474,10 @@ async def unrecord_release(ctx: AppContext) -> str:
     status = await _app_status(ctx)
     releases = [r for r in status.releases if r.operation != ctx.operation]
     image = releases[0].image if releases else ""
-    await ctx.kube.patch_status(
-        "App",
-        ctx.namespace,
-        ctx.app,
-        {"releases": [r.wire() for r in releases], "image": image, "phase": "Running" if releases else "Pending"},
+    await ctx.status.set(
+        releases=[r.wire() for r in releases],
+        image=image,
+        phase=TargetPhase.RUNNING if releases else TargetPhase.PENDING,
     )
     return "release record removed"
 
@@ -503,15 +501,13 @@ async def restore_workload(ctx: AppContext) -> str:
 
 
 async def mark_deprovisioned(ctx: AppContext) -> str:
-    await ctx.kube.patch_status("App", ctx.namespace, ctx.app, {"phase": "Deprovisioned", "image": ""})
+    await ctx.status.set(phase=TargetPhase.DEPROVISIONED, image="")
     return "App marked Deprovisioned; its operations stay in history"
 
 
 async def mark_running(ctx: AppContext) -> str:
     image = ctx.previous.spec.image if ctx.previous else ""
-    await ctx.kube.patch_status(
-        "App", ctx.namespace, ctx.app, {"phase": "Running" if image else "Pending", "image": image}
-    )
+    await ctx.status.set(phase=TargetPhase.RUNNING if image else TargetPhase.PENDING, image=image)
     return "App marked Running again"
 
 

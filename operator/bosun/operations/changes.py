@@ -171,6 +171,6 @@ async def create_operations_for_edit(
     for index, (type_, parameters) in enumerate(planned, start=1):
         manifest = operation_manifest(kind, target, type_, parameters, manager, f"{index}/{len(planned)}")
         with contextlib.suppress(AlreadyExists):  # handled before, by an earlier run
-            await kube.create("Operation", target["metadata"]["namespace"], manifest)
+            await kube.create(target["metadata"]["namespace"], manifest)
         names.append(manifest["metadata"]["name"])
     return names

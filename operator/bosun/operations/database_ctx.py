@@ -17,9 +17,10 @@ from typing import Any
 
 from pydantic import Field
 
+from bosun.engine.target import TargetFields
 from bosun.errors import PermanentError
 from bosun.kube import Kube
-from bosun.models.base import KubeModel
+from bosun.models.base import KubeModel, TargetPhase
 from bosun.models.database import DatabaseSpec, VolumeRef
 from bosun.workloads import database as build
 
@@ -50,6 +51,11 @@ class DatabaseContext:
     @property
     def spec(self) -> DatabaseSpec:
         return self.plan.next
+
+    @property
+    def status(self) -> TargetFields:
+        """The Database's status, as far as a step may change it."""
+        return TargetFields.of(self.kube, "Database", self.namespace, self.name)
 
     @property
     def previous(self) -> DatabaseSpec:
@@ -227,7 +233,7 @@ async def record(ctx: DatabaseContext, spec: DatabaseSpec) -> str:
         raise PermanentError(f"expected one running database pod, found {len(pods)}", "PodsUnexpected")
     claim = await ctx.kube.read(ctx.namespace, "PersistentVolumeClaim", build.claim_name(ctx.name)) or {}
     patch = {
-        "phase": "Running",
+        "phase": TargetPhase.RUNNING,
         "engine": spec.engine.value,
         "version": spec.version,
         "node": pods[0]["spec"]["nodeName"],
@@ -239,7 +245,7 @@ async def record(ctx: DatabaseContext, spec: DatabaseSpec) -> str:
         "endpoint": f"{ctx.name}.{ctx.namespace}.svc:{build.port(spec)}",
         "running": spec.wire(),
     }
-    await ctx.kube.patch_status("Database", ctx.namespace, ctx.name, patch)
+    await ctx.status.set(**patch)
     return f"{spec.engine.value} {spec.version} running on {patch['node']}"
 
 

@@ -104,7 +104,7 @@ from bosun.engine.steps import (
     irreversible,
     no_side_effect,
 )
-from bosun.models.base import parse_time
+from bosun.models.base import TargetPhase, parse_time
 from bosun.models.names import CREATED_BY_OPERATION, RESIZED_BY_OPERATION
 from bosun.operations.database_ctx import (
     POLL_SECONDS,
@@ -217,7 +217,7 @@ async def record_next(ctx: DatabaseContext) -> str:
 
 
 async def unrecord(ctx: DatabaseContext) -> str:
-    await ctx.kube.patch_status("Database", ctx.namespace, ctx.name, {"phase": "Pending", "node": ""})
+    await ctx.status.set(phase=TargetPhase.PENDING, node="")
     return "status back to Pending"
 
 
@@ -584,11 +584,11 @@ async def detach_new(ctx: DatabaseContext) -> str:
 async def start_new(ctx: DatabaseContext) -> str:
     pod = await wait_ready(ctx, ctx.new_pod, ctx.plan.to_node, stable=ctx.spec.min_ready_seconds)
     await record(ctx, ctx.spec)
-    operation = await ctx.kube.get("Operation", ctx.namespace, ctx.operation)
+    operation = await ctx.kube.read(ctx.namespace, "Operation", ctx.operation) or {}
     stopped_at = (steps_of(operation).get("stop-old") or {}).get("startedAt")
     serving_at = ready_at(pod)
     downtime = (parse_time(serving_at) - parse_time(stopped_at)).total_seconds() if stopped_at and serving_at else 0.0
-    await ctx.kube.patch_status("Database", ctx.namespace, ctx.name, {"lastMoveDowntimeSeconds": round(downtime, 1)})
+    await ctx.status.set(lastMoveDowntimeSeconds=round(downtime, 1))
     if stopped_at and serving_at:
         metrics.MOVE_DOWNTIME.observe(downtime)
     return (
@@ -775,13 +775,12 @@ async def delete_volume(ctx: DatabaseContext) -> str:
 
 
 async def mark_deprovisioned(ctx: DatabaseContext) -> str:
-    patch = {"phase": "Deprovisioned", "node": "", "endpoint": "", "running": None}
-    await ctx.kube.patch_status("Database", ctx.namespace, ctx.name, patch)
+    await ctx.status.set(phase=TargetPhase.DEPROVISIONED, node="", endpoint="", running=None)
     return "Database marked Deprovisioned; its operations stay in history"
 
 
 async def mark_running(ctx: DatabaseContext) -> str:
-    await ctx.kube.patch_status("Database", ctx.namespace, ctx.name, {"phase": "Running"})
+    await ctx.status.set(phase=TargetPhase.RUNNING)
     return "Database marked Running again"
 
 

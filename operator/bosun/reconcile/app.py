@@ -96,7 +96,7 @@ async def repair_app(
     if lock.locked() or busy(namespace, "App", name) or meta.get("deletionTimestamp") or not drifted(body, objects):
         return []  # an operation is starting, queued or running on the App; or nothing drifted
     async with lock:
-        fresh = await kube.find("App", namespace, name)
+        fresh = await kube.read(namespace, "App", name)
         if not fresh or fresh["metadata"].get("deletionTimestamp") or await in_flight(namespace, "App", name):
             return []
         return await _repair(kube, fresh)

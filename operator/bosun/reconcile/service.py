@@ -190,7 +190,7 @@ class AppRepair:
         self.rounds += 1
         try:
             apps = (
-                [a for n in self.namespaces for a in await self.kube.list_objects("App", n)]
+                [a for n in self.namespaces for a in await self.kube.list_labelled(n, "App")]
                 if self.namespaces
                 else await self.kube.list_all("App")
             )
@@ -220,7 +220,7 @@ class AppRepair:
             self._later(namespace, app, 1.0)  # an operation is ending
             return
         try:
-            body = await self.kube.find("App", namespace, app)
+            body = await self.kube.read(namespace, "App", app)
             objects = await self._snapshot(namespace) if body is not None else {}
         except (TransientError, PermanentError) as error:
             logger.warning("drift of App %s/%s not looked at (again in %s s): %s", namespace, app, RETRY_SECONDS, error)
