@@ -10,5 +10,8 @@ from pathlib import Path
 
 def commit_of(root: Path) -> str:
     head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
-    changes = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", ".", ":!benchmarks/results"], capture_output=True, text=True).stdout
+    code_only = ["--", ".", ":!benchmarks/results"]
+    changes = subprocess.run(
+        ["git", "-C", str(root), "status", "--porcelain", *code_only], capture_output=True, text=True
+    ).stdout
     return head.strip() + (" (with uncommitted changes)" if changes.strip() else "")
