@@ -18,7 +18,7 @@ from pathlib import Path
 from kubernetes import client, config
 
 from tests.faults import api as api_faults
-from tests.faults import crash, hostile, nodes, store
+from tests.faults import crash, hostile, invariants, nodes, store
 from tests.faults.harness import Case, Outcome, World, fresh_namespace, run_case, select, table
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import ROOT, LocalCluster, find_or_start, serve_bosun_api
@@ -98,6 +98,8 @@ def _hostile(world: World, cases: list[Case], seed: int, log: bool) -> list[Outc
         calm = wait_for(lambda: ops_of(bosun, "calm", "deploy"), what="the calm App's first deploy")[0]
         bosun.wait_phase(calm, timeout=120)
         bosun.wait_settled("apps", "calm", calm)  # its status too, before the snapshot of bystanders
+        unsettled = invariants.archived(world.api, bystanders, 120)  # and its week's report written
+        assert not unsettled, unsettled
         before = hostile.snapshot(world.api, bystanders)
         started = time.monotonic()
         for case in cases:

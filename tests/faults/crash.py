@@ -340,7 +340,7 @@ def run_scenario(
         for sampler, _ in samplers:
             sampler.__exit__()
     for sampler, judge in samplers:
-        violations += judge(sampler.samples)
+        violations += sampler.problems("the sampler") + judge(sampler.samples)
     violations += check.outcomes(ops) + check.one_at_a_time(ops) + check.no_duplicate_operations(ops)
     violations += check.no_orphans(world.api, namespace)
     violations += scenario.verify(world, bosun, ops)

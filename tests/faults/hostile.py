@@ -579,22 +579,28 @@ def _refused_update(custom: Any, namespace: str, plural: str, name: str, patch: 
 
 
 def snapshot(api: client.ApiClient, namespace: str) -> dict[str, str]:
-    """Every object's identity and desired state in the bystanders' namespace, and every node's spec."""
+    """Every object in the bystanders' namespace (its identity, labels, desired state and, for
+    Bosun's kinds, status), and every node's spec and labels: what hostile input elsewhere must
+    not change. Pods are there by name, so a pod replaced counts as changed too."""
     core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
     found: dict[str, str] = {}
     for kind, items in (
         ("Deployment", apps.list_namespaced_deployment(namespace).items),
         ("Service", core.list_namespaced_service(namespace).items),
         ("Secret", core.list_namespaced_secret(namespace).items),
+        ("ConfigMap", core.list_namespaced_config_map(namespace).items),
         ("PersistentVolumeClaim", core.list_namespaced_persistent_volume_claim(namespace).items),
+        ("Pod", core.list_namespaced_pod(namespace).items),
         ("Node", core.list_node().items),
     ):
         for item in items:
             body = api.sanitize_for_serialization(item)
-            found[f"{kind}/{item.metadata.name}"] = json.dumps(body.get("spec") or body.get("data"), sort_keys=True)
+            kept = {"labels": item.metadata.labels or {}, "state": body.get("spec") or body.get("data")}
+            found[f"{kind}/{item.metadata.name}"] = json.dumps(kept, sort_keys=True)
     for plural in ("apps", "databases"):
         for item in custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)["items"]:
-            found[f"{plural}/{item['metadata']['name']}"] = json.dumps(item["spec"], sort_keys=True)
+            kept = {"spec": item["spec"], "status": item.get("status") or {}}
+            found[f"{plural}/{item['metadata']['name']}"] = json.dumps(kept, sort_keys=True)
     return found
 
 

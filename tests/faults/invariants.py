@@ -48,8 +48,10 @@ def outcomes(ops: list[dict[str, Any]]) -> list[str]:
             continue
         if not status.get("reason") or not status.get("message"):
             found.append(f"{name} ended {phase} without a reason and message")
-        state = rollback.get("state", "NotNeeded")
-        if state == "Failed" and not rollback.get("notUndone"):
+        state = rollback.get("state")
+        if state is None:
+            found.append(f"{name} ended {phase} with no rollback recorded: nobody can tell what was undone")
+        elif state == "Failed" and not rollback.get("notUndone"):
             found.append(f"{name}: rollback Failed without naming what was not undone")
         elif state not in UNDONE_OK and state != "Failed":
             found.append(f"{name}: rollback ended {state}")
@@ -204,10 +206,14 @@ def database_single(api: client.ApiClient, namespace: str, name: str, *, exists:
 
 
 def never_double_attached(samples: list[set[str]]) -> list[str]:
-    worst = max((len(s) for s in samples), default=0)
+    if not samples:
+        return ["the volume's attachments were never sampled: nothing shows it stayed on one node"]
+    worst = max(len(s) for s in samples)
     return [f"the volume was attached to {worst} nodes at once"] if worst > 1 else []
 
 
 def never_below(samples: list[int], desired: int, what: str) -> list[str]:
-    low = min(samples, default=desired)
+    if not samples:
+        return [f"{what}: ready endpoints were never sampled: nothing shows they stayed up"]
+    low = min(samples)
     return [f"{what}: ready endpoints fell to {low}, below {desired}"] if low < desired else []

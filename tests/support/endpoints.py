@@ -12,19 +12,46 @@ from kubernetes import client
 T = TypeVar("T")
 
 
+BLIND_SAMPLES = 10  # this many failed probes in a row (half a second) leave a window nobody watched
+
+
 class Sampler(Generic[T]):
-    """Calls `probe` every 50 ms in a thread while the `with` block runs; keeps every answer."""
+    """Calls `probe` every 50 ms in a thread while the `with` block runs; keeps every answer.
+
+    A probe that fails is counted and the sampling goes on: a thread that died of one API error
+    used to leave the samples cut short, and an invariant judged on them passed unseen."""
 
     def __init__(self, probe: Callable[[], T]) -> None:
         self.probe = probe
         self.samples: list[T] = []
+        self.failures: list[str] = []
+        self.longest_blind = 0  # failed probes in a row, at worst
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        blind = 0
         while not self.stop.is_set():
-            self.samples.append(self.probe())
+            try:
+                self.samples.append(self.probe())
+                blind = 0
+            except Exception as error:  # any failure is a sample missed, and said
+                self.failures.append(f"{type(error).__name__}: {error}"[:300])
+                blind += 1
+                self.longest_blind = max(self.longest_blind, blind)
             time.sleep(0.05)
+
+    def problems(self, what: str) -> list[str]:
+        """Why the samples cannot vouch for the whole window ([] when they can)."""
+        found = []
+        if not self.samples:
+            found.append(f"{what}: not one sample was taken")
+        if self.longest_blind >= BLIND_SAMPLES:
+            found.append(
+                f"{what}: {self.longest_blind} probes in a row failed ({len(self.failures)} in all; "
+                f"first: {self.failures[0]})"
+            )
+        return found
 
     def __enter__(self) -> Sampler[T]:
         self.thread.start()
