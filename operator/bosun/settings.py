@@ -120,6 +120,11 @@ class Settings:
     )
     """How long a finished Operation object stays (its record stays in the store for good)."""
 
+    log_retention_seconds: float = field(
+        default_factory=lambda: float(os.environ.get("BOSUN_LOG_RETENTION_SECONDS", str(90 * 86400)))
+    )
+    """How long an operation's log copy stays in its namespace after its last line (the store keeps it)."""
+
     @property
     def lease_home(self) -> str:
         return self.leader_election_namespace or self.heartbeat_home

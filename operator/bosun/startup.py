@@ -65,6 +65,7 @@ async def start(settings: Settings, planner: Planner) -> Services:
         kube,
         store,
         retention_seconds=settings.operation_retention_seconds,
+        log_retention_seconds=settings.log_retention_seconds,
         namespaces=settings.namespaces,
         live=operations.unfinished.in_namespace,
     )

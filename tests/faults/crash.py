@@ -24,8 +24,8 @@ from bosun.operations.app import RELEASE
 from bosun.operations.database_steps import (
     DEPROVISION_DELETE,
     DEPROVISION_RETAIN,
+    MOVE,
     PROVISION,
-    REDEPLOY,
     RESIZE,
     RESTART,
 )
@@ -256,7 +256,7 @@ DB_SCENARIOS = [
              attached=True),
     Scenario("db-scale", "scale", [s.name for s in RESTART.steps], prepare_pg,
              db_op("scale", resources={"requests": {"cpu": "250m", "memory": "1Gi"}}), verify_pg, attached=True),
-    Scenario("db-redeploy", "redeploy", [s.name for s in REDEPLOY.steps], prepare_pg, db_op("redeploy", node=NEIGHBOUR),
+    Scenario("db-redeploy", "redeploy", [s.name for s in MOVE.steps], prepare_pg, db_op("redeploy", node=NEIGHBOUR),
              verify_pg, attached=True),
     Scenario("db-resize", "resize", [s.name for s in RESIZE.steps], prepare_pg, db_op("resize", volumeSize="5Gi"),
              verify_pg, attached=True),

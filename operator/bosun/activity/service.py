@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bosun import metrics
@@ -39,6 +39,7 @@ from bosun.activity.report import (
 from bosun.errors import PermanentError
 from bosun.kube import Kube, NamespaceTerminating, NotFound
 from bosun.kube_status import StatusWrites
+from bosun.models import logcopy
 from bosun.models.base import now as clock_now
 from bosun.models.names import REPORT_FINAL, REPORT_OPERATIONS
 from bosun.models.operation import Operation
@@ -63,6 +64,7 @@ class ActivityService:
         store: Store,
         *,
         retention_seconds: float,
+        log_retention_seconds: float = 90 * 86400,
         clock: Callable[[], datetime] = clock_now,
         namespaces: Sequence[str] = (),
         live: Callable[[str], Iterable[Operation]] | None = None,
@@ -73,6 +75,7 @@ class ActivityService:
         self.status_writes = status_writes or StatusWrites(kube)
         self.store = store
         self.retention = timedelta(seconds=retention_seconds)
+        self.log_retention = timedelta(seconds=log_retention_seconds)
         self.clock = clock
         self.namespaces = list(namespaces)  # watched; empty: all (the operator's rights end there)
         # The unfinished Operations of a namespace as the watch shows them: this week's report
@@ -268,4 +271,39 @@ class ActivityService:
                 logger.warning("operation %s/%s not archived or removed: %s", namespace, name, error)
         if removed:
             logger.info("removed %d finished operations past retention (records archived)", len(removed))
+        return removed + await self.tidy_logs()
+
+    async def tidy_logs(self) -> list[str]:
+        """Remove the namespace copies of logs whose last line is older than the log retention.
+
+        The copies are what people read with `kubectl bosun logs`; the store keeps every log for
+        its own retention. A log goes whole: its chunks are judged by the newest write among them
+        (a long operation's first chunks are older than its last). Read as metadata only.
+        """
+        cutoff = self.clock() - self.log_retention
+        removed = []
+        for namespace in self.namespaces or [""]:
+            logs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            for chunk in await self.kube.config_map_metadata(namespace, logcopy.MANAGED_BY):
+                meta = chunk.get("metadata") or {}
+                uid = (meta.get("labels") or {}).get(logcopy.UID_LABEL, "")
+                logs.setdefault((meta.get("namespace", namespace), uid), []).append(meta)
+            for (where, uid), chunks in logs.items():
+                if not uid or max(written_at(c) for c in chunks) > cutoff:
+                    continue
+                try:
+                    for meta in chunks:
+                        await self.kube.delete(where, "ConfigMap", meta["name"])
+                    removed.append(f"{where}/log {uid}")
+                except PermanentError as error:  # retried next time; the others go on
+                    logger.warning("log copy %s in %s not removed: %s", uid, where, error)
+        if removed:
+            logger.info("removed %d operation log copies past log retention (the store keeps them)", len(removed))
         return removed
+
+
+def written_at(meta: Mapping[str, Any]) -> datetime:
+    """When an object was last written: its newest managedFields entry, else its creation."""
+    times = [m.get("time") for m in meta.get("managedFields") or [] if m.get("time")]
+    stamp = max(times) if times else meta.get("creationTimestamp") or ""
+    return parse(stamp) if stamp else datetime.max.replace(tzinfo=UTC)
