@@ -57,9 +57,9 @@ an earlier version planned.
 
 Why `place-new`: a kubelet mounts a volume only once its node status lists the volume in use, and
 it writes that status every `nodeStatusUpdateFrequency` (10 s by default). A pod created after the
-detach waited for that report inside the downtime (the `start` of real moves took 1.5 s or 9.5 s,
-depending on where the new node was in its cycle); placed before the stop, the report is made
-while the old database still serves.
+detach waited for that report inside the downtime (the `start` of a real move was either short or
+a whole period long, by where the new node was in its cycle); placed before the stop, the report
+is made while the old database still serves.
 
 resize (bigger volume)
 
