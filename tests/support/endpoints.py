@@ -24,6 +24,7 @@ class Sampler(Generic[T]):
     def __init__(self, probe: Callable[[], T]) -> None:
         self.probe = probe
         self.samples: list[T] = []
+        self.taken_at: list[float] = []  # monotonic time of each sample: a probe takes longer than its 50 ms
         self.failures: list[str] = []
         self.longest_blind = 0  # failed probes in a row, at worst
         self.stop = threading.Event()
@@ -33,7 +34,9 @@ class Sampler(Generic[T]):
         blind = 0
         while not self.stop.is_set():
             try:
-                self.samples.append(self.probe())
+                sample = self.probe()
+                self.taken_at.append(time.monotonic())
+                self.samples.append(sample)
                 blind = 0
             except Exception as error:  # any failure is a sample missed, and said
                 self.failures.append(f"{type(error).__name__}: {error}"[:300])
@@ -52,6 +55,11 @@ class Sampler(Generic[T]):
                 f"first: {self.failures[0]})"
             )
         return found
+
+    def seconds_where(self, test: Callable[[T], bool]) -> float:
+        """How long the samples said `test`: each sample holds until the next one was taken."""
+        pairs = zip(self.taken_at, self.taken_at[1:], self.samples, strict=False)
+        return sum(later - at for at, later, sample in pairs if test(sample))
 
     def __enter__(self) -> Sampler[T]:
         self.thread.start()

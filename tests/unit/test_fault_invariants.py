@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.faults import invariants as check
 from tests.support.endpoints import BLIND_SAMPLES, Sampler
 
@@ -85,3 +87,9 @@ def test_a_sampler_whose_probe_fails_goes_on_and_says_how_blind_it_was() -> None
     with Sampler(lambda: 1) as healthy:
         time.sleep(0.2)
     assert healthy.problems("endpoints") == []
+
+
+def test_a_downtime_counts_each_sample_for_as_long_as_it_held() -> None:
+    sampler = Sampler(lambda: 0)
+    sampler.samples, sampler.taken_at = [1, 0, 0, 1, 0], [0.0, 0.05, 0.4, 1.0, 1.05]
+    assert sampler.seconds_where(lambda ready: ready == 0) == pytest.approx(0.95)  # 0.35 + 0.6, not 3 x 50 ms
