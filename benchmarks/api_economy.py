@@ -137,7 +137,7 @@ def figures(requests: list[Request], idle_per_second: float, seconds: float, lab
         "reads": len(reads),
         "ideal": minimum,
         "ratio": round(len(requests) / minimum, 2) if minimum else float("nan"),
-        "lists_by_growth": {g: growth[g] for g in GROWTH if growth[g]},
+        "lists_by_growth": {g: growth[g] for g in GROWTH},
         "growing_lists": sorted(
             {f"{r.verb} {r.resource} ({r.grows_with})" for r in listed if r.grows_with in ("namespace", "cluster")}
         ),
@@ -206,7 +206,8 @@ def run(env: Environment, out: Path, idle_seconds: float = 20.0, min_ready: int 
          "standing watches reopened", "window (s)"],
         [
             [label, r["requests"], r["writes"], r["reads"], r["ideal"], r["ratio"],
-             _counts(r["lists_by_growth"]), _counts(r["standing_watches_reopened"]), r["seconds"]]
+             _counts({k: v for k, v in r["lists_by_growth"].items() if v}), _counts(r["standing_watches_reopened"]),
+             r["seconds"]]
             for label, r in results.items() if label != "idle"
         ],
     )  # fmt: skip
