@@ -20,6 +20,7 @@ Every figure is measured by watching the cluster from outside the operator; noth
 from __future__ import annotations
 
 import argparse
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from tests.support.bosun_objects import GROUP, VERSION, Bosun
 from tests.support.cluster import fake_node
 
 from benchmarks.common import Environment, Report, mean, median, percentile, pyplot
+from bosun.activity.service import REPORT_LABEL
 from bosun.models.names import FINISHED_PHASES
 
 NODE_PREFIX = "kwok-scale-"  # zone "scale" (hack/cluster.d/stages-storage.yaml reads it from the name)
@@ -325,6 +327,7 @@ def run(
                     "rss_mb_idle": round(usage.samples[-1][2], 1),
                     "operations": len(watcher.seen),
                 }
+                data["etcd"] = held_bytes(env.api, bosun.namespace)
             with env.operator() as operator, Usage({"operator": operator.process.pid}) as usage:
                 restarted = time.monotonic()
                 time.sleep(restart_seconds + idle_seconds)
@@ -441,6 +444,58 @@ def _wait_first_operations(watcher: Watcher, count: int, timeout: float) -> list
     raise TimeoutError(f"{sum(1 for s in seen if s.finished)} of {count} first operations finished in {timeout:.0f}s")
 
 
+def _json_sizes(pages: Any) -> tuple[int, int, dict[str, int]]:
+    """Objects, bytes, and bytes by label class of every object the pages hold."""
+    count, total = 0, 0
+    by_class: dict[str, int] = {}
+    for page in pages:
+        for item in page.get("items") or []:
+            size = len(json.dumps(item, separators=(",", ":")))
+            labels = (item.get("metadata") or {}).get("labels") or {}
+            kind = ("log copies" if labels.get("app.kubernetes.io/component") == "operation-log"
+                    else "activity reports" if labels.get(REPORT_LABEL) else "other")  # fmt: skip
+            by_class[kind] = by_class.get(kind, 0) + size
+            count, total = count + 1, total + size
+    return count, total, by_class
+
+
+def _pages(fetch: Any) -> Any:
+    token = ""
+    while True:
+        page = fetch(token)
+        yield page
+        token = (page.get("metadata") or {}).get("continue") or ""
+        if not token:
+            return
+
+
+def held_bytes(api: client.ApiClient, namespace: str) -> dict[str, Any]:
+    """What Bosun keeps in etcd for the namespace, by kind: each object's JSON as the API server
+    serves it (custom resources are stored as JSON; ConfigMaps as protobuf, a little smaller)."""
+    custom, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
+    held: dict[str, Any] = {}
+    for plural in ("apps", "databases", "operations"):
+
+        def objects(token: str, plural: str = plural) -> dict[str, Any]:
+            return dict(
+                custom.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, plural, limit=500, _continue=token or None
+                )
+            )
+
+        count, total, _ = _json_sizes(_pages(objects))
+        held[plural] = {"objects": count, "bytes": total}
+
+    def config_maps(token: str) -> dict[str, Any]:
+        answer = core.list_namespaced_config_map(namespace, limit=500, _continue=token or None, _preload_content=False)
+        return dict(json.loads(answer.data))
+
+    count, total, by_class = _json_sizes(_pages(config_maps))
+    held["configmaps"] = {"objects": count, "bytes": total, **{k: v for k, v in sorted(by_class.items())}}
+    held["total_bytes"] = sum(v["bytes"] for v in held.values() if isinstance(v, dict))
+    return held
+
+
 def _write(report: Report, data: dict[str, Any], curve: list[tuple[float, int]]) -> None:
     t, idle, start = data["throughput"], data["idle"], data["startup"]
     report.say(
@@ -512,6 +567,20 @@ def _write(report: Report, data: dict[str, Any], curve: list[tuple[float, int]])
             ["after a restart", start["cpu_after"], start["rss_mb"], f"steady after {start['steady_seconds']} s"],
         ],
     )  # fmt: skip
+    if "etcd" in data:
+        held = data["etcd"]
+        report.say(
+            "What Bosun keeps in etcd for the namespace, by kind (each object's JSON as the API server serves "
+            "it; ConfigMaps are stored as protobuf, a little smaller). Log copies go "
+            "`logRetentionDays` after their last line, finished Operations `operationRetentionDays` after they "
+            "end (both once archived in the store, which keeps everything for its own lifecycle):"
+        )
+        report.table(
+            ["kind", "objects", "MB"],
+            [[kind, held[kind]["objects"], round(held[kind]["bytes"] / 1e6, 2)]
+             for kind in ("apps", "databases", "operations", "configmaps")]
+            + [["all of it", "", round(held["total_bytes"] / 1e6, 2)]],
+        )  # fmt: skip
     plt = pyplot()
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     left.plot([c[0] for c in curve], [c[1] for c in curve])
