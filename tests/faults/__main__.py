@@ -14,6 +14,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client, config
 
@@ -164,6 +165,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(o.converged for o in outcomes) else 1
 
 
+def _summary(outcomes: list[Outcome]) -> dict[str, Any]:
+    slowest = max(outcomes, key=lambda o: o.seconds)
+    return {
+        "cases": len(outcomes),
+        "converged": sum(o.converged for o in outcomes),
+        "violations": sum(len(o.violations) for o in outcomes),
+        "slowest_seconds": round(slowest.seconds, 1),
+        "slowest_case": slowest.case.id,
+    }
+
+
 def write_results(outcomes: list[Outcome], seed: int, seconds: float, categories: list[str], out: Path) -> Path:
     """faults.json and faults.md: what a whole run found, with the commit it ran on."""
     data = {
@@ -177,10 +189,7 @@ def write_results(outcomes: list[Outcome], seed: int, seconds: float, categories
         "converged": sum(o.converged for o in outcomes),
         "violations": sum(len(o.violations) for o in outcomes),
         "by_category": {
-            category: {
-                "cases": sum(o.case.category == category for o in outcomes),
-                "converged": sum(o.converged for o in outcomes if o.case.category == category),
-            }
+            category: _summary([o for o in outcomes if o.case.category == category])
             for category in dict.fromkeys(o.case.category for o in outcomes)
         },
         "failed": {o.case.id: o.violations for o in outcomes if not o.converged},
