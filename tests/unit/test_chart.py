@@ -28,7 +28,7 @@ OPERATOR_RULES = {
         "bosun.dev/operations/status: get patch update",
         "bosun.dev/operations: create delete",
         "bosun.dev/operations: get list patch update watch",
-        "core/configmaps: create get list patch watch",
+        "core/configmaps: create delete get list patch watch",
         "core/events: create list patch",
         "core/persistentvolumeclaims: create delete get list patch",
         "core/pods/log: get",
