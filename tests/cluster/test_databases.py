@@ -81,7 +81,7 @@ def test_impossible_moves_are_refused_before_any_downtime(pg: Bosun, node: str, 
     status = move(pg, "refused", node)
     assert (status["phase"], status["reason"]) == ("Failed", "MoveRefused")
     assert why in status["message"]
-    assert [s["state"] for s in status["steps"]][1:] == ["Pending"] * 7  # nothing stopped
+    assert {s["state"] for s in status["steps"][1:]} == {"Pending"}, status["steps"]  # nothing stopped
     assert pg.get("databases", "pg")["status"]["node"] == "kwok-zone-a-1"
 
 
