@@ -48,11 +48,16 @@ def test_the_api_benchmark_counts_the_operators_requests_from_the_audit_log(env:
     # Every move creates the new pod and writes its status: the audit log saw the operator do it.
     assert move["by_kind"].get("create pods", 0) >= 2, move  # the puller and the new pod
     assert move["by_kind"].get("patch operations/status", 0) >= 8, move  # at least one save per step
-    assert move["writes"] > 0 and move["minimum"] <= move["requests"], move
-    # No list or watch whose answer grows with the cluster or the namespace, in any operation
-    # (Kopf's standing watches reopened where they ended carry only changes: counted apart).
-    for label, figures in result.items():
-        assert figures["unscoped_lists"] == {}, (label, figures["unscoped_lists"])
+    assert move["writes"] > 0 and 0 < move["ideal"] < move["requests"], move  # api_ideal.py's list, not Bosun's
+    assert move["beyond_ideal"].get("create pods", 0) >= 0, move  # what Bosun made beyond it, by request
+    # Every list and watch is classed by what it grows with. A database's provision and restart
+    # read their pods by label or name; the move lists the nodes of the volume's zone (by label,
+    # counted as the cluster's); an App's roll-out follows the namespace's shared watches.
+    for label in ("Database provision", "Database restart"):
+        grows = result[label]["lists_by_growth"]
+        assert grows["namespace"] == 0 and grows["cluster"] == 0, (label, result[label]["growing_lists"])
+    assert move["lists_by_growth"]["cluster"] <= 1 and move["lists_by_growth"]["namespace"] == 0, move
+    assert result["App deploy (2 replicas)"]["lists_by_growth"]["namespace"] >= 1, result["App deploy (2 replicas)"]
     assert (
         result["App deploy (2 replicas)"]["by_kind"].get("create deployments", 0)
         + result["App deploy (2 replicas)"]["by_kind"].get("patch deployments", 0)
@@ -75,6 +80,10 @@ def test_the_scale_benchmark_times_the_engine_and_the_footprint(env: Environment
         assert latency["loop_lags"] >= 1 and latency["apiserver_requests_per_second"] > 0, latency
         assert 0 < latency["machine_cores_busy"] <= psutil.cpu_count(), latency
     assert result["idle"]["rss_mb_idle"] > 10 and result["startup"]["rss_mb"] > 10, result
+    held = result["etcd"]  # what Bosun keeps in etcd, by kind
+    assert held["apps"]["objects"] == 4 and held["databases"]["objects"] == 1, held
+    assert held["operations"]["objects"] >= 9 and held["configmaps"].get("log copies", 0) > 0, held
+    assert held["total_bytes"] == sum(held[k]["bytes"] for k in ("apps", "databases", "operations", "configmaps"))
 
 
 def test_the_deploy_benchmark_samples_ready_endpoints_through_a_release(env: Environment, tmp_path: Path) -> None:
