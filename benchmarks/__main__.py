@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks import api_economy, app_deploy, burst, ha, moves, real_move, scale
+from benchmarks import api_economy, app_deploy, burst, dashboard, ha, moves, real_move, scale
 from benchmarks.common import RESULTS, environment
 
 BENCHMARKS = {
@@ -25,6 +25,7 @@ BENCHMARKS = {
     "burst": burst,
     "real-move": real_move,
     "ha": ha,
+    "dashboard": dashboard,
 }
 SMOKE = {
     "moves": ["--runs", "1", "--pull-seconds", "3"],
@@ -32,6 +33,7 @@ SMOKE = {
     "deploy": ["--replicas", "3", "--min-ready-seconds", "0"],
     "burst": ["--apps", "3", "--runs", "1"],
     "real-move": ["--moves", "1", "--killed", "0", "--naive", "1", "--pull-seconds", "2"],
+    "dashboard": ["--operations", "30", "--requests", "3"],
     "scale": ["--nodes", "3", "--apps", "6", "--databases", "2", "--in-flight", "1,3", "--idle-seconds", "5"],
 }
 

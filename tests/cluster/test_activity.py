@@ -30,6 +30,7 @@ from tests.support.cluster import LocalCluster
 from tests.support.databases import NEIGHBOUR, database_manifest, ops_of, provision, start_op
 from tests.support.install import apply_operator_rbac
 from tests.support.operator_process import OperatorProcess, ensure_running, module_operator
+from tests.support.rbac import user_with_role
 from tests.support.s3_server import SeaweedFS, seaweedfs_server
 from tests.support.waiting import wait_for
 
@@ -90,24 +91,6 @@ def app(name: str, image: str, **spec: object) -> dict[str, object]:
         "metadata": {"name": name},
         "spec": {"image": image, "minReadySeconds": 2, "terminationGracePeriodSeconds": 1, **spec},
     }
-
-
-def user_with_role(api: client.ApiClient, cluster: LocalCluster, namespace: str, role: str, can: str) -> str:
-    """A new user bound to the built-in `role` in the namespace, once the API server says they `can`."""
-    name = f"{role}-user-{uuid.uuid4().hex[:4]}"
-    client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(
-        namespace,
-        {
-            "metadata": {"name": f"{name}-{role}"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}],
-        },
-    )
-    wait_for(
-        lambda: cluster.kubectl("auth", "can-i", *can.split(), "-n", namespace, "--as", name).strip().endswith("yes"),
-        what=f"{role} aggregated",
-    )
-    return name
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from benchmarks import api_economy, app_deploy, burst, moves, scale
+from benchmarks import api_economy, app_deploy, burst, dashboard, moves, scale
 from benchmarks.common import Environment, environment
 
 from tests.support.cluster import ROOT
@@ -104,3 +104,13 @@ def test_the_burst_benchmark_times_every_first_deploy_of_the_operator_it_was_giv
     assert run["failed"] == 0 and len(run["curve"]) == 3, run
     assert 0 < run["half_done_seconds"] <= run["seconds"] == result["median_seconds"], run
     assert (tmp_path / "burst-sample.png").stat().st_size > 0
+
+
+def test_the_dashboard_benchmark_times_each_page_with_the_namespace_full_of_operations(
+    env: Environment, tmp_path: Path
+) -> None:
+    dashboard.run(env, tmp_path, operations=30, requests=2).write()
+    result = json.loads((tmp_path / "dashboard.json").read_text())
+    assert result["operations"] == 30 and len(result["pages"]) == 4, result
+    for label, figures in result["pages"].items():
+        assert 0 < figures["p50_ms"] <= figures["max_ms"], (label, figures)

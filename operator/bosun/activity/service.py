@@ -41,12 +41,11 @@ from bosun.kube import Kube, NamespaceTerminating, NotFound
 from bosun.kube_status import StatusWrites
 from bosun.models import logcopy
 from bosun.models.base import now as clock_now
-from bosun.models.names import REPORT_FINAL, REPORT_OPERATIONS
+from bosun.models.names import REPORT_FINAL, REPORT_LABEL, REPORT_OPERATIONS, REPORT_WEEK
 from bosun.models.operation import Operation
 from bosun.store import Store
 
 logger = logging.getLogger(__name__)
-REPORT_LABEL = "bosun.dev/activity-report"
 REAPPLY_SECONDS = 300.0
 FINAL = REPORT_FINAL
 CSV_KEY = "activity.csv"
@@ -193,7 +192,7 @@ class ActivityService:
                 "kind": "ConfigMap",
                 "metadata": {
                     "name": report_name(week, number),
-                    "labels": {REPORT_LABEL: "true", "bosun.dev/week": week},
+                    "labels": {REPORT_LABEL: "true", REPORT_WEEK: week},
                     "annotations": annotations,
                 },
                 "data": {CSV_KEY: parts[number - 1]},

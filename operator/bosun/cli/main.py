@@ -70,6 +70,9 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--volume-size", help="resize: the new volume size")
     plan.add_argument("--cpu", help="scale (Database): the new CPU request")
     plan.add_argument("--memory", help="scale (Database): the new memory request")
+    dashboard = plugin_command("dashboard", "the dashboard on localhost: Activity tabs, live operations, reports")
+    dashboard.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
+    dashboard.add_argument("--no-open", action="store_true", help="do not open it in a browser")
     activity = plugin_command("activity", "the namespace's weekly activity report")
     when = activity.add_mutually_exclusive_group()
     when.add_argument("--week", type=_iso_week, help="an ISO week such as 2026-W47 (default: this week)")
@@ -136,7 +139,7 @@ def run_cli(argv: list[str]) -> int:
 
         run(settings_from(args))
         return 0
-    if args.command in ("cancel", "status", "logs", "activity", "plan"):
+    if args.command in ("cancel", "status", "logs", "activity", "plan", "dashboard"):
         return _plugin(args)
     parser().print_help(sys.stderr)
     return 2
@@ -150,6 +153,11 @@ def _plugin(args: argparse.Namespace) -> int:
         conn = commands.connect(args.kubeconfig, args.context, args.namespace, args.as_user)
         if args.command == "cancel":
             return commands.cancel(conn, args.operation, out)
+        if args.command == "dashboard":
+            from bosun.cli import dashboard
+
+            pinned = [args.namespace] if args.namespace else []
+            return dashboard.run(conn, pinned, args.port, not args.no_open, out)
         if args.command == "status":
             return commands.status(conn, args.operation, out)
         if args.command == "logs":

@@ -60,3 +60,5 @@ REPORT_PARTS = f"{GROUP}/parts"  # on the first part: how many parts the report 
 REPORT_DIGEST = f"{GROUP}/sha256"  # on every part: the digest of its CSV as Bosun wrote it
 REPORT_FINAL = f"{GROUP}/final"  # the week is over and every operation of it archived
 REPORT_OPERATIONS = f"{GROUP}/operations"  # how many operations the report lists
+REPORT_LABEL = f"{GROUP}/activity-report"  # "true" on every part of every week's report
+REPORT_WEEK = f"{GROUP}/week"  # the report's ISO week, e.g. 2026-W49

@@ -1,0 +1,423 @@
+"""`kubectl bosun dashboard`: the Activity tab and the operation pages, served on localhost with
+the person's own kubeconfig, as `kubectl argo rollouts dashboard` does.
+
+Every read and every cancel is the person's: the server holds no credentials of its own, so the
+API server's RBAC decides what each page shows, and the Cancel button is shown only where a
+SelfSubjectAccessReview says the person may patch the Operation. Pages come from memory: the first
+visit to a namespace lists its Apps, Databases and Operations once and then watches them, so a
+namespace with a thousand operations is paginated out of memory, not listed per request. The log
+of an operation is its namespace's copy (`bosun.models.logcopy`), read as `kubectl bosun logs`
+reads it; a running one's new lines are sent as server-sent events.
+
+Only 127.0.0.1 is served, requests must name it as their Host (another site cannot reach it
+through DNS rebinding), and a cancel must carry this process's token (another site cannot forge
+the form).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import logging
+import secrets
+import threading
+import time
+import webbrowser
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+from bosun.cli import pages
+from bosun.cli.commands import CliError, Connection, activity, copied_lines
+from bosun.models.names import FINISHED_PHASES, GROUP, PLURALS, REPORT_LABEL, REPORT_WEEK, VERSION
+
+logger = logging.getLogger(__name__)
+PAGE_SIZE = 25
+
+
+def downtime_steps() -> dict[str, Sequence[str]]:
+    """Each step table's downtime steps, by table name (what a timeline shades)."""
+    from bosun.engine.steps import StepTable
+    from bosun.operations.app import DEPROVISION, RELEASE
+    from bosun.operations.database_steps import TABLES
+
+    tables: list[StepTable[Any]] = [*TABLES.values(), RELEASE, DEPROVISION]
+    return {t.name: tuple(t.downtime_steps) for t in tables}
+
+
+class Watching:
+    """One kind of a namespace, kept in memory: a list, then a watch from its resourceVersion,
+    listed again when the watch expires or breaks."""
+
+    def __init__(self, conn: Connection, plural: str) -> None:
+        self.conn, self.plural = conn, plural
+        self.items: dict[str, dict[str, Any]] = {}
+        self.ready = threading.Event()
+        self.error = ""
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        threading.Thread(target=self._run, name=f"watch {plural} {conn.namespace}", daemon=True).start()
+
+    def _list(self) -> str:
+        listed = self.conn.custom.list_namespaced_custom_object(GROUP, VERSION, self.conn.namespace, self.plural)
+        with self.lock:
+            self.items = {i["metadata"]["name"]: i for i in listed.get("items") or []}
+        self.error = ""
+        self.ready.set()
+        return str(listed["metadata"].get("resourceVersion") or "")
+
+    def _run(self) -> None:
+        from kubernetes import watch
+        from kubernetes.client.exceptions import ApiException
+
+        while not self.stopped.is_set():
+            try:
+                version = self._list()
+                stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
+                    self.conn.custom.list_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    self.conn.namespace,
+                    self.plural,
+                    resource_version=version,
+                    timeout_seconds=60,
+                )
+                for event in stream:
+                    body, kind = event["object"], event["type"]
+                    if kind == "ERROR":
+                        break  # expired: list again
+                    with self.lock:
+                        if kind == "DELETED":
+                            self.items.pop(body["metadata"]["name"], None)
+                        else:
+                            self.items[body["metadata"]["name"]] = body
+            except ApiException as error:
+                self.error = f"{error.status} {error.reason}"
+                self.ready.set()  # a page says why, rather than wait
+                time.sleep(5 if error.status in (401, 403) else 1)
+            except Exception as error:  # the API server went away: try again
+                self.error = f"{type(error).__name__}: {error}"
+                self.ready.set()
+                time.sleep(1)
+
+    def snapshot(self, timeout: float = 20.0) -> list[dict[str, Any]]:
+        if not self.ready.wait(timeout):
+            raise CliError(f"the {self.plural} of namespace {self.conn.namespace} did not load in {timeout:.0f} s")
+        if self.error and not self.items:
+            raise CliError(f"cannot read the {self.plural} of namespace {self.conn.namespace}: {self.error}")
+        with self.lock:
+            return list(self.items.values())
+
+
+class Cluster:
+    """What the dashboard reads, as the person: a connection per namespace, and what it watches."""
+
+    def __init__(self, conn: Connection, namespaces: Sequence[str] = ()) -> None:
+        self.conn = conn
+        self.pinned = list(namespaces)
+        self.watched: dict[tuple[str, str], Watching] = {}
+        self.lock = threading.Lock()
+        self.downtime_steps = downtime_steps()
+
+    def at(self, namespace: str) -> Connection:
+        return dataclasses.replace(self.conn, namespace=namespace)
+
+    def objects(self, namespace: str, plural: str) -> list[dict[str, Any]]:
+        with self.lock:
+            watching = self.watched.get((namespace, plural))
+            if watching is None:
+                watching = self.watched[(namespace, plural)] = Watching(self.at(namespace), plural)
+        return watching.snapshot()
+
+    def allowed(self, verb: str, resource: str, namespace: str = "", name: str = "") -> bool:
+        from kubernetes import client
+
+        review = client.V1SelfSubjectAccessReview(
+            spec=client.V1SelfSubjectAccessReviewSpec(
+                resource_attributes=client.V1ResourceAttributes(
+                    group="" if resource == "namespaces" else GROUP,
+                    resource=resource,
+                    verb=verb,
+                    namespace=namespace or None,
+                    name=name or None,
+                )
+            )
+        )
+        answer = client.AuthorizationV1Api(self.conn.core.api_client).create_self_subject_access_review(review)
+        return bool(answer.status and answer.status.allowed)
+
+    def environments(self) -> tuple[list[str], str]:
+        """Namespaces where the person may list Apps or Databases (and why the list is what it is)."""
+        if self.pinned:
+            return self.pinned, "the namespaces this dashboard was started with (-n)"
+        if self.allowed("list", "namespaces"):
+            listed = [n.metadata.name for n in self.conn.core.list_namespace().items]
+            if self.allowed("list", "apps") or self.allowed("list", "databases"):
+                return listed, "every namespace (you may list Apps or Databases in all of them)"
+            found = [n for n in listed[:200] if self.allowed("list", "apps", n) or self.allowed("list", "databases", n)]
+            return found, "the namespaces where you may list Apps or Databases"
+        return [self.conn.namespace], "your kubeconfig's namespace (you may not list namespaces)"
+
+    def operation(self, namespace: str, name: str) -> dict[str, Any] | None:
+        found = next((o for o in self.objects(namespace, PLURALS["Operation"]) if o["metadata"]["name"] == name), None)
+        if found is None:  # just created: the watch may not have it yet
+            with contextlib.suppress(Exception):
+                found = self.at(namespace).custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURALS["Operation"], name
+                )
+        return found
+
+    def log_lines(self, namespace: str, operation: dict[str, Any]) -> list[str]:
+        meta = operation["metadata"]
+        try:
+            return copied_lines(self.at(namespace), meta["name"], meta.get("uid", ""))
+        except CliError as error:
+            return [f"(the log cannot be read: {error})"]
+
+    def reports(self, namespace: str) -> list[str]:
+        listed = self.conn.core.list_namespaced_config_map(namespace, label_selector=f"{REPORT_LABEL}=true")
+        weeks = {(c.metadata.labels or {}).get(REPORT_WEEK, "") for c in listed.items}
+        return sorted((w for w in weeks if w), reverse=True)
+
+    def report_csv(self, namespace: str, week: str) -> str:
+        out, err = io.StringIO(), io.StringIO()
+        activity(self.at(namespace), week, None, "csv", out, err)
+        return out.getvalue()
+
+    def cancel(self, namespace: str, name: str) -> None:
+        self.at(namespace).custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURALS["Operation"], name, {"spec": {"cancel": True}}
+        )
+
+
+def newest_first(operations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(
+        operations, key=lambda o: (o["metadata"].get("creationTimestamp", ""), o["metadata"]["name"]), reverse=True
+    )
+
+
+def of_target(operations: list[dict[str, Any]], kind: str, name: str) -> list[dict[str, Any]]:
+    wanted = {"kind": kind, "name": name}
+    return [o for o in operations if {k: ((o.get("spec") or {}).get("target") or {}).get(k) for k in wanted} == wanted]
+
+
+class Dashboard:
+    """The routes: each answers with a page, a download, a redirect or an event stream."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.token = secrets.token_urlsafe(24)  # a cancel must carry it: another site cannot forge the form
+
+    def get(self, path: str, query: dict[str, list[str]]) -> tuple[int, str, str | bytes, dict[str, str]]:
+        parts = [unquote(p) for p in path.strip("/").split("/") if p]
+        html = "text/html; charset=utf-8"
+        if not parts:
+            namespaces, note = self.cluster.environments()
+            return 200, html, pages.environments(namespaces, note), {}
+        if parts[0] != "ns" or len(parts) < 2:
+            return 404, html, pages.error_page(404, "no such page"), {}
+        namespace, rest = parts[1], parts[2:]
+        if not rest:
+            apps, databases = self.cluster.objects(namespace, "apps"), self.cluster.objects(namespace, "databases")
+            return 200, html, pages.namespace_page(namespace, apps, databases), {}
+        if rest[0] in ("apps", "databases") and len(rest) == 2:
+            return self._target(namespace, rest[0], rest[1], query)
+        if rest[0] == "operations" and len(rest) >= 2:
+            return self._operation(namespace, rest[1], rest[2:])
+        if rest[0] == "reports" and len(rest) == 1:
+            return 200, html, pages.reports_page(namespace, self.cluster.reports(namespace)), {}
+        if rest[0] == "reports" and len(rest) == 2 and rest[1].endswith(".csv"):
+            week = rest[1].removesuffix(".csv")
+            disposition = {"Content-Disposition": f'attachment; filename="bosun-activity-{namespace}-{week}.csv"'}
+            return 200, "text/csv; charset=utf-8", self.cluster.report_csv(namespace, week), disposition
+        return 404, html, pages.error_page(404, "no such page"), {}
+
+    def _target(
+        self, namespace: str, plural: str, name: str, query: dict[str, list[str]]
+    ) -> tuple[int, str, str, dict[str, str]]:
+        html = "text/html; charset=utf-8"
+        body = next((o for o in self.cluster.objects(namespace, plural) if o["metadata"]["name"] == name), None)
+        if body is None:
+            return 404, html, pages.error_page(404, f"no {plural[:-1]} {name} in namespace {namespace}"), {}
+        kind = "App" if plural == "apps" else "Database"
+        mine = newest_first(of_target(self.cluster.objects(namespace, PLURALS["Operation"]), kind, name))
+        count = max(1, -(-len(mine) // PAGE_SIZE))
+        number = min(max(1, int((query.get("page") or ["1"])[0] or 1)), count)
+        shown = mine[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
+        return (
+            200,
+            html,
+            pages.target_page(namespace, plural, body, shown, self.cluster.downtime_steps, number, count),
+            {},
+        )
+
+    def _operation(self, namespace: str, name: str, rest: list[str]) -> tuple[int, str, str, dict[str, str]]:
+        html = "text/html; charset=utf-8"
+        operation = self.cluster.operation(namespace, name)
+        if operation is None:
+            return 404, html, pages.error_page(404, f"no operation {name} in namespace {namespace}"), {}
+        if rest == ["log"]:
+            text = "\n".join(self.cluster.log_lines(namespace, operation)) + "\n"
+            disposition = {"Content-Disposition": f'attachment; filename="{name}.log"'}
+            return 200, "text/plain; charset=utf-8", text, disposition
+        if rest:
+            return 404, html, pages.error_page(404, "no such page"), {}
+        window = pages.downtime_of(operation, self.cluster.downtime_steps)
+        may_cancel = self.cluster.allowed("patch", PLURALS["Operation"], namespace, name)
+        lines = self.cluster.log_lines(namespace, operation)
+        now = datetime.now(UTC)
+        return (
+            200,
+            html,
+            pages.operation_page(namespace, operation, lines, window, now, self.token if may_cancel else None),
+            {},
+        )
+
+    def cancel(self, path: str, form: dict[str, list[str]]) -> tuple[int, str, str, dict[str, str]]:
+        parts = [unquote(p) for p in path.strip("/").split("/") if p]
+        html = "text/html; charset=utf-8"
+        if len(parts) != 5 or parts[0] != "ns" or parts[2] != "operations" or parts[4] != "cancel":
+            return 404, html, pages.error_page(404, "no such page"), {}
+        if not secrets.compare_digest((form.get("token") or [""])[0], self.token):
+            return 403, html, pages.error_page(403, "this cancel did not come from this dashboard's own page"), {}
+        namespace, name = parts[1], parts[3]
+        self.cluster.cancel(namespace, name)
+        return 303, html, "", {"Location": f"/ns/{namespace}/operations/{name}"}
+
+    def events(self, namespace: str, name: str, write: Callable[[str], bool]) -> None:
+        """New log lines of a running operation as server-sent events, then `end` when it ends."""
+        sent = 0
+        while True:
+            operation = self.cluster.operation(namespace, name)
+            if operation is None:
+                write("event: end\ndata: gone\n\n")
+                return
+            lines = self.cluster.log_lines(namespace, operation)
+            for line in lines[sent:]:
+                if not write(f"event: line\ndata: {line}\n\n"):
+                    return
+            sent = max(sent, len(lines))
+            if (operation.get("status") or {}).get("phase") in FINISHED_PHASES:
+                write("event: end\ndata: " + json.dumps((operation.get("status") or {}).get("phase")) + "\n\n")
+                return
+            if not write(": still running\n\n"):
+                return
+            time.sleep(1)
+
+
+def handler_for(dashboard: Dashboard, port_of: Callable[[], int]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "bosun-dashboard"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            logger.debug(format, *args)
+
+        def _local(self) -> bool:
+            host = (self.headers.get("Host") or "").lower()
+            return host in (f"127.0.0.1:{port_of()}", f"localhost:{port_of()}")
+
+        def _answer(self, code: int, kind: str, body: str | bytes, headers: dict[str, str]) -> None:
+            data = body.encode() if isinstance(body, str) else body
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Frame-Options", "DENY")
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _guarded(self, work: Callable[[], tuple[int, str, str | bytes, dict[str, str]]]) -> None:
+            if not self._local():
+                self._answer(421, "text/plain", "this dashboard answers only as 127.0.0.1 or localhost\n", {})
+                return
+            try:
+                self._answer(*work())
+            except CliError as error:
+                self._answer(502, "text/html; charset=utf-8", pages.error_page(502, str(error)), {})
+            except Exception as error:
+                status, message = _api_failure(error)
+                self._answer(status, "text/html; charset=utf-8", pages.error_page(status, message), {})
+
+        def do_GET(self) -> None:
+            url = urlparse(self.path)
+            parts = [p for p in url.path.strip("/").split("/") if p]
+            if len(parts) == 5 and parts[0] == "ns" and parts[2] == "operations" and parts[4] == "events":
+                if not self._local():
+                    self._answer(421, "text/plain", "this dashboard answers only as 127.0.0.1 or localhost\n", {})
+                    return
+                self._stream(unquote(parts[1]), unquote(parts[3]))
+                return
+            self._guarded(lambda: dashboard.get(url.path, parse_qs(url.query)))
+
+        def do_POST(self) -> None:
+            length = min(int(self.headers.get("Content-Length") or 0), 4096)
+            form = parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
+            self._guarded(lambda: dashboard.cancel(urlparse(self.path).path, form))
+
+        def _stream(self, namespace: str, name: str) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+
+            def write(text: str) -> bool:
+                try:
+                    self.wfile.write(text.encode())
+                    self.wfile.flush()
+                    return True
+                except OSError:  # the page was closed
+                    return False
+
+            with contextlib.suppress(Exception):
+                dashboard.events(namespace, name, write)
+
+    return Handler
+
+
+def _api_failure(error: Exception) -> tuple[int, str]:
+    from kubernetes.client.exceptions import ApiException
+
+    if isinstance(error, ApiException):
+        try:
+            message = json.loads(error.body or "{}").get("message") or error.reason
+        except ValueError:
+            message = error.reason
+        return (error.status if error.status in (401, 403, 404, 409, 422) else 502), str(message)
+    return 502, f"cannot reach the API server: {type(error).__name__}: {error}"
+
+
+class DashboardServer(ThreadingHTTPServer):
+    dashboard: Dashboard
+
+
+def serve(cluster: Cluster, port: int = 0) -> DashboardServer:
+    """Start serving on 127.0.0.1 (`port` 0: any free port) in a thread; `.server_address` says where."""
+    dashboard = Dashboard(cluster)
+    holder: dict[str, int] = {}
+    server = DashboardServer(("127.0.0.1", port), handler_for(dashboard, lambda: holder["port"]))
+    server.dashboard = dashboard
+    holder["port"] = server.server_address[1]
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="dashboard", daemon=True).start()
+    return server
+
+
+def run(conn: Connection, namespaces: Sequence[str], port: int, open_browser: bool, out: Any) -> int:
+    server = serve(Cluster(conn, namespaces), port)
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    print(f"Bosun dashboard on {url} (Ctrl-C stops it); it reads and acts with your kubeconfig's rights", file=out)
+    if open_browser:
+        with contextlib.suppress(Exception):
+            webbrowser.open(url)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.shutdown()
+        return 0

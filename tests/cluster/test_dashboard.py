@@ -1,0 +1,174 @@
+"""The dashboard (`kubectl bosun dashboard`) on the real API server, with a real operator: an App's
+Activity tab and its operations' pages, the log to download, the week's report, and what a person
+may do there following their own rights (a viewer sees no Cancel, and cannot cancel anyway)."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from bosun.cli import commands, dashboard
+from tests.support.bosun_objects import Bosun
+from tests.support.cluster import LocalCluster
+from tests.support.databases import ops_of
+from tests.support.install import apply_operator_rbac
+from tests.support.operator_process import OperatorProcess, ensure_running, module_operator
+from tests.support.rbac import user_with_role
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    apply_operator_rbac(cluster)  # the roles people get: `view` reads Bosun's kinds
+    yield from module_operator(
+        cluster.kubeconfig,
+        tmp_path_factory.mktemp("bosun-dashboard"),
+        command=["-m", "bosun", "run"],
+        env={"BOSUN_ACTIVITY_SECONDS": "2"},
+    )
+
+
+@pytest.fixture
+def bosun(api: client.ApiClient, cluster: LocalCluster, namespace: str, operator: OperatorProcess) -> Bosun:
+    ensure_running(operator)
+    return Bosun(api, cluster, namespace)
+
+
+class Served:
+    def __init__(self, cluster: LocalCluster, namespace: str, user: str | None = None) -> None:
+        conn = commands.connect(str(cluster.kubeconfig), cluster.context, namespace, user)
+        self.server = dashboard.serve(dashboard.Cluster(conn))
+        self.port = self.server.server_address[1]
+        self.token = self.server.dashboard.token
+
+    def get(self, path: str, host: str = "") -> tuple[int, str, dict[str, str]]:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}")
+        if host:
+            request.add_unredirected_header("Host", host)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return answer.status, answer.read().decode(), dict(answer.headers)
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode(), dict(error.headers)
+
+    def post(self, path: str, form: dict[str, str]) -> tuple[int, str]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        connection.request("POST", path, urllib.parse.urlencode(form), headers)
+        answer = connection.getresponse()
+        return answer.status, answer.read().decode()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def this_week() -> str:
+    year, week, _ = datetime.now(UTC).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def app(name: str, **spec: Any) -> dict[str, Any]:
+    spec = {"image": "example.com/web:1", **spec}
+    return {"apiVersion": "bosun.dev/v1alpha1", "kind": "App", "metadata": {"name": name}, "spec": spec}
+
+
+def test_an_apps_activity_tab_and_operation_pages_show_what_ran(bosun: Bosun, cluster: LocalCluster) -> None:
+    bosun.apply(app("web"))
+    deploy = wait_for(lambda: ops_of(bosun, "web", "deploy"), what="the App's deploy")[0]
+    assert bosun.wait_phase(deploy, timeout=120)["phase"] == "Succeeded"
+    bosun.operation("web-restart", "web", "restart")
+    assert bosun.wait_phase("web-restart", timeout=120)["phase"] == "Succeeded"
+    served = Served(cluster, bosun.namespace)
+    try:
+        code, home, _ = served.get("/")
+        assert code == 200 and "Environments" in home
+        code, listing, _ = served.get(f"/ns/{bosun.namespace}")
+        assert code == 200 and f"/ns/{bosun.namespace}/apps/web" in listing and "Activity Reports" in listing
+        code, tab, _ = served.get(f"/ns/{bosun.namespace}/apps/web")
+        assert code == 200 and "<h2>Activity</h2>" in tab
+        assert tab.index("web-restart") < tab.index(deploy), "newest first"
+        assert "restart" in tab and "deploy" in tab and "Succeeded" in tab
+
+        code, page, _ = served.get(f"/ns/{bosun.namespace}/operations/{deploy}")
+        assert code == 200 and "<svg" in page and "roll-out" in page and "Download log" in page
+        assert "operation succeeded" in page and "data-events" not in page  # ended: nothing to follow
+        assert "<form method=post" not in page  # nothing to cancel once it ended
+        code, log, headers = served.get(f"/ns/{bosun.namespace}/operations/{deploy}/log")
+        assert code == 200 and "attachment" in headers["Content-Disposition"] and "operation succeeded" in log
+
+        week = this_week()
+        wait_for(lambda: week in served.get(f"/ns/{bosun.namespace}/reports")[1], timeout=60, what="the week's report")
+        code, report, headers = served.get(f"/ns/{bosun.namespace}/reports/{week}.csv")
+        assert code == 200 and headers["Content-Type"].startswith("text/csv")
+        assert deploy in report and "web-restart" in report
+
+        assert served.get("/", host="bosun.attacker.example")[0] == 421  # DNS rebinding: not for us
+        code, missing, _ = served.get(f"/ns/{bosun.namespace}/operations/no-such-op")
+        assert code == 404 and "no operation no-such-op" in missing
+    finally:
+        served.close()
+
+
+def first_event(served: Served, path: str) -> str:
+    """The first server-sent event of a stream (read in a thread, so a silent stream fails the test)."""
+    found: list[str] = []
+
+    def read() -> None:
+        with urllib.request.urlopen(f"http://127.0.0.1:{served.port}{path}", timeout=30) as stream:
+            for raw in stream:
+                line = raw.decode().strip()
+                if line.startswith("event:"):
+                    found.append(line)
+                    return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+    return found[0] if found else ""
+
+
+def test_cancel_is_offered_only_to_who_may_cancel_and_goes_through_their_rights(
+    bosun: Bosun, cluster: LocalCluster, api: client.ApiClient
+) -> None:
+    bosun.apply(app("slow"))
+    first = wait_for(lambda: ops_of(bosun, "slow", "deploy"), what="the App's first deploy")[0]
+    assert bosun.wait_phase(first, timeout=120)["phase"] == "Succeeded"
+    slow_pods = {"pod-ready.stage.kwok.x-k8s.io/delay": "600s"}  # KWOK: the new pods are Ready in 10 min
+    bosun.apply(app("slow", image="example.com/web:2", podAnnotations=slow_pods))
+
+    def running() -> list[str]:  # the edit's operation rolling out (a configure, a deploy: what the edit asks)
+        mine = [o for o in bosun.list("operations") if o["spec"]["target"]["name"] == "slow"]
+        return [o["metadata"]["name"] for o in mine if (o.get("status") or {}).get("phase") == "Running"]
+
+    deploy = wait_for(running, timeout=60, what="the edit's operation to run")[0]
+    viewer = user_with_role(api, cluster, bosun.namespace, "view", "get operations.bosun.dev")
+    as_viewer, as_admin = Served(cluster, bosun.namespace, viewer), Served(cluster, bosun.namespace)
+    path = f"/ns/{bosun.namespace}/operations/{deploy}"
+    try:
+        code, seen, _ = as_viewer.get(path)
+        assert code == 200 and "data-events" in seen and "<form method=post" not in seen  # may read, not cancel
+        assert first_event(as_viewer, f"{path}/events") == "event: line"  # the log, live
+        code, refused = as_viewer.post(f"{path}/cancel", {"token": as_viewer.token})
+        assert code == 403 and "forbidden" in refused.lower(), refused  # the API server said no, not the page
+
+        code, offered, _ = as_admin.get(path)
+        assert code == 200 and "<form method=post" in offered and as_admin.token in offered
+        assert as_admin.post(f"{path}/cancel", {"token": "forged"})[0] == 403  # another site's form
+        assert bosun.status(deploy).get("phase") == "Running"
+        code, _ = as_admin.post(f"{path}/cancel", {"token": as_admin.token})
+        assert code == 303
+        assert bosun.wait_phase(deploy, timeout=120)["phase"] == "Cancelled"
+    finally:
+        as_viewer.close()
+        as_admin.close()
