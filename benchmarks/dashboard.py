@@ -52,10 +52,13 @@ def run(env: Environment, out: Path, operations: int = 1000, requests: int = 20)
             "an operation": f"/ns/{bosun.namespace}/operations/web-op-00000",
         }
         times: dict[str, list[float]] = {}
+        cold: dict[str, float] = {}
         try:
             for label, path in pages.items():
-                with urllib.request.urlopen(base + path, timeout=120) as answer:  # warms the watches
+                began = time.monotonic()
+                with urllib.request.urlopen(base + path, timeout=120) as answer:  # the first lists what it watches
                     answer.read()
+                cold[label] = (time.monotonic() - began) * 1000
                 times[label] = []
                 for _ in range(requests):
                     began = time.monotonic()
@@ -73,17 +76,19 @@ def run(env: Environment, out: Path, operations: int = 1000, requests: int = 20)
                 "p50_ms": round(percentile(t, 50), 1),
                 "p99_ms": round(percentile(t, 99), 1),
                 "max_ms": round(max(t), 1),
+                "first_ms": round(cold[label], 1),
             }
             for label, t in times.items()
         },
     }
     report.say(
         f"One App and {operations} of its Operations in a namespace; each page asked for {requests} times after "
-        "one request that warms the dashboard's watches. Answer times as a client on the same machine sees them."
+        "a first request, which starts the dashboard's watches (a namespace's first page lists its Apps, "
+        "Databases and Operations once). Answer times as a client on the same machine sees them."
     )
     report.table(
-        ["page", "p50 (ms)", "p99 (ms)", "max (ms)"],
-        [[label, f["p50_ms"], f["p99_ms"], f["max_ms"]] for label, f in report.data["pages"].items()],
+        ["page", "first request (ms)", "then p50 (ms)", "p99 (ms)", "max (ms)"],
+        [[label, f["first_ms"], f["p50_ms"], f["p99_ms"], f["max_ms"]] for label, f in report.data["pages"].items()],
     )
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(8, 3))
