@@ -172,3 +172,49 @@ def test_cancel_is_offered_only_to_who_may_cancel_and_goes_through_their_rights(
     finally:
         as_viewer.close()
         as_admin.close()
+
+
+def test_in_the_cluster_each_request_acts_with_the_token_its_proxy_forwards(
+    bosun: Bosun, cluster: LocalCluster, api: client.ApiClient, core: client.CoreV1Api
+) -> None:
+    """The chart's dashboard (behind oauth2-proxy, say) holds no rights: with no forwarded token it
+    serves nothing, and with one it sees what that token may see, and nothing more."""
+    from kubernetes import config as kube_config
+
+    bosun.app("web")
+    core.create_namespaced_service_account(bosun.namespace, {"metadata": {"name": "reader"}})
+    client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(
+        bosun.namespace,
+        {
+            "metadata": {"name": "reader-view"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": bosun.namespace}],
+        },
+    )
+    token = core.create_namespaced_service_account_token(
+        "reader", bosun.namespace, {"spec": {"expirationSeconds": 600}}
+    ).status.token
+    configuration = client.Configuration()
+    kube_config.load_kube_config(str(cluster.kubeconfig), cluster.context, client_configuration=configuration)
+    server = dashboard.serve(port=0, forwarded=configuration)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+
+    def get(path: str, token: str = "") -> tuple[int, str]:
+        request = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {token}"} if token else {})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return answer.status, answer.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    try:
+        code, page = get(f"/ns/{bosun.namespace}")
+        assert code == 401 and "no credentials came with this request" in page
+        wait_for(lambda: get(f"/ns/{bosun.namespace}", token)[0] == 200, timeout=30, what="the reader's view")
+        assert f"/ns/{bosun.namespace}/apps/web" in get(f"/ns/{bosun.namespace}", token)[1]
+        code, refused = get("/ns/kube-system", token)  # not the reader's namespace
+        assert code == 502 and "forbidden" in refused.lower(), (code, refused)
+        code, page = get(f"/ns/{bosun.namespace}", "not-a-token")
+        assert code == 502 and "unauthorized" in page.lower(), (code, page)
+    finally:
+        server.shutdown()

@@ -232,3 +232,17 @@ def test_bad_values_fail_at_install_with_a_clear_message(values: list[str], mess
     )
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
+
+
+def test_the_dashboard_is_optional_and_its_account_is_bound_to_nothing() -> None:
+    assert not [o for o in render() if o["metadata"]["name"].endswith("-dashboard")]  # off by default
+    objects = render("dashboard.enabled=true", "dashboard.port=9000")
+    made = {o["kind"]: o for o in objects if o["metadata"]["name"] == "bosun-dashboard"}
+    assert sorted(made) == ["Deployment", "Service", "ServiceAccount"]
+    pod = made["Deployment"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "bosun-dashboard"
+    assert pod["containers"][0]["args"] == ["dashboard", "--in-cluster", "--port", "9000"]
+    assert made["Service"]["spec"]["ports"][0]["port"] == 9000
+    # It acts with each person's forwarded token: its own account gets no role, and nothing else changes.
+    assert bindings(objects) == bindings(render()) and rules(objects) == rules(render())
+    assert not any("bosun-dashboard" in subjects for subjects in bindings(objects).values())

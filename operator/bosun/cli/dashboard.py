@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import io
 import json
 import logging
@@ -206,69 +207,73 @@ def of_target(operations: list[dict[str, Any]], kind: str, name: str) -> list[di
 
 
 class Dashboard:
-    """The routes: each answers with a page, a download, a redirect or an event stream."""
+    """The routes: each answers with a page, a download, a redirect or an event stream, reading and
+    acting as the person whose `Cluster` the request came with."""
 
-    def __init__(self, cluster: Cluster) -> None:
-        self.cluster = cluster
+    def __init__(self) -> None:
         self.token = secrets.token_urlsafe(24)  # a cancel must carry it: another site cannot forge the form
 
-    def get(self, path: str, query: dict[str, list[str]]) -> tuple[int, str, str | bytes, dict[str, str]]:
+    def get(
+        self, cluster: Cluster, path: str, query: dict[str, list[str]]
+    ) -> tuple[int, str, str | bytes, dict[str, str]]:
         parts = [unquote(p) for p in path.strip("/").split("/") if p]
         html = "text/html; charset=utf-8"
         if not parts:
-            namespaces, note = self.cluster.environments()
+            namespaces, note = cluster.environments()
             return 200, html, pages.environments(namespaces, note), {}
         if parts[0] != "ns" or len(parts) < 2:
             return 404, html, pages.error_page(404, "no such page"), {}
         namespace, rest = parts[1], parts[2:]
         if not rest:
-            apps, databases = self.cluster.objects(namespace, "apps"), self.cluster.objects(namespace, "databases")
+            apps, databases = cluster.objects(namespace, "apps"), cluster.objects(namespace, "databases")
             return 200, html, pages.namespace_page(namespace, apps, databases), {}
         if rest[0] in ("apps", "databases") and len(rest) == 2:
-            return self._target(namespace, rest[0], rest[1], query)
+            return self._target(cluster, namespace, rest[0], rest[1], query)
         if rest[0] == "operations" and len(rest) >= 2:
-            return self._operation(namespace, rest[1], rest[2:])
+            return self._operation(cluster, namespace, rest[1], rest[2:])
         if rest[0] == "reports" and len(rest) == 1:
-            return 200, html, pages.reports_page(namespace, self.cluster.reports(namespace)), {}
+            return 200, html, pages.reports_page(namespace, cluster.reports(namespace)), {}
         if rest[0] == "reports" and len(rest) == 2 and rest[1].endswith(".csv"):
             week = rest[1].removesuffix(".csv")
             disposition = {"Content-Disposition": f'attachment; filename="bosun-activity-{namespace}-{week}.csv"'}
-            return 200, "text/csv; charset=utf-8", self.cluster.report_csv(namespace, week), disposition
+            return 200, "text/csv; charset=utf-8", cluster.report_csv(namespace, week), disposition
         return 404, html, pages.error_page(404, "no such page"), {}
 
     def _target(
-        self, namespace: str, plural: str, name: str, query: dict[str, list[str]]
+        self, cluster: Cluster, namespace: str, plural: str, name: str, query: dict[str, list[str]]
     ) -> tuple[int, str, str, dict[str, str]]:
         html = "text/html; charset=utf-8"
-        body = next((o for o in self.cluster.objects(namespace, plural) if o["metadata"]["name"] == name), None)
+        body = next((o for o in cluster.objects(namespace, plural) if o["metadata"]["name"] == name), None)
         if body is None:
             return 404, html, pages.error_page(404, f"no {plural[:-1]} {name} in namespace {namespace}"), {}
         kind = "App" if plural == "apps" else "Database"
-        mine = newest_first(of_target(self.cluster.objects(namespace, PLURALS["Operation"]), kind, name))
+        mine = newest_first(of_target(cluster.objects(namespace, PLURALS["Operation"]), kind, name))
         count = max(1, -(-len(mine) // PAGE_SIZE))
         number = min(max(1, int((query.get("page") or ["1"])[0] or 1)), count)
         shown = mine[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
         return (
             200,
             html,
-            pages.target_page(namespace, plural, body, shown, self.cluster.downtime_steps, number, count),
+            pages.target_page(namespace, plural, body, shown, cluster.downtime_steps, number, count),
             {},
         )
 
-    def _operation(self, namespace: str, name: str, rest: list[str]) -> tuple[int, str, str, dict[str, str]]:
+    def _operation(
+        self, cluster: Cluster, namespace: str, name: str, rest: list[str]
+    ) -> tuple[int, str, str, dict[str, str]]:
         html = "text/html; charset=utf-8"
-        operation = self.cluster.operation(namespace, name)
+        operation = cluster.operation(namespace, name)
         if operation is None:
             return 404, html, pages.error_page(404, f"no operation {name} in namespace {namespace}"), {}
         if rest == ["log"]:
-            text = "\n".join(self.cluster.log_lines(namespace, operation)) + "\n"
+            text = "\n".join(cluster.log_lines(namespace, operation)) + "\n"
             disposition = {"Content-Disposition": f'attachment; filename="{name}.log"'}
             return 200, "text/plain; charset=utf-8", text, disposition
         if rest:
             return 404, html, pages.error_page(404, "no such page"), {}
-        window = pages.downtime_of(operation, self.cluster.downtime_steps)
-        may_cancel = self.cluster.allowed("patch", PLURALS["Operation"], namespace, name)
-        lines = self.cluster.log_lines(namespace, operation)
+        window = pages.downtime_of(operation, cluster.downtime_steps)
+        may_cancel = cluster.allowed("patch", PLURALS["Operation"], namespace, name)
+        lines = cluster.log_lines(namespace, operation)
         now = datetime.now(UTC)
         return (
             200,
@@ -277,7 +282,7 @@ class Dashboard:
             {},
         )
 
-    def cancel(self, path: str, form: dict[str, list[str]]) -> tuple[int, str, str, dict[str, str]]:
+    def cancel(self, cluster: Cluster, path: str, form: dict[str, list[str]]) -> tuple[int, str, str, dict[str, str]]:
         parts = [unquote(p) for p in path.strip("/").split("/") if p]
         html = "text/html; charset=utf-8"
         if len(parts) != 5 or parts[0] != "ns" or parts[2] != "operations" or parts[4] != "cancel":
@@ -285,18 +290,18 @@ class Dashboard:
         if not secrets.compare_digest((form.get("token") or [""])[0], self.token):
             return 403, html, pages.error_page(403, "this cancel did not come from this dashboard's own page"), {}
         namespace, name = parts[1], parts[3]
-        self.cluster.cancel(namespace, name)
+        cluster.cancel(namespace, name)
         return 303, html, "", {"Location": f"/ns/{namespace}/operations/{name}"}
 
-    def events(self, namespace: str, name: str, write: Callable[[str], bool]) -> None:
+    def events(self, cluster: Cluster, namespace: str, name: str, write: Callable[[str], bool]) -> None:
         """New log lines of a running operation as server-sent events, then `end` when it ends."""
         sent = 0
         while True:
-            operation = self.cluster.operation(namespace, name)
+            operation = cluster.operation(namespace, name)
             if operation is None:
                 write("event: end\ndata: gone\n\n")
                 return
-            lines = self.cluster.log_lines(namespace, operation)
+            lines = cluster.log_lines(namespace, operation)
             for line in lines[sent:]:
                 if not write(f"event: line\ndata: {line}\n\n"):
                     return
@@ -309,16 +314,88 @@ class Dashboard:
             time.sleep(1)
 
 
-def handler_for(dashboard: Dashboard, port_of: Callable[[], int]) -> type[BaseHTTPRequestHandler]:
+class People:
+    """Whose rights a request carries. Locally: the one person who started the dashboard."""
+
+    def __init__(self, cluster: Cluster, port_of: Callable[[], int]) -> None:
+        self.cluster, self.port_of = cluster, port_of
+
+    def refusal(self, headers: Any) -> str:
+        """Why this request is not served ('' when it is): locally, it must name 127.0.0.1 or localhost
+        (another web site cannot reach the dashboard through DNS rebinding)."""
+        host = (headers.get("Host") or "").lower()
+        ok = host in (f"127.0.0.1:{self.port_of()}", f"localhost:{self.port_of()}")
+        return "" if ok else "this dashboard answers only as 127.0.0.1 or localhost"
+
+    def cluster_for(self, headers: Any) -> Cluster | None:
+        return self.cluster
+
+
+class ForwardedPeople(People):
+    """In the cluster, behind an auth proxy: each request acts with the bearer token the proxy
+    forwards (oauth2-proxy's `--pass-authorization-header`, or `X-Forwarded-Access-Token`), never
+    with the dashboard's own ServiceAccount, which has no rights at all. A person's views (their
+    watches) are kept while they use them and dropped after `idle_seconds`."""
+
+    def __init__(self, base: Any, idle_seconds: float = 600.0) -> None:
+        self.base, self.idle_seconds = base, idle_seconds
+        self.known: dict[str, tuple[Cluster, float]] = {}
+        self.lock = threading.Lock()
+
+    def refusal(self, headers: Any) -> str:
+        return (
+            ""
+            if _bearer(headers)
+            else (
+                "no credentials came with this request: the dashboard in a cluster serves only behind an auth "
+                "proxy that forwards each person's token (see docs/dashboard.md)"
+            )
+        )
+
+    def cluster_for(self, headers: Any) -> Cluster | None:
+        token = _bearer(headers)
+        if not token:
+            return None
+        key = hashlib.sha256(token.encode()).hexdigest()
+        now = time.monotonic()
+        with self.lock:
+            for gone in [k for k, (_, used) in self.known.items() if now - used > self.idle_seconds]:
+                for watching in self.known.pop(gone)[0].watched.values():
+                    watching.stopped.set()
+            found = self.known.get(key)
+            cluster = found[0] if found else Cluster(as_bearer(self.base, token))
+            self.known[key] = (cluster, now)
+        return cluster
+
+
+def _bearer(headers: Any) -> str:
+    forwarded = (headers.get("X-Forwarded-Access-Token") or "").strip()
+    if forwarded:
+        return forwarded
+    scheme, _, token = (headers.get("Authorization") or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def as_bearer(base: Any, token: str) -> Connection:
+    """A connection to the same API server as `base` (a kubernetes Configuration) that
+    authenticates with `token` alone: no client certificate, no other credential of the server's."""
+    from kubernetes import client
+
+    configuration = client.Configuration()
+    configuration.host = base.host
+    configuration.ssl_ca_cert = base.ssl_ca_cert
+    configuration.verify_ssl = base.verify_ssl
+    configuration.api_key = {"authorization": f"Bearer {token}"}
+    api = client.ApiClient(configuration)
+    return Connection(client.CustomObjectsApi(api), client.CoreV1Api(api), "default")
+
+
+def handler_for(dashboard: Dashboard, people: People) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "bosun-dashboard"
 
         def log_message(self, format: str, *args: Any) -> None:
             logger.debug(format, *args)
-
-        def _local(self) -> bool:
-            host = (self.headers.get("Host") or "").lower()
-            return host in (f"127.0.0.1:{port_of()}", f"localhost:{port_of()}")
 
         def _answer(self, code: int, kind: str, body: str | bytes, headers: dict[str, str]) -> None:
             data = body.encode() if isinstance(body, str) else body
@@ -332,12 +409,20 @@ def handler_for(dashboard: Dashboard, port_of: Callable[[], int]) -> type[BaseHT
             self.end_headers()
             self.wfile.write(data)
 
-        def _guarded(self, work: Callable[[], tuple[int, str, str | bytes, dict[str, str]]]) -> None:
-            if not self._local():
-                self._answer(421, "text/plain", "this dashboard answers only as 127.0.0.1 or localhost\n", {})
+        def _person(self) -> Cluster | None:
+            refused = people.refusal(self.headers)
+            cluster = None if refused else people.cluster_for(self.headers)
+            if cluster is None:
+                code = 401 if isinstance(people, ForwardedPeople) else 421
+                self._answer(code, "text/html; charset=utf-8", pages.error_page(code, refused or "who?"), {})
+            return cluster
+
+        def _guarded(self, work: Callable[[Cluster], tuple[int, str, str | bytes, dict[str, str]]]) -> None:
+            cluster = self._person()
+            if cluster is None:
                 return
             try:
-                self._answer(*work())
+                self._answer(*work(cluster))
             except CliError as error:
                 self._answer(502, "text/html; charset=utf-8", pages.error_page(502, str(error)), {})
             except Exception as error:
@@ -348,19 +433,18 @@ def handler_for(dashboard: Dashboard, port_of: Callable[[], int]) -> type[BaseHT
             url = urlparse(self.path)
             parts = [p for p in url.path.strip("/").split("/") if p]
             if len(parts) == 5 and parts[0] == "ns" and parts[2] == "operations" and parts[4] == "events":
-                if not self._local():
-                    self._answer(421, "text/plain", "this dashboard answers only as 127.0.0.1 or localhost\n", {})
-                    return
-                self._stream(unquote(parts[1]), unquote(parts[3]))
+                cluster = self._person()
+                if cluster is not None:
+                    self._stream(cluster, unquote(parts[1]), unquote(parts[3]))
                 return
-            self._guarded(lambda: dashboard.get(url.path, parse_qs(url.query)))
+            self._guarded(lambda cluster: dashboard.get(cluster, url.path, parse_qs(url.query)))
 
         def do_POST(self) -> None:
             length = min(int(self.headers.get("Content-Length") or 0), 4096)
             form = parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
-            self._guarded(lambda: dashboard.cancel(urlparse(self.path).path, form))
+            self._guarded(lambda cluster: dashboard.cancel(cluster, urlparse(self.path).path, form))
 
-        def _stream(self, namespace: str, name: str) -> None:
+        def _stream(self, cluster: Cluster, namespace: str, name: str) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-store")
@@ -375,7 +459,7 @@ def handler_for(dashboard: Dashboard, port_of: Callable[[], int]) -> type[BaseHT
                     return False
 
             with contextlib.suppress(Exception):
-                dashboard.events(namespace, name, write)
+                dashboard.events(cluster, namespace, name, write)
 
     return Handler
 
@@ -396,11 +480,20 @@ class DashboardServer(ThreadingHTTPServer):
     dashboard: Dashboard
 
 
-def serve(cluster: Cluster, port: int = 0) -> DashboardServer:
-    """Start serving on 127.0.0.1 (`port` 0: any free port) in a thread; `.server_address` says where."""
-    dashboard = Dashboard(cluster)
+def serve(
+    cluster: Cluster | None = None, port: int = 0, *, forwarded: Any = None, address: str = "127.0.0.1"
+) -> DashboardServer:
+    """Start serving in a thread (`port` 0: any free port; `.server_address` says where): as the
+    one person of `cluster` on 127.0.0.1, or, with `forwarded` (the API server's Configuration),
+    as whoever each request's forwarded token says (the in-cluster dashboard)."""
+    dashboard = Dashboard()
     holder: dict[str, int] = {}
-    server = DashboardServer(("127.0.0.1", port), handler_for(dashboard, lambda: holder["port"]))
+    if forwarded is not None:
+        people: People = ForwardedPeople(forwarded)
+    else:
+        assert cluster is not None
+        people = People(cluster, lambda: holder["port"])
+    server = DashboardServer((address, port), handler_for(dashboard, people))
     server.dashboard = dashboard
     holder["port"] = server.server_address[1]
     server.daemon_threads = True
@@ -415,6 +508,27 @@ def run(conn: Connection, namespaces: Sequence[str], port: int, open_browser: bo
     if open_browser:
         with contextlib.suppress(Exception):
             webbrowser.open(url)
+    return _until_stopped(server)
+
+
+def run_forwarded(kubeconfig: str | None, context: str | None, port: int, out: Any) -> int:
+    """The dashboard in a cluster (the chart's, off by default): on every address, behind an auth
+    proxy that forwards each person's token; the API server is the one this pod runs in (or the
+    kubeconfig's, to try it out), reached with that token and nothing else."""
+    from kubernetes import client, config
+    from kubernetes.config.config_exception import ConfigException
+
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except ConfigException:
+        config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)  # type: ignore[no-untyped-call]
+    server = serve(port=port or 8080, forwarded=configuration, address="0.0.0.0")  # behind its proxy
+    print(f"Bosun dashboard on port {server.server_address[1]}: each request acts with the token it forwards", file=out)
+    return _until_stopped(server)
+
+
+def _until_stopped(server: DashboardServer) -> int:
     try:
         while True:
             time.sleep(3600)

@@ -73,6 +73,11 @@ def parser() -> argparse.ArgumentParser:
     dashboard = plugin_command("dashboard", "the dashboard on localhost: Activity tabs, live operations, reports")
     dashboard.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
     dashboard.add_argument("--no-open", action="store_true", help="do not open it in a browser")
+    dashboard.add_argument(
+        "--in-cluster",
+        action="store_true",
+        help="serve behind an auth proxy on every address, acting with each request's forwarded token",
+    )
     activity = plugin_command("activity", "the namespace's weekly activity report")
     when = activity.add_mutually_exclusive_group()
     when.add_argument("--week", type=_iso_week, help="an ISO week such as 2026-W47 (default: this week)")
@@ -150,6 +155,10 @@ def _plugin(args: argparse.Namespace) -> int:
 
     out, err = sys.stdout, sys.stderr
     try:
+        if args.command == "dashboard" and args.in_cluster:
+            from bosun.cli import dashboard
+
+            return dashboard.run_forwarded(args.kubeconfig, args.context, args.port, out)
         conn = commands.connect(args.kubeconfig, args.context, args.namespace, args.as_user)
         if args.command == "cancel":
             return commands.cancel(conn, args.operation, out)
