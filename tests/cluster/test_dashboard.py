@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 
 from bosun.cli import commands, dashboard
@@ -99,6 +100,10 @@ def test_an_apps_activity_tab_and_operation_pages_show_what_ran(bosun: Bosun, cl
         assert code == 200 and "<h2>Activity</h2>" in tab
         assert tab.index("web-restart") < tab.index(deploy), "newest first"
         assert "restart" in tab and "deploy" in tab and "Succeeded" in tab
+        assert "Plan an edit" in tab and served.token in tab  # the plan form, with the current spec in it
+        edited = yaml.safe_dump(app("web", image="example.com/web:9"))
+        code, planned = served.post(f"/ns/{bosun.namespace}/apps/web/plan", {"token": served.token, "manifest": edited})
+        assert code == 200 and "would run" in planned and "deploy" in planned, planned
 
         code, page, _ = served.get(f"/ns/{bosun.namespace}/operations/{deploy}")
         assert code == 200 and "<svg" in page and "roll-out" in page and "Download log" in page

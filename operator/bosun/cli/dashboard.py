@@ -23,6 +23,7 @@ import io
 import json
 import logging
 import secrets
+import tempfile
 import threading
 import time
 import webbrowser
@@ -33,11 +34,12 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from bosun.cli import pages
-from bosun.cli.commands import CliError, Connection, activity, copied_lines
+from bosun.cli.commands import CliError, Connection, activity, copied_lines, plan_file
 from bosun.models.names import FINISHED_PHASES, GROUP, PLURALS, REPORT_LABEL, REPORT_WEEK, VERSION
 
 logger = logging.getLogger(__name__)
 PAGE_SIZE = 25
+PLAN_BYTES = 256 * 1024  # an edited App or Database: far more than one needs
 
 
 def downtime_steps() -> dict[str, Sequence[str]]:
@@ -254,7 +256,7 @@ class Dashboard:
         return (
             200,
             html,
-            pages.target_page(namespace, plural, body, shown, cluster.downtime_steps, number, count),
+            pages.target_page(namespace, plural, body, shown, cluster.downtime_steps, number, count, self.token),
             {},
         )
 
@@ -282,16 +284,34 @@ class Dashboard:
             {},
         )
 
-    def cancel(self, cluster: Cluster, path: str, form: dict[str, list[str]]) -> tuple[int, str, str, dict[str, str]]:
+    def post(self, cluster: Cluster, path: str, form: dict[str, list[str]]) -> tuple[int, str, str, dict[str, str]]:
         parts = [unquote(p) for p in path.strip("/").split("/") if p]
         html = "text/html; charset=utf-8"
+        if not secrets.compare_digest((form.get("token") or [""])[0], self.token):
+            return 403, html, pages.error_page(403, "this form did not come from this dashboard's own page"), {}
+        if len(parts) == 5 and parts[0] == "ns" and parts[2] in ("apps", "databases") and parts[4] == "plan":
+            return self._plan(cluster, parts[1], parts[2], parts[3], (form.get("manifest") or [""])[0])
         if len(parts) != 5 or parts[0] != "ns" or parts[2] != "operations" or parts[4] != "cancel":
             return 404, html, pages.error_page(404, "no such page"), {}
-        if not secrets.compare_digest((form.get("token") or [""])[0], self.token):
-            return 403, html, pages.error_page(403, "this cancel did not come from this dashboard's own page"), {}
         namespace, name = parts[1], parts[3]
         cluster.cancel(namespace, name)
         return 303, html, "", {"Location": f"/ns/{namespace}/operations/{name}"}
+
+    def _plan(
+        self, cluster: Cluster, namespace: str, plural: str, name: str, manifest: str
+    ) -> tuple[int, str, str, dict[str, str]]:
+        """What applying the edited manifest would do: `kubectl bosun plan -f`, as the person."""
+        out, err = io.StringIO(), io.StringIO()
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as edited:
+            edited.write(manifest[:PLAN_BYTES])
+            edited.flush()
+            try:
+                code = plan_file(cluster.at(namespace), edited.name, out, err, wait=60)
+            except CliError as error:
+                code = 1
+                err.write(f"error: {error}\n")
+        said = out.getvalue() + err.getvalue()
+        return 200, "text/html; charset=utf-8", pages.plan_result(namespace, plural, name, said, code), {}
 
     def events(self, cluster: Cluster, namespace: str, name: str, write: Callable[[str], bool]) -> None:
         """New log lines of a running operation as server-sent events, then `end` when it ends."""
@@ -440,9 +460,9 @@ def handler_for(dashboard: Dashboard, people: People) -> type[BaseHTTPRequestHan
             self._guarded(lambda cluster: dashboard.get(cluster, url.path, parse_qs(url.query)))
 
         def do_POST(self) -> None:
-            length = min(int(self.headers.get("Content-Length") or 0), 4096)
+            length = min(int(self.headers.get("Content-Length") or 0), 2 * PLAN_BYTES)
             form = parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
-            self._guarded(lambda cluster: dashboard.cancel(cluster, urlparse(self.path).path, form))
+            self._guarded(lambda cluster: dashboard.post(cluster, urlparse(self.path).path, form))
 
         def _stream(self, cluster: Cluster, namespace: str, name: str) -> None:
             self.send_response(200)

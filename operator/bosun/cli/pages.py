@@ -181,6 +181,7 @@ def target_page(
     downtime_steps: dict[str, Sequence[str]],
     page_number: int,
     pages: int,
+    token: str = "",
 ) -> str:
     name, status = body["metadata"]["name"], body.get("status") or {}
     facts = [
@@ -201,11 +202,25 @@ def target_page(
     )
     headers = ["operation", "type", "phase", "started by", "created", "took", "downtime", "rollback"]
     activity = table(headers, activity_rows(namespace, operations, downtime_steps), "no operation yet")
+    editable = {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": body.get("spec") or {},
+    }
+    plan_form = (
+        f'<h2>Plan an edit</h2><form method=post action="{base}/plan">'
+        f'<input type=hidden name=token value="{escape(token)}">'
+        f"<textarea name=manifest rows=12 cols=100>{escape(yaml_text(editable))}</textarea><br>"
+        "<button>Plan</button> <span class=muted>a dry run, as <code>kubectl bosun plan -f</code>: "
+        "nothing changes</span></form>"
+    )
     body_html = (
         table(["", ""], facts)
         + "<h2>Activity</h2><p class=muted>Operations, newest first.</p>"
         + activity
         + (f"<p>Page {pager}</p>" if pages > 1 else "")
+        + plan_form
     )
     title = f"{'App' if kind == 'apps' else 'Database'} {name}"
     return page(title, body_html, [(f"/ns/{quote(namespace)}", namespace), (base, name)])
@@ -327,6 +342,19 @@ def operation_page(
     )
     crumbs = [(f"/ns/{quote(namespace)}", namespace), (base, name)]
     return page(f"Operation {name}", body, crumbs, FOLLOW_LOG if running else "")
+
+
+def yaml_text(document: dict[str, Any]) -> str:
+    import yaml
+
+    return str(yaml.safe_dump(document, sort_keys=False))
+
+
+def plan_result(namespace: str, kind: str, name: str, said: str, code: int) -> str:
+    verdict = {0: "would run", 5: "would be refused"}.get(code, f"could not be planned (exit {code})")
+    base = f"/ns/{quote(namespace)}/{kind}/{quote(name)}"
+    body = f"<p>The edit {escape(verdict)}.</p><pre>{escape(said)}</pre><p>{link(base, 'back')}</p>"
+    return page(f"Plan for {name}", body, [(f"/ns/{quote(namespace)}", namespace), (base, name)])
 
 
 def reports_page(namespace: str, weeks: Sequence[str]) -> str:
