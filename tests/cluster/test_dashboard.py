@@ -223,3 +223,34 @@ def test_in_the_cluster_each_request_acts_with_the_token_its_proxy_forwards(
         assert code == 502 and "unauthorized" in page.lower(), (code, page)
     finally:
         server.shutdown()
+
+
+def test_what_people_wrote_is_shown_as_text_and_a_stranger_learns_nothing(bosun: Bosun, cluster: LocalCluster) -> None:
+    bosun.apply(app("web"))
+    deploy = wait_for(lambda: ops_of(bosun, "web", "deploy"), what="the App's deploy")[0]
+    assert bosun.wait_phase(deploy, timeout=120)["phase"] == "Succeeded"
+    hostile = '<script>alert("owned")</script>'
+    bosun.operation("evil", "web", "deploy", parameters={"image": hostile})  # refused: in its message and log
+    assert bosun.wait_phase("evil", timeout=120)["phase"] == "Failed"
+    served = Served(cluster, bosun.namespace)
+    stranger = Served(cluster, bosun.namespace, "nobody-at-all")  # no RoleBinding anywhere
+    try:
+        code, page, headers = served.get(f"/ns/{bosun.namespace}/operations/evil")
+        assert code == 200 and hostile not in page and "&lt;script&gt;alert(&quot;owned&quot;)&lt;/script&gt;" in page
+        policy = headers["Content-Security-Policy"]
+        nonce = policy.split("'nonce-")[1].split("'")[0]
+        assert "default-src 'none'" in policy and f"<script nonce={nonce}>" in page  # only its own script runs
+        assert page.count("<script") == 1
+        for path in (
+            f"/ns/{bosun.namespace}",
+            f"/ns/{bosun.namespace}/apps/web",
+            f"/ns/{bosun.namespace}/operations/evil",
+        ):
+            code, seen, _ = stranger.get(path)
+            assert code == 403 and f"in namespace {bosun.namespace}" in seen, (path, code, seen)
+            assert "web" not in seen.replace("webkit", "") and "evil" not in seen and deploy not in seen, (path, seen)
+        code, seen, _ = stranger.get(f"/ns/{bosun.namespace}/reports")
+        assert code == 403 and "bosun-activity" not in seen, seen  # the API server's own refusal, no report names
+    finally:
+        served.close()
+        stranger.close()

@@ -52,6 +52,14 @@ def downtime_steps() -> dict[str, Sequence[str]]:
     return {t.name: tuple(t.downtime_steps) for t in tables}
 
 
+class Forbidden(CliError):
+    """The person may not read what a page shows: the page says which right is missing, nothing more."""
+
+    def __init__(self, missing: str) -> None:
+        super().__init__(f"you may not {missing}")
+        self.missing = missing
+
+
 class Watching:
     """One kind of a namespace, kept in memory: a list, then a watch from its resourceVersion,
     listed again when the watch expires or breaks."""
@@ -61,6 +69,7 @@ class Watching:
         self.items: dict[str, dict[str, Any]] = {}
         self.ready = threading.Event()
         self.error = ""
+        self.forbidden = False
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         threading.Thread(target=self._run, name=f"watch {plural} {conn.namespace}", daemon=True).start()
@@ -69,7 +78,7 @@ class Watching:
         listed = self.conn.custom.list_namespaced_custom_object(GROUP, VERSION, self.conn.namespace, self.plural)
         with self.lock:
             self.items = {i["metadata"]["name"]: i for i in listed.get("items") or []}
-        self.error = ""
+        self.error, self.forbidden = "", False
         self.ready.set()
         return str(listed["metadata"].get("resourceVersion") or "")
 
@@ -100,6 +109,7 @@ class Watching:
                             self.items[body["metadata"]["name"]] = body
             except ApiException as error:
                 self.error = f"{error.status} {error.reason}"
+                self.forbidden = error.status == 403
                 self.ready.set()  # a page says why, rather than wait
                 time.sleep(5 if error.status in (401, 403) else 1)
             except Exception as error:  # the API server went away: try again
@@ -110,6 +120,8 @@ class Watching:
     def snapshot(self, timeout: float = 20.0) -> list[dict[str, Any]]:
         if not self.ready.wait(timeout):
             raise CliError(f"the {self.plural} of namespace {self.conn.namespace} did not load in {timeout:.0f} s")
+        if self.forbidden:
+            raise Forbidden(f"list {self.plural}.{GROUP} in namespace {self.conn.namespace}")
         if self.error and not self.items:
             raise CliError(f"cannot read the {self.plural} of namespace {self.conn.namespace}: {self.error}")
         with self.lock:
@@ -418,9 +430,18 @@ def handler_for(dashboard: Dashboard, people: People) -> type[BaseHTTPRequestHan
             logger.debug(format, *args)
 
         def _answer(self, code: int, kind: str, body: str | bytes, headers: dict[str, str]) -> None:
+            nonce = secrets.token_urlsafe(16)
+            if isinstance(body, str) and kind.startswith("text/html"):
+                body = body.replace(pages.NONCE, nonce)
             data = body.encode() if isinstance(body, str) else body
             self.send_response(code)
             self.send_header("Content-Type", kind)
+            self.send_header(
+                "Content-Security-Policy",
+                f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; connect-src 'self'; "
+                "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            )
+            self.send_header("X-Content-Type-Options", "nosniff")
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Cache-Control", "no-store")
             self.send_header("X-Frame-Options", "DENY")
@@ -443,6 +464,8 @@ def handler_for(dashboard: Dashboard, people: People) -> type[BaseHTTPRequestHan
                 return
             try:
                 self._answer(*work(cluster))
+            except Forbidden as error:
+                self._answer(403, "text/html; charset=utf-8", pages.forbidden_page(error.missing), {})
             except CliError as error:
                 self._answer(502, "text/html; charset=utf-8", pages.error_page(502, str(error)), {})
             except Exception as error:

@@ -18,6 +18,7 @@ from urllib.parse import quote
 from bosun.models.base import parse_time
 from bosun.models.names import FINISHED_PHASES
 
+NONCE = "__BOSUN_NONCE__"  # the server puts each response's Content-Security-Policy nonce here
 DASH = "-"
 NONE = f"<span class=muted>{DASH}</span>"
 
@@ -49,7 +50,7 @@ source.addEventListener('end', e => { source.close(); location.reload(); });
 
 def page(title: str, body: str, crumbs: Sequence[tuple[str, str]] = (), script: str = "") -> str:
     trail = " / ".join(f'<a href="{escape(href)}">{escape(text)}</a>' for href, text in crumbs)
-    scripts = f"<script>{LOCAL_TIMES}{script}</script>"
+    scripts = f"<script nonce={NONCE}>{LOCAL_TIMES}{script}</script>"
     return (
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(title)} · Bosun</title>"
         f"<meta name=viewport content='width=device-width,initial-scale=1'><style>{STYLE}</style></head>"
@@ -363,6 +364,12 @@ def reports_page(namespace: str, weeks: Sequence[str]) -> str:
         ["week", ""], rows, "no activity report yet"
     )
     return page("Activity Reports", body, [(f"/ns/{quote(namespace)}", namespace)])
+
+
+def forbidden_page(missing: str) -> str:
+    """What a person without access sees: the right they lack, and nothing about what is there."""
+    body = f"<p>You may not {escape(missing)}.</p><p class=muted>Ask for that right (a Role or RoleBinding).</p>"
+    return page("403", body)
 
 
 def error_page(status: int, message: str) -> str:
