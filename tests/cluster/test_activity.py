@@ -27,7 +27,7 @@ from bosun.store import S3Store
 from tests.support.bosun_objects import Bosun
 from tests.support.cli import kubectl_bosun
 from tests.support.cluster import LocalCluster
-from tests.support.databases import NEIGHBOUR, database_manifest, ops_of, provision, start_op
+from tests.support.databases import MOVE_STEPS, NEIGHBOUR, database_manifest, ops_of, provision, start_op
 from tests.support.install import apply_operator_rbac
 from tests.support.operator_process import OperatorProcess, ensure_running, module_operator
 from tests.support.rbac import user_with_role
@@ -157,19 +157,7 @@ def test_logs_follow_shows_progress_live_and_exits_with_the_outcome(bosun: Bosun
     followed = cli(cluster, "logs", "pg-move", "-f", "-n", bosun.namespace)
     assert followed.returncode == 0, followed.stderr
     out = followed.stdout
-    for n, step in enumerate(
-        [
-            "check-target",
-            "pre-pull",
-            "pre-provision",
-            "place-new",
-            "recheck-target",
-            "stop-old",
-            "detach",
-            "attach",
-            "start",
-        ]
-    ):
+    for n, step in enumerate(MOVE_STEPS):
         assert f"step {n + 1}/9 {step}: " in out
     assert out.rstrip().endswith("operation succeeded")
     bars = [line for line in followed.stderr.splitlines() if line.startswith("[")]

@@ -19,7 +19,17 @@ from bosun.models.base import parse_time
 from bosun.operations.database_steps import LATE_ATTACH_SECONDS
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster
-from tests.support.databases import HOME, NEIGHBOUR, database_manifest, extra_node, pods, provision, start_op, steps
+from tests.support.databases import (
+    HOME,
+    MOVE_STEPS,
+    NEIGHBOUR,
+    database_manifest,
+    extra_node,
+    pods,
+    provision,
+    start_op,
+    steps,
+)
 from tests.support.endpoints import AttachedNodes, ReadyEndpoints, Sampler
 from tests.support.operator_process import OperatorProcess
 from tests.support.pod_policy import FAIL_LABEL, pod_policy, slow_ready
@@ -27,17 +37,6 @@ from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 
-MOVE_STEPS = [
-    "check-target",
-    "pre-pull",
-    "pre-provision",
-    "place-new",
-    "recheck-target",
-    "stop-old",
-    "detach",
-    "attach",
-    "start",
-]
 ON_TARGET = f"has(object.spec.nodeSelector) && object.spec.nodeSelector['kubernetes.io/hostname'] == '{NEIGHBOUR}'"
 PULLER = "has(object.metadata.labels) && 'bosun.dev/prepull' in object.metadata.labels"
 HOLD = "test.bosun.dev/hold"  # a scheduling gate the test lifts

@@ -10,6 +10,7 @@ from kubernetes import client
 from tests.support.bosun_objects import Bosun
 from tests.support.databases import (
     HOME,
+    MOVE_STEPS,
     NEIGHBOUR,
     database_manifest,
     extra_node,
@@ -40,17 +41,7 @@ def test_move_checks_and_pre_pulls_before_stopping_and_never_double_attaches(pg:
         status = move(pg, "move-1", NEIGHBOUR)
     assert status["phase"] == "Succeeded", status
     done = steps(status)
-    assert list(done) == [
-        "check-target",
-        "pre-pull",
-        "pre-provision",
-        "place-new",
-        "recheck-target",
-        "stop-old",
-        "detach",
-        "attach",
-        "start",
-    ]
+    assert list(done) == MOVE_STEPS
     # No kubelet reports what it mounts on KWOK's nodes: the new pod comes after the detach.
     assert (
         done["place-new"]["state"] == "Skipped" and "does not report the volume in use" in done["place-new"]["message"]

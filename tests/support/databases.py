@@ -11,6 +11,18 @@ from kubernetes import client
 from tests.support.bosun_objects import Bosun
 from tests.support.waiting import wait_for
 
+# A move's steps, as users see them in its status: written out here, not read from the operator.
+MOVE_STEPS = [
+    "check-target",
+    "pre-pull",
+    "pre-provision",
+    "place-new",
+    "recheck-target",
+    "stop-old",
+    "detach",
+    "attach",
+    "start",
+]
 HOME = "kwok-zone-a-1"  # where `pg` starts
 NEIGHBOUR = "kwok-zone-a-2"  # the other node in its zone
 
