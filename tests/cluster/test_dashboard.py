@@ -43,7 +43,10 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SLOW_PODS = {"pod-ready.stage.kwok.x-k8s.io/delay": "15s"}  # KWOK: a roll-out that takes a while, then ends
+# KWOK makes a pod Ready after its delay, or its jitter-delay if that is longer (5 s by default):
+# both set, a roll-out takes that long.
+SLOW_PODS = {"pod-ready.stage.kwok.x-k8s.io/delay": "15s", "pod-ready.stage.kwok.x-k8s.io/jitter-delay": "15s"}
+NEVER_READY = {"pod-ready.stage.kwok.x-k8s.io/delay": "600s", "pod-ready.stage.kwok.x-k8s.io/jitter-delay": "600s"}
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +169,7 @@ def test_cancel_is_offered_only_to_who_may_cancel_and_goes_through_their_rights(
     bosun.apply(app("slow"))
     first = wait_for(lambda: ops_of(bosun, "slow", "deploy"), what="the App's first deploy")[0]
     assert bosun.wait_phase(first, timeout=120)["phase"] == "Succeeded"
-    slow_pods = {"pod-ready.stage.kwok.x-k8s.io/delay": "600s"}  # KWOK: the new pods are Ready in 10 min
+    slow_pods = NEVER_READY
     bosun.apply(app("slow", image="example.com/web:2", podAnnotations=slow_pods))
 
     def running() -> list[str]:  # the edit's operation rolling out (a configure, a deploy: what the edit asks)
@@ -323,7 +326,7 @@ def test_a_viewer_follows_an_operation_live_downloads_its_log_and_report_and_can
         deploy = wait_for(lambda: [o for o in ops_of(bosun, "web", "deploy") if o != first], what="the edit's deploy")[
             0
         ]
-        with page.expect_request(lambda asked: asked.url.endswith(f"/operations/{deploy}/events")):
+        with page.expect_request(lambda asked: f"/operations/{deploy}/events?from=" in asked.url):
             page.goto(f"{base}/ns/{bosun.namespace}/operations/{deploy}")  # at once: it has barely begun
         at_load = page.inner_text("#log").count("\n")
 
@@ -331,6 +334,7 @@ def test_a_viewer_follows_an_operation_live_downloads_its_log_and_report_and_can
             return page.locator("#log[data-events]").count() == 1 and page.inner_text("#log").count("\n") > at_load
 
         wait_for(grew_live, timeout=30, interval=0.1, what="log lines to arrive on the open page")
+        assert page.inner_text("#log").count("operation started") == 1  # the stream sends only what follows
         page.goto(f"{base}/ns/{bosun.namespace}/apps/web")
         assert page.locator("h2", has_text="Activity").count() == 1
         assert (
@@ -375,7 +379,7 @@ def test_an_editor_cancels_from_the_page_and_a_stranger_sees_only_the_403_page(
     bosun.apply(app("slow"))
     first = wait_for(lambda: ops_of(bosun, "slow", "deploy"), what="the first deploy")[0]
     assert bosun.wait_phase(first, timeout=120)["phase"] == "Succeeded"
-    bosun.apply(app("slow", image="example.com/web:2", podAnnotations={"pod-ready.stage.kwok.x-k8s.io/delay": "600s"}))
+    bosun.apply(app("slow", image="example.com/web:2", podAnnotations=NEVER_READY))
     deploy = running_op(bosun, "slow")
     editor = user_with_role(api, cluster, bosun.namespace, "edit", "patch operations.bosun.dev")
     server, base = serve(cluster, bosun.namespace, editor)

@@ -325,19 +325,27 @@ class Dashboard:
         said = out.getvalue() + err.getvalue()
         return 200, "text/html; charset=utf-8", pages.plan_result(namespace, plural, name, said, code), {}
 
-    def events(self, cluster: Cluster, namespace: str, name: str, write: Callable[[str], bool]) -> None:
-        """New log lines of a running operation as server-sent events, then `end` when it ends."""
-        sent = 0
+    def events(self, cluster: Cluster, namespace: str, name: str, write: Callable[[str], bool], shown: int = 0) -> None:
+        """The log lines of a running operation past the `shown` ones the page has, as server-sent
+        events, then `end` when it ends. Driven by the watch of Operations: the log's copy is read
+        again only when the operation's status counts more lines (or it ended)."""
+        sent, counted = shown, -1
         while True:
             operation = cluster.operation(namespace, name)
             if operation is None:
                 write("event: end\ndata: gone\n\n")
                 return
-            lines = cluster.log_lines(namespace, operation)
-            for line in lines[sent:]:
-                if not write(f"event: line\ndata: {line}\n\n"):
-                    return
-            sent = max(sent, len(lines))
+            status = operation.get("status") or {}
+            total = int((status.get("log") or {}).get("total") or 0)
+            # Read again when the status counts more lines, or counts lines not yet sent (the copy
+            # in the namespace follows the status by up to a flush).
+            if total != counted or sent < total or status.get("phase") in FINISHED_PHASES:
+                counted = total
+                lines = cluster.log_lines(namespace, operation)
+                for line in lines[sent:]:
+                    if not write(f"event: line\ndata: {line}\n\n"):
+                        return
+                sent = max(sent, len(lines))
             if (operation.get("status") or {}).get("phase") in FINISHED_PHASES:
                 write("event: end\ndata: " + json.dumps((operation.get("status") or {}).get("phase")) + "\n\n")
                 return
@@ -478,7 +486,8 @@ def handler_for(dashboard: Dashboard, people: People) -> type[BaseHTTPRequestHan
             if len(parts) == 5 and parts[0] == "ns" and parts[2] == "operations" and parts[4] == "events":
                 cluster = self._person()
                 if cluster is not None:
-                    self._stream(cluster, unquote(parts[1]), unquote(parts[3]))
+                    shown = (parse_qs(url.query).get("from") or ["0"])[0]
+                    self._stream(cluster, unquote(parts[1]), unquote(parts[3]), int(shown) if shown.isdigit() else 0)
                 return
             self._guarded(lambda cluster: dashboard.get(cluster, url.path, parse_qs(url.query)))
 
@@ -487,7 +496,7 @@ def handler_for(dashboard: Dashboard, people: People) -> type[BaseHTTPRequestHan
             form = parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
             self._guarded(lambda cluster: dashboard.post(cluster, urlparse(self.path).path, form))
 
-        def _stream(self, cluster: Cluster, namespace: str, name: str) -> None:
+        def _stream(self, cluster: Cluster, namespace: str, name: str, shown: int) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-store")
@@ -501,8 +510,10 @@ def handler_for(dashboard: Dashboard, people: People) -> type[BaseHTTPRequestHan
                 except OSError:  # the page was closed
                     return False
 
-            with contextlib.suppress(Exception):
-                dashboard.events(cluster, namespace, name, write)
+            try:
+                dashboard.events(cluster, namespace, name, write, shown)
+            except Exception as error:  # the stream ends; the page's reload shows what is there
+                logger.warning("log stream of %s/%s ended: %s", namespace, name, error)
 
     return Handler
 

@@ -329,7 +329,7 @@ def operation_page(
             for i, s in enumerate(status.get("steps") or [])
         ],
     )
-    events = f' data-events="{base}/events"' if running else ""
+    events = f' data-events="{base}/events?from={len(lines)}"' if running else ""  # the stream sends what follows
     body = (
         cancel
         + table(["", ""], facts)
