@@ -253,3 +253,11 @@ def test_abandoned_operation_names_what_may_stay_changed() -> None:
     assert status.phase is Phase.FAILED
     assert status.rollback is not None and status.rollback.state is RollbackState.FAILED
     assert [n.step for n in status.rollback.not_undone] == ["b", "a"]
+
+
+def test_only_a_name_that_is_a_label_value_is_selected_by_label() -> None:
+    from bosun.models.names import labellable
+
+    assert labellable("shop") and labellable("a" * 63) and labellable("web.v2_x")
+    assert not labellable("a" * 64)  # too long: the policy leaves it unlabelled, the queue reads all
+    assert not labellable("default/shop") and not labellable("-web") and not labellable("web.")

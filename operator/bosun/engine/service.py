@@ -60,6 +60,7 @@ from bosun.models.names import (
     TARGET_GENERATION,
     TARGET_KIND_LABEL,
     TARGET_LABEL,
+    labellable,
 )
 from bosun.models.operation import DryRunReport, Initiator, Operation, OperationStatus, Phase, TargetKind
 from bosun.store import Store
@@ -318,7 +319,7 @@ class OperationService:
     async def in_flight(self, namespace: str, kind: str, name: str) -> bool:
         """Whether an unfinished (real) Operation on the target exists, on a fresh read: for a
         caller that must not trust the watch yet (drift repair, just after a start)."""
-        by_label = self.queue_by_label and len(name) <= 63
+        by_label = self.queue_by_label and labellable(name)
         selector = {TARGET_KIND_LABEL: kind.lower(), TARGET_LABEL: name} if by_label else None
         for body in await self.kube.list_labelled(namespace, "Operation", selector):
             operation = Operation.of(body)
@@ -644,10 +645,10 @@ class OperationService:
 
         With labels (stamped by the admission policy from the immutable spec.target), only the
         target's Operations are read, however many the namespace holds; the watch's index adds any
-        unfinished one that lacks them. Without, or for a name too long for a label, all are read.
+        unfinished one that lacks them. Without, or for a name that is no label value, all are read.
         """
         target = me.spec.target
-        if not (self.queue_by_label and len(target.name) <= 63):
+        if not (self.queue_by_label and labellable(target.name)):
             return blocker(me, [Operation.of(o) for o in await self.kube.list_labelled(me.namespace, "Operation")])
         selector = {TARGET_KIND_LABEL: target.kind.value.lower(), TARGET_LABEL: target.name}
         listed = [Operation.of(o) for o in await self.kube.list_labelled(me.namespace, "Operation", selector)]

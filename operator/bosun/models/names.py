@@ -36,6 +36,17 @@ FINALIZER = f"{GROUP}/finalizer"
 # Labels on the Operations Bosun creates, for `kubectl get ops -l`.
 TARGET_KIND_LABEL = f"{GROUP}/target-kind"
 TARGET_LABEL = f"{GROUP}/target"
+# What a label value may be (Kubernetes' rule): the target names the admission policy stamps into
+# TARGET_LABEL, and so the ones the queue may select by. Any other name is left unlabelled.
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+
+
+def labellable(name: str) -> bool:
+    """Whether `name` can be a label value (at most 63 characters of the label alphabet)."""
+    import re
+
+    return len(name) <= 63 and re.fullmatch(LABEL_VALUE, name) is not None
+
 
 # On Operations whose record is archived (status.archived) and whose finalizer is gone: the operator
 # watches only Operations without it, so finished records cost it nothing, however many are kept.
