@@ -138,6 +138,11 @@ class Cluster:
         self.lock = threading.Lock()
         self.downtime_steps = downtime_steps()
 
+    def stop(self) -> None:
+        with self.lock:
+            for watching in self.watched.values():
+                watching.stopped.set()
+
     def at(self, namespace: str) -> Connection:
         return dataclasses.replace(self.conn, namespace=namespace)
 
@@ -370,6 +375,9 @@ class People:
     def cluster_for(self, headers: Any) -> Cluster | None:
         return self.cluster
 
+    def clusters(self) -> list[Cluster]:
+        return [self.cluster]
+
 
 class ForwardedPeople(People):
     """In the cluster, behind an auth proxy: each request acts with the bearer token the proxy
@@ -392,6 +400,10 @@ class ForwardedPeople(People):
             )
         )
 
+    def clusters(self) -> list[Cluster]:
+        with self.lock:
+            return [cluster for cluster, _ in self.known.values()]
+
     def cluster_for(self, headers: Any) -> Cluster | None:
         token = _bearer(headers)
         if not token:
@@ -400,8 +412,7 @@ class ForwardedPeople(People):
         now = time.monotonic()
         with self.lock:
             for gone in [k for k, (_, used) in self.known.items() if now - used > self.idle_seconds]:
-                for watching in self.known.pop(gone)[0].watched.values():
-                    watching.stopped.set()
+                self.known.pop(gone)[0].stop()
             found = self.known.get(key)
             cluster = found[0] if found else Cluster(as_bearer(self.base, token))
             self.known[key] = (cluster, now)
@@ -532,6 +543,13 @@ def _api_failure(error: Exception) -> tuple[int, str]:
 
 class DashboardServer(ThreadingHTTPServer):
     dashboard: Dashboard
+    people: People
+
+    def shutdown(self) -> None:
+        """Stop serving, and stop every watch it started (each ends within its minute)."""
+        super().shutdown()
+        for cluster in self.people.clusters():
+            cluster.stop()
 
 
 def serve(
@@ -548,7 +566,7 @@ def serve(
         assert cluster is not None
         people = People(cluster, lambda: holder["port"])
     server = DashboardServer((address, port), handler_for(dashboard, people))
-    server.dashboard = dashboard
+    server.dashboard, server.people = dashboard, people
     holder["port"] = server.server_address[1]
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="dashboard", daemon=True).start()
