@@ -503,7 +503,9 @@ def handler_for(dashboard: Dashboard, people: People) -> type[BaseHTTPRequestHan
             self._guarded(lambda cluster: dashboard.get(cluster, url.path, parse_qs(url.query)))
 
         def do_POST(self) -> None:
-            length = min(int(self.headers.get("Content-Length") or 0), 2 * PLAN_BYTES)
+            given = (self.headers.get("Content-Length") or "0").strip()
+            # A length that is no number, or negative, would make read() wait for the client to close.
+            length = min(int(given), 2 * PLAN_BYTES) if given.isdigit() else 0
             form = parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
             self._guarded(lambda cluster: dashboard.post(cluster, urlparse(self.path).path, form))
 
