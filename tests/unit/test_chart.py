@@ -64,6 +64,7 @@ PEOPLE_RULES = {
         "bosun.dev/databases: create delete patch update",
         "bosun.dev/operations: create delete patch update",
     ],
+    "ClusterRole bosun-approver": ["bosun.dev/operations: approve"],  # admins have it, editors do not
 }
 SA = "ServiceAccount bosun-system/bosun"
 

@@ -109,6 +109,67 @@ def cancel(conn: Connection, name: str, out: TextIO) -> int:
     return 0
 
 
+def operation_name(given: str) -> str:
+    """`op/NAME`, `operation/NAME`, `operations.bosun.dev/NAME` or `NAME`, as kubectl takes them."""
+    kind, slash, name = given.partition("/")
+    if not slash:
+        return given
+    if kind.split(".")[0] not in ("op", "ops", "operation", "operations"):
+        raise CliError(f"{given!r} names no operation: give op/NAME or NAME")
+    return name
+
+
+def approve(conn: Connection, given: str, plan: str | None, out: TextIO) -> int:
+    """Approve the plan the operation awaits approval of (the API server checks the verb approve)."""
+    name = operation_name(given)
+    operation = get_operation(conn, name)
+    status_ = operation.get("status") or {}
+    phase = status_.get("phase", "")
+    if phase in FINISHED_PHASES:
+        raise CliError(f"operation {name} has already ended ({phase}): nothing to approve")
+    awaited = (status_.get("approval") or {}).get("plan", "")
+    if not awaited:
+        raise CliError(
+            f"operation {name} awaits no approval (its target does not require one, or it is not planned yet)"
+        )
+    if plan and plan != awaited:
+        raise CliError(
+            f"operation {name} now awaits approval of plan {awaited}, not {plan}: read it again before approving"
+        )
+    summary = (status_.get("approval") or {}).get("summary", "")
+    _call(
+        f"approve operation {name}",
+        lambda: conn.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, conn.namespace, OPERATIONS, name, {"spec": {"approval": {"plan": awaited}}}
+        ),
+    )
+    print(f"operation {name}: plan {awaited} approved{': ' + summary if summary else ''}", file=out)
+    return 0
+
+
+def override(conn: Connection, given: str, window: bool, budget: bool, reason: str, out: TextIO) -> int:
+    """Waive the target's maintenance window and/or downtime budget for one operation, with a reason."""
+    name = operation_name(given)
+    if not (window or budget):
+        raise CliError("override what? give --window and/or --budget")
+    if not reason.strip():
+        raise CliError("an override needs --reason: it is recorded with who asked")
+    operation = get_operation(conn, name)
+    phase = (operation.get("status") or {}).get("phase", "")
+    if phase in FINISHED_PHASES:
+        raise CliError(f"operation {name} has already ended ({phase}): nothing to override")
+    waived = {"maintenanceWindow": window, "downtimeBudget": budget, "reason": reason.strip()}
+    _call(
+        f"override on operation {name}",
+        lambda: conn.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, conn.namespace, OPERATIONS, name, {"spec": {"override": waived}}
+        ),
+    )
+    what = " and ".join(w for w, on in (("its maintenance window", window), ("its downtime budget", budget)) if on)
+    print(f"operation {name}: {what} waived ({reason.strip()})", file=out)
+    return 0
+
+
 def status(conn: Connection, name: str, out: TextIO) -> int:
     operation = get_operation(conn, name)
     if (operation.get("spec") or {}).get("dryRun"):

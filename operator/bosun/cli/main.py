@@ -54,6 +54,14 @@ def parser() -> argparse.ArgumentParser:
         return sub
 
     plugin_command("cancel", "cancel an operation: it stops and rolls back").add_argument("operation")
+    approve = plugin_command("approve", "approve the plan an operation awaits (needs the verb approve on operations)")
+    approve.add_argument("operation", help="op/NAME or NAME")
+    approve.add_argument("--plan", help="approve only if this is still the plan awaited (its digest)")
+    waive = plugin_command("override", "start an operation outside its window, or over its downtime budget")
+    waive.add_argument("operation", help="op/NAME or NAME")
+    waive.add_argument("--window", action="store_true", help="waive the target's maintenance windows")
+    waive.add_argument("--budget", action="store_true", help="waive the downtime budget")
+    waive.add_argument("--reason", required=True, help="why (recorded with who asked)")
     plugin_command("status", "an operation's steps with timings and its rollback outcome").add_argument("operation")
     logs = plugin_command("logs", "an operation's log; -f follows it until it ends")
     logs.add_argument("operation")
@@ -144,7 +152,7 @@ def run_cli(argv: list[str]) -> int:
 
         run(settings_from(args))
         return 0
-    if args.command in ("cancel", "status", "logs", "activity", "plan", "dashboard"):
+    if args.command in ("cancel", "approve", "override", "status", "logs", "activity", "plan", "dashboard"):
         return _plugin(args)
     parser().print_help(sys.stderr)
     return 2
@@ -161,7 +169,11 @@ def _plugin(args: argparse.Namespace) -> int:
             return dashboard.run_forwarded(args.kubeconfig, args.context, args.port, out)
         conn = commands.connect(args.kubeconfig, args.context, args.namespace, args.as_user)
         if args.command == "cancel":
-            return commands.cancel(conn, args.operation, out)
+            return commands.cancel(conn, commands.operation_name(args.operation), out)
+        if args.command == "approve":
+            return commands.approve(conn, args.operation, args.plan, out)
+        if args.command == "override":
+            return commands.override(conn, args.operation, args.window, args.budget, args.reason, out)
         if args.command == "dashboard":
             from bosun.cli import dashboard
 

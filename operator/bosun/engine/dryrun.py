@@ -19,6 +19,7 @@ import asyncio
 import re
 import statistics
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from bosun.engine.steps import PermanentError, Reversibility, Skipped, StepTable, TransientError
@@ -76,7 +77,7 @@ def _seconds(step: StepStatus) -> float | None:
     return (parse_time(step.finished_at) - parse_time(step.started_at)).total_seconds()
 
 
-def _total(operation: Operation) -> float | None:
+def total_of(operation: Operation) -> float | None:
     status = operation.status
     if not (status.started_at and status.finished_at):
         return None
@@ -84,12 +85,32 @@ def _total(operation: Operation) -> float | None:
 
 
 def downtime_of(operation: Operation, table: StepTable[Any]) -> float | None:
+    """The downtime a finished run had: the figure a step recorded, else its downtime steps' time."""
     for step in operation.status.steps:
         recorded = RECORDED_DOWNTIME.search(step.message)
         if recorded:
             return float(recorded.group(1))
     spans = [_seconds(s) for s in operation.status.steps if s.name in table.downtime_steps]
     return sum(s for s in spans if s is not None) if spans and None not in spans else None
+
+
+def downtime_so_far(steps: Iterable[StepStatus], downtime_steps: Iterable[str]) -> float | None:
+    """The downtime an operation caused, also when it was rolled back part-way: the figure a step
+    recorded, else the time from the first downtime step's start to the last one's end (or undo's
+    end). None if no downtime step started."""
+    names = set(downtime_steps)
+    started: list[datetime] = []
+    ended: list[datetime] = []
+    for step in steps:
+        recorded = RECORDED_DOWNTIME.search(step.message)
+        if recorded:
+            return float(recorded.group(1))
+        if step.name in names and step.started_at:
+            started.append(parse_time(step.started_at))
+            ended.extend(parse_time(t) for t in (step.finished_at, step.undo_finished_at) if t)
+    if not started or not ended:
+        return None
+    return float(round(max(0.0, (max(ended) - min(started)).total_seconds()), 1))
 
 
 def _downtime_words(table: StepTable[Any], expected: Estimate | None) -> str:
@@ -125,7 +146,7 @@ async def examine(table: StepTable[Any], ctx: Any, summary: str, others: Iterabl
         if planned.irreversible:
             report.irreversible.append(f"{step.name}: {planned.irreversible}")
         report.steps.append(planned)
-    report.expected_seconds = estimate(t for t in (_total(run) for run in history) if t is not None)
+    report.expected_seconds = estimate(t for t in (total_of(run) for run in history) if t is not None)
     if table.downtime_steps:
         report.expected_downtime = estimate(d for d in (downtime_of(run, table) for run in history) if d is not None)
     report.downtime = _downtime_words(table, report.expected_downtime)

@@ -64,6 +64,7 @@ class Runner(Generic[Ctx]):
         deadline: float | None = None,
         clock: Callable[[], str] = stamp,
         poll_interval: float = 0.25,
+        before_downtime: Callable[[OperationStatus], Awaitable[str]] | None = None,
     ) -> None:
         self.table = table
         self.ctx = ctx
@@ -72,6 +73,11 @@ class Runner(Generic[Ctx]):
         self.deadline = deadline  # wall-clock epoch seconds; survives restarts via status.startedAt
         self.clock = clock
         self.poll_interval = poll_interval
+        # The last look before the target stops serving (a downtime budget's second check): a
+        # non-empty answer says why not, and the steps before are rolled back.
+        self.before_downtime = before_downtime
+        first = [s.name for s in table.steps if s.name in table.downtime_steps]
+        self.first_downtime_step = first[0] if first else None
 
     async def drive(self, status: OperationStatus) -> OperationStatus:
         """Take the operation from wherever its status says it is to a finished phase."""
@@ -109,6 +115,11 @@ class Runner(Generic[Ctx]):
                 await self._start_rollback(status, "DeadlineExceeded", "the operation's deadline passed")
                 return
             resumed = state is StepState.RUNNING
+            if not resumed and step.name == self.first_downtime_step and self.before_downtime is not None:
+                refusal = await self.before_downtime(status)
+                if refusal:
+                    await self._start_rollback(status, "DowntimeBudget", refusal)
+                    return
             record.step_started(status, index, self.clock())
             self.journal.info(
                 f"step {index + 1}/{len(status.steps)} {step.name}: {'resumed' if resumed else 'started'}"

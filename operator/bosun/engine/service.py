@@ -34,7 +34,8 @@ from typing import Any, Generic, Protocol, TypeVar
 from pydantic import ValidationError
 
 from bosun import metrics
-from bosun.engine import dryrun, logcopy, metering, oplog, record
+from bosun.engine import dryrun, logcopy, metering, oplog, record, terms
+from bosun.engine.holds import Holds, digest_of, policy_of, predicted_downtime, terms_apply
 from bosun.engine.journal import KubeJournal
 from bosun.engine.logcopy import ConfigMapLogCopy
 from bosun.engine.oplog import OperationLog, log_key
@@ -54,6 +55,7 @@ from bosun.models.names import (
     CANCELLED_BY,
     CREATED_BY,
     EDIT_PART,
+    HOLD_REASONS,
     INITIATOR_MANAGER,
     INITIATOR_SOURCE,
     INITIATOR_USER,
@@ -62,7 +64,16 @@ from bosun.models.names import (
     TARGET_LABEL,
     labellable,
 )
-from bosun.models.operation import DryRunReport, Initiator, Operation, OperationStatus, Phase, TargetKind
+from bosun.models.operation import (
+    DowntimeRecord,
+    DryRunReport,
+    Initiator,
+    Operation,
+    OperationSpec,
+    OperationStatus,
+    Phase,
+    TargetKind,
+)
 from bosun.store import Store
 
 logger = logging.getLogger(__name__)
@@ -232,6 +243,7 @@ class _LiveHandle:
         self.deleting = deleting
         self.mirrored: Phase | None = None
         self.seen = metering.Seen.of(operation.status)
+        self.downtime_steps: tuple[str, ...] = ()  # the plan's, once planned: the end records the downtime
 
     def cancel_requested(self) -> bool:
         meta = self.body.get("metadata") or {}
@@ -246,6 +258,8 @@ class _LiveHandle:
         return f"{who} (spec.cancel)" if who else "spec.cancel"
 
     async def save(self, status: OperationStatus) -> None:
+        if status.phase.finished and self.downtime_steps:
+            measure(status, self.downtime_steps)
         await self.writer.save(status)
         if self.operation.spec.dry_run:
             return  # changed nothing: no operation metrics, and the target shows no outcome of it
@@ -263,6 +277,32 @@ class _LiveHandle:
                 self.mirrored = status.phase
         except TransientError:  # the next phase change, or settling the ended operation, tries again
             pass
+
+
+def measure(status: OperationStatus, downtime_steps: tuple[str, ...]) -> None:
+    """At the end: the downtime measured, beside the budget and the prediction."""
+    measured = dryrun.downtime_so_far(status.steps, downtime_steps)
+    if measured is None:
+        return
+    record_ = status.downtime or DowntimeRecord()
+    record_.measured_seconds = measured
+    if record_.budget_seconds is not None:
+        record_.within_budget = measured <= record_.budget_seconds
+    status.downtime = record_
+
+
+class _Plans:
+    """The planner, as a hold asks it: a read-only plan of the operation on the target."""
+
+    def __init__(self, kube: Kube, planner: Planner) -> None:
+        self.kube = kube
+        self.planner = planner
+
+    async def table_and_record(
+        self, operation: Operation, status: OperationStatus, target: dict[str, Any]
+    ) -> tuple[Any, str, str]:
+        plan = await self.planner.plan(self.kube, operation.model_copy(update={"status": status}), target)
+        return plan.table, plan.record, plan.summary
 
 
 QUEUE_RECHECK_SECONDS = 10.0  # a waiting operation asks the API server at least this often
@@ -293,6 +333,9 @@ class OperationService:
         self.status_writes = StatusWrites(kube)
         self.targets = TargetStatus(kube, writes=self.status_writes)
         self.unfinished = Unfinished()  # fed by the handlers from the watch of Operations
+        self.holds = Holds(
+            kube, _Plans(kube, planner), poll_seconds=queue_poll_seconds, recheck_seconds=QUEUE_RECHECK_SECONDS
+        )
         self._asked_at: dict[str, float] = {}  # per waiting operation: when the API server was last asked
         self._driving: dict[str, tuple[asyncio.Lock, int]] = {}  # per operation uid: its lock, and who wants it
         # Weak: a lock lives while someone holds or waits for it, and one per target ever seen
@@ -394,6 +437,15 @@ class OperationService:
             target = await self._wait_for_turn(operation, status, handle, journal, turn)
             if target is None:
                 return status
+            if not resumed and (terms_apply(operation.spec, policy_of(target)) or status.reason in HOLD_REASONS):
+                held = await self.holds.wait(operation, status, handle, journal, target, turn.give)
+                if held.target is None:
+                    return status
+                target = held.target
+                if held.waited:  # its place in the queue is kept; the target's lock is taken again
+                    target = await self._wait_for_turn(operation, status, handle, journal, turn)
+                    if target is None:
+                        return status
             if not await self._wait_for_slot(status, handle, journal, slot):
                 return status
             journal.target = target or None
@@ -436,10 +488,70 @@ class OperationService:
                 journal.warning(f"refused before any change: {message}")
             await handle.save(status)
             return status
+        approval = status.approval
+        if approval and approval.approved_by and not status.started_at:
+            planned = digest_of(plan.table, plan.record, operation, target)
+            if planned != approval.plan:  # the target changed between the approval and the start
+                message = (
+                    f"the plan changed after {approval.approved_by} approved it ({approval.plan}, now {planned}): "
+                    "nothing was changed; create the operation again to approve the new plan"
+                )
+                record.end_without_running(status, stamp(), phase=Phase.FAILED, reason="PlanChanged", message=message)
+                journal.warning(message)
+                await handle.save(status)
+                return status
         status.plan = status.plan or plan.record or None
+        handle.downtime_steps = tuple(plan.table.downtime_steps)
         deadline = parse_time(status.deadline).timestamp() if status.deadline else None
-        runner = Runner(plan.table, plan.ctx, handle, journal, deadline=deadline)
+        runner = Runner(
+            plan.table,
+            plan.ctx,
+            handle,
+            journal,
+            deadline=deadline,
+            before_downtime=self._budget_check(operation, handle, journal, plan, target),
+        )
         return await runner.drive(status)
+
+    def _budget_check(
+        self, operation: Operation, handle: _LiveHandle, journal: KubeJournal, plan: Plan[Any], target: dict[str, Any]
+    ) -> Any:
+        """The budget's second look, just before the first downtime step: with the history as it is now."""
+
+        async def check(status: OperationStatus) -> str:
+            try:
+                spec = OperationSpec.model_validate(handle.body.get("spec") or {})
+            except ValueError:
+                spec = operation.spec
+            kind = operation.spec.target.kind.value
+            budget, source = terms.budget_of(spec, policy_of(target), kind)
+            waived = bool(spec.override and spec.override.downtime_budget)
+            if budget is None:
+                return ""
+            try:
+                expected = await predicted_downtime(self.kube, plan.table, operation.namespace)
+            except TransientError as error:  # no fresh history: the first look's prediction stands
+                journal.warning(f"downtime budget: the history could not be read again ({error})")
+                return ""
+            status.downtime = DowntimeRecord(
+                budget_seconds=budget,
+                budget_from=source,
+                predicted_seconds=terms.predicted(expected),
+                predicted=expected,
+            )
+            refusal = terms.over_budget(budget, expected, waived)
+            if refusal:
+                journal.warning(f"downtime budget: {refusal}")
+            else:
+                worst = terms.predicted(expected)
+                journal.info(
+                    f"downtime budget {budget}s: "
+                    + (f"predicted up to {worst:.1f}s" if worst is not None else "no history to predict from")
+                    + (" (waived)" if waived else "")
+                )
+            return refusal
+
+        return check
 
     async def _dry_run(
         self, operation: Operation, status: OperationStatus, handle: _LiveHandle, journal: KubeJournal
@@ -609,7 +721,7 @@ class OperationService:
             journal.info(message)
             await handle.save(status)
             return True
-        if status.deadline and stamp() >= status.deadline:
+        if status.deadline and stamp() >= status.deadline and status.reason not in HOLD_REASONS:
             behind = f" behind {status.queued_behind}" if status.queued_behind else ""
             message = f"its deadline ({status.deadline}) passed while it waited{behind}: it never started"
             record.end_without_running(status, stamp(), phase=Phase.FAILED, reason="DeadlineExceeded", message=message)

@@ -92,6 +92,7 @@ class StepTable(Generic[Ctx]):
     name: str
     steps: Sequence[Step[Ctx]]
     downtime_steps: Sequence[str] = ()  # the steps during which the target does not serve
+    ends_service: bool = False  # it stops what serves for good (deprovision): maintenance windows hold it
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.steps]
@@ -101,6 +102,17 @@ class StepTable(Generic[Ctx]):
             raise ValueError(f"table {self.name!r} has no steps")
         if set(self.downtime_steps) - set(names):
             raise ValueError(f"table {self.name!r} names downtime steps it does not have: {self.downtime_steps}")
+
+    @property
+    def stops_service(self) -> bool:
+        """Whether the target stops serving, for a while or for good (what windows and approvals govern)."""
+        return bool(self.downtime_steps) or self.ends_service
+
+    @property
+    def irreversible(self) -> tuple[str, ...]:
+        return tuple(
+            f"{s.name}: {s.irreversible_reason}" for s in self.steps if s.reversibility is Reversibility.IRREVERSIBLE
+        )
 
     @property
     def needs_rollback(self) -> bool:

@@ -25,6 +25,7 @@ from bosun.models.base import (
     map_text,
     words_text,
 )
+from bosun.models.terms import OperationPolicy
 
 # On the App object (CEL at the schema's root can read metadata.name): names Bosun derives from it
 # must be valid, or every deploy would fail half-way.
@@ -146,6 +147,11 @@ class AppSpec(KubeModel):
         max_length=64,
         description="Command run once, with the new image and config, before a release goes out "
         "(e.g. a database migration). Its effects cannot be rolled back.",
+    )
+    operation_policy: OperationPolicy | None = Field(
+        default=None,
+        description="Downtime budget, maintenance windows and approval for operations on this App; "
+        "takes effect without an operation of its own.",
     )
 
 

@@ -98,6 +98,8 @@ KINDS = [
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
             {"name": "Progress", "type": "string", "jsonPath": ".status.progress"},
             {"name": "Rollback", "type": "string", "jsonPath": ".status.rollback.state"},
+            {"name": "Reason", "type": "string", "jsonPath": ".status.reason"},
+            {"name": "Starts", "type": "string", "jsonPath": ".status.startsAt"},
             {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
             _age(),
         ],

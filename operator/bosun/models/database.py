@@ -18,6 +18,7 @@ from bosun.models.base import (
     Toleration,
     quantity_rule,
 )
+from bosun.models.terms import OperationPolicy
 
 DATABASE_RULES: list[dict[str, str]] = [
     {
@@ -102,6 +103,11 @@ class DatabaseSpec(KubeModel):
         ge=0,
         le=600,
         description="How long a new database pod must stay Ready before an operation counts it as started.",
+    )
+    operation_policy: OperationPolicy | None = Field(
+        default=None,
+        description="Downtime budget, maintenance windows and approval for operations on this Database; "
+        "takes effect without an operation of its own.",
     )
 
 

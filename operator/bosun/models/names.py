@@ -21,6 +21,15 @@ FINISHED_PHASES = frozenset({"Succeeded", "Failed", "Cancelled"})  # an Operatio
 CREATED_BY = f"{GROUP}/created-by"  # every Operation: the user who created it
 SPEC_EDITED_BY = f"{GROUP}/spec-edited-by"  # App/Database: the user who last changed the spec
 CANCELLED_BY = f"{GROUP}/cancelled-by"  # Operation: the user who set spec.cancel
+APPROVED_BY = f"{GROUP}/approved-by"  # Operation: the user who set spec.approval (with the verb approve)
+OVERRIDDEN_BY = f"{GROUP}/overridden-by"  # Operation: the user who set spec.override
+
+# Why an Operation waits Pending before its first step (status.reason); its deadline counts from
+# the end of the wait, so an operation held for Sunday's window does not fail on Tuesday.
+WAITING_FOR_WINDOW = "WaitingForWindow"
+AWAITING_APPROVAL = "AwaitingApproval"
+NOT_BEFORE = "NotBefore"
+HOLD_REASONS = frozenset({WAITING_FOR_WINDOW, AWAITING_APPROVAL, NOT_BEFORE})
 
 # Written by the operator on the Operations it creates for a spec edit. Trusted only when the
 # Operation's `created-by` is the operator's own identity.

@@ -127,6 +127,22 @@ class TargetRef(KubeModel):
     name: str = Field(min_length=1, max_length=253, description="Name of the App or Database.")
 
 
+class Override(KubeModel):
+    """Terms of the target waived for this operation, by whom the API server records, and why."""
+
+    maintenance_window: bool = Field(default=False, description="Start now, outside the maintenance windows.")
+    downtime_budget: bool = Field(default=False, description="Run even if predicted over the downtime budget.")
+    reason: str = Field(min_length=1, max_length=1024, description="Why (recorded with who asked).")
+
+
+class Approval(KubeModel):
+    """An approval of one plan (kubectl bosun approve): it holds only while the plan is the same."""
+
+    plan: str = Field(
+        min_length=1, max_length=64, description="The digest of the plan approved (status.approval.plan)."
+    )
+
+
 # CEL rules on OperationSpec: refused at admission, with messages a person understands.
 _TYPE_FOR_KIND = (
     f"self.target.kind == 'App' ? self.type in {sorted(APP_TYPES)!r} : self.type in {sorted(DATABASE_TYPES)!r}"
@@ -171,9 +187,21 @@ OPERATION_SPEC_RULES: list[dict[str, str]] = [
         "rule": "self.target == oldSelf.target && self.type == oldSelf.type && "
         "has(self.parameters) == has(oldSelf.parameters) && "
         "(!has(self.parameters) || self.parameters == oldSelf.parameters) && "
-        "self.timeoutSeconds == oldSelf.timeoutSeconds",
-        "message": "an Operation cannot be changed once created, except to set spec.cancel: true; "
-        "create a new Operation instead",
+        "self.timeoutSeconds == oldSelf.timeoutSeconds && "
+        "has(self.maxDowntimeSeconds) == has(oldSelf.maxDowntimeSeconds) && "
+        "(!has(self.maxDowntimeSeconds) || self.maxDowntimeSeconds == oldSelf.maxDowntimeSeconds) && "
+        "has(self.notBefore) == has(oldSelf.notBefore) && "
+        "(!has(self.notBefore) || self.notBefore == oldSelf.notBefore)",
+        "message": "an Operation cannot be changed once created, except to set spec.cancel: true, approve it "
+        "(spec.approval) or waive a term (spec.override); create a new Operation instead",
+    },
+    {
+        "rule": "!has(oldSelf.override) || (has(self.override) && self.override == oldSelf.override)",
+        "message": "spec.override cannot change once given: it is the record of who waived what, and why",
+    },
+    {
+        "rule": "!has(self.override) || self.override.maintenanceWindow || self.override.downtimeBudget",
+        "message": "spec.override waives nothing: set maintenanceWindow and/or downtimeBudget to true",
     },
     {
         "rule": "self.dryRun == oldSelf.dryRun",
@@ -215,6 +243,29 @@ class OperationSpec(KubeModel):
         default=False,
         description="Plan and check only: report the steps, refusals, expected durations and downtime, "
         "and change nothing. Never queues behind or blocks other operations.",
+    )
+    max_downtime_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=86400,
+        description="Downtime budget: refused (Failed, DowntimeBudget) before any change if predicted to stop the "
+        "service longer; default: the target's spec.operationPolicy.maxDowntimeSeconds.",
+    )
+    not_before: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Do not start before this time (RFC 3339); the operation waits Pending until then.",
+        json_schema_extra={"format": "date-time"},
+    )
+    override: Override | None = Field(
+        default=None,
+        description="Waive the target's maintenance windows and/or downtime budget for this operation, saying why; "
+        "who set it is recorded. Cannot change once given.",
+    )
+    approval: Approval | None = Field(
+        default=None,
+        description="Set by kubectl bosun approve: approves the plan with this digest. Needs the RBAC verb approve "
+        "on operations; who approved is recorded.",
     )
     proposed: dict[str, Any] | None = Field(
         default=None,
@@ -313,6 +364,37 @@ class DryRunReport(KubeModel):
     waits_behind: str = Field(default="", description="The operation the real one would queue behind now.")
 
 
+class DowntimeRecord(KubeModel):
+    """The downtime budget, what was predicted before the stop, and what was measured after it."""
+
+    budget_seconds: int | None = Field(default=None, description="The budget (absent: none).")
+    budget_from: str = Field(default="", description="Where the budget comes from: Operation, App or Database.")
+    predicted_seconds: float | None = Field(
+        default=None, description="Predicted downtime: the worst of the recent runs (absent: no history)."
+    )
+    predicted: Estimate | None = Field(default=None, description="The prediction, with how many runs it rests on.")
+    measured_seconds: float | None = Field(default=None, description="The downtime measured, once it ended.")
+    within_budget: bool | None = Field(default=None, description="Measured within the budget (absent: not known).")
+
+
+class ApprovalStatus(KubeModel):
+    """The plan awaiting approval, and who approved it."""
+
+    plan: str = Field(default="", description="Digest of the plan to approve (kubectl bosun approve takes it).")
+    summary: str = Field(default="", description="The plan in one sentence.")
+    approved_by: str = Field(default="", description="Who approved it, as the API server recorded.")
+    approved_at: str | None = Field(default=None, description="When Bosun saw the approval.")
+
+
+class OverrideStatus(KubeModel):
+    """A waived term, as recorded."""
+
+    by: str = Field(default="", description="Who asked, as the API server recorded.")
+    reason: str = Field(default="", description="Why.")
+    waived: list[str] = Field(default_factory=list, description="MaintenanceWindow and/or DowntimeBudget.")
+    at: str | None = Field(default=None, description="When Bosun saw it.")
+
+
 class OperationStatus(KubeModel):
     """The record of the operation, written only by Bosun."""
 
@@ -346,6 +428,12 @@ class OperationStatus(KubeModel):
         default=None, description="Where the finished operation's record is archived, once it is."
     )
     dry_run: DryRunReport | None = Field(default=None, description="A dry run's findings (spec.dryRun).")
+    starts_at: str | None = Field(
+        default=None, description="While it waits (WaitingForWindow, NotBefore): when it may start."
+    )
+    downtime: DowntimeRecord | None = Field(default=None, description="Budget, predicted and measured downtime.")
+    approval: ApprovalStatus | None = Field(default=None, description="The approval asked for, and given.")
+    override: OverrideStatus | None = Field(default=None, description="The terms waived, by whom and why.")
 
 
 class Operation(KubeModel):

@@ -543,4 +543,5 @@ DEPROVISION: StepTable[AppContext] = StepTable(
         ),
         Step("record-release", "mark the App Deprovisioned", mark_deprovisioned, mark_running, timeout=30),
     ],
+    ends_service=True,
 )

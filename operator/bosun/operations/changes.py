@@ -40,8 +40,20 @@ APP_RELEASE_FIELDS = (
     "podAnnotations",
     "placement",
 )
+# The terms operations run under: read by each operation as it is about to start.
+POLICY_WITHOUT_OPERATION = {
+    f"operationPolicy.{field}": "read by every operation before it starts"
+    for field in (
+        "maxDowntimeSeconds",
+        "requireApproval",
+        *(f"maintenanceWindows[0].{w}" for w in ("days", "start", "durationMinutes", "timeZone")),
+    )
+}
+# App fields that take effect without an operation of their own.
+APP_WITHOUT_OPERATION = POLICY_WITHOUT_OPERATION
 # Database fields that take effect without an operation of their own (README: Databases).
 DATABASE_WITHOUT_OPERATION = {
+    **POLICY_WITHOUT_OPERATION,
     "storage.reclaim": "read when the Database is deprovisioned",
     "minReadySeconds": "read by the next operation that starts the database pod",
     **{

@@ -901,6 +901,7 @@ DEPROVISION_RETAIN: StepTable[DatabaseContext] = StepTable(
         Step("keep-volume", "keep the volume and credentials", keep_volume, volume_kept, timeout=30),
         _DEPROVISION_TAIL,
     ],
+    ends_service=True,
 )
 
 DEPROVISION_DELETE: StepTable[DatabaseContext] = StepTable(
@@ -916,6 +917,7 @@ DEPROVISION_DELETE: StepTable[DatabaseContext] = StepTable(
         ),
         _DEPROVISION_TAIL,
     ],
+    ends_service=True,
 )
 
 TABLES = {

@@ -1,0 +1,187 @@
+"""The decision to start an operation under its target's terms: budgets, approval, notBefore, windows.
+
+Windows are tested on the nights clocks change (Europe/Paris: 2026-03-29 forward, 2026-10-25 back),
+where a person's "Sunday 02:30 for two hours" must still mean something.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bosun.engine import terms
+from bosun.models.names import AWAITING_APPROVAL, NOT_BEFORE, WAITING_FOR_WINDOW
+from bosun.models.operation import Estimate, OperationSpec
+from bosun.models.terms import MaintenanceWindow, OperationPolicy
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def window(days: list[str], start: str, minutes: int, zone: str = "UTC") -> MaintenanceWindow:
+    return MaintenanceWindow.model_validate(
+        {"days": days, "start": start, "durationMinutes": minutes, "timeZone": zone}
+    )
+
+
+def facts(
+    *, downtime: list[float] | None = None, durations: list[float] | None = None, stops: bool = True
+) -> terms.Facts:
+    from bosun.engine.dryrun import estimate
+
+    return terms.Facts(
+        stops_service=stops,
+        has_downtime=stops,
+        irreversible=(),
+        predicted_downtime=estimate(downtime or []) if stops else None,
+        predicted_duration=estimate(durations or []),
+        digest="abc123",
+        summary="move db to node b",
+    )
+
+
+def spec(**extra: object) -> OperationSpec:
+    return OperationSpec.model_validate({"target": {"kind": "Database", "name": "db"}, "type": "restart", **extra})
+
+
+SUNDAY_NIGHT = [window(["Sun"], "02:00", 120, "Europe/Paris")]
+
+
+def test_an_open_window_lets_an_operation_start_that_fits_what_is_left() -> None:
+    # Sunday 2026-12-06 02:30 Paris (01:30 UTC): 90 minutes left.
+    verdict = terms.window_verdict(SUNDAY_NIGHT, at("2026-12-06T02:30:00+01:00"), needed_seconds=600)
+    assert verdict.go
+
+
+def test_an_operation_that_does_not_fit_what_is_left_waits_for_the_next_window() -> None:
+    verdict = terms.window_verdict(SUNDAY_NIGHT, at("2026-12-06T03:55:00+01:00"), needed_seconds=600)
+    assert not verdict.go and not verdict.fail
+    assert verdict.reason == WAITING_FOR_WINDOW
+    assert verdict.starts_at == at("2026-12-13T02:00:00+01:00")
+
+
+def test_outside_a_window_it_waits_for_the_next_opening() -> None:
+    verdict = terms.window_verdict(SUNDAY_NIGHT, at("2026-12-08T12:00:00+01:00"), needed_seconds=0)
+    assert verdict.starts_at == at("2026-12-13T02:00:00+01:00")
+    assert "2026-12-13T01:00:00Z" in verdict.message
+
+
+def test_an_operation_longer_than_every_window_fails_at_once_rather_than_waiting_forever() -> None:
+    verdict = terms.window_verdict(SUNDAY_NIGHT, at("2026-12-08T12:00:00+01:00"), needed_seconds=3 * 3600)
+    assert verdict.fail and verdict.reason == "NoWindowFits"
+    assert "120 min" in verdict.message
+
+
+def test_a_window_started_yesterday_that_spans_midnight_is_open_now() -> None:
+    late = [window(["Sat"], "23:00", 180)]
+    assert terms.window_verdict(late, at("2026-12-06T01:00:00+00:00"), needed_seconds=60).go
+
+
+def test_spring_forward_a_skipped_start_opens_when_the_clocks_jump() -> None:
+    # 2026-03-29: Paris clocks go from 02:00 CET to 03:00 CEST; 02:30 does not exist that night.
+    skipped = [window(["Sun"], "02:30", 60, "Europe/Paris")]
+    start, end = next(terms.openings(skipped, at("2026-03-28T12:00:00+00:00")))
+    assert start == at("2026-03-29T03:00:00+02:00")  # 01:00 UTC, the moment of the jump
+    assert end - start == timedelta(minutes=60)  # length is elapsed time
+
+
+def test_spring_forward_the_window_keeps_its_elapsed_length() -> None:
+    start, end = next(terms.openings(SUNDAY_NIGHT, at("2026-03-28T12:00:00+00:00")))
+    assert start == at("2026-03-29T03:00:00+02:00")  # 02:00 is the first minute the clocks skip
+    assert (end - start) == timedelta(minutes=120)
+
+
+def test_fall_back_a_repeated_start_opens_the_first_time() -> None:
+    # 2026-10-25: Paris clocks go from 03:00 CEST back to 02:00 CET; 02:30 happens twice.
+    repeated = [window(["Sun"], "02:30", 60, "Europe/Paris")]
+    start, _ = next(terms.openings(repeated, at("2026-10-24T12:00:00+00:00")))
+    assert start == at("2026-10-25T02:30:00+02:00")  # 00:30 UTC, the first 02:30
+
+
+def test_across_the_change_the_same_local_time_is_a_different_utc_time() -> None:
+    evening = [window(["Sat", "Sun"], "20:00", 60, "Europe/Paris")]
+    found = [s for s, _ in terms.openings(evening, at("2026-10-24T12:00:00+00:00"))][:2]
+    assert found == [at("2026-10-24T20:00:00+02:00"), at("2026-10-25T20:00:00+01:00")]
+    assert found[0].hour == 18 and found[1].hour == 19
+
+
+def test_over_budget_fails_before_anything_changes_and_says_by_how_much() -> None:
+    policy = OperationPolicy(max_downtime_seconds=5)
+    verdict = terms.decide(
+        at("2026-12-06T12:00:00+00:00"),
+        spec(),
+        policy,
+        facts(downtime=[3, 4, 9]),
+        target_kind="Database",
+        approved=False,
+    )
+    assert verdict.fail and verdict.reason == "DowntimeBudget"
+    assert "up to 9.0s" in verdict.message and "budget of 5s" in verdict.message and "3 runs" in verdict.message
+
+
+def test_the_operation_budget_wins_over_the_targets() -> None:
+    budget, source = terms.budget_of(spec(maxDowntimeSeconds=30), OperationPolicy(max_downtime_seconds=5), "Database")
+    assert (budget, source) == (30, "Operation")
+    assert terms.budget_of(spec(), OperationPolicy(max_downtime_seconds=5), "Database") == (5, "Database")
+    assert terms.budget_of(spec(), None, "Database") == (None, "")
+
+
+def test_no_history_no_refusal_and_a_waived_budget_runs() -> None:
+    policy = OperationPolicy(max_downtime_seconds=5)
+    now = at("2026-12-06T12:00:00+00:00")
+    assert terms.decide(now, spec(), policy, facts(downtime=[]), target_kind="Database", approved=False).go
+    waived = spec(override={"downtimeBudget": True, "reason": "incident 42"})
+    assert terms.decide(now, waived, policy, facts(downtime=[60]), target_kind="Database", approved=False).go
+
+
+def test_an_operation_without_downtime_is_never_held_by_budget_or_window() -> None:
+    policy = OperationPolicy(max_downtime_seconds=0, maintenance_windows=SUNDAY_NIGHT, require_approval=True)
+    verdict = terms.decide(
+        at("2026-12-08T12:00:00+00:00"), spec(), policy, facts(stops=False), target_kind="App", approved=False
+    )
+    assert verdict.go
+
+
+def test_approval_comes_before_the_window_so_approvers_see_it_first() -> None:
+    policy = OperationPolicy(maintenance_windows=SUNDAY_NIGHT, require_approval=True)
+    now = at("2026-12-08T12:00:00+00:00")
+    first = terms.decide(now, spec(), policy, facts(), target_kind="Database", approved=False)
+    assert first.reason == AWAITING_APPROVAL and "abc123" in first.message
+    then = terms.decide(now, spec(), policy, facts(), target_kind="Database", approved=True)
+    assert then.reason == WAITING_FOR_WINDOW
+
+
+def test_not_before_holds_then_lets_go() -> None:
+    later = spec(notBefore="2026-12-06T13:00:00Z")
+    held = terms.decide(at("2026-12-06T12:00:00+00:00"), later, None, facts(), target_kind="Database", approved=False)
+    assert held.reason == NOT_BEFORE and held.starts_at == at("2026-12-06T13:00:00+00:00")
+    assert terms.decide(
+        at("2026-12-06T13:00:01+00:00"), later, None, facts(), target_kind="Database", approved=False
+    ).go
+
+
+def test_an_emergency_override_starts_outside_the_window() -> None:
+    policy = OperationPolicy(maintenance_windows=SUNDAY_NIGHT)
+    urgent = spec(override={"maintenanceWindow": True, "reason": "disk full"})
+    assert terms.decide(
+        at("2026-12-08T12:00:00+00:00"), urgent, policy, facts(), target_kind="Database", approved=False
+    ).go
+
+
+def test_the_plan_digest_changes_with_the_plan() -> None:
+    one = terms.plan_digest("database-move", '{"node":"a"}', "redeploy", {}, "uid", 3)
+    assert one == terms.plan_digest("database-move", '{"node":"a"}', "redeploy", {}, "uid", 3)
+    assert one != terms.plan_digest("database-move", '{"node":"b"}', "redeploy", {}, "uid", 3)
+    assert one != terms.plan_digest("database-move", '{"node":"a"}', "redeploy", {}, "uid", 4)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata"])
+def test_the_admitted_time_zones_are_the_ones_the_operator_can_load(zone: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    from bosun.models.terms import time_zones
+
+    assert zone in time_zones()
+    ZoneInfo(zone)
