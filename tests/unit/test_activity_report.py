@@ -70,7 +70,30 @@ def test_a_record_has_every_column_of_the_report() -> None:
         "duration_seconds": "30.5",
         "message": "step roll-out failed: pods failing",
         "dry_run": "false",
+        "predicted_downtime_seconds": "",
+        "downtime_budget_seconds": "",
+        "downtime_seconds": "",
+        "approved_by": "",
     }
+
+
+def test_the_report_puts_budget_prediction_and_measured_downtime_side_by_side() -> None:
+    record = OperationRecord.of(
+        body(
+            "pg-restart",
+            "2026-11-23T10:00:00Z",
+            phase="Succeeded",
+            downtime={"budgetSeconds": 30, "predictedSeconds": 4.25, "measuredSeconds": 5.0, "withinBudget": True},
+            approval={"plan": "abc", "approvedBy": "carol"},
+        )
+    )
+    row = dict(zip(COLUMNS, record.row(), strict=True))
+    assert (row["predicted_downtime_seconds"], row["downtime_budget_seconds"], row["downtime_seconds"]) == (
+        "4.2",
+        "30.0",
+        "5.0",
+    )
+    assert row["approved_by"] == "carol"
 
 
 def test_the_report_is_sorted_deduplicated_and_the_same_every_time() -> None:
@@ -84,7 +107,7 @@ def test_the_report_is_sorted_deduplicated_and_the_same_every_time() -> None:
     rows = list(csv.reader(io.StringIO(first)))
     assert rows[0] == COLUMNS
     assert [r[0] for r in rows[1:]] == ["a", "b"]
-    assert rows[1][COLUMNS.index("message")] == 'says "hi", twice' and rows[1][-1] == "false"
+    assert rows[1][COLUMNS.index("message")] == 'says "hi", twice' and rows[1][COLUMNS.index("dry_run")] == "false"
 
 
 class NoLists:

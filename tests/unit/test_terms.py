@@ -12,7 +12,7 @@ import pytest
 
 from bosun.engine import terms
 from bosun.models.names import AWAITING_APPROVAL, NOT_BEFORE, WAITING_FOR_WINDOW
-from bosun.models.operation import Estimate, OperationSpec
+from bosun.models.operation import OperationSpec
 from bosun.models.terms import MaintenanceWindow, OperationPolicy
 
 

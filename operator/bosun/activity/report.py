@@ -38,6 +38,10 @@ COLUMNS = [
     "duration_seconds",
     "message",
     "dry_run",
+    "predicted_downtime_seconds",
+    "downtime_budget_seconds",
+    "downtime_seconds",
+    "approved_by",
 ]
 
 
@@ -60,6 +64,10 @@ class OperationRecord(KubeModel):
     message: str = ""
     log_url: str = Field(default="", description="The whole log in the store.")
     dry_run: bool = Field(default=False, description="A dry run: planned and checked, nothing changed.")
+    predicted_downtime_seconds: float | None = Field(default=None, description="Predicted before the stop.")
+    downtime_budget_seconds: int | None = Field(default=None, description="Its downtime budget.")
+    downtime_seconds: float | None = Field(default=None, description="The downtime measured.")
+    approved_by: str = Field(default="", description="Who approved its plan, where approval was required.")
 
     @classmethod
     def of(cls, body: Mapping[str, Any]) -> OperationRecord:
@@ -86,6 +94,10 @@ class OperationRecord(KubeModel):
             message=status.message,
             log_url=status.log.url if status.log else "",
             dry_run=operation.spec.dry_run,
+            predicted_downtime_seconds=status.downtime.predicted_seconds if status.downtime else None,
+            downtime_budget_seconds=status.downtime.budget_seconds if status.downtime else None,
+            downtime_seconds=status.downtime.measured_seconds if status.downtime else None,
+            approved_by=status.approval.approved_by if status.approval else "",
         )
 
     @property
@@ -117,7 +129,15 @@ class OperationRecord(KubeModel):
             self.duration(),
             self.message,
             "true" if self.dry_run else "false",
+            _figure(self.predicted_downtime_seconds),
+            _figure(self.downtime_budget_seconds),
+            _figure(self.downtime_seconds),
+            self.approved_by,
         ]
+
+
+def _figure(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
 
 
 parse = parse_time

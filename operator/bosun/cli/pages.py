@@ -163,7 +163,8 @@ def activity_rows(
             [
                 link(f"/ns/{quote(namespace)}/operations/{quote(meta['name'])}", meta["name"]),
                 escape(str((op.get("spec") or {}).get("type", ""))),
-                phase(str(status.get("phase") or "Pending")),
+                phase(str(status.get("phase") or "Pending"))
+                + (f" <span class=muted>{escape(waiting_words(status))}</span>" if waiting_words(status) else ""),
                 escape(who or DASH),
                 moment(meta.get("creationTimestamp")),
                 duration(seconds_between(status.get("startedAt"), status.get("finishedAt"))),
@@ -280,6 +281,48 @@ def timeline(operation: dict[str, Any], window: tuple[str, str] | None, now: dat
     )
 
 
+HOLDS = {"WaitingForWindow", "AwaitingApproval", "NotBefore"}
+
+
+def waiting_words(status: dict[str, Any]) -> str:
+    """`WaitingForWindow until 2026-12-13T01:00:00Z`, for an operation held before its first step."""
+    reason = str(status.get("reason") or "")
+    if status.get("phase") != "Pending" or reason not in HOLDS:
+        return ""
+    return reason + (f" until {status['startsAt']}" if status.get("startsAt") else "")
+
+
+def terms_facts(status: dict[str, Any]) -> list[list[str]]:
+    """The terms the operation ran under: its wait, downtime budget, approval and override."""
+    rows = []
+    if waiting_words(status):
+        rows.append(["waiting", escape(waiting_words(status))])
+    downtime = status.get("downtime") or {}
+    if downtime.get("budgetSeconds") is not None or downtime.get("predictedSeconds") is not None:
+        figures = [
+            f"budget {downtime['budgetSeconds']} s ({downtime.get('budgetFrom', '')})"
+            if downtime.get("budgetSeconds") is not None
+            else "no budget",
+            f"predicted up to {downtime['predictedSeconds']} s"
+            if downtime.get("predictedSeconds") is not None
+            else "no prediction (no history)",
+        ]
+        if downtime.get("measuredSeconds") is not None:
+            figures.append(f"measured {downtime['measuredSeconds']} s")
+        rows.append(["downtime terms", escape(", ".join(figures))])
+    approval = status.get("approval") or {}
+    if approval.get("plan"):
+        given = f"approved by {approval['approvedBy']}" if approval.get("approvedBy") else "awaiting approval"
+        rows.append(["approval", escape(f"plan {approval['plan']}: {given}")])
+    override = status.get("override") or {}
+    if override.get("waived"):
+        waived = " and ".join(override["waived"])
+        rows.append(
+            ["override", escape(f"{waived} waived by {override.get('by') or DASH}: {override.get('reason', '')}")]
+        )
+    return rows
+
+
 def operation_page(
     namespace: str,
     operation: dict[str, Any],
@@ -309,6 +352,7 @@ def operation_page(
         ["rollback", escape(str(rollback.get("state") or DASH)) + (f" : {escape(rollback['message'])}"
                                                                     if rollback.get("message") else "")],
     ]  # fmt: skip
+    facts += terms_facts(status)
     running = status.get("phase") not in FINISHED_PHASES
     cancel = ""
     if running and cancel_token is not None:

@@ -135,6 +135,7 @@ def dry_run_report(operation: dict[str, Any]) -> str:
         if report.get("irreversible")
         else ("Undo:      every step can be undone" if rows else ""),
         f"Queue:     would wait behind {report['waitsBehind']}" if report.get("waitsBehind") else "",
+        *(f"Terms:     {line}" for line in report.get("terms") or []),
     ]
     refusals = report.get("refusals") or []
     verdict = f"Verdict:   REFUSED: {refusals[0]}" if refusals else "Verdict:   would run"

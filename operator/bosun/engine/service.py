@@ -48,10 +48,11 @@ from bosun.errors import PermanentError, TransientError
 from bosun.kube import Kube
 from bosun.kube_status import StatusWrites
 from bosun.models.app import AppSpec
-from bosun.models.base import parse_time, stamp
+from bosun.models.base import now, parse_time, stamp
 from bosun.models.database import DatabaseSpec
 from bosun.models.names import (
     API_VERSION,
+    AWAITING_APPROVAL,
     CANCELLED_BY,
     CREATED_BY,
     EDIT_PART,
@@ -289,6 +290,38 @@ def measure(status: OperationStatus, downtime_steps: tuple[str, ...]) -> None:
     if record_.budget_seconds is not None:
         record_.within_budget = measured <= record_.budget_seconds
     status.downtime = record_
+
+
+def dry_terms(report: DryRunReport, operation: Operation, table: Any, policy: Any) -> None:
+    """What the target's terms would do to the real operation now, in the dry run's words."""
+    kind = operation.spec.target.kind.value
+    budget, source = terms.budget_of(operation.spec, policy, kind)
+    facts = terms.Facts(
+        stops_service=table.stops_service,
+        has_downtime=bool(table.downtime_steps),
+        irreversible=table.irreversible,
+        predicted_downtime=report.expected_downtime,
+        predicted_duration=report.expected_seconds,
+        digest="",
+        summary=report.plan,
+    )
+    if budget is not None:
+        worst = terms.predicted(report.expected_downtime) if table.downtime_steps else None
+        report.terms.append(
+            f"downtime budget {budget}s (from the {source}): "
+            + (f"predicted up to {worst:.1f}s" if worst is not None else "no prediction (no history): not checked")
+        )
+    verdict = terms.decide(now(), operation.spec, policy, facts, target_kind=kind, approved=False)
+    if verdict.fail:
+        report.refusals.append(verdict.message)
+        report.terms.append(f"would be refused ({verdict.reason}): {verdict.message}")
+    elif verdict.reason == AWAITING_APPROVAL:
+        report.terms.append("would wait for approval (kubectl bosun approve) of its plan")
+        later = terms.decide(now(), operation.spec, policy, facts, target_kind=kind, approved=True)
+        if not later.go and later.message:
+            report.terms.append(f"then: {later.message}")
+    elif not verdict.go:
+        report.terms.append(f"would wait ({verdict.reason}): {verdict.message}")
 
 
 class _Plans:
@@ -562,10 +595,11 @@ class OperationService:
         """
         journal.info("dry run: planning and checking only, nothing will be changed")
         try:
-            planned = await self._dry_run_plan(operation, status)
+            planned, target = await self._dry_run_plan(operation, status)
             others = [Operation.of(o) for o in await self.kube.list_labelled(operation.namespace, "Operation")]
             report = await dryrun.examine(planned.table, planned.ctx, planned.summary, others)
             report.waits_behind = blocker(operation, others) or ""
+            dry_terms(report, operation, planned.table, policy_of(target))
         except PermanentError as refused:
             report = DryRunReport(refusals=[str(refused)])
         except TransientError as error:
@@ -585,7 +619,7 @@ class OperationService:
         await handle.save(status)
         return status
 
-    async def _dry_run_plan(self, operation: Operation, status: OperationStatus) -> Plan[Any]:
+    async def _dry_run_plan(self, operation: Operation, status: OperationStatus) -> tuple[Plan[Any], dict[str, Any]]:
         """The target as it would be (with `spec.proposed`), and the plan the real operation would make."""
         kind, name = operation.spec.target.kind, operation.spec.target.name
         target = await self.kube.read(operation.namespace, kind.value, name)
@@ -610,7 +644,7 @@ class OperationService:
                 f"{kind.value} {name!r} does not exist in namespace {operation.namespace}", "TargetNotFound"
             )
         # Planned once: a dry run reports a busy API server rather than waiting for it until its deadline.
-        return await self.planner.plan(self.kube, operation.model_copy(update={"status": status}), target)
+        return await self.planner.plan(self.kube, operation.model_copy(update={"status": status}), target), target
 
     async def _plan(self, operation: Operation, status: OperationStatus, target: dict[str, Any]) -> Plan[Any]:
         """Plan, retrying transient API errors until the operation's deadline."""

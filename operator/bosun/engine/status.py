@@ -69,6 +69,8 @@ class StatusWriter:
     async def save(self, status: OperationStatus) -> None:
         self.complete(status)
         body = status.wire()
+        for field in CLEARED_WHEN_UNSET:  # a merge patch keeps what it does not name: null removes it
+            body.setdefault(field, None)
         delay = 0.2
         while True:
             try:
@@ -82,11 +84,14 @@ class StatusWriter:
                 cap_texts(status, TIGHT_BYTES, TIGHT_BYTES)
                 status.conditions = record.conditions(status, self.generation, stamp())
                 status.log = None
-                body = status.wire()
+                body = {**dict.fromkeys(CLEARED_WHEN_UNSET), **status.wire()}
             except TransientError as error:
                 logger.warning("status write of %s/%s failed, retrying: %s", self.namespace, self.name, error)
                 await asyncio.sleep(delay)
                 delay = min(self.max_backoff, delay * 2)
+
+
+CLEARED_WHEN_UNSET = ("startsAt",)  # set while an operation waits, gone once it starts
 
 
 def _texts(status: OperationStatus) -> list[str]:

@@ -362,6 +362,9 @@ class DryRunReport(KubeModel):
     )
     irreversible: list[str] = Field(default_factory=list, description="What could not be undone, and why.")
     waits_behind: str = Field(default="", description="The operation the real one would queue behind now.")
+    terms: list[str] = Field(
+        default_factory=list, description="What the target's terms would do: budget, window, approval."
+    )
 
 
 class DowntimeRecord(KubeModel):
