@@ -185,3 +185,70 @@ def test_the_admitted_time_zones_are_the_ones_the_operator_can_load(zone: str) -
 
     assert zone in time_zones()
     ZoneInfo(zone)
+
+
+class Held:
+    """The live Operation as the hold sees it: its spec and the annotations the API server stamped."""
+
+    def __init__(self, spec: dict[str, object], annotations: dict[str, str]) -> None:
+        self.body = {"spec": spec, "metadata": {"annotations": annotations}}
+
+    def cancel_requested(self) -> bool:
+        return False
+
+    def cancelled_by(self) -> str:
+        return ""
+
+    async def save(self, status: object) -> None:
+        return None
+
+
+def test_an_approval_counts_only_for_the_plan_it_names_and_only_with_the_stamped_approver() -> None:
+    from bosun.engine.holds import note_terms
+    from bosun.models.names import APPROVED_BY
+    from bosun.models.operation import OperationStatus
+
+    policy = OperationPolicy(require_approval=True)
+    base = {"target": {"kind": "Database", "name": "db"}, "type": "restart"}
+    status = OperationStatus()
+    unapproved = Held(base, {})
+    assert not note_terms(status, spec(), policy, facts(), unapproved, "Database")
+    assert status.approval is not None and status.approval.plan == "abc123"
+
+    other_plan = Held({**base, "approval": {"plan": "old"}}, {APPROVED_BY: "carol"})
+    assert not note_terms(
+        status, OperationSpec.model_validate(other_plan.body["spec"]), policy, facts(), other_plan, "Database"
+    )
+
+    unstamped = Held({**base, "approval": {"plan": "abc123"}}, {})  # the admission policy did not run
+    assert not note_terms(
+        status, OperationSpec.model_validate(unstamped.body["spec"]), policy, facts(), unstamped, "Database"
+    )
+
+    given = Held({**base, "approval": {"plan": "abc123"}}, {APPROVED_BY: "carol"})
+    assert note_terms(status, OperationSpec.model_validate(given.body["spec"]), policy, facts(), given, "Database")
+    assert status.approval.approved_by == "carol" and status.approval.approved_at
+
+    changed = terms.Facts(**{**facts().__dict__, "digest": "def456"})  # the target changed: a new plan
+    assert not note_terms(status, OperationSpec.model_validate(given.body["spec"]), policy, changed, given, "Database")
+    assert status.approval.plan == "def456" and not status.approval.approved_by
+
+
+def test_the_dashboard_says_why_an_operation_waits_and_what_its_terms_were() -> None:
+    from bosun.cli.pages import terms_facts, waiting_words
+
+    status = {
+        "phase": "Pending",
+        "reason": "WaitingForWindow",
+        "startsAt": "2026-12-13T01:00:00Z",
+        "downtime": {"budgetSeconds": 30, "budgetFrom": "Database", "predictedSeconds": 4.2},
+        "approval": {"plan": "abc123", "approvedBy": "carol"},
+        "override": {"waived": ["DowntimeBudget"], "by": "dave", "reason": "incident <42>"},
+    }
+    assert waiting_words(status) == "WaitingForWindow until 2026-12-13T01:00:00Z"
+    shown = dict((k, v) for k, v in terms_facts(status))
+    assert shown["waiting"] == "WaitingForWindow until 2026-12-13T01:00:00Z"
+    assert "budget 30 s (Database)" in shown["downtime terms"] and "predicted up to 4.2 s" in shown["downtime terms"]
+    assert shown["approval"] == "plan abc123: approved by carol"
+    assert "incident &lt;42&gt;" in shown["override"]  # escaped
+    assert waiting_words({**status, "phase": "Running"}) == ""
