@@ -87,6 +87,7 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
         gone = event.get("type") == "DELETED"  # deleted, or labelled archived: out of the watch
         memo.ready.operations.unfinished.saw(body, gone=gone)
         if not gone:
+            memo.ready.notifications.saw(body)
             await memo.ready.lifecycle.release(body)
 
     @kopf.on.delete(GROUP, VERSION, "operations", when=_unarchived, registry=registry)

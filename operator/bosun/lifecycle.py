@@ -4,7 +4,8 @@ The engine ends the operation; this module is what happens around it, because it
 services that must not know each other (the engine and activity):
 
 1. `OperationService.drive` runs it to a finished phase (or resumes it after a restart).
-2. `settle`: the target shows the outcome, and the store holds every line of the log.
+2. `settle`: the target shows the outcome, and the store holds every line of the log; the
+   namespace's Notifiers have its last events (`bosun.notify`).
 3. `ActivityService.archive` stores the record and marks it in `status.archived`.
 
 Until step 3 the Operation carries Kopf's finalizer (its daemon and deletion handler match only
@@ -35,6 +36,7 @@ from bosun.errors import PermanentError, TransientError
 from bosun.kube import Kube, NotFound
 from bosun.kube_status import StatusWrites
 from bosun.models.names import ARCHIVED_LABEL, FINALIZER
+from bosun.notify.service import Notifications
 from bosun.store import StillUnsure, StoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ class OperationLifecycle:
         operations: OperationService,
         activity: ActivityService,
         *,
+        notifications: Notifications | None = None,
         retry_max_seconds: float = 60.0,
         deletion_archive_seconds: float = 120.0,
         retry_first_seconds: float = 1.0,
@@ -73,6 +76,7 @@ class OperationLifecycle:
         self.kube = kube
         self.operations = operations
         self.activity = activity
+        self.notifications = notifications
         self.retry_max_seconds = retry_max_seconds
         self.deletion_archive_seconds = deletion_archive_seconds
         self.retry_first_seconds = retry_first_seconds
@@ -118,6 +122,9 @@ class OperationLifecycle:
                     give_up_at = time.monotonic() + self.deletion_archive_seconds
                 try:
                     await self.operations.settle(fresh)
+                    if self.notifications is not None and give_up_at is None:
+                        # its last events leave before the record leaves the watch (a deletion does not wait)
+                        await self.notifications.settle(fresh)
                     await self.activity.archive(fresh)
                     self.operations.forget(fresh)
                     return

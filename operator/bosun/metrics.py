@@ -101,3 +101,8 @@ LOG_LINES_DROPPED = Counter(
     "bosun_log_lines_dropped_total",
     "Operation log lines not kept because the log store was unreachable for too long.",
 )
+NOTIFICATIONS = Counter(
+    "bosun_notifications_total",
+    "Event deliveries to Notifiers, by namespace, Notifier and outcome (delivered, failed: retried, given-up).",
+    ["namespace", "notifier", "outcome"],
+)

@@ -125,6 +125,16 @@ class Settings:
     )
     """How long an operation's log copy stays in its namespace after its last line (the store keeps it)."""
 
+    notify_retry_max_seconds: float = field(
+        default_factory=lambda: float(os.environ.get("BOSUN_NOTIFY_RETRY_MAX_SECONDS", "60"))
+    )
+    """The longest wait between two tries of a failing event delivery (they start at 1 s and double)."""
+
+    notify_give_up_seconds: float = field(
+        default_factory=lambda: float(os.environ.get("BOSUN_NOTIFY_GIVE_UP_SECONDS", "3600"))
+    )
+    """How long an event's delivery is retried before it is given up (counted in the Notifier's status)."""
+
     @property
     def lease_home(self) -> str:
         return self.leader_election_namespace or self.heartbeat_home

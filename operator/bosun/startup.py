@@ -20,6 +20,7 @@ from bosun.errors import PermanentError, TransientError
 from bosun.heartbeat import Heartbeat
 from bosun.kube import Kube
 from bosun.lifecycle import OperationLifecycle
+from bosun.notify.service import Notifications
 from bosun.reconcile.service import AppRepair
 from bosun.settings import Settings
 from bosun.store import Store, StoreUnavailable, store_from
@@ -38,12 +39,14 @@ class Services:
     activity: ActivityService
     lifecycle: OperationLifecycle
     heartbeat: Heartbeat
+    notifications: Notifications
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def close(self) -> None:
         for task in self.tasks:
             task.cancel()
         await self.heartbeat.stop()
+        await self.notifications.close()
         await self.kube.close()
 
 
@@ -69,14 +72,18 @@ async def start(settings: Settings, planner: Planner) -> Services:
         namespaces=settings.namespaces,
         live=operations.unfinished.in_namespace,
     )
+    notifications = Notifications(
+        kube, retry_max_seconds=settings.notify_retry_max_seconds, give_up_seconds=settings.notify_give_up_seconds
+    )
     services = Services(
         settings=settings,
         kube=kube,
         store=store,
         operations=operations,
         activity=activity,
-        lifecycle=OperationLifecycle(kube, operations, activity),
+        lifecycle=OperationLifecycle(kube, operations, activity, notifications=notifications),
         heartbeat=Heartbeat(kube, settings.heartbeat_home, settings.heartbeat_seconds),
+        notifications=notifications,
     )
     _background(services, _keep_history(services))
     repair = AppRepair(

@@ -25,6 +25,8 @@ OPERATOR_RULES = {
         "bosun.dev/apps: get list patch update watch",
         "bosun.dev/databases/status: get patch update",
         "bosun.dev/databases: get list patch update watch",
+        "bosun.dev/notifiers/status: patch",
+        "bosun.dev/notifiers: get list",
         "bosun.dev/operations/status: get patch update",
         "bosun.dev/operations: create delete",
         "bosun.dev/operations: get list patch update watch",
@@ -57,11 +59,13 @@ PEOPLE_RULES = {
     "ClusterRole bosun-view": [
         "bosun.dev/apps: get list watch",
         "bosun.dev/databases: get list watch",
+        "bosun.dev/notifiers: get list watch",
         "bosun.dev/operations: get list watch",
     ],
     "ClusterRole bosun-edit": [
         "bosun.dev/apps: create delete patch update",
         "bosun.dev/databases: create delete patch update",
+        "bosun.dev/notifiers: create delete patch update",
         "bosun.dev/operations: create delete patch update",
     ],
     "ClusterRole bosun-approver": ["bosun.dev/operations: approve"],  # admins have it, editors do not

@@ -541,7 +541,7 @@ def plan_file(conn: Connection, path: str, out: TextIO, err: TextIO, wait: float
         kind, name = document.get("kind"), document["metadata"].get("name", "")
         if str(document.get("apiVersion", "")).split("/")[0] == GROUP and (kind not in PLURALS or not name):
             raise CliError(f"{path}: {document.get('apiVersion')} {kind} {name!r} is not an App or Database to plan")
-        if document.get("apiVersion") != f"{GROUP}/{VERSION}" or kind not in PLURALS:
+        if document.get("apiVersion") != f"{GROUP}/{VERSION}" or kind not in ("App", "Database"):
             print(f"skipped {kind or 'a document'} {name}: not a Bosun App or Database", file=err)
             continue
         at = Connection(conn.custom, conn.core, (document.get("metadata") or {}).get("namespace") or conn.namespace)

@@ -71,6 +71,7 @@ class StatusWriter:
         body = status.wire()
         for field in CLEARED_WHEN_UNSET:  # a merge patch keeps what it does not name: null removes it
             body.setdefault(field, None)
+        body.pop("notified", None)  # the notifier's: a copy read before its last write would undo it
         delay = 0.2
         while True:
             try:
@@ -85,6 +86,7 @@ class StatusWriter:
                 status.conditions = record.conditions(status, self.generation, stamp())
                 status.log = None
                 body = {**dict.fromkeys(CLEARED_WHEN_UNSET), **status.wire()}
+                body.pop("notified", None)
             except TransientError as error:
                 logger.warning("status write of %s/%s failed, retrying: %s", self.namespace, self.name, error)
                 await asyncio.sleep(delay)

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from bosun.models.app import APP_RULES, APP_SPEC_RULES, AppSpec, AppStatus
 from bosun.models.base import GROUP, VERSION
 from bosun.models.database import DATABASE_RULES, DATABASE_SPEC_RULES, DatabaseSpec, DatabaseStatus
+from bosun.models.notifier import NotifierSpec, NotifierStatus
 from bosun.models.operation import OPERATION_SPEC_RULES, OperationSpec, OperationStatus
 
 _DROP = {"title", "discriminator"}
@@ -141,6 +142,24 @@ KINDS = [
         ],
     ),
 ]
+
+
+NOTIFIER = Kind(
+    kind="Notifier",
+    plural="notifiers",
+    short_names=["notifier"],
+    spec=NotifierSpec,
+    status=NotifierStatus,
+    description="Where this namespace's operation events go: a CloudEvents or Slack-compatible webhook.",
+    columns=[
+        {"name": "Format", "type": "string", "jsonPath": ".spec.format"},
+        {"name": "URL", "type": "string", "jsonPath": ".spec.url", "priority": 1},
+        {"name": "Delivering", "type": "string", "jsonPath": ".status.conditions[?(@.type=='Delivering')].status"},
+        {"name": "Last-Error", "type": "string", "jsonPath": ".status.lastError", "priority": 1},
+        _age(),
+    ],
+)
+KINDS.append(NOTIFIER)
 
 
 def _without(node: Any, keys: set[str]) -> Any:

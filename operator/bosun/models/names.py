@@ -13,7 +13,7 @@ from bosun import __version__
 GROUP = "bosun.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
-PLURALS = {"App": "apps", "Database": "databases", "Operation": "operations"}
+PLURALS = {"App": "apps", "Database": "databases", "Operation": "operations", "Notifier": "notifiers"}
 FINISHED_PHASES = frozenset({"Succeeded", "Failed", "Cancelled"})  # an Operation in one never changes again
 
 # Stamped by the API server's admission policies (manifests/admission-policies.yaml): users cannot

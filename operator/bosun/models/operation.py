@@ -437,6 +437,11 @@ class OperationStatus(KubeModel):
     downtime: DowntimeRecord | None = Field(default=None, description="Budget, predicted and measured downtime.")
     approval: ApprovalStatus | None = Field(default=None, description="The approval asked for, and given.")
     override: OverrideStatus | None = Field(default=None, description="The terms waived, by whom and why.")
+    notified: list[str] | None = Field(
+        default=None,
+        description="Events delivered to the namespace's Notifiers (notifier/event; given-up: when never delivered). "
+        "Written only by Bosun's notifier, never with the rest of the status.",
+    )
 
 
 class Operation(KubeModel):

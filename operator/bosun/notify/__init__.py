@@ -1,0 +1,1 @@
+"""Notifications of operation events to the namespace's Notifiers (see `bosun.notify.service`)."""
