@@ -59,6 +59,10 @@ REFUSED = [
     ({"target": {**APP, "namespace": "other"}, "type": "restart"}, 'unknown field "spec.target.namespace"'),
     ({"target": APP, "type": "restart", "timeoutSeconds": 1}, "should be greater than or equal to 10"),
     ({"type": "restart"}, "spec.target: Required value"),
+    ({"target": DB, "type": "restart", "notBefore": "tomorrow"}, "notBefore must be an RFC 3339 time"),
+    ({"target": DB, "type": "restart", "maxDowntimeSeconds": -1}, "should be greater than or equal to 0"),
+    ({"target": DB, "type": "restart", "override": {"maintenanceWindow": True}}, "spec.override.reason: Required"),
+    ({"target": DB, "type": "restart", "override": {"reason": "why"}}, "spec.override waives nothing"),
 ]
 
 
@@ -120,6 +124,12 @@ def database_manifest(name: str = "pg", **spec: Any) -> dict[str, Any]:
 
 
 WEB = {"name": "web"}
+
+
+def window(**changed: Any) -> dict[str, Any]:
+    return {"days": ["Sun"], "start": "02:00", "durationMinutes": 60, **changed}
+
+
 BAD_TARGETS = [
     (app_manifest("a" * 60), "together must fit in 62 characters"),
     (app_manifest("1st-app"), "must start with a letter"),
@@ -155,6 +165,17 @@ BAD_TARGETS = [
      "a toleration without a key must use operator Exists"),
     (app_manifest(placement={"tolerations": [{"key": "k", "effect": "NoSchedule", "tolerationSeconds": 5}]}),
      "tolerationSeconds applies only to effect NoExecute"),
+    # Terms: a typo in a time zone or a time is refused, not found days later as a window that never opens.
+    (database_manifest(operationPolicy={"maintenanceWindows": [
+        {"days": ["Sun"], "start": "02:00", "durationMinutes": 60, "timeZone": "Europe/Pariss"}]}),
+     "timeZone must be an IANA time zone name"),
+    (database_manifest(operationPolicy={"maintenanceWindows": [window(start="25:00")]}),
+     "spec.operationPolicy.maintenanceWindows[0].start"),
+    (database_manifest(operationPolicy={"maintenanceWindows": [window(days=["Sunday"])]}),
+     'Unsupported value: "Sunday"'),
+    (database_manifest(operationPolicy={"maintenanceWindows": [window(durationMinutes=5)]}),
+     "should be greater than or equal to 15"),
+    (app_manifest(operationPolicy={"maxDowntimeSeconds": -5}), "should be greater than or equal to 0"),
 ]  # fmt: skip
 
 

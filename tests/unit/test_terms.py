@@ -252,3 +252,9 @@ def test_the_dashboard_says_why_an_operation_waits_and_what_its_terms_were() -> 
     assert shown["approval"] == "plan abc123: approved by carol"
     assert "incident &lt;42&gt;" in shown["override"]  # escaped
     assert waiting_words({**status, "phase": "Running"}) == ""
+
+
+def test_a_not_before_that_is_no_time_fails_clearly_rather_than_breaking() -> None:
+    odd = spec(notBefore="2026-12-06T25:61:00Z")
+    verdict = terms.decide(at("2026-12-06T12:00:00+00:00"), odd, None, facts(), target_kind="Database", approved=False)
+    assert verdict.fail and verdict.reason == "InvalidSpec" and "RFC 3339" in verdict.message

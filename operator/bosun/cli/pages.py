@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bosun.models.base import parse_time
-from bosun.models.names import FINISHED_PHASES
+from bosun.models.names import FINISHED_PHASES, HOLD_REASONS
 
 NONCE = "__BOSUN_NONCE__"  # the server puts each response's Content-Security-Policy nonce here
 DASH = "-"
@@ -281,13 +281,10 @@ def timeline(operation: dict[str, Any], window: tuple[str, str] | None, now: dat
     )
 
 
-HOLDS = {"WaitingForWindow", "AwaitingApproval", "NotBefore"}
-
-
 def waiting_words(status: dict[str, Any]) -> str:
     """`WaitingForWindow until 2026-12-13T01:00:00Z`, for an operation held before its first step."""
     reason = str(status.get("reason") or "")
-    if status.get("phase") != "Pending" or reason not in HOLDS:
+    if status.get("phase") != "Pending" or reason not in HOLD_REASONS:
         return ""
     return reason + (f" until {status['startsAt']}" if status.get("startsAt") else "")
 

@@ -183,7 +183,11 @@ def decide(
             message=f"awaiting approval of plan {facts.digest}: it {why}; kubectl bosun approve op/<name>",
         )
     if spec.not_before:
-        earliest = datetime.fromisoformat(spec.not_before.replace("Z", "+00:00"))
+        try:
+            earliest = datetime.fromisoformat(spec.not_before.replace("Z", "+00:00"))
+        except ValueError:
+            message = f"spec.notBefore {spec.not_before!r} is no time (RFC 3339): nothing was changed"
+            return Verdict(go=False, fail=True, reason="InvalidSpec", message=message)
         if now < earliest:
             return Verdict(
                 go=False,
