@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 from prometheus_client import REGISTRY
 
+from bosun.engine import record
 from bosun.engine.runner import Runner
 from bosun.engine.steps import (
     PermanentError,
@@ -345,3 +346,40 @@ async def test_a_step_that_found_nothing_to_do_is_skipped_and_never_undone() -> 
     assert status.steps[1].state is StepState.SKIPPED
     assert world.events == ["run:a", "run:nothing", "run:c", "undo:c", "undo:a"]
     assert status.rollback is not None and status.rollback.state is RollbackState.SUCCEEDED
+
+
+async def test_the_last_look_before_the_downtime_can_refuse_and_undo_what_ran_before() -> None:
+    world = World()
+    table = StepTable("with-downtime", [step("a"), step("b"), step("c")], downtime_steps=("b", "c"))
+    looked: list[str] = []
+
+    async def over_budget(status: OperationStatus) -> str:
+        looked.append(next(s.name for s in status.steps if s.state is StepState.PENDING))
+        return "predicted downtime up to 9.0s is over the budget of 5s"
+
+    run, _, _ = runner(world, table, before_downtime=over_budget)
+    status = await run.drive(OperationStatus())
+    assert looked == ["b"]  # once, just before the first downtime step, and never after it
+    assert world.events == ["run:a", "undo:a"]  # b never ran; a is undone
+    assert (status.phase, status.reason) == (Phase.FAILED, "DowntimeBudget")
+    assert status.rollback is not None and status.rollback.state is RollbackState.SUCCEEDED
+    assert "over the budget of 5s" in status.message
+
+
+async def test_a_resumed_downtime_step_is_not_looked_at_again() -> None:
+    world = World()
+    table = StepTable("with-downtime", [step("a"), step("b")], downtime_steps=("b",))
+    status = OperationStatus()
+
+    record.init_steps(status, table.steps)  # type: ignore[arg-type]
+    record.start(status, "2026-12-06T10:00:00Z")
+    record.step_started(status, 0, "2026-12-06T10:00:00Z")
+    record.step_succeeded(status, 0, "2026-12-06T10:00:01Z", "a done")
+    record.step_started(status, 1, "2026-12-06T10:00:01Z")  # the stop was under way when the operator died
+
+    async def refuse(_: OperationStatus) -> str:
+        raise AssertionError("past the last safe moment: no second look")
+
+    resumed, _, _ = runner(world, table, before_downtime=refuse)
+    done = await resumed.drive(status)
+    assert done.phase is Phase.SUCCEEDED and world.events == ["run:b"]
