@@ -59,7 +59,7 @@ REFUSED = [
     ({"target": {**APP, "namespace": "other"}, "type": "restart"}, 'unknown field "spec.target.namespace"'),
     ({"target": APP, "type": "restart", "timeoutSeconds": 1}, "should be greater than or equal to 10"),
     ({"type": "restart"}, "spec.target: Required value"),
-    ({"target": DB, "type": "restart", "notBefore": "tomorrow"}, "notBefore must be an RFC 3339 time"),
+    ({"target": DB, "type": "restart", "notBefore": "tomorrow"}, "spec.notBefore in body must be of type date-time"),
     ({"target": DB, "type": "restart", "maxDowntimeSeconds": -1}, "should be greater than or equal to 0"),
     ({"target": DB, "type": "restart", "override": {"maintenanceWindow": True}}, "spec.override.reason: Required"),
     ({"target": DB, "type": "restart", "override": {"reason": "why"}}, "spec.override waives nothing"),

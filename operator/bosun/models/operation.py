@@ -196,11 +196,6 @@ OPERATION_SPEC_RULES: list[dict[str, str]] = [
         "(spec.approval) or waive a term (spec.override); create a new Operation instead",
     },
     {
-        "rule": "!has(self.notBefore) || self.notBefore.matches("
-        "'^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$')",
-        "message": "spec.notBefore must be an RFC 3339 time, such as 2026-12-13T01:00:00Z",
-    },
-    {
         "rule": "!has(oldSelf.override) || (has(self.override) && self.override == oldSelf.override)",
         "message": "spec.override cannot change once given: it is the record of who waived what, and why",
     },
