@@ -25,6 +25,7 @@ from bosun.settings import Settings
 from bosun.startup import Services, start
 
 logger = logging.getLogger(__name__)
+NOTIFIERS_INDEX = "notifiers_by_namespace"  # the kwarg Kopf hands every handler: Notifiers by namespace
 
 
 @dataclass
@@ -48,7 +49,7 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
     @kopf.on.login(registry=registry)
     async def login(**kwargs: Any) -> kopf.AiohttpSession | None:
         info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
-        return bounded(info, watches=4 * max(len(settings.namespaces), 2)) if info is not None else None
+        return bounded(info, watches=5 * max(len(settings.namespaces), 2)) if info is not None else None
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: Memo, **_: Any) -> None:
@@ -79,16 +80,24 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
         cancellation_polling=1.0,
         registry=registry,
     )
-    async def operation(body: kopf.Body, memo: Memo, stopped: kopf.DaemonStopped, **_: Any) -> None:
+    async def operation(body: kopf.Body, memo: Memo, stopped: kopf.DaemonStopped, **kwargs: Any) -> None:
+        memo.ready.notifications.notifiers = kwargs[NOTIFIERS_INDEX]
         await memo.ready.lifecycle.daemon(body, stopped)
 
     @kopf.on.event(GROUP, VERSION, "operations", registry=registry)
-    async def operation_seen(body: kopf.Body, event: kopf.RawEvent, memo: Memo, **_: Any) -> None:
+    async def operation_seen(body: kopf.Body, event: kopf.RawEvent, memo: Memo, **kwargs: Any) -> None:
         gone = event.get("type") == "DELETED"  # deleted, or labelled archived: out of the watch
         memo.ready.operations.unfinished.saw(body, gone=gone)
         if not gone:
+            memo.ready.notifications.notifiers = kwargs[NOTIFIERS_INDEX]
             memo.ready.notifications.saw(body)
             await memo.ready.lifecycle.release(body)
+
+    # Kopf fills every index from its first listing before it runs any other handler: an operation
+    # seen at start-up finds its namespace's Notifiers already here, and no request is made for them.
+    @kopf.index(GROUP, VERSION, "notifiers", id=NOTIFIERS_INDEX, registry=registry)
+    def notifiers_by_namespace(body: kopf.Body, namespace: str | None, **_: Any) -> dict[str, Any]:
+        return {namespace or "": dict(body)}
 
     @kopf.on.delete(GROUP, VERSION, "operations", when=_unarchived, registry=registry)
     async def operation_deleted(body: kopf.Body, memo: Memo, **_: Any) -> None:

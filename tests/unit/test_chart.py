@@ -26,7 +26,7 @@ OPERATOR_RULES = {
         "bosun.dev/databases/status: get patch update",
         "bosun.dev/databases: get list patch update watch",
         "bosun.dev/notifiers/status: patch",
-        "bosun.dev/notifiers: get list",
+        "bosun.dev/notifiers: get list watch",
         "bosun.dev/operations/status: get patch update",
         "bosun.dev/operations: create delete",
         "bosun.dev/operations: get list patch update watch",

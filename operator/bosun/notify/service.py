@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,6 @@ from bosun.notify.events import Event, body_and_headers, events_of
 
 logger = logging.getLogger(__name__)
 
-NOTIFIERS_CACHE_SECONDS = 10.0
 GIVEN_UP = "given-up:"  # prefix of a status.notified entry for an event that was never delivered
 
 
@@ -84,7 +83,8 @@ class Notifications:
         self.request_timeout = aiohttp.ClientTimeout(total=request_timeout_seconds)
         self._operations: dict[str, _Operation] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
-        self._notifiers: dict[str, tuple[float, list[Notifier]]] = {}
+        # Kopf's index of Notifiers by namespace (kept by its watch; set by the handlers): no request per look.
+        self.notifiers: Mapping[str, Iterable[Mapping[str, Any]]] = {}
         self._delivering: dict[tuple[str, str], bool] = {}  # the Delivering condition as last written
         self._session: aiohttp.ClientSession | None = None
 
@@ -146,7 +146,7 @@ class Notifications:
     async def _round(self, state: _Operation) -> bool:
         """Send what is pending to each Notifier; True if some delivery failed (retry later)."""
         operation = Operation.of(state.body)
-        notifiers = await self._notifiers_of(operation.namespace)
+        notifiers = self._notifiers_of(operation.namespace)
         done = set(operation.status.notified or []) | state.sent
         events = events_of(operation)
         failed = False
@@ -213,12 +213,9 @@ class Notifications:
             raise PermanentError(f"Secret {ref.name} has no key {ref.key}")
         return base64.b64decode(value)
 
-    async def _notifiers_of(self, namespace: str) -> list[Notifier]:
-        cached = self._notifiers.get(namespace)
-        if cached is not None and time.monotonic() - cached[0] < NOTIFIERS_CACHE_SECONDS:
-            return cached[1]
+    def _notifiers_of(self, namespace: str) -> list[Notifier]:
         found = []
-        for body in await self.kube.list_labelled(namespace, "Notifier"):
+        for body in list(self.notifiers.get(namespace, ())):
             try:
                 found.append(
                     Notifier(
@@ -229,7 +226,6 @@ class Notifications:
                 )
             except ValueError as error:  # admission checks the schema: only an older or forged object
                 logger.warning("notifier %s/%s ignored: %s", namespace, body["metadata"]["name"], error)
-        self._notifiers[namespace] = (time.monotonic(), found)
         return found
 
     async def _record(self, operation: Operation, notified: list[str]) -> None:
