@@ -88,7 +88,9 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
     async def operation_seen(body: kopf.Body, event: kopf.RawEvent, memo: Memo, **kwargs: Any) -> None:
         gone = event.get("type") == "DELETED"  # deleted, or labelled archived: out of the watch
         memo.ready.operations.unfinished.saw(body, gone=gone)
-        if not gone:
+        if gone:
+            memo.ready.notifications.forget(body)
+        else:
             memo.ready.notifications.notifiers = kwargs[NOTIFIERS_INDEX]
             memo.ready.notifications.saw(body)
             await memo.ready.lifecycle.release(body)

@@ -259,3 +259,29 @@ def test_approval_is_a_right_of_its_own_and_holds_only_for_the_plan_approved(
     assert done["phase"] == "Succeeded", done
     assert done["approval"]["approvedBy"] == APPROVER and done["approval"]["plan"] == newer["approval"]["plan"]
     assert done["initiator"]["username"] == EDITOR  # who asked and who agreed, both recorded
+
+
+def test_an_approval_given_while_waiting_for_a_window_survives_a_restart_and_counts_once(
+    people: Bosun, cluster: LocalCluster, database_operator: OperatorProcess
+) -> None:
+    bosun = people
+    later = window_at(datetime.now(UTC) + timedelta(hours=4))
+    set_policy(bosun, {"requireApproval": True, "maintenanceWindows": [later]})
+    start_op(bosun, "sunday", "restart")
+    plan = waiting(bosun, "sunday", "AwaitingApproval")["approval"]["plan"]
+    given = kubectl_bosun(cluster, "approve", "op/sunday", "--plan", plan, "-n", bosun.namespace, "--as", APPROVER)
+    assert given.returncode == 0, given.stderr
+    approved = waiting(bosun, "sunday", "WaitingForWindow")  # approved: now it waits for its window
+    assert approved["approval"]["approvedBy"] == APPROVER
+    database_operator.kill()
+    database_operator.start()
+    database_operator.wait_healthy()
+    time.sleep(3)
+    after = waiting(bosun, "sunday", "WaitingForWindow")
+    assert after["approval"] == approved["approval"]  # not lost, not given again (same time, same plan)
+    set_policy(
+        bosun, {"requireApproval": True, "maintenanceWindows": [window_at(datetime.now(UTC) - timedelta(minutes=1))]}
+    )
+    done = bosun.wait_phase("sunday", timeout=120)
+    assert done["phase"] == "Succeeded", done
+    assert done["approval"]["approvedBy"] == APPROVER

@@ -78,13 +78,14 @@ def terms_apply(spec: OperationSpec, policy: OperationPolicy | None) -> bool:
 
 
 def digest_of(table: StepTable[Any], decision: str, operation: Operation, target: Mapping[str, Any]) -> str:
+    """What an approval approves: the decision, the operation's parameters, and the target's spec
+    as the plan acts on it. Not its terms: moving a maintenance window changes no plan."""
     meta = target.get("metadata") or {}
+    acted_on = {k: v for k, v in (target.get("spec") or {}).items() if k != "operationPolicy"}
     parameters = (
         operation.spec.parameters.model_dump(mode="json", exclude_none=True) if operation.spec.parameters else {}
     )
-    return terms.plan_digest(
-        table.name, decision, operation.spec.type.value, parameters, meta.get("uid"), meta.get("generation")
-    )
+    return terms.plan_digest(table.name, decision, operation.spec.type.value, parameters, meta.get("uid"), acted_on)
 
 
 async def facts_of(

@@ -61,7 +61,6 @@ class _Failing:
 @dataclass
 class _Operation:
     body: Mapping[str, Any]
-    sent: set[str] = field(default_factory=set)  # delivered or given up, as this process knows
     failing: dict[str, _Failing] = field(default_factory=dict)  # entry -> first failure
 
 
@@ -82,6 +81,9 @@ class Notifications:
         self.give_up_seconds = give_up_seconds
         self.request_timeout = aiohttp.ClientTimeout(total=request_timeout_seconds)
         self._operations: dict[str, _Operation] = {}
+        # Per operation: what this process delivered (or gave up), kept until the operation leaves
+        # the watch. The next watch event may predate the status write that records it.
+        self._sent: dict[str, set[str]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         # Kopf's index of Notifiers by namespace (kept by its watch; set by the handlers): no request per look.
         self.notifiers: Mapping[str, Iterable[Mapping[str, Any]]] = {}
@@ -93,6 +95,10 @@ class Notifications:
             task.cancel()
         if self._session is not None:
             await self._session.close()
+
+    def forget(self, body: Mapping[str, Any]) -> None:
+        """The operation left the watch (archived or deleted): nothing more to send for it."""
+        self._sent.pop(str((body.get("metadata") or {}).get("uid") or ""), None)
 
     def saw(self, body: Mapping[str, Any]) -> None:
         """An Operation changed: make sure its new events get delivered (returns at once)."""
@@ -147,7 +153,8 @@ class Notifications:
         """Send what is pending to each Notifier; True if some delivery failed (retry later)."""
         operation = Operation.of(state.body)
         notifiers = self._notifiers_of(operation.namespace)
-        done = set(operation.status.notified or []) | state.sent
+        sent = self._sent.setdefault(operation.uid, set())
+        done = set(operation.status.notified or []) | sent
         events = events_of(operation)
         failed = False
         recorded = False
@@ -159,7 +166,7 @@ class Notifications:
                     continue
                 error = await self._deliver(notifier, event, operation)
                 if error is None:
-                    state.sent.add(key)
+                    sent.add(key)
                     state.failing.pop(key, None)
                     recorded = True
                     metrics.NOTIFICATIONS.labels(operation.namespace, notifier.name, "delivered").inc()
@@ -170,7 +177,7 @@ class Notifications:
                 failing.error = error
                 await self._delivering_is(operation.namespace, notifier.name, False, error)
                 if time.monotonic() - failing.since >= self.give_up_seconds:
-                    state.sent.add(GIVEN_UP + key)
+                    sent.add(GIVEN_UP + key)
                     recorded = True
                     metrics.NOTIFICATIONS.labels(operation.namespace, notifier.name, "given-up").inc()
                     await self._gave_up(operation.namespace, notifier.name, event, error)
@@ -178,7 +185,7 @@ class Notifications:
                 failed = True
                 break  # this Notifier's later events wait behind this one: a receiver sees them in order
         if recorded:
-            await self._record(operation, sorted(set(operation.status.notified or []) | state.sent))
+            await self._record(operation, sorted(set(operation.status.notified or []) | sent))
         return failed
 
     async def _deliver(self, notifier: Notifier, event: Event, operation: Operation) -> str | None:
