@@ -86,6 +86,18 @@ def test_outside_its_window_an_operation_waits_survives_a_restart_and_starts_whe
     starts = datetime.fromisoformat(status["startsAt"].replace("Z", "+00:00"))
     assert timedelta(hours=2, minutes=58) < starts - now < timedelta(hours=3, minutes=1)
     assert not status.get("steps") or all(s["state"] == "Pending" for s in status["steps"])
+    conditions = wait_for(
+        lambda: (
+            c
+            if (c := {x["type"]: x for x in pg.get("databases", "pg")["status"].get("conditions") or []})
+            .get("Reconciling", {})
+            .get("reason")
+            == "WaitingForWindow"
+            else None
+        ),
+        what="the Database saying why its operation waits",
+    )
+    assert conditions["Ready"]["status"] == "True"  # it serves all the while
     shown = cluster.kubectl("get", "ops", "later", "-n", pg.namespace)
     assert "WaitingForWindow" in shown and status["startsAt"] in shown  # kubectl get ops says why, and until when
 

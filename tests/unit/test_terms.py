@@ -6,6 +6,7 @@ where a person's "Sunday 02:30 for two hours" must still mean something.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -258,3 +259,49 @@ def test_a_not_before_that_is_no_time_fails_clearly_rather_than_breaking() -> No
     odd = spec(notBefore="2026-12-06T25:61:00Z")
     verdict = terms.decide(at("2026-12-06T12:00:00+00:00"), odd, None, facts(), target_kind="Database", approved=False)
     assert verdict.fail and verdict.reason == "InvalidSpec" and "RFC 3339" in verdict.message
+
+
+def test_a_target_whose_operation_waits_stays_ready_and_says_why_it_reconciles() -> None:
+    from bosun.engine.target import target_conditions
+    from bosun.models.operation import Operation
+
+    waiting = Operation.of(
+        {
+            "metadata": {"name": "pg-restart", "namespace": "shop"},
+            "spec": {"target": {"kind": "Database", "name": "pg"}, "type": "restart"},
+            "status": {"phase": "Pending", "reason": "WaitingForWindow", "message": "waiting for the window"},
+        }
+    )
+    shown = {c.type: c for c in target_conditions(waiting, waiting.status, [], "2026-12-06T10:00:00Z", serving=True)}
+    assert (shown["Ready"].status.value, shown["Reconciling"].status.value) == ("True", "True")
+    assert shown["Reconciling"].reason == "WaitingForWindow" and "has not started" in shown["Reconciling"].message
+    from bosun.models.operation import Phase
+
+    running = waiting.status.model_copy(update={"phase": Phase.RUNNING, "reason": ""})
+    shown = {c.type: c for c in target_conditions(waiting, running, [], "2026-12-06T10:00:00Z", serving=True)}
+    assert shown["Ready"].status.value == "False"  # once it runs, it may stop what serves
+
+
+def test_the_approved_plan_does_not_change_when_only_the_targets_terms_do() -> None:
+    from bosun.engine.holds import digest_of
+    from bosun.engine.steps import StepTable, no_side_effect
+    from bosun.models.operation import Operation
+
+    async def nothing(_: object) -> None:
+        return None
+
+    table: StepTable[object] = StepTable("t", [no_side_effect("s", "does nothing", nothing)], downtime_steps=("s",))
+    operation = Operation.of(
+        {"metadata": {"name": "op"}, "spec": {"target": {"kind": "Database", "name": "pg"}, "type": "restart"}}
+    )
+
+    def target(policy: dict[str, object], version: str = "16") -> dict[str, object]:
+        return {"metadata": {"uid": "u"}, "spec": {"version": version, "operationPolicy": policy}}
+
+    def decision(policy: dict[str, object], version: str = "16") -> str:
+        return '{"table": "t", "next": ' + json.dumps({"version": version, "operationPolicy": policy}) + "}"
+
+    first = digest_of(table, decision({"requireApproval": True}), operation, target({"requireApproval": True}))
+    window = {"requireApproval": True, "maintenanceWindows": [{"days": ["Sun"]}]}
+    assert digest_of(table, decision(window), operation, target(window)) == first
+    assert digest_of(table, decision(window, "17"), operation, target(window, "17")) != first

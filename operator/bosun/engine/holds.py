@@ -17,6 +17,7 @@ counts from the end of the hold, not from its creation (status.deadline moves th
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -81,11 +82,26 @@ def digest_of(table: StepTable[Any], decision: str, operation: Operation, target
     """What an approval approves: the decision, the operation's parameters, and the target's spec
     as the plan acts on it. Not its terms: moving a maintenance window changes no plan."""
     meta = target.get("metadata") or {}
-    acted_on = {k: v for k, v in (target.get("spec") or {}).items() if k != "operationPolicy"}
     parameters = (
         operation.spec.parameters.model_dump(mode="json", exclude_none=True) if operation.spec.parameters else {}
     )
-    return terms.plan_digest(table.name, decision, operation.spec.type.value, parameters, meta.get("uid"), acted_on)
+    try:
+        decided: Any = json.loads(decision) if decision else None
+    except ValueError:
+        decided = decision
+    return terms.plan_digest(
+        table.name, without_terms(decided), operation.spec.type.value, parameters, meta.get("uid"),
+        without_terms(target.get("spec") or {}),
+    )  # fmt: skip
+
+
+def without_terms(value: Any) -> Any:
+    """`value` with every spec's operationPolicy left out (a plan records the spec it carries out)."""
+    if isinstance(value, Mapping):
+        return {k: without_terms(v) for k, v in value.items() if k != "operationPolicy"}
+    if isinstance(value, list):
+        return [without_terms(v) for v in value]
+    return value
 
 
 async def facts_of(

@@ -47,16 +47,23 @@ def target_conditions(
 ) -> list[Condition]:
     """The target's conditions the operation's phase implies, keeping unchanged transition times.
 
-    A failed spec edit stays Stalled until a new spec generation or Operation starts: Bosun does
-    not retry it by itself, so a GitOps tool sees a stable Degraded state, not a loop. An Operation
-    applied by hand that failed but left everything as it was (refused, or rolled back in full)
-    leaves the target as it was: its spec is still what runs, so it is Ready if it serves (its
-    status phase says Running); the Operation records the failure. A rollback that failed always
-    makes the target Stalled.
+    An operation that has not started leaves Ready as it was (a Database waiting for Sunday's window
+    serves all week) and says Reconciling with why it waits. A failed spec edit stays Stalled until
+    a new spec generation or Operation starts: Bosun does not retry it by itself, so a GitOps tool
+    sees a stable Degraded state, not a loop. An Operation applied by hand that failed but left
+    everything as it was (refused, or rolled back in full) leaves the target as it was: its spec is
+    still what runs, so it is Ready if it serves (its status phase says Running); the Operation
+    records the failure. A rollback that failed always makes the target Stalled.
     """
+
     name, type_ = operation.name, operation.spec.type.value
     rollback = status.rollback.state if status.rollback else None
-    if not status.phase.finished:
+    if status.phase in (Phase.PENDING, Phase.QUEUED):
+        # Not started (waiting its turn, a window, an approval): what serves is untouched, maybe for days.
+        why = status.reason or "OperationWaiting"
+        ready, reconciling, stalled = ("True" if serving else "False", why), ("True", why), ("False", "")
+        message = f"operation {name} ({type_}) has not started: {status.message or status.phase.value.lower()}"
+    elif not status.phase.finished:
         ready, reconciling, stalled = ("False", "OperationRunning"), ("True", "OperationRunning"), ("False", "")
         message = f"operation {name} ({type_}) is {status.phase.value.lower()}"
     elif status.phase is Phase.SUCCEEDED:
