@@ -59,6 +59,17 @@ class Environment:
             yield Bosun(self.api, self.cluster, name)
         finally:
             self.core.delete_namespace(name)
+            # Gone before the next measurement (or test) starts: an operator watching every namespace
+            # would otherwise find its objects (the dashboard benchmark's unstarted Operations) and drive them.
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                try:
+                    self.core.read_namespace(name)
+                except client.ApiException as error:
+                    if error.status == 404:
+                        break
+                    raise
+                time.sleep(0.5)
 
     @contextmanager
     def operator(self, checkout: Path = ROOT, **env: str) -> Iterator[OperatorProcess]:
