@@ -239,6 +239,26 @@ def test_approval_is_a_right_of_its_own_and_holds_only_for_the_plan_approved(
             "patch", "op", "risky", "-n", bosun.namespace, "--type=merge", "-p", json.dumps(forged), f"--as={EDITOR}"
         )
 
+    # Nor drop the terms, waive them, or write who cancelled into a new Operation.
+    with pytest.raises(RuntimeError, match="needs the RBAC verb 'approve'"):
+        cluster.kubectl(
+            "patch", "db", "pg", "-n", bosun.namespace, "--type=merge", f"--as={EDITOR}",
+            "-p", json.dumps({"spec": {"operationPolicy": {"requireApproval": False}}}),
+        )  # fmt: skip
+    with pytest.raises(RuntimeError, match="needs the RBAC verb 'approve'"):
+        cluster.kubectl(
+            "patch", "op", "risky", "-n", bosun.namespace, "--type=merge", f"--as={EDITOR}",
+            "-p", json.dumps({"spec": {"override": {"maintenanceWindow": True, "reason": "mine"}}}),
+        )  # fmt: skip
+    forged_cancel = {
+        "apiVersion": "bosun.dev/v1alpha1",
+        "kind": "Operation",
+        "metadata": {"name": "framed", "annotations": {"bosun.dev/cancelled-by": APPROVER}},
+        "spec": {"target": {"kind": "Database", "name": "pg"}, "type": "restart", "cancel": True},
+    }
+    with pytest.raises(RuntimeError, match="cannot be set by hand"):
+        cluster.kubectl("apply", "-n", bosun.namespace, "-f", "-", f"--as={EDITOR}", input=json.dumps(forged_cancel))
+
     # The target changes: the plan awaited changes, and an approval of the old one does not hold.
     bosun.custom.patch_namespaced_custom_object(
         "bosun.dev", "v1alpha1", bosun.namespace, "databases", "pg", {"spec": {"minReadySeconds": 2}}

@@ -383,3 +383,18 @@ async def test_a_resumed_downtime_step_is_not_looked_at_again() -> None:
     resumed, _, _ = runner(world, table, before_downtime=refuse)
     done = await resumed.drive(status)
     assert done.phase is Phase.SUCCEEDED and world.events == ["run:b"]
+
+
+async def test_the_last_look_comes_before_an_irreversible_step_that_precedes_the_downtime() -> None:
+    world = World()
+    expand = irreversible("expand", "cannot shrink back", step("expand").run, "a volume cannot shrink")
+    table = StepTable("resize-like", [step("check"), expand, step("restart")], downtime_steps=("restart",))
+
+    async def over_budget(_: OperationStatus) -> str:
+        return "over the budget"
+
+    run, _, _ = runner(world, table, before_downtime=over_budget)
+    status = await run.drive(OperationStatus())
+    assert world.events == ["run:check", "undo:check"]  # expand never ran: nothing stays changed
+    assert status.reason == "DowntimeBudget" and status.rollback is not None
+    assert status.rollback.state is RollbackState.SUCCEEDED

@@ -305,3 +305,45 @@ def test_the_approved_plan_does_not_change_when_only_the_targets_terms_do() -> N
     window = {"requireApproval": True, "maintenanceWindows": [{"days": ["Sun"]}]}
     assert digest_of(table, decision(window), operation, target(window)) == first
     assert digest_of(table, decision(window, "17"), operation, target(window, "17")) != first
+
+
+def test_woken_a_few_seconds_after_the_opening_an_operation_that_fits_the_whole_window_still_starts() -> None:
+    exact = [window(["Sun"], "02:00", 60, "UTC")]
+    assert terms.window_verdict(exact, at("2026-12-06T02:00:03+00:00"), needed_seconds=3600).go
+    late = terms.window_verdict(exact, at("2026-12-06T02:05:00+00:00"), needed_seconds=3600)
+    assert late.reason == WAITING_FOR_WINDOW and late.starts_at == at("2026-12-13T02:00:00+00:00")
+
+
+def holds(**options: object) -> object:
+    from bosun.engine.holds import Holds
+
+    return Holds(None, None, **options)  # type: ignore[arg-type]
+
+
+def test_an_approval_is_refused_when_no_admission_policy_stamps_who_gave_it() -> None:
+    from bosun.models.operation import Operation, OperationStatus
+
+    operation = Operation.of(
+        {"metadata": {"name": "op", "creationTimestamp": "2026-12-06T10:00:00Z"}, "spec": spec().wire()}
+    )
+    awaiting = terms.Verdict(go=False, reason=AWAITING_APPROVAL, message="awaiting approval")
+    bounded = holds(stamps_trusted=False)._bounded(awaiting, operation, OperationStatus(), None, facts())  # type: ignore[attr-defined]
+    assert bounded.fail and bounded.reason == "ApprovalUnverifiable" and "admissionPolicies.enabled" in bounded.message
+    trusted = holds()._bounded(awaiting, operation, OperationStatus(), None, facts())  # type: ignore[attr-defined]
+    assert trusted is awaiting
+
+
+def test_a_hold_that_would_outlast_its_limit_ends_rather_than_wedging_the_queue() -> None:
+    from bosun.models.operation import Operation, OperationStatus
+
+    operation = Operation.of(
+        {
+            "metadata": {"name": "op", "creationTimestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")},
+            "spec": spec().wire(),
+        }
+    )
+    far = terms.Verdict(go=False, reason=NOT_BEFORE, starts_at=datetime.now(UTC) + timedelta(days=400), message="later")
+    ended = holds()._bounded(far, operation, OperationStatus(), None, facts())  # type: ignore[attr-defined]
+    assert ended.fail and ended.reason == "HeldTooLong" and "nothing was changed" in ended.message
+    near = terms.Verdict(go=False, reason=NOT_BEFORE, starts_at=datetime.now(UTC) + timedelta(days=3), message="soon")
+    assert holds()._bounded(near, operation, OperationStatus(), None, facts()) is near  # type: ignore[attr-defined]

@@ -28,8 +28,8 @@ from bosun.engine import dryrun, record, terms
 from bosun.engine.steps import StepTable
 from bosun.errors import PermanentError, TransientError
 from bosun.kube import Kube
-from bosun.models.base import now, stamp
-from bosun.models.names import APPROVED_BY, HOLD_REASONS, OVERRIDDEN_BY
+from bosun.models.base import now, parse_time, stamp
+from bosun.models.names import APPROVED_BY, AWAITING_APPROVAL, HOLD_REASONS, OVERRIDDEN_BY
 from bosun.models.operation import (
     ApprovalStatus,
     DowntimeRecord,
@@ -178,6 +178,9 @@ def note_terms(
     return bool(approval.approved_by)
 
 
+MAX_HOLD_SECONDS = 14 * 86400.0  # two weekly windows: a hold that outlasts them holds the target's queue for nothing
+
+
 @dataclass
 class HoldOutcome:
     target: dict[str, Any] | None  # None: the operation ended while held
@@ -187,11 +190,23 @@ class HoldOutcome:
 class Holds:
     """Waits out the target's terms for one operation at a time (see the module's docstring)."""
 
-    def __init__(self, kube: Kube, plans: PlanSource, *, poll_seconds: float = 1.0, recheck_seconds: float = 10.0):
+    def __init__(
+        self,
+        kube: Kube,
+        plans: PlanSource,
+        *,
+        poll_seconds: float = 1.0,
+        recheck_seconds: float = 10.0,
+        stamps_trusted: bool = True,
+        max_hold_seconds: float = MAX_HOLD_SECONDS,
+    ):
         self.kube = kube
         self.plans = plans
         self.poll_seconds = poll_seconds
         self.recheck_seconds = recheck_seconds
+        # Bosun's admission policies stamp who approved; without them nobody's approval can be believed.
+        self.stamps_trusted = stamps_trusted
+        self.max_hold_seconds = max_hold_seconds
 
     async def wait(
         self,
@@ -240,6 +255,7 @@ class Holds:
                 seen, looked = key, loop.time()
             approved = note_terms(status, spec, policy, facts, handle, kind)
             verdict = terms.decide(now(), spec, policy, facts, target_kind=kind, approved=approved)
+            verdict = self._bounded(verdict, operation, status, policy, facts)
             if verdict.fail:
                 status.starts_at = None
                 record.end_without_running(
@@ -279,6 +295,38 @@ class Holds:
                 journal.warning(message)
                 await handle.save(status)
                 return HoldOutcome(None, waited)
+
+    def _bounded(
+        self,
+        verdict: terms.Verdict,
+        operation: Operation,
+        status: OperationStatus,
+        policy: OperationPolicy | None,
+        facts: terms.Facts,
+    ) -> terms.Verdict:
+        """No approval without trusted stamps, and no hold longer than `max_hold_seconds`: a held
+        operation keeps its place in the target's queue, so one that waits forever wedges it."""
+        if verdict.reason == AWAITING_APPROVAL and not self.stamps_trusted:
+            return terms.Verdict(
+                go=False,
+                fail=True,
+                reason="ApprovalUnverifiable",
+                message="this target requires approval, but Bosun's admission policies are not installed "
+                "(admissionPolicies.enabled): nobody's approval could be verified; nothing was changed",
+            )
+        if verdict.go or verdict.fail or not operation.created:
+            return verdict
+        limit = parse_time(operation.created) + timedelta(seconds=self.max_hold_seconds)
+        if (verdict.starts_at and verdict.starts_at > limit) or now() > limit:
+            return terms.Verdict(
+                go=False,
+                fail=True,
+                reason="HeldTooLong",
+                message=f"{verdict.message}: past {terms.stamp_of(limit)}, {self.max_hold_seconds / 86400:.0f} days "
+                "after it was created, it would still not start; nothing was changed "
+                "(its place in the queue is given up)",
+            )
+        return verdict
 
     async def _next_look(
         self, operation: Operation, target: dict[str, Any], handle: Handle, verdict: terms.Verdict

@@ -76,8 +76,16 @@ class Runner(Generic[Ctx]):
         # The last look before the target stops serving (a downtime budget's second check): a
         # non-empty answer says why not, and the steps before are rolled back.
         self.before_downtime = before_downtime
-        first = [s.name for s in table.steps if s.name in table.downtime_steps]
-        self.first_downtime_step = first[0] if first else None
+        # The last safe moment: before the first downtime step, or before an irreversible step that
+        # comes ahead of it (a resize's expand cannot be rolled back once the budget refuses).
+        names = [s.name for s in table.steps]
+        downtime = [i for i, n in enumerate(names) if n in table.downtime_steps]
+        final = [
+            i
+            for i, s in enumerate(table.steps)
+            if downtime and i <= downtime[0] and (i == downtime[0] or s.reversibility is Reversibility.IRREVERSIBLE)
+        ]
+        self.first_downtime_step = names[final[0]] if final else None
 
     async def drive(self, status: OperationStatus) -> OperationStatus:
         """Take the operation from wherever its status says it is to a finished phase."""

@@ -215,6 +215,7 @@ class _Slot:
 
     def give(self) -> None:
         taking, self._taking = self._taking, None
+        self.held = self.slots is None  # given back: the next take asks the semaphore again
         if taking is None or self.slots is None:
             return
         if taking.done() and not taking.cancelled():
@@ -338,6 +339,12 @@ class _Plans:
         return plan.table, plan.record, plan.summary
 
 
+def _give(slot: _Slot, turn: _Turn) -> None:
+    """A held operation gives back its run slot and its target's lock while it waits."""
+    slot.give()
+    turn.give()
+
+
 QUEUE_RECHECK_SECONDS = 10.0  # a waiting operation asks the API server at least this often
 
 
@@ -367,7 +374,11 @@ class OperationService:
         self.targets = TargetStatus(kube, writes=self.status_writes)
         self.unfinished = Unfinished()  # fed by the handlers from the watch of Operations
         self.holds = Holds(
-            kube, _Plans(kube, planner), poll_seconds=queue_poll_seconds, recheck_seconds=QUEUE_RECHECK_SECONDS
+            kube,
+            _Plans(kube, planner),
+            poll_seconds=queue_poll_seconds,
+            recheck_seconds=QUEUE_RECHECK_SECONDS,
+            stamps_trusted=queue_by_label,  # both come with Bosun's admission policies
         )
         self._asked_at: dict[str, float] = {}  # per waiting operation: when the API server was last asked
         self._driving: dict[str, tuple[asyncio.Lock, int]] = {}  # per operation uid: its lock, and who wants it
@@ -470,17 +481,24 @@ class OperationService:
             target = await self._wait_for_turn(operation, status, handle, journal, turn)
             if target is None:
                 return status
-            if not resumed and (terms_apply(operation.spec, policy_of(target)) or status.reason in HOLD_REASONS):
-                held = await self.holds.wait(operation, status, handle, journal, target, turn.give)
-                if held.target is None:
-                    return status
-                target = held.target
-                if held.waited:  # its place in the queue is kept; the target's lock is taken again
-                    target = await self._wait_for_turn(operation, status, handle, journal, turn)
-                    if target is None:
+            gated = not resumed and (terms_apply(operation.spec, policy_of(target)) or status.reason in HOLD_REASONS)
+            while True:
+                if gated:
+                    held = await self.holds.wait(operation, status, handle, journal, target, lambda: _give(slot, turn))
+                    if held.target is None:
                         return status
-            if not await self._wait_for_slot(status, handle, journal, slot):
-                return status
+                    target = held.target
+                    if held.waited:  # its place in the queue is kept; the target's lock is taken again
+                        target = await self._wait_for_turn(operation, status, handle, journal, turn)
+                        if target is None:
+                            return status
+                        continue  # and its terms looked at once more, under the lock
+                asked = time.monotonic()
+                if not await self._wait_for_slot(status, handle, journal, slot):
+                    return status
+                if not gated or time.monotonic() - asked < self.queue_poll_seconds:
+                    break
+                # It waited for a run slot: its window may have closed meanwhile. Look again, holding the slot.
             journal.target = target or None
             return await self._run(operation, status, handle, journal, target)
         except Exception as error:  # a bug or a broken record: end the operation, never loop

@@ -33,6 +33,7 @@ from bosun.models.names import AWAITING_APPROVAL, NOT_BEFORE, WAITING_FOR_WINDOW
 from bosun.models.operation import Estimate, OperationSpec
 from bosun.models.terms import WEEKDAYS, MaintenanceWindow, OperationPolicy
 
+OPENING_GRACE = timedelta(seconds=60)  # how late after its opening a window still counts as just opened
 SEARCH_DAYS = 8  # a weekly window opens within a week (a day more for one that started yesterday)
 
 
@@ -133,9 +134,10 @@ def window_verdict(windows: Sequence[MaintenanceWindow], moment: datetime, neede
     """Go if a window is open and the operation fits what is left of it; else wait for the first it fits."""
     needed = timedelta(seconds=needed_seconds)
     for start, end in openings(windows, moment):
-        begin = max(start, moment)
+        # Woken at the opening, an operation that fits the whole window is a few seconds late: it still fits.
+        begin = start if start <= moment <= start + OPENING_GRACE else max(start, moment)
         if begin + needed <= end:
-            if begin == moment:
+            if start <= moment:
                 return GO
             return Verdict(
                 go=False,

@@ -7,11 +7,14 @@ How it keeps its promises:
   its last events (`settle`), so that a record does not leave the watch with an event unsent.
 - **At least once.** What was delivered is recorded in the Operation's `status.notified` (only
   Bosun writes status); an event whose delivery was not recorded is sent again, with the same id.
-- **Retried with backoff** (1 s doubling to a minute) while a receiver fails, each Notifier on its
-  own: one receiver down holds back no other. After `give_up_seconds` of failing an event is given
-  up, counted in the Notifier's status and a metric, and recorded so it is not retried forever.
+- **Retried with backoff** (1 s doubling to a minute) while a receiver fails; a failing Notifier's
+  later events wait behind its first (a receiver sees them in order), another Notifier's do not.
+  After `give_up_seconds` of failing an event is given up, counted in the Notifier's status and a
+  metric, and recorded so it is not retried forever.
 - **Loud when failing.** The Notifier's `Delivering` condition turns False with the error on the
-  first failure and True again on the next success; `bosun_notification_failures_total` counts.
+  first failure and True again on the next success; `bosun_notifications_total{outcome}` counts.
+- **One receiver down delays, never stops, another's events**: deliveries of one operation go one
+  request at a time (10 s timeout), and its retry waits apply to all its pending events.
 """
 
 from __future__ import annotations
@@ -125,6 +128,7 @@ class Notifications:
 
     async def _work(self, uid: str) -> None:
         delay = self.retry_first_seconds
+        began = time.monotonic()
         try:
             while True:
                 state = self._operations[uid]
@@ -133,6 +137,11 @@ class Notifications:
                     failed = await self._round(state)
                 except TransientError as error:
                     logger.warning("notifications of %s wait for the API server: %s", uid, error)
+                    failed = True
+                except Exception:  # a bug or a broken record: retried like a failed delivery, then given up
+                    logger.exception("notifications of operation %s failed", uid)
+                    if time.monotonic() - began >= self.give_up_seconds:
+                        return
                     failed = True
                 if not failed and state.body is seen:
                     return  # nothing left to send, and nothing new came meanwhile
@@ -201,8 +210,8 @@ class Notifications:
             async with self._session.post(notifier.spec.url, data=body, headers=headers) as response:
                 if 200 <= response.status < 300:
                     return None
-                text = (await response.text())[:200]
-                return f"{notifier.spec.url} answered {response.status}: {text}"
+                # Not its body: whoever may create a Notifier could otherwise read an internal service's answers.
+                return f"{notifier.spec.url} answered HTTP {response.status}"
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
             return f"{notifier.spec.url} unreachable: {type(error).__name__}: {error}"
 
