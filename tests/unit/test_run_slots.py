@@ -29,6 +29,18 @@ async def test_a_slot_is_held_once_and_a_wait_that_gave_up_leaks_nothing() -> No
     assert await _Slot(slots).take(0.01)
 
 
+async def test_a_slot_given_back_by_a_held_operation_is_taken_again_not_assumed() -> None:
+    slots = asyncio.Semaphore(1)
+    held, other = _Slot(slots), _Slot(slots)
+    assert await held.take(0.01)
+    held.give()  # it waits for its window: the slot goes back
+    assert await other.take(0.01)
+    assert not await held.take(0.01)  # not still held: it waits like anyone else
+    other.give()
+    assert await held.take(0.1)
+    held.give()
+
+
 async def test_no_limit_means_always_a_slot() -> None:
     slot = _Slot(None)
     assert await slot.take(0)
