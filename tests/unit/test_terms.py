@@ -347,3 +347,17 @@ def test_a_hold_that_would_outlast_its_limit_ends_rather_than_wedging_the_queue(
     assert ended.fail and ended.reason == "HeldTooLong" and "nothing was changed" in ended.message
     near = terms.Verdict(go=False, reason=NOT_BEFORE, starts_at=datetime.now(UTC) + timedelta(days=3), message="soon")
     assert holds()._bounded(near, operation, OperationStatus(), None, facts()) is near  # type: ignore[attr-defined]
+
+
+def test_without_the_admission_policies_an_override_is_not_honoured() -> None:
+    from bosun.engine.holds import verifiable
+
+    waived = spec(override={"maintenanceWindow": True, "reason": "mine"})
+    assert verifiable(waived, stamps_trusted=True).override is not None
+    assert verifiable(waived, stamps_trusted=False).override is None
+    policy = OperationPolicy(maintenance_windows=SUNDAY_NIGHT)
+    unverified = verifiable(waived, stamps_trusted=False)
+    held = terms.decide(
+        at("2026-12-08T12:00:00+00:00"), unverified, policy, facts(), target_kind="Database", approved=False
+    )
+    assert held.reason == WAITING_FOR_WINDOW
