@@ -3,7 +3,8 @@
 Why here, after the operation's turn in its queue came and before it takes a run slot: the plan
 is made on the target as it will be changed (nothing ahead of it any more), and a held operation
 keeps its place (later operations on the target queue behind it, in order) without holding a run
-slot or the target's lock for days (drift repair goes on meanwhile).
+slot or the target's lock for days (drift repair of an App still skips it while one of its
+operations is unfinished, held ones included).
 
 What survives a restart: everything the hold decided is in status (reason, startsAt, the plan
 digest awaiting approval, who approved or waived), written before the operation waits on it. A
