@@ -34,6 +34,16 @@ def window_at(moment: datetime, minutes: int = 60) -> dict[str, Any]:
     return {"days": days, "start": moment.strftime("%H:%M"), "durationMinutes": minutes, "timeZone": "UTC"}
 
 
+def restart(name: str, annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+    """A restart of Database pg, with these extra spec fields (an Operation's terms)."""
+    return {
+        "apiVersion": "bosun.dev/v1alpha1",
+        "kind": "Operation",
+        "metadata": {"name": name, **({"annotations": annotations} if annotations else {})},
+        "spec": {"target": {"kind": "Database", "name": "pg"}, "type": "restart", **spec},
+    }
+
+
 def set_policy(bosun: Bosun, policy: dict[str, Any] | None, database: str = "pg") -> None:
     bosun.custom.patch_namespaced_custom_object(
         "bosun.dev", "v1alpha1", bosun.namespace, "databases", database, {"spec": {"operationPolicy": policy}}
@@ -75,13 +85,7 @@ def test_outside_its_window_an_operation_waits_survives_a_restart_and_starts_whe
 ) -> None:
     now = datetime.now(UTC)
     set_policy(pg, {"maintenanceWindows": [window_at(now + timedelta(hours=3))]})
-    manifest = {
-        "apiVersion": "bosun.dev/v1alpha1",
-        "kind": "Operation",
-        "metadata": {"name": "later"},
-        "spec": {"target": {"kind": "Database", "name": "pg"}, "type": "restart", "timeoutSeconds": 30},
-    }
-    pg.apply(manifest)
+    pg.apply(restart("later", timeoutSeconds=30))
     status = waiting(pg, "later", "WaitingForWindow")
     starts = datetime.fromisoformat(status["startsAt"].replace("Z", "+00:00"))
     assert timedelta(hours=2, minutes=58) < starts - now < timedelta(hours=3, minutes=1)
@@ -130,18 +134,7 @@ def test_a_cancel_while_waiting_ends_it_and_changes_nothing(pg: Bosun) -> None:
 
 def test_not_before_holds_an_operation_until_then(pg: Bosun) -> None:
     earliest = (datetime.now(UTC) + timedelta(seconds=8)).replace(microsecond=0)
-    pg.apply(
-        {
-            "apiVersion": "bosun.dev/v1alpha1",
-            "kind": "Operation",
-            "metadata": {"name": "tonight"},
-            "spec": {
-                "target": {"kind": "Database", "name": "pg"},
-                "type": "restart",
-                "notBefore": earliest.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            },
-        }
-    )
+    pg.apply(restart("tonight", notBefore=earliest.strftime("%Y-%m-%dT%H:%M:%SZ")))
     held = waiting(pg, "tonight", "NotBefore")
     assert held["startsAt"] == earliest.strftime("%Y-%m-%dT%H:%M:%SZ")
     done = pg.wait_phase("tonight", timeout=120)
@@ -169,18 +162,7 @@ def test_over_its_downtime_budget_an_operation_is_refused_before_any_change_unle
     assert "Terms:     downtime budget 0s (from the Database)" in planned.stdout
     assert "would be refused (DowntimeBudget)" in planned.stdout
 
-    pg.apply(
-        {
-            "apiVersion": "bosun.dev/v1alpha1",
-            "kind": "Operation",
-            "metadata": {"name": "waived"},
-            "spec": {
-                "target": {"kind": "Database", "name": "pg"},
-                "type": "restart",
-                "override": {"downtimeBudget": True, "reason": "planned maintenance, users told"},
-            },
-        }
-    )
+    pg.apply(restart("waived", override={"downtimeBudget": True, "reason": "planned maintenance, users told"}))
     done = pg.wait_phase("waived", timeout=120)
     assert done["phase"] == "Succeeded", done
     assert done["override"]["waived"] == ["DowntimeBudget"] and done["override"]["by"]  # who, stamped by the API server
@@ -191,14 +173,7 @@ def test_over_its_downtime_budget_an_operation_is_refused_before_any_change_unle
 
 def test_an_operation_budget_wins_over_the_targets(pg: Bosun) -> None:
     set_policy(pg, {"maxDowntimeSeconds": 0})
-    pg.apply(
-        {
-            "apiVersion": "bosun.dev/v1alpha1",
-            "kind": "Operation",
-            "metadata": {"name": "generous"},
-            "spec": {"target": {"kind": "Database", "name": "pg"}, "type": "restart", "maxDowntimeSeconds": 3600},
-        }
-    )
+    pg.apply(restart("generous", maxDowntimeSeconds=3600))
     done = pg.wait_phase("generous", timeout=120)
     assert done["phase"] == "Succeeded", done
     assert (done["downtime"]["budgetSeconds"], done["downtime"]["budgetFrom"]) == (3600, "Operation")
@@ -217,14 +192,7 @@ def test_approval_is_a_right_of_its_own_and_holds_only_for_the_plan_approved(
         "-f",
         "-",
         f"--as={EDITOR}",  # created by the editor
-        input=json.dumps(
-            {
-                "apiVersion": "bosun.dev/v1alpha1",
-                "kind": "Operation",
-                "metadata": {"name": "risky"},
-                "spec": {"target": {"kind": "Database", "name": "pg"}, "type": "restart"},
-            }
-        ),
+        input=json.dumps(restart("risky")),
     )
     status = waiting(bosun, "risky", "AwaitingApproval")
     plan = status["approval"]["plan"]
@@ -250,12 +218,7 @@ def test_approval_is_a_right_of_its_own_and_holds_only_for_the_plan_approved(
             "patch", "op", "risky", "-n", bosun.namespace, "--type=merge", f"--as={EDITOR}",
             "-p", json.dumps({"spec": {"override": {"maintenanceWindow": True, "reason": "mine"}}}),
         )  # fmt: skip
-    forged_cancel = {
-        "apiVersion": "bosun.dev/v1alpha1",
-        "kind": "Operation",
-        "metadata": {"name": "framed", "annotations": {"bosun.dev/cancelled-by": APPROVER}},
-        "spec": {"target": {"kind": "Database", "name": "pg"}, "type": "restart", "cancel": True},
-    }
+    forged_cancel = restart("framed", {"bosun.dev/cancelled-by": APPROVER}, cancel=True)
     with pytest.raises(RuntimeError, match="cannot be set by hand"):
         cluster.kubectl("apply", "-n", bosun.namespace, "-f", "-", f"--as={EDITOR}", input=json.dumps(forged_cancel))
 

@@ -34,6 +34,7 @@ from bosun.models.names import APPROVED_BY, AWAITING_APPROVAL, HOLD_REASONS, OVE
 from bosun.models.operation import (
     ApprovalStatus,
     DowntimeRecord,
+    Estimate,
     Operation,
     OperationSpec,
     OperationStatus,
@@ -105,20 +106,39 @@ def without_terms(value: Any) -> Any:
     return value
 
 
+def needs_history(spec: OperationSpec, policy: OperationPolicy | None) -> bool:
+    """Whether a budget or a window asks for a prediction (the history is a list of the namespace)."""
+    return spec.max_downtime_seconds is not None or (
+        policy is not None and (policy.max_downtime_seconds is not None or bool(policy.maintenance_windows))
+    )
+
+
+async def history_of(kube: Kube, table: StepTable[Any], namespace: str) -> list[Operation]:
+    """The namespace's recent successful runs of this table (what `kubectl bosun plan` times from)."""
+    return dryrun.past_runs(table, [Operation.of(o) for o in await kube.list_labelled(namespace, "Operation")])
+
+
+def downtime_estimate(table: StepTable[Any], history: list[Operation]) -> Estimate:
+    return dryrun.estimate(d for d in (dryrun.downtime_of(run, table) for run in history) if d is not None)
+
+
 async def facts_of(
-    kube: Kube, plans: PlanSource, operation: Operation, status: OperationStatus, target: dict[str, Any]
+    kube: Kube,
+    plans: PlanSource,
+    operation: Operation,
+    status: OperationStatus,
+    target: dict[str, Any],
+    *,
+    with_history: bool = True,
 ) -> terms.Facts:
     table, decision, summary = await plans.table_and_record(operation, status, target)
-    history = dryrun.past_runs(
-        table, [Operation.of(o) for o in await kube.list_labelled(operation.namespace, "Operation")]
-    )
+    history = await history_of(kube, table, operation.namespace) if with_history else []
     durations = [d for d in (dryrun.total_of(run) for run in history) if d is not None]
-    downtimes = [d for d in (dryrun.downtime_of(run, table) for run in history) if d is not None]
     return terms.Facts(
         stops_service=table.stops_service,
         has_downtime=bool(table.downtime_steps),
         irreversible=table.irreversible,
-        predicted_downtime=dryrun.estimate(downtimes) if table.downtime_steps else None,
+        predicted_downtime=downtime_estimate(table, history) if table.downtime_steps else None,
         predicted_duration=dryrun.estimate(durations),
         digest=digest_of(table, decision, operation, target),
         summary=summary,
@@ -248,7 +268,9 @@ class Holds:
             key = (meta.get("uid"), meta.get("generation"))
             if facts is None or key != seen or loop.time() - looked > 30 * self.recheck_seconds:
                 try:
-                    facts = await facts_of(self.kube, self.plans, operation, status, target)
+                    facts = await facts_of(
+                        self.kube, self.plans, operation, status, target, with_history=needs_history(spec, policy)
+                    )
                 except TransientError as error:
                     logger.warning("held operation %s waits for the API server: %s", operation.name, error)
                     await asyncio.sleep(self.poll_seconds)
@@ -365,10 +387,9 @@ class Holds:
                 await asyncio.sleep(self.poll_seconds)
 
 
-async def predicted_downtime(kube: Kube, table: StepTable[Any], namespace: str) -> Any:
+async def predicted_downtime(kube: Kube, table: StepTable[Any], namespace: str) -> Estimate:
     """The downtime the namespace's recent runs of this table had (the last look before a stop)."""
-    history = dryrun.past_runs(table, [Operation.of(o) for o in await kube.list_labelled(namespace, "Operation")])
-    return dryrun.estimate(d for d in (dryrun.downtime_of(run, table) for run in history) if d is not None)
+    return downtime_estimate(table, await history_of(kube, table, namespace))
 
 
 def _met(status: OperationStatus) -> str:
