@@ -84,11 +84,16 @@ class Bosun:
         return wait_for(probe, timeout=timeout, what=f"step {index} of {name} to be {state}")
 
     def wait_all_finished(self, timeout: float = 60) -> None:
-        wait_for(
-            lambda: all((o.get("status") or {}).get("phase") in FINISHED for o in self.list("operations")),
-            timeout=timeout,
-            what="every operation to finish",
-        )
+        """Every App and Database here has its creation's operation (Bosun makes it a moment after the
+        apply), and every operation has finished: an empty list is not "all finished"."""
+
+        def probe() -> bool:
+            operations = self.list("operations")
+            targets = {o["spec"]["target"]["name"] for o in operations}
+            made = all(t["metadata"]["name"] in targets for p in ("apps", "databases") for t in self.list(p))
+            return made and all((o.get("status") or {}).get("phase") in FINISHED for o in operations)
+
+        wait_for(probe, timeout=timeout, what="every App's and Database's operations to finish")
 
     def ledger(self, operation: str) -> list[str]:
         try:

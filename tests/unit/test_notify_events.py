@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bosun.models.notifier import EventKind, NotifierFormat
+from bosun.models.notifier import EventKind, NotifierFormat, NotifierSpec, NotifierStatus
 from bosun.models.operation import Operation
 from bosun.notify.events import body_and_headers, events_of, verify
-from bosun.notify.service import entry
+from bosun.notify.service import Notifier, entry
 
 
 def operation(**status: Any) -> Operation:
@@ -55,6 +55,24 @@ def test_an_events_id_is_the_same_in_every_retry_and_a_new_wait_is_a_new_event()
     assert [e.id for e in events_of(first)] == [e.id for e in events_of(again)]
     assert events_of(first)[1].id != events_of(moved)[1].id
     assert entry("ops", events_of(first)[0]) == "ops/created"
+
+
+def notifier(created: str, events: list[str] | None = None) -> Notifier:
+    spec = NotifierSpec.model_validate({"url": "http://hooks.example/x", **({"events": events} if events else {})})
+    return Notifier("ops", spec, NotifierStatus(), created=created)
+
+
+def test_a_new_notifier_hears_of_what_happens_from_its_creation_and_of_waits_still_going_on() -> None:
+    ended = operation(phase="Succeeded", startedAt="2026-12-06T10:00:01Z", finishedAt="2026-12-06T10:00:09Z")
+    told = {e.kind for e in events_of(ended) if notifier("2026-12-06T10:00:05Z").hears_of(e)}
+    assert told == {EventKind.ENDED}  # not its creation or start, which happened before it existed
+    assert all(notifier("2026-12-06T10:00:00Z").hears_of(e) for e in events_of(ended))  # the same second is told
+    assert not any(notifier("2026-12-06T11:00:00Z").hears_of(e) for e in events_of(ended))  # no history flood
+    waiting = operation(phase="Pending", reason="AwaitingApproval", approval={"plan": "abc"})
+    told = {e.kind for e in events_of(waiting) if notifier("2026-12-06T11:00:00Z").hears_of(e)}
+    assert told == {EventKind.AWAITING_APPROVAL}  # still waiting: news to whoever listens now
+    only_ended = notifier("2026-12-06T10:00:00Z", ["Ended"])
+    assert [e.kind for e in events_of(ended) if only_ended.hears_of(e)] == [EventKind.ENDED]
 
 
 def test_a_cloudevent_is_structured_json_with_the_operation_as_it_is_now_and_signed() -> None:

@@ -33,8 +33,8 @@ from bosun.engine.conditions import set_condition
 from bosun.errors import PermanentError, TransientError
 from bosun.kube import Kube
 from bosun.kube_status import StatusWrites
-from bosun.models.base import stamp
-from bosun.models.notifier import NotifierSpec, NotifierStatus
+from bosun.models.base import parse_time, stamp
+from bosun.models.notifier import EventKind, NotifierSpec, NotifierStatus
 from bosun.models.operation import Operation
 from bosun.notify.events import Event, body_and_headers, events_of
 
@@ -48,6 +48,23 @@ class Notifier:
     name: str
     spec: NotifierSpec
     status: NotifierStatus
+    created: str = ""  # its creationTimestamp: it hears of what happens from then on
+
+    def hears_of(self, event: Event) -> bool:
+        """Whether this Notifier is told of this event: one it asked for, and not older than itself.
+
+        A new Notifier is not sent the namespace's history: every operation still in the watch
+        (until archived) would otherwise be told to it at its next change or the operator's next
+        start. Times have seconds only, so an event of the second it was created is told. A wait
+        still going on (for a window, for an approval) is told whenever it began: it is news to
+        whoever is now listening.
+        """
+        wanted = set(self.spec.events or [])
+        if wanted and event.kind not in wanted:
+            return False
+        if event.kind in (EventKind.WAITING_FOR_WINDOW, EventKind.AWAITING_APPROVAL):
+            return True
+        return not (self.created and event.time and parse_time(event.time) < parse_time(self.created))
 
 
 def entry(notifier: str, event: Event) -> str:
@@ -168,10 +185,9 @@ class Notifications:
         failed = False
         recorded = False
         for notifier in notifiers:
-            wanted = set(notifier.spec.events or [])
             for event in events:
                 key = entry(notifier.name, event)
-                if key in done or GIVEN_UP + key in done or (wanted and event.kind not in wanted):
+                if key in done or GIVEN_UP + key in done or not notifier.hears_of(event):
                     continue
                 error = await self._deliver(notifier, event, operation)
                 if error is None:
@@ -236,6 +252,7 @@ class Notifications:
                 found.append(
                     Notifier(
                         name=body["metadata"]["name"],
+                        created=str(body["metadata"].get("creationTimestamp") or ""),
                         spec=NotifierSpec.model_validate(body.get("spec") or {}),
                         status=NotifierStatus.model_validate(body.get("status") or {}),
                     )
