@@ -8,17 +8,16 @@ to lead is `bosun.election`, and `bosun.process` runs it all.
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import kopf
 
 from bosun.engine.service import Planner
 from bosun.errors import PermanentError, TransientError
 from bosun.heartbeat import LABEL as HEARTBEAT_LABEL
-from bosun.models.names import ARCHIVED_LABEL, FINALIZER, GROUP, KOPF_USER_AGENT, VERSION
+from bosun.kopf_session import bounded
+from bosun.models.names import ARCHIVED_LABEL, FINALIZER, GROUP, VERSION
 from bosun.models.operation import TargetKind
 from bosun.operations.changes import create_operations_for_edit
 from bosun.settings import Settings
@@ -151,34 +150,6 @@ async def _edit(services: Services, kind: TargetKind, body: kopf.Body, old: Any,
 def edit_retry(retry: int) -> float:
     """Seconds before an edit's Operation is tried again after a transient error: 1, 2, 4 ... 30."""
     return float(min(30, 2 ** min(retry, 5)))
-
-
-# Kopf's own short requests (finalizers, events) share this many connections, on top of one per
-# watch it holds open (4 per watched namespace: Operations, Apps, Databases, the heartbeat). Kopf's
-# default has no limit: 10,000 Operations created at once opened hundreds of TLS connections for
-# their finalizers, each with a 256 KiB buffer, and the memory stayed with the process.
-KOPF_CONNECTIONS = 32
-
-
-def bounded(info: kopf.ConnectionInfo, *, watches: int) -> kopf.AiohttpSession:
-    """Kopf's session for these credentials, as Kopf makes it, but with a connection limit."""
-    with warnings.catch_warnings():  # as Kopf does: aiohttp warns of any BasicAuth
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module="kopf")
-        auth = info.as_aiohttp_basic_auth()
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=KOPF_CONNECTIONS + watches, ssl=info.as_ssl_context()),
-        headers={**info.as_http_headers(), "User-Agent": KOPF_USER_AGENT},
-        auth=auth,
-        proxy=info.proxy_url,
-        trust_env=info.trust_env,
-    )
-    return kopf.AiohttpSession(
-        server=info.server,
-        default_namespace=info.default_namespace,
-        priority=info.priority,
-        expiration=info.expiration,
-        aiohttp_session=session,
-    )
 
 
 def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> None:

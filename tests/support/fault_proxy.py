@@ -51,6 +51,7 @@ class FaultProxy:
         self.rng = random.Random(seed)
         self.faults: Counter[str] = Counter()
         self.requests = 0
+        self.kopf_merge_patch_conflicts = 0  # this many of Kopf's own merge-patches get a 409, whatever the rate
         self.port = 0
         self.enabled = threading.Event()
         self.enabled.set()
@@ -96,10 +97,20 @@ class FaultProxy:
         choices = ["500", "429", "latency"] + (["409", "500-after-write"] if method in WRITES else [])
         return self.rng.choice(choices)
 
+    def _kopf_merge_patch(self, request: web.Request) -> bool:
+        return (
+            request.method == "PATCH"
+            and request.content_type == "application/merge-patch+json"
+            and "kopf" in request.headers.get("User-Agent", "")
+        )
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
         watching = request.query.get("watch") in ("true", "1")
         fault = self._pick(request.method, watching)
+        if self.kopf_merge_patch_conflicts > 0 and self._kopf_merge_patch(request):
+            self.kopf_merge_patch_conflicts -= 1
+            fault = "409"
         if fault:
             self.faults[fault] += 1
         if fault == "500":
