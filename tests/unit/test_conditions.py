@@ -27,3 +27,43 @@ def test_a_new_or_unreadable_condition_starts_now() -> None:
     assert set_condition(other, "Stalled", False, "Idle", "", NOW).last_transition_time == NOW
     garbled = [{"type": "Stalled", "status": "Maybe", "lastTransitionTime": BEFORE}, "not a condition"]
     assert set_condition(garbled, "Stalled", False, "Idle", "", NOW).last_transition_time == NOW  # type: ignore[arg-type]
+
+
+def _shown(phase: str, *, serving: bool, changes_target: bool) -> dict[str, tuple[str, str]]:
+    from bosun.engine.target import target_conditions
+    from bosun.models.operation import Operation
+
+    operation = Operation.of(
+        {
+            "metadata": {"name": "pg-backup", "namespace": "shop"},
+            "spec": {"target": {"kind": "Database", "name": "pg"}, "type": "restart"},
+            "status": {"phase": phase},
+        }
+    )
+    shown = target_conditions(operation, operation.status, [], NOW, serving=serving, changes_target=changes_target)
+    return {c.type: (c.status.value, c.reason) for c in shown}
+
+
+def test_an_operation_that_only_reads_its_target_leaves_it_ready_and_not_reconciling() -> None:
+    running = _shown("Running", serving=True, changes_target=False)
+    assert running["Ready"] == ("True", "ReadOnlyOperation") and running["Reconciling"][0] == "False"
+    assert _shown("Running", serving=False, changes_target=False)["Ready"][0] == "False"  # not made Ready either
+    assert _shown("Succeeded", serving=False, changes_target=False)["Ready"][0] == "False"
+    assert _shown("Succeeded", serving=True, changes_target=False)["Ready"][0] == "True"
+    # What changes its target is not Ready while it runs, and is when it succeeded.
+    assert _shown("Running", serving=True, changes_target=True)["Ready"] == ("False", "OperationRunning")
+    assert _shown("Succeeded", serving=False, changes_target=True)["Ready"][0] == "True"
+
+
+def test_a_table_that_stops_its_target_cannot_say_it_changes_nothing() -> None:
+    import pytest
+
+    from bosun.engine.steps import StepTable, no_side_effect
+
+    async def nothing(_: object) -> None:
+        return None
+
+    step = no_side_effect("copy", "copy the data out", nothing)
+    assert not StepTable("backup", [step], changes_target=False).stops_service
+    with pytest.raises(ValueError, match="changes its target"):
+        StepTable("backup", [step], downtime_steps=("copy",), changes_target=False)

@@ -246,6 +246,7 @@ class _LiveHandle:
         self.mirrored: Phase | None = None
         self.seen = metering.Seen.of(operation.status)
         self.downtime_steps: tuple[str, ...] = ()  # the plan's, once planned: the end records the downtime
+        self.changes_target = True  # the plan's: False for a read-only operation (its target stays as it was)
 
     def cancel_requested(self) -> bool:
         meta = self.body.get("metadata") or {}
@@ -275,7 +276,9 @@ class _LiveHandle:
         if status.phase is self.mirrored:
             return
         try:
-            if await self.targets.mirror(self.operation, status, generation, from_edit=edit):
+            if await self.targets.mirror(
+                self.operation, status, generation, from_edit=edit, changes_target=self.changes_target
+            ):
                 self.mirrored = status.phase
         except TransientError:  # the next phase change, or settling the ended operation, tries again
             pass
@@ -553,6 +556,7 @@ class OperationService:
                 return status
         status.plan = status.plan or plan.record or None
         handle.downtime_steps = tuple(plan.table.downtime_steps)
+        handle.changes_target = plan.table.changes_target
         deadline = parse_time(status.deadline).timestamp() if status.deadline else None
         runner = Runner(
             plan.table,

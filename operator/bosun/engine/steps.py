@@ -93,6 +93,9 @@ class StepTable(Generic[Ctx]):
     steps: Sequence[Step[Ctx]]
     downtime_steps: Sequence[str] = ()  # the steps during which the target does not serve
     ends_service: bool = False  # it stops what serves for good (deprovision): maintenance windows hold it
+    # False for an operation that only reads its target (a backup): while it runs the target stays
+    # as Ready as it was and not Reconciling, so Argo CD shows it Healthy, not Progressing.
+    changes_target: bool = True
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.steps]
@@ -102,6 +105,8 @@ class StepTable(Generic[Ctx]):
             raise ValueError(f"table {self.name!r} has no steps")
         if set(self.downtime_steps) - set(names):
             raise ValueError(f"table {self.name!r} names downtime steps it does not have: {self.downtime_steps}")
+        if not self.changes_target and self.stops_service:
+            raise ValueError(f"table {self.name!r} stops its target's service, so it changes its target")
 
     @property
     def stops_service(self) -> bool:

@@ -44,6 +44,7 @@ def target_conditions(
     *,
     from_edit: bool = False,
     serving: bool = False,
+    changes_target: bool = True,
 ) -> list[Condition]:
     """The target's conditions the operation's phase implies, keeping unchanged transition times.
 
@@ -53,7 +54,9 @@ def target_conditions(
     sees a stable Degraded state, not a loop. An Operation applied by hand that failed but left
     everything as it was (refused, or rolled back in full) leaves the target as it was: its spec is
     still what runs, so it is Ready if it serves (its status phase says Running); the Operation
-    records the failure. A rollback that failed always makes the target Stalled.
+    records the failure. A rollback that failed always makes the target Stalled. An operation whose
+    table changes nothing of its target (`StepTable.changes_target`, a backup) leaves Ready as it
+    was and Reconciling False while it runs and when it ends.
     """
 
     name, type_ = operation.name, operation.spec.type.value
@@ -63,11 +66,19 @@ def target_conditions(
         why = status.reason or "OperationWaiting"
         ready, reconciling, stalled = ("True" if serving else "False", why), ("True", why), ("False", "")
         message = f"operation {name} ({type_}) has not started: {status.message or status.phase.value.lower()}"
+    elif not status.phase.finished and not changes_target:
+        ready, reconciling, stalled = (
+            ("True" if serving else "False", "ReadOnlyOperation"),
+            ("False", "ReadOnlyOperation"),
+            ("False", ""),
+        )
+        message = f"operation {name} ({type_}) is {status.phase.value.lower()}; it changes nothing of what serves"
     elif not status.phase.finished:
         ready, reconciling, stalled = ("False", "OperationRunning"), ("True", "OperationRunning"), ("False", "")
         message = f"operation {name} ({type_}) is {status.phase.value.lower()}"
     elif status.phase is Phase.SUCCEEDED:
-        ready, reconciling, stalled = ("True", "Succeeded"), ("False", "Succeeded"), ("False", "")
+        ready = ("True" if serving or changes_target else "False", "Succeeded")
+        ready, reconciling, stalled = ready, ("False", "Succeeded"), ("False", "")
         message = f"operation {name} ({type_}) succeeded"
     elif rollback in (RollbackState.NOT_NEEDED, RollbackState.SUCCEEDED) and not from_edit:
         was_ready = "True" if serving else "False"
@@ -94,6 +105,7 @@ def target_patch(
     now: str,
     *,
     from_edit: bool = False,
+    changes_target: bool = True,
 ) -> dict[str, Any]:
     """The status fields to write, or {} when the target already says all of it."""
     current = target.get("status") or {}
@@ -109,6 +121,7 @@ def target_patch(
                 now,
                 from_edit=from_edit,
                 serving=current.get("phase") == "Running",
+                changes_target=changes_target,
             )
         ],
     }
@@ -150,9 +163,17 @@ class TargetStatus:
         raise TransientError(f"status of {kind} {namespace}/{name} kept changing under this write: {last}")
 
     async def mirror(
-        self, operation: Operation, status: OperationStatus, generation: int | None, *, from_edit: bool = False
+        self,
+        operation: Operation,
+        status: OperationStatus,
+        generation: int | None,
+        *,
+        from_edit: bool = False,
+        changes_target: bool = True,
     ) -> bool:
         """Write the operation's outcome to its target; False if the target is gone or refuses it.
+
+        `changes_target` is its table's (known once planned): False for an operation that only reads.
 
         Raises TransientError when the API server stays busy past `retry_seconds`.
         """
@@ -168,7 +189,9 @@ class TargetStatus:
                     operation, newer["name"]
                 ):
                     return True  # a newer operation already speaks for the target
-                patch = target_patch(operation, status, body, generation, stamp(), from_edit=from_edit)
+                patch = target_patch(
+                    operation, status, body, generation, stamp(), from_edit=from_edit, changes_target=changes_target
+                )
                 if patch:  # only onto the target as read: a newer operation's write in between is a conflict
                     version = (body.get("metadata") or {}).get("resourceVersion", "")
                     await self.writes.patch_status(target.kind.value, operation.namespace, target.name, patch, version)
