@@ -20,6 +20,7 @@ How it keeps its promises:
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -238,8 +239,6 @@ class Notifications:
         secret = await self.kube.read(namespace, "Secret", ref.name)
         if secret is None:
             raise PermanentError(f"Secret {ref.name} does not exist")
-        import base64
-
         value = (secret.get("data") or {}).get(ref.key)
         if value is None:
             raise PermanentError(f"Secret {ref.name} has no key {ref.key}")
