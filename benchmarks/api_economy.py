@@ -40,8 +40,7 @@ from tests.support.waiting import wait_for
 
 from benchmarks.api_ideal import IDEAL, ideal
 from benchmarks.common import OPERATOR_USER, Environment, Report, pyplot
-from bosun.models.names import INSTANCE_LABEL, KOPF_USER_AGENT, TARGET_LABEL
-from bosun.workloads.database import DATABASE_LABEL, PREPULL_LABEL
+from bosun.models.names import API_VERSION, DATABASE_LABEL, INSTANCE_LABEL, KOPF_USER_AGENT, PREPULL_LABEL, TARGET_LABEL
 
 WRITES = {"create", "update", "patch", "delete", "deletecollection"}
 # Labels naming one App or Database (or one of its records): a selector on one of them is scoped to a target.
@@ -167,7 +166,7 @@ def run(env: Environment, out: Path, idle_seconds: float = 20.0, min_ready: int 
         began = time.time()
         bosun.apply(
             {
-                "apiVersion": "bosun.dev/v1alpha1",
+                "apiVersion": API_VERSION,
                 "kind": "App",
                 "metadata": {"name": "web"},
                 "spec": {

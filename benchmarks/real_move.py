@@ -51,7 +51,7 @@ from tests.support.waiting import wait_for
 from benchmarks.common import Environment, Report, median, pyplot, seconds_between
 from benchmarks.moves import Timeline, volume_of, where_it_goes
 from bosun.models.database import DatabaseSpec
-from bosun.models.names import GROUP, PLURALS, VERSION
+from bosun.models.names import DATABASE_LABEL, GROUP, PLURALS, SERVING_LABEL, VERSION
 from bosun.workloads import database as build
 
 PARTS = ["stop", "detach", "attach", "start"]
@@ -223,11 +223,11 @@ def _rows(counter: RowCounter, reader: RowCounter | None = None) -> dict[str, in
 
 
 def _pods(core: client.CoreV1Api, namespace: str) -> list[client.V1Pod]:
-    return list(core.list_namespaced_pod(namespace, label_selector="bosun.dev/database=pg").items)
+    return list(core.list_namespaced_pod(namespace, label_selector=f"{DATABASE_LABEL}=pg").items)
 
 
 def _serving(pod: client.V1Pod) -> bool:
-    return (pod.metadata.labels or {}).get(build.SERVING_LABEL) == "true" and pod.metadata.deletion_timestamp is None
+    return (pod.metadata.labels or {}).get(SERVING_LABEL) == "true" and pod.metadata.deletion_timestamp is None
 
 
 def _took(step: dict[str, Any]) -> float:

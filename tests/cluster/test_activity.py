@@ -22,7 +22,17 @@ from kubernetes import client
 from bosun.engine import logcopy as namespace_copy
 from bosun.engine.oplog import OperationLog, log_key
 from bosun.kube import connected
-from bosun.models.names import GROUP, PLURALS, VERSION
+from bosun.models.logcopy import UID_LABEL
+from bosun.models.names import (
+    API_VERSION,
+    GROUP,
+    PLURALS,
+    REPORT_FINAL,
+    REPORT_LABEL,
+    REPORT_OPERATIONS,
+    REPORT_PARTS,
+    VERSION,
+)
 from bosun.store import S3Store
 from tests.support.bosun_objects import Bosun
 from tests.support.cli import kubectl_bosun
@@ -86,7 +96,7 @@ def report_rows(cluster: LocalCluster, namespace: str) -> list[dict[str, str]]:
 
 def app(name: str, image: str, **spec: object) -> dict[str, object]:
     return {
-        "apiVersion": "bosun.dev/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "App",
         "metadata": {"name": name},
         "spec": {"image": image, "minReadySeconds": 2, "terminationGracePeriodSeconds": 1, **spec},
@@ -240,7 +250,7 @@ async def test_a_10000_line_log_and_a_100_kb_line_come_back_whole_across_a_resta
     assert len(lines) == 10_003 and len(lines[10_000]) > 100_000
     assert lines[-2].endswith("shown in status, never flushed") and lines[-1].endswith("after the restart")
     chunks = client.CoreV1Api(bosun.core.api_client).list_namespaced_config_map(
-        bosun.namespace, label_selector=f"bosun.dev/log-uid={uid}"
+        bosun.namespace, label_selector=f"{UID_LABEL}={uid}"
     )
     assert len(chunks.items) == 3  # about 1.2 MB in 512 KiB chunks, gzip-compressed on the server
 
@@ -379,7 +389,7 @@ def test_a_missed_week_is_written_when_the_operator_comes_back(
             return None
 
     written = wait_for(lambda: report("2026-W40"), timeout=60, what="the missed week's report")
-    assert written.metadata.annotations["bosun.dev/final"] == "true"
+    assert written.metadata.annotations[REPORT_FINAL] == "true"
     rows = list(csv.DictReader(io.StringIO(written.data["activity.csv"])))
     assert [(r["operation"], r["target_name"], r["initiator"], r["duration_seconds"]) for r in rows] == [
         ("old-deploy", "gone", "bob", "30.0")
@@ -424,8 +434,8 @@ def test_a_week_too_big_for_one_config_map_is_written_in_parts_and_read_whole(
             return None
 
     written = wait_for(first_part, timeout=120, what="the big week's report")
-    assert written.metadata.annotations["bosun.dev/parts"] == "3", written.metadata.annotations
-    assert written.metadata.annotations["bosun.dev/operations"] == str(count)
+    assert written.metadata.annotations[REPORT_PARTS] == "3", written.metadata.annotations
+    assert written.metadata.annotations[REPORT_OPERATIONS] == str(count)
     for part in (2, 3):
         assert core.read_namespaced_config_map(f"bosun-activity-2026-w39-{part}", bosun.namespace).data["activity.csv"]
     result = cli(cluster, "activity", "-n", bosun.namespace, "--week", week, "-o", "csv", timeout=120)
@@ -481,7 +491,7 @@ def test_an_editor_cannot_alter_the_week_s_report_and_an_altered_one_is_flagged(
     with pytest.raises(RuntimeError, match="which only Bosun writes"):  # a report for a week to come
         cluster.kubectl("create", "configmap", "bosun-activity-2099-w01", "--from-literal=activity.csv=x", *as_editor)
     with pytest.raises(RuntimeError, match="which only Bosun writes"):  # taking the label off first
-        cluster.kubectl("label", "configmap", name, "bosun.dev/activity-report-", *as_editor)
+        cluster.kubectl("label", "configmap", name, f"{REPORT_LABEL}-", *as_editor)
     cluster.kubectl("create", "configmap", "editors-own", "--from-literal=a=b", *as_editor)  # the rest is theirs
 
     cluster.kubectl("replace", "-f", "-", "-n", bosun.namespace, input=json.dumps(forged))  # an admin, past the policy

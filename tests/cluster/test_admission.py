@@ -8,13 +8,15 @@ from typing import Any
 
 import pytest
 
+from bosun.models.names import API_VERSION, CONFIG_HASH_ANNOTATION
 from tests.support.cluster import LocalCluster
+from tests.support.real_nodes import REAL_NODE_TAINT
 
 pytestmark = pytest.mark.cluster
 
 
 def op(spec: dict[str, Any], name: str = "op") -> dict[str, Any]:
-    return {"apiVersion": "bosun.dev/v1alpha1", "kind": "Operation", "metadata": {"name": name}, "spec": spec}
+    return {"apiVersion": API_VERSION, "kind": "Operation", "metadata": {"name": name}, "spec": spec}
 
 
 def apply(cluster: LocalCluster, namespace: str, manifest: dict[str, Any]) -> subprocess.CompletedProcess[str]:
@@ -107,7 +109,7 @@ def test_spec_is_immutable_but_cancel(cluster: LocalCluster, namespace: str) -> 
 
 def app_manifest(name: str = "web", **spec: Any) -> dict[str, Any]:
     return {
-        "apiVersion": "bosun.dev/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "App",
         "metadata": {"name": name},
         "spec": {"image": "example.com/app:1", **spec},
@@ -116,7 +118,7 @@ def app_manifest(name: str = "web", **spec: Any) -> dict[str, Any]:
 
 def database_manifest(name: str = "pg", **spec: Any) -> dict[str, Any]:
     return {
-        "apiVersion": "bosun.dev/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "Database",
         "metadata": {"name": name},
         "spec": {"engine": "postgresql", "version": "16", **spec},
@@ -142,7 +144,7 @@ BAD_TARGETS = [
     (app_manifest(podLabels={"bad key!": "x"}), "label keys must be"),
     (app_manifest(podAnnotations={"a": "x" * 5000}), "may not be more than 4096"),
     (app_manifest(podLabels={"app.kubernetes.io/instance": "other"}), "podLabels cannot set app.kubernetes.io/*"),
-    (app_manifest(podAnnotations={"bosun.dev/config-hash": "x"}), "podAnnotations cannot set bosun.dev/*"),
+    (app_manifest(podAnnotations={CONFIG_HASH_ANNOTATION: "x"}), "podAnnotations cannot set bosun.dev/*"),
     (app_manifest(env=[{"name": f"V{n}", "value": "x" * 4000} for n in range(256)]), "hold over 65536 characters"),
     (
         app_manifest(
@@ -182,7 +184,7 @@ BAD_TARGETS = [
 def test_tolerations_the_api_server_takes_on_a_pod_are_accepted(cluster: LocalCluster, namespace: str) -> None:
     tolerations = [
         {"operator": "Exists"},
-        {"key": "bosun.dev/real", "operator": "Exists", "effect": "NoSchedule"},
+        {"key": REAL_NODE_TAINT, "operator": "Exists", "effect": "NoSchedule"},
         {"key": "k", "value": "v"},
         {"key": "k", "operator": "Equal", "value": "v", "effect": "NoExecute", "tolerationSeconds": 30},
     ]

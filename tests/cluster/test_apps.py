@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from bosun.models.names import GROUP, PLURALS, VERSION
+from bosun.models.names import API_VERSION, GROUP, PLURALS, VERSION
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster
 from tests.support.crash import KillAtStep, restart_after
@@ -45,7 +45,7 @@ def bosun(api: client.ApiClient, cluster: LocalCluster, namespace: str, operator
 
 def app_manifest(image: str, **extra: Any) -> dict[str, Any]:
     return {
-        "apiVersion": "bosun.dev/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "App",
         "metadata": {"name": "shop"},
         "spec": {
@@ -355,7 +355,7 @@ def test_configure_killed_mid_roll_out_rolls_out_once(shop: Bosun, operator: Ope
     with KillAtStep(shop, operator, "roll-out", "configure-crash") as kill:
         shop.apply(
             {
-                "apiVersion": "bosun.dev/v1alpha1",
+                "apiVersion": API_VERSION,
                 "kind": "Operation",
                 "metadata": {"name": "configure-crash"},
                 "spec": {

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bosun.models.names import DATABASE_LABEL
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster
 from tests.support.crash import KillAtStep, restart_after
@@ -35,7 +36,7 @@ def test_provision_killed_at_each_step_ends_with_one_of_everything(
     status = db.wait_phase(name, timeout=120)
     assert status["phase"] == "Succeeded", status
     assert [p.spec.node_name for p in pods(db)] == [HOME]
-    assert len(db.core.list_namespaced_secret(db.namespace, label_selector="bosun.dev/database=pg").items) == 1
+    assert len(db.core.list_namespaced_secret(db.namespace, label_selector=f"{DATABASE_LABEL}=pg").items) == 1
     assert len(db.core.list_namespaced_persistent_volume_claim(db.namespace).items) == 1
     assert db.get("databases", "pg")["status"]["phase"] == "Running"
 
@@ -47,10 +48,10 @@ def test_provision_killed_after_creating_its_volume_then_failing_removes_what_it
     probe = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "probe", "labels": {"bosun.dev/database": "pg"}},
+        "metadata": {"name": "probe", "labels": {DATABASE_LABEL: "pg"}},
         "spec": {"containers": [{"name": "c", "image": "x"}]},
     }
-    condition = "has(object.metadata.labels) && object.metadata.labels['bosun.dev/database'] == 'pg'"
+    condition = f"has(object.metadata.labels) && object.metadata.labels['{DATABASE_LABEL}'] == 'pg'"
     with pod_policy(cluster, api, db.namespace, condition, probe, labels=FAIL_LABEL):
         with KillAtStep(db, database_operator, "volume") as kill:  # credentials done, the claim in flight
             db.apply(database_manifest())
@@ -60,7 +61,7 @@ def test_provision_killed_after_creating_its_volume_then_failing_removes_what_it
     assert status["phase"] == "Failed", status
     assert status["rollback"]["state"] == "Succeeded", status["rollback"]
     assert "credentials" in status["rollback"]["undone"]
-    assert not db.core.list_namespaced_secret(db.namespace, label_selector="bosun.dev/database=pg").items
+    assert not db.core.list_namespaced_secret(db.namespace, label_selector=f"{DATABASE_LABEL}=pg").items
     wait_for(lambda: not db.core.list_namespaced_persistent_volume_claim(db.namespace).items, what="the claim gone")
 
 

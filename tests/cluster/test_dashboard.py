@@ -24,6 +24,7 @@ import yaml
 from kubernetes import client
 
 from bosun.cli import commands, dashboard
+from bosun.models.names import API_VERSION
 from tests.support.bosun_objects import Bosun
 from tests.support.cli import kubectl_bosun
 from tests.support.cluster import LocalCluster
@@ -101,7 +102,7 @@ def this_week() -> str:
 
 def app(name: str, **spec: Any) -> dict[str, Any]:
     spec = {"image": "example.com/web:1", **spec}
-    return {"apiVersion": "bosun.dev/v1alpha1", "kind": "App", "metadata": {"name": name}, "spec": spec}
+    return {"apiVersion": API_VERSION, "kind": "App", "metadata": {"name": name}, "spec": spec}
 
 
 def test_an_apps_activity_tab_and_operation_pages_show_what_ran(bosun: Bosun, cluster: LocalCluster) -> None:

@@ -16,6 +16,7 @@ import pytest
 from kubernetes import client
 
 from bosun.models.base import parse_time
+from bosun.models.names import PREPULL_LABEL
 from bosun.operations.database_steps import LATE_ATTACH_SECONDS
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster
@@ -38,7 +39,7 @@ from tests.support.waiting import wait_for
 pytestmark = pytest.mark.cluster
 
 ON_TARGET = f"has(object.spec.nodeSelector) && object.spec.nodeSelector['kubernetes.io/hostname'] == '{NEIGHBOUR}'"
-PULLER = "has(object.metadata.labels) && 'bosun.dev/prepull' in object.metadata.labels"
+PULLER = f"has(object.metadata.labels) && '{PREPULL_LABEL}' in object.metadata.labels"
 HOLD = "test.bosun.dev/hold"  # a scheduling gate the test lifts
 
 
@@ -124,7 +125,7 @@ def test_cancel_during_pre_pull_means_no_downtime_at_all(
     pg: Bosun, api: client.ApiClient, cluster: LocalCluster
 ) -> None:
     (before,) = pods(pg)
-    puller_probe = probe_pod(labels={"bosun.dev/prepull": "pg"})
+    puller_probe = probe_pod(labels={PREPULL_LABEL: "pg"})
     with (
         pod_policy(cluster, api, pg.namespace, PULLER, puller_probe, annotations=slow_ready(20)),
         ReadyEndpoints(api, pg.namespace, "pg") as endpoints,
@@ -163,7 +164,7 @@ def test_operator_killed_during_a_move_step_resumes_it(
     database_operator: OperatorProcess,
     step: str,
 ) -> None:
-    slow = probe_pod(labels={"bosun.dev/prepull": "pg"})
+    slow = probe_pod(labels={PREPULL_LABEL: "pg"})
     slow_pods = f"{PULLER} || ({ON_TARGET})"
     with (
         pod_policy(cluster, api, pg.namespace, slow_pods, slow, annotations=slow_ready(4)),
@@ -201,7 +202,7 @@ def test_target_cordoned_during_the_pre_pull_is_refused_before_the_old_pod_stops
     pg: Bosun, api: client.ApiClient, cluster: LocalCluster, cordoned_later: client.CoreV1Api
 ) -> None:
     (before,) = pods(pg)
-    puller_probe = probe_pod(labels={"bosun.dev/prepull": "pg"})
+    puller_probe = probe_pod(labels={PREPULL_LABEL: "pg"})
     with (
         pod_policy(cluster, api, pg.namespace, PULLER, puller_probe, annotations=slow_ready(6)),
         ReadyEndpoints(api, pg.namespace, "pg") as endpoints,

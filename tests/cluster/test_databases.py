@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
+from bosun.models.names import DATABASE_LABEL
 from tests.support.bosun_objects import Bosun
 from tests.support.databases import (
     HOME,
@@ -246,5 +247,5 @@ def test_provision_on_a_node_that_does_not_exist_says_so_and_changes_nothing(db:
     assert (status["phase"], status["reason"]) == ("Failed", "NodeNotFound"), status
     assert "node no-such-node does not exist" in status["message"]
     assert status["rollback"]["state"] == "NotNeeded"
-    assert not db.core.list_namespaced_secret(db.namespace, label_selector="bosun.dev/database=ghost").items
+    assert not db.core.list_namespaced_secret(db.namespace, label_selector=f"{DATABASE_LABEL}=ghost").items
     assert not db.core.list_namespaced_persistent_volume_claim(db.namespace).items

@@ -18,11 +18,22 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from bosun.models.names import ARCHIVED_LABEL
+from bosun.models.logcopy import UID_LABEL
+from bosun.models.names import (
+    ARCHIVED_LABEL,
+    CREATED_BY,
+    FINALIZER,
+    INITIATOR_SOURCE,
+    INITIATOR_USER,
+    TARGET_GENERATION,
+    TARGET_KIND_LABEL,
+    TARGET_LABEL,
+)
 from tests.support.bosun_objects import FINISHED, GROUP, VERSION, Bosun
 from tests.support.cluster import LocalCluster
 from tests.support.install import apply_operator_rbac
 from tests.support.operator_process import OperatorProcess, ensure_running, module_operator
+from tests.support.operator_under_test import EXPLODE, STEP_SECONDS, TABLE
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -103,7 +114,7 @@ def test_many_operations_in_one_second_run_one_at_a_time_in_creation_order_acros
 ) -> None:
     # Names sort against creation order: the name must never decide who goes first.
     names = [f"op-{letter}" for letter in "zyxwvu"]
-    slow = {"test.bosun.dev/step-seconds": "0.5"}
+    slow = {STEP_SECONDS: "0.5"}
     batch = {"apiVersion": "v1", "kind": "List", "items": [operation(n, app, slow) for n in names]}
     with ActiveSampler(bosun) as sampler:
         cluster.kubectl("apply", "-n", bosun.namespace, "-f", "-", input=json.dumps(batch))
@@ -127,7 +138,7 @@ def test_many_operations_in_one_second_run_one_at_a_time_in_creation_order_acros
 
 
 def test_an_unexpected_planning_error_ends_the_operation_and_the_queue_moves_on(bosun: Bosun, app: str) -> None:
-    bosun.operation("buggy", app, annotations={"test.bosun.dev/explode": "plan"})
+    bosun.operation("buggy", app, annotations={EXPLODE: "plan"})
     bosun.operation("next", app)
     status = bosun.wait_phase("buggy")
     assert (status["phase"], status["reason"], status["rollback"]["state"]) == ("Failed", "InternalError", "NotNeeded")
@@ -138,11 +149,11 @@ def test_an_unexpected_planning_error_ends_the_operation_and_the_queue_moves_on(
 def test_a_step_table_changed_across_an_upgrade_ends_failed_naming_what_may_stay(
     bosun: Bosun, app: str, operator: OperatorProcess, cluster: LocalCluster
 ) -> None:
-    bosun.operation("upgraded", app, annotations={"test.bosun.dev/step-seconds": "3"})
+    bosun.operation("upgraded", app, annotations={STEP_SECONDS: "3"})
     bosun.wait_step_state("upgraded", 1, "Running")
     operator.kill()
     # The next version's table has other steps.
-    cluster.kubectl("annotate", "op", "upgraded", "-n", bosun.namespace, "test.bosun.dev/table=short")
+    cluster.kubectl("annotate", "op", "upgraded", "-n", bosun.namespace, f"{TABLE}=short")
     operator.start()
     status = bosun.wait_phase("upgraded", timeout=60)
     assert (status["phase"], status["reason"], status["rollback"]["state"]) == ("Failed", "InternalError", "Failed")
@@ -153,7 +164,7 @@ def test_a_step_table_changed_across_an_upgrade_ends_failed_naming_what_may_stay
 
 
 def test_the_deadline_counts_from_creation_so_a_queued_operation_ends_too(bosun: Bosun, app: str) -> None:
-    bosun.operation("long", app, annotations={"test.bosun.dev/step-seconds": "8"})
+    bosun.operation("long", app, annotations={STEP_SECONDS: "8"})
     bosun.wait_phase("long", {"Running"})
     bosun.operation("impatient", app, timeoutSeconds=10)
     queued = bosun.wait_phase("impatient", {"Queued"})
@@ -175,7 +186,7 @@ def test_the_deadline_counts_from_creation_so_a_queued_operation_ends_too(bosun:
 def test_deleting_a_running_operation_rolls_it_back_archives_it_then_lets_it_go(
     bosun: Bosun, app: str, operator: OperatorProcess
 ) -> None:
-    bosun.operation("doomed", app, annotations={"test.bosun.dev/step-seconds": "3"})
+    bosun.operation("doomed", app, annotations={STEP_SECONDS: "3"})
     bosun.wait_step_state("doomed", 1, "Running")
     uid = bosun.get("operations", "doomed")["metadata"]["uid"]
     bosun.custom.delete_namespaced_custom_object(GROUP, VERSION, bosun.namespace, "operations", "doomed")
@@ -199,7 +210,7 @@ def test_deleting_a_running_operation_rolls_it_back_archives_it_then_lets_it_go(
 def test_an_operation_deleted_while_the_operator_is_down_is_rolled_back_on_restart(
     bosun: Bosun, app: str, operator: OperatorProcess
 ) -> None:
-    bosun.operation("orphaned", app, annotations={"test.bosun.dev/step-seconds": "3"})
+    bosun.operation("orphaned", app, annotations={STEP_SECONDS: "3"})
     bosun.wait_step_state("orphaned", 1, "Running")
     operator.kill()
     bosun.custom.delete_namespaced_custom_object(GROUP, VERSION, bosun.namespace, "operations", "orphaned")
@@ -240,7 +251,7 @@ def test_archived_records_leave_the_operators_watch_and_are_labelled_again_after
     body = bosun.get("operations", "kept")
     assert body["status"]["archived"].startswith("file://") and not body["metadata"].get("finalizers")
     with pytest.raises(RuntimeError, match="has let go"):  # labelled, it may never carry Kopf's finalizer again
-        finalizers = json.dumps({"metadata": {"finalizers": ["bosun.dev/finalizer"]}})
+        finalizers = json.dumps({"metadata": {"finalizers": [FINALIZER]}})
         cluster.kubectl("patch", "op", "kept", "-n", bosun.namespace, "--type=merge", "-p", finalizers)
     with pytest.raises(RuntimeError, match="has let go"):  # nor lose its archive while out of the watch
         unarchived = json.dumps({"status": {"archived": None}})
@@ -319,7 +330,7 @@ def test_nobody_can_hide_an_unarchived_operation_from_the_operator(
     hidden["metadata"]["labels"] = {ARCHIVED_LABEL: "true"}
     with pytest.raises(RuntimeError, match="record is archived"):
         as_editor(cluster, "create", "-n", bosun.namespace, "-f", "-", input=json.dumps(hidden))
-    bosun.operation("running", app, annotations={"test.bosun.dev/step-seconds": "2"})
+    bosun.operation("running", app, annotations={STEP_SECONDS: "2"})
     bosun.wait_step_state("running", 1, "Running")
     for who in (as_editor, lambda c, *a: c.kubectl(*a)):  # an editor, and the cluster's admin too
         with pytest.raises(RuntimeError, match="record is archived"):
@@ -332,10 +343,10 @@ def test_a_forged_initiator_is_not_believed(bosun: Bosun, app: str, editor: str,
         "forged-initiator",
         app,
         {
-            "bosun.dev/initiator-source": "AppSpec",
-            "bosun.dev/initiator": "alice",
-            "bosun.dev/created-by": "system:serviceaccount:bosun-system:bosun",
-            "bosun.dev/target-generation": "99",
+            INITIATOR_SOURCE: "AppSpec",
+            INITIATOR_USER: "alice",
+            CREATED_BY: "system:serviceaccount:bosun-system:bosun",
+            TARGET_GENERATION: "99",
         },
     )
     as_editor(cluster, "apply", "-n", bosun.namespace, "-f", "-", input=json.dumps(forged))
@@ -421,7 +432,7 @@ def test_after_a_sigkill_the_store_has_every_line_the_status_showed(
     for name in apps:
         bosun.app(name)
     bosun.wait_all_finished()
-    slow = {"test.bosun.dev/step-seconds": "1.5"}
+    slow = {STEP_SECONDS: "1.5"}
     batch = {"apiVersion": "v1", "kind": "List", "items": [operation(f"log-{a}", a, slow) for a in apps]}
     cluster.kubectl("apply", "-n", bosun.namespace, "-f", "-", input=json.dumps(batch))
     wait_for(lambda: all(bosun.status(f"log-{a}").get("phase") == "Running" for a in apps), what="all running")
@@ -442,7 +453,7 @@ def test_after_a_sigkill_the_store_has_every_line_the_status_showed(
 
 
 def test_queued_then_cancelled_says_so_in_its_log(bosun: Bosun, app: str, cluster: LocalCluster) -> None:
-    bosun.operation("blocker", app, annotations={"test.bosun.dev/step-seconds": "2"})
+    bosun.operation("blocker", app, annotations={STEP_SECONDS: "2"})
     bosun.wait_phase("blocker", {"Running"})
     bosun.operation("never", app)
     bosun.wait_phase("never", {"Queued"})
@@ -457,10 +468,10 @@ def test_the_provenance_annotations_cannot_change_after_creation(
 ) -> None:
     bosun.operation("provenance", app)
     bosun.wait_phase("provenance")
-    for key in ("bosun.dev/created-by", "bosun.dev/target-generation", "bosun.dev/initiator-source"):
+    for key in (CREATED_BY, TARGET_GENERATION, INITIATOR_SOURCE):
         with pytest.raises(RuntimeError, match="cannot change"):
             as_editor(cluster, "annotate", "--overwrite", "op", "provenance", "-n", bosun.namespace, f"{key}=forged")
-    assert bosun.get("operations", "provenance")["metadata"]["annotations"]["bosun.dev/created-by"] == "kwok-admin"
+    assert bosun.get("operations", "provenance")["metadata"]["annotations"][CREATED_BY] == "kwok-admin"
 
 
 def test_relabelling_an_operation_cannot_hide_it_from_its_target_s_queue(
@@ -468,14 +479,14 @@ def test_relabelling_an_operation_cannot_hide_it_from_its_target_s_queue(
 ) -> None:
     """The queue reads a target's rivals by label: the API server stamps those labels from the
     immutable spec.target on every write, so a forged or changed label changes nothing."""
-    forged = operation("hidden", app, {"test.bosun.dev/step-seconds": "3"})
-    forged["metadata"]["labels"] = {"bosun.dev/target-kind": "database", "bosun.dev/target": "elsewhere"}
+    forged = operation("hidden", app, {STEP_SECONDS: "3"})
+    forged["metadata"]["labels"] = {TARGET_KIND_LABEL: "database", TARGET_LABEL: "elsewhere"}
     with ActiveSampler(bosun) as sampler:
         as_editor(cluster, "apply", "-n", bosun.namespace, "-f", "-", input=json.dumps(forged))
         labels = bosun.get("operations", "hidden")["metadata"]["labels"]
-        assert (labels["bosun.dev/target-kind"], labels["bosun.dev/target"]) == ("app", app)
-        as_editor(cluster, "label", "op", "hidden", "-n", bosun.namespace, "--overwrite", "bosun.dev/target=elsewhere")
-        assert bosun.get("operations", "hidden")["metadata"]["labels"]["bosun.dev/target"] == app
+        assert (labels[TARGET_KIND_LABEL], labels[TARGET_LABEL]) == ("app", app)
+        as_editor(cluster, "label", "op", "hidden", "-n", bosun.namespace, "--overwrite", f"{TARGET_LABEL}=elsewhere")
+        assert bosun.get("operations", "hidden")["metadata"]["labels"][TARGET_LABEL] == app
         bosun.operation("behind", app)
         hidden, behind = (bosun.wait_phase(n, timeout=120) for n in ("hidden", "behind"))
     assert sampler.overlaps == [] and hidden["phase"] == behind["phase"] == "Succeeded"
@@ -496,7 +507,7 @@ def test_an_editor_cannot_forge_or_alter_an_operation_s_log(
     forged = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": f"logged.log-{uid[:8]}-1", "labels": {"bosun.dev/log-uid": uid}},
+        "metadata": {"name": f"logged.log-{uid[:8]}-1", "labels": {UID_LABEL: uid}},
         "data": {"log": "2026-11-26T00:00:00.000Z INFO    all fine, says mallory"},
     }
     with pytest.raises(RuntimeError, match="only Bosun writes"):

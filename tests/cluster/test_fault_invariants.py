@@ -8,8 +8,7 @@ from typing import Any
 
 from kubernetes import client
 
-from bosun.models.names import GROUP, PLURALS, VERSION
-from bosun.workloads.database import DATABASE_LABEL, PREPULL_LABEL
+from bosun.models.names import DATABASE_LABEL, GROUP, PLURALS, PREPULL_LABEL, VERSION
 from tests.faults import invariants as check
 from tests.support.databases import HOME, database_manifest
 

@@ -15,6 +15,7 @@ import pytest
 from kubernetes import client
 
 from bosun.models.base import stamp
+from bosun.models.names import API_VERSION
 from bosun.notify.events import verify
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster
@@ -106,7 +107,7 @@ def notifiers(bosun: Bosun, receiver: Receiver) -> None:
             spec["signingSecret"] = {"name": "hook", "key": "hmac"}
         else:
             spec["events"] = ["Ended"]
-        bosun.apply({"apiVersion": "bosun.dev/v1alpha1", "kind": "Notifier", "metadata": {"name": name}, "spec": spec})
+        bosun.apply({"apiVersion": API_VERSION, "kind": "Notifier", "metadata": {"name": name}, "spec": spec})
 
 
 def delivering(bosun: Bosun, value: str, notifier: str = "on-call") -> dict[str, Any] | None:

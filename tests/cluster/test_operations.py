@@ -11,6 +11,7 @@ from bosun.models.names import GROUP, PLURALS, VERSION
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster
 from tests.support.operator_process import OperatorProcess, ensure_running, module_operator
+from tests.support.operator_under_test import FAIL_STEP, FAIL_UNDO, STEP_SECONDS, UNDO_SECONDS
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -74,7 +75,7 @@ def test_applied_operation_runs_through_its_steps(bosun: Bosun, app: str, cluste
 
 
 def test_failing_step_rolls_back_in_reverse(bosun: Bosun, app: str) -> None:
-    bosun.operation("fails", app, annotations={"test.bosun.dev/fail-step": "three"})
+    bosun.operation("fails", app, annotations={FAIL_STEP: "three"})
     status = bosun.wait_phase("fails")
     assert status["phase"] == "Failed"
     assert status["rollback"]["state"] == "Succeeded"
@@ -87,9 +88,7 @@ def test_failing_step_rolls_back_in_reverse(bosun: Bosun, app: str) -> None:
 
 
 def test_failing_undo_ends_rollback_failed_and_names_it(bosun: Bosun, app: str) -> None:
-    bosun.operation(
-        "undo-fails", app, annotations={"test.bosun.dev/fail-step": "three", "test.bosun.dev/fail-undo": "two"}
-    )
+    bosun.operation("undo-fails", app, annotations={FAIL_STEP: "three", FAIL_UNDO: "two"})
     status = bosun.wait_phase("undo-fails")
     assert status["phase"] == "Failed"
     assert status["rollback"]["state"] == "Failed"
@@ -102,7 +101,7 @@ def test_failing_undo_ends_rollback_failed_and_names_it(bosun: Bosun, app: str) 
 def test_killed_during_each_step_resumes_and_succeeds(
     bosun: Bosun, app: str, operator: OperatorProcess, step: int
 ) -> None:
-    bosun.operation("crashy", app, annotations={"test.bosun.dev/step-seconds": "2"})
+    bosun.operation("crashy", app, annotations={STEP_SECONDS: "2"})
     bosun.wait_step_state("crashy", step, "Running")
     operator.kill()
     assert bosun.status("crashy")["steps"][step]["state"] == "Running"  # the record survives the crash
@@ -115,7 +114,7 @@ def test_killed_during_each_step_resumes_and_succeeds(
 
 
 def test_killed_mid_step_then_failing_rolls_back(bosun: Bosun, app: str, operator: OperatorProcess) -> None:
-    annotations = {"test.bosun.dev/step-seconds": "2", "test.bosun.dev/fail-step": "three"}
+    annotations = {STEP_SECONDS: "2", FAIL_STEP: "three"}
     bosun.operation("crash-fail", app, annotations=annotations)
     bosun.wait_step_state("crash-fail", 1, "Running")
     operator.kill()
@@ -126,9 +125,7 @@ def test_killed_mid_step_then_failing_rolls_back(bosun: Bosun, app: str, operato
 
 
 def test_killed_during_rollback_finishes_it(bosun: Bosun, app: str, operator: OperatorProcess) -> None:
-    bosun.operation(
-        "crash-undo", app, annotations={"test.bosun.dev/undo-seconds": "2", "test.bosun.dev/fail-step": "two"}
-    )
+    bosun.operation("crash-undo", app, annotations={UNDO_SECONDS: "2", FAIL_STEP: "two"})
     wait_for(lambda: bosun.status("crash-undo").get("phase") == "RollingBack", what="the rollback to start")
     operator.kill()
     assert bosun.status("crash-undo")["phase"] == "RollingBack"  # killed mid-rollback
@@ -140,7 +137,7 @@ def test_killed_during_rollback_finishes_it(bosun: Bosun, app: str, operator: Op
 
 
 def test_cancel_during_a_run_rolls_back(bosun: Bosun, app: str, cluster: LocalCluster) -> None:
-    bosun.operation("cancel-me", app, annotations={"test.bosun.dev/step-seconds": "3"})
+    bosun.operation("cancel-me", app, annotations={STEP_SECONDS: "3"})
     bosun.wait_step_state("cancel-me", 1, "Running")
     cluster.kubectl("patch", "op", "cancel-me", "-n", bosun.namespace, "--type=merge", "-p", '{"spec":{"cancel":true}}')
     status = bosun.wait_phase("cancel-me", timeout=30)
@@ -151,7 +148,7 @@ def test_cancel_during_a_run_rolls_back(bosun: Bosun, app: str, cluster: LocalCl
 
 
 def test_one_operation_per_target_others_queue_in_order(bosun: Bosun, app: str, cluster: LocalCluster) -> None:
-    slow = {"test.bosun.dev/step-seconds": "1"}
+    slow = {STEP_SECONDS: "1"}
     bosun.operation("first", app, annotations=slow)
     bosun.wait_phase("first", {"Running"})
     bosun.operation("second", app)
@@ -179,7 +176,7 @@ def test_operations_past_the_run_slots_wait_pending_then_run(
     operator.extra_env = {**usual, "BOSUN_MAX_RUNNING_OPERATIONS": "1"}
     try:
         operator.start()
-        bosun.operation("holds-slot", app, annotations={"test.bosun.dev/step-seconds": "2"})
+        bosun.operation("holds-slot", app, annotations={STEP_SECONDS: "2"})
         bosun.wait_phase("holds-slot", {"Running"})
         bosun.operation("needs-slot", "api")
         bosun.operation("gives-up", "jobs")
@@ -206,7 +203,7 @@ def test_operations_past_the_run_slots_wait_pending_then_run(
 
 
 def test_failed_operation_does_not_wedge_the_queue(bosun: Bosun, app: str) -> None:
-    bosun.operation("broken", app, annotations={"test.bosun.dev/fail-step": "one"})
+    bosun.operation("broken", app, annotations={FAIL_STEP: "one"})
     bosun.operation("after", app)
     assert bosun.wait_phase("broken")["phase"] == "Failed"
     assert bosun.wait_phase("after")["phase"] == "Succeeded"
@@ -221,7 +218,7 @@ def test_missing_target_fails_with_a_clear_reason(bosun: Bosun) -> None:
 
 
 def test_deleted_target_fails_its_queued_operations(bosun: Bosun, app: str) -> None:
-    bosun.operation("holder", app, annotations={"test.bosun.dev/step-seconds": "2"})
+    bosun.operation("holder", app, annotations={STEP_SECONDS: "2"})
     bosun.wait_phase("holder", {"Running"})
     bosun.operation("waiter", app)
     bosun.wait_phase("waiter", {"Queued"})
@@ -231,7 +228,7 @@ def test_deleted_target_fails_its_queued_operations(bosun: Bosun, app: str) -> N
 
 
 def test_operation_deadline_fails_and_rolls_back(bosun: Bosun, app: str) -> None:
-    bosun.operation("too-slow", app, annotations={"test.bosun.dev/step-seconds": "30"}, timeoutSeconds=10)
+    bosun.operation("too-slow", app, annotations={STEP_SECONDS: "30"}, timeoutSeconds=10)
     status = bosun.wait_phase("too-slow", timeout=60)
     assert (status["phase"], status["reason"]) == ("Failed", "DeadlineExceeded")
     assert status["rollback"]["state"] == "Succeeded"

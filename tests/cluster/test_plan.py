@@ -11,7 +11,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from bosun.models.names import ARCHIVED_LABEL
+from bosun.models.names import API_VERSION, ARCHIVED_LABEL
 from tests.support.bosun_objects import Bosun
 from tests.support.cli import kubectl_bosun
 from tests.support.cluster import LocalCluster
@@ -86,9 +86,7 @@ def test_a_planned_move_runs_the_predicted_steps_and_its_downtime_comes_from_pas
         node = HOME if node == NEIGHBOUR else NEIGHBOUR
 
     dry_first = {"dryRun": True, "target": {"kind": "Database", "name": "pg"}, "type": "restart"}
-    pg.apply(
-        {"apiVersion": "bosun.dev/v1alpha1", "kind": "Operation", "metadata": {"name": "plan-first"}, "spec": dry_first}
-    )
+    pg.apply({"apiVersion": API_VERSION, "kind": "Operation", "metadata": {"name": "plan-first"}, "spec": dry_first})
     start_op(pg, "move-3", "redeploy", node=node)  # created just after a dry run: it does not wait for it
     pg.wait_phase("move-3", {"Running"}, timeout=60)  # and a plan made while it runs does not wait for it
     code, out = plan(cluster, pg, "--type", "redeploy", "--target", "database/pg", "--node", node)
@@ -139,7 +137,7 @@ def test_plan_of_a_manifest_lists_the_operations_an_apply_would_start_in_order(
 ) -> None:
     edited = database_manifest(placement={"node": NEIGHBOUR}, resources={"requests": {"cpu": "1", "memory": "1Gi"}})
     new_app = {
-        "apiVersion": "bosun.dev/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "App",
         "metadata": {"name": "web"},
         "spec": {"image": "example.com/web:1", "beforeRelease": ["migrate"]},

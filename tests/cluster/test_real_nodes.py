@@ -25,6 +25,7 @@ from benchmarks import real_move
 from benchmarks.common import environment
 from kubernetes import client
 
+from bosun.models.names import API_VERSION, DATABASE_LABEL, PREPULL_LABEL
 from tests.support import real_nodes as real
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster, hack_versions
@@ -53,7 +54,7 @@ def test_a_pod_runs_on_each_real_node_in_its_own_network_and_runtime(
         assert found.status.node_info.container_runtime_version.startswith("containerd://")
         assert found.status.node_info.kubelet_version == hack_versions()["KUBE_VERSION"]
         assert (found.metadata.labels or {}).get("topology.kubernetes.io/zone") == "zone-r"
-        assert [t.key for t in found.spec.taints or []] == ["bosun.dev/real"]
+        assert [t.key for t in found.spec.taints or []] == [real.REAL_NODE_TAINT]
         assert "kwok.x-k8s.io/node" not in (found.metadata.annotations or {})
         core.create_namespaced_pod(
             namespace,
@@ -61,7 +62,7 @@ def test_a_pod_runs_on_each_real_node_in_its_own_network_and_runtime(
                 "metadata": {"name": f"on-{node}"},
                 "spec": {
                     "nodeName": node,
-                    "tolerations": [{"key": "bosun.dev/real", "operator": "Exists"}],
+                    "tolerations": [{"key": real.REAL_NODE_TAINT, "operator": "Exists"}],
                     "containers": [
                         {"name": "pause", "image": "registry.k8s.io/pause:3.10.2", "imagePullPolicy": "Never"}
                     ],
@@ -126,8 +127,8 @@ def test_bosun_moves_a_real_postgresql_to_the_other_real_node_and_loses_no_ackno
 
     # A version whose image the registry does not have: the restart's pre-pull meets the kubelet's
     # real pull error on the database's node, and the database never stops.
-    (serving,) = [p for p in core.list_namespaced_pod(db.namespace, label_selector="bosun.dev/database=pg").items
-                  if not (p.metadata.labels or {}).get("bosun.dev/prepull")]  # fmt: skip
+    (serving,) = [p for p in core.list_namespaced_pod(db.namespace, label_selector=f"{DATABASE_LABEL}=pg").items
+                  if not (p.metadata.labels or {}).get(PREPULL_LABEL)]  # fmt: skip
     db.apply(real.database(version="99"))
     restart = wait_for(lambda: ops_of(db, "pg", "restart"), what="the restart the version edit calls for")[0]
     failed = db.wait_phase(restart, timeout=180)
@@ -141,7 +142,7 @@ def test_bosun_moves_a_real_postgresql_to_the_other_real_node_and_loses_no_ackno
 
 def http_app(image: str, replicas: int = 2) -> dict[str, object]:
     return {
-        "apiVersion": "bosun.dev/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "App",
         "metadata": {"name": "web"},
         "spec": {
@@ -152,7 +153,7 @@ def http_app(image: str, replicas: int = 2) -> dict[str, object]:
             "terminationGracePeriodSeconds": 10,
             "placement": {
                 "nodeSelector": {"topology.kubernetes.io/zone": "zone-r"},
-                "tolerations": [{"key": "bosun.dev/real", "operator": "Exists"}],
+                "tolerations": [{"key": real.REAL_NODE_TAINT, "operator": "Exists"}],
             },
         },
     }

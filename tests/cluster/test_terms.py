@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bosun.models.names import APPROVED_BY
+from bosun.models.names import API_VERSION, APPROVED_BY, CANCELLED_BY
 from tests.support.bosun_objects import Bosun
 from tests.support.cli import kubectl_bosun
 from tests.support.cluster import LocalCluster
@@ -37,7 +37,7 @@ def window_at(moment: datetime, minutes: int = 60) -> dict[str, Any]:
 def restart(name: str, annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
     """A restart of Database pg, with these extra spec fields (an Operation's terms)."""
     return {
-        "apiVersion": "bosun.dev/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "Operation",
         "metadata": {"name": name, **({"annotations": annotations} if annotations else {})},
         "spec": {"target": {"kind": "Database", "name": "pg"}, "type": "restart", **spec},
@@ -218,7 +218,7 @@ def test_approval_is_a_right_of_its_own_and_holds_only_for_the_plan_approved(
             "patch", "op", "risky", "-n", bosun.namespace, "--type=merge", f"--as={EDITOR}",
             "-p", json.dumps({"spec": {"override": {"maintenanceWindow": True, "reason": "mine"}}}),
         )  # fmt: skip
-    forged_cancel = restart("framed", {"bosun.dev/cancelled-by": APPROVER}, cancel=True)
+    forged_cancel = restart("framed", {CANCELLED_BY: APPROVER}, cancel=True)
     with pytest.raises(RuntimeError, match="cannot be set by hand"):
         cluster.kubectl("apply", "-n", bosun.namespace, "-f", "-", f"--as={EDITOR}", input=json.dumps(forged_cancel))
 

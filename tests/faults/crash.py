@@ -18,7 +18,7 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import ProtocolError
 
-from bosun.models.names import GROUP, VERSION
+from bosun.models.names import DATABASE_LABEL, GROUP, VERSION
 from bosun.operations.app import DEPROVISION as APP_DEPROVISION
 from bosun.operations.app import RELEASE
 from bosun.operations.database_steps import (
@@ -250,8 +250,8 @@ def nothing(world: World, bosun: Bosun) -> None:
 DB_SCENARIOS = [
     Scenario("db-provision", "provision", [s.name for s in PROVISION.steps], nothing,
              lambda bosun: bosun.apply(database_manifest()), verify_pg,
-             failing="has(object.metadata.labels) && object.metadata.labels['bosun.dev/database'] == 'pg'",
-             probe=_probe({"bosun.dev/database": "pg"}, "postgres:16")),
+             failing=f"has(object.metadata.labels) && object.metadata.labels['{DATABASE_LABEL}'] == 'pg'",
+             probe=_probe({DATABASE_LABEL: "pg"}, "postgres:16")),
     Scenario("db-restart", "restart", [s.name for s in RESTART.steps], prepare_pg, db_op("restart"), verify_pg,
              attached=True),
     Scenario("db-scale", "scale", [s.name for s in RESTART.steps], prepare_pg,

@@ -29,7 +29,15 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from bosun.models.names import CREATED_BY, GROUP, VERSION
+from bosun.models.names import (
+    CONFIG_HASH_ANNOTATION,
+    CREATED_BY,
+    GROUP,
+    INITIATOR_SOURCE,
+    INITIATOR_USER,
+    REPORT_LABEL,
+    VERSION,
+)
 from tests.faults import invariants as check
 from tests.faults.harness import Case, World
 from tests.support.cli import kubectl_bosun
@@ -281,7 +289,7 @@ def handwritten() -> list[tuple[str, str, dict[str, Any], str]]:
         (
             "hostile/annotation:reserved",
             "App",
-            _manifest("App", {"image": "x", "podAnnotations": {"bosun.dev/config-hash": "forged"}}),
+            _manifest("App", {"image": "x", "podAnnotations": {CONFIG_HASH_ANNOTATION: "forged"}}),
             "refused",
         ),
         ("hostile/label:bad-key", "App", _manifest("App", {"image": "x", "podLabels": {"bad key!": "v"}}), "refused"),
@@ -338,9 +346,7 @@ def handwritten() -> list[tuple[str, str, dict[str, Any], str]]:
         (
             "hostile/op:forged-initiator",
             "Operation",
-            _manifest(
-                "Operation", op, annotations={"bosun.dev/initiator": "alice", "bosun.dev/initiator-source": "AppSpec"}
-            ),
+            _manifest("Operation", op, annotations={INITIATOR_USER: "alice", INITIATOR_SOURCE: "AppSpec"}),
             "forged",
         ),
         (
@@ -534,7 +540,7 @@ def forged_report(world: World, rng: random.Random, namespace: str) -> list[str]
     forged = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": f"bosun-activity-{week}", "labels": {"bosun.dev/activity-report": "true"}},
+        "metadata": {"name": f"bosun-activity-{week}", "labels": {REPORT_LABEL: "true"}},
         "data": {"activity.csv": "operation,initiator\nall-fine,someone-else\n"},
     }
     for _ in range(40):  # the binding takes a moment to count

@@ -9,8 +9,15 @@ from typing import Any
 
 from kubernetes import client
 
-from bosun.models.names import EDIT_PART, FINISHED_PHASES, GROUP, TARGET_GENERATION, VERSION
-from bosun.workloads.database import DATABASE_LABEL, PREPULL_LABEL
+from bosun.models.names import (
+    DATABASE_LABEL,
+    EDIT_PART,
+    FINISHED_PHASES,
+    GROUP,
+    PREPULL_LABEL,
+    TARGET_GENERATION,
+    VERSION,
+)
 
 FINISHED = FINISHED_PHASES
 UNDONE_OK = {"Succeeded", "NotNeeded", "NotApplicable"}

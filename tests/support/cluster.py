@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from bosun.models.names import API_VERSION, CREATED_BY
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,7 +121,7 @@ def serve_bosun_api(local: LocalCluster) -> None:
     # wait until a dry-run create comes back stamped by the policy.
     probe = json.dumps(
         {
-            "apiVersion": "bosun.dev/v1alpha1",
+            "apiVersion": API_VERSION,
             "kind": "Operation",
             "metadata": {"name": "probe"},
             "spec": {"target": {"kind": "App", "name": "probe"}, "type": "restart"},
@@ -128,7 +129,7 @@ def serve_bosun_api(local: LocalCluster) -> None:
     )
     wait_for(
         lambda: (
-            "bosun.dev/created-by"
+            CREATED_BY
             in local.kubectl(
                 "create", "--dry-run=server", "-o", "json", "-n", "default", "-f", "-", input=probe, check=False
             )

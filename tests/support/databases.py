@@ -8,6 +8,7 @@ from typing import Any
 
 from kubernetes import client
 
+from bosun.models.names import API_VERSION, DATABASE_LABEL
 from tests.support.bosun_objects import Bosun
 from tests.support.waiting import wait_for
 
@@ -29,7 +30,7 @@ NEIGHBOUR = "kwok-zone-a-2"  # the other node in its zone
 
 def database_manifest(name: str = "pg", **spec: Any) -> dict[str, Any]:
     return {
-        "apiVersion": "bosun.dev/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "Database",
         "metadata": {"name": name},
         "spec": {
@@ -69,7 +70,7 @@ def ops_of(bosun: Bosun, target: str, type_: str) -> list[str]:
 
 def start_op(bosun: Bosun, name: str, type_: str, target: str = "pg", **parameters: Any) -> None:
     manifest = {
-        "apiVersion": "bosun.dev/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "Operation",
         "metadata": {"name": name},
         "spec": {
@@ -91,7 +92,7 @@ def move(bosun: Bosun, name: str, node: str) -> dict[str, Any]:
 
 
 def pods(bosun: Bosun, database: str = "pg") -> list[client.V1Pod]:
-    return list(bosun.core.list_namespaced_pod(bosun.namespace, label_selector=f"bosun.dev/database={database}").items)
+    return list(bosun.core.list_namespaced_pod(bosun.namespace, label_selector=f"{DATABASE_LABEL}={database}").items)
 
 
 def steps(status: dict[str, Any]) -> dict[str, dict[str, Any]]:

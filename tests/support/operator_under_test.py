@@ -26,6 +26,15 @@ from bosun.models.operation import Operation, OperationType, TargetKind
 from bosun.operations.registry import Registry
 from bosun.process import run
 
+TEST = "test.bosun.dev"  # annotations only this test planner reads
+STEP_SECONDS = f"{TEST}/step-seconds"  # each step lingers this long after its effect
+UNDO_SECONDS = f"{TEST}/undo-seconds"  # each undo likewise
+FAIL_STEP = f"{TEST}/fail-step"  # this step's run fails after doing its work
+FAIL_UNDO = f"{TEST}/fail-undo"  # this step's undo fails
+EXPLODE = f"{TEST}/explode"  # "plan": the planner raises an unexpected error, as a bug would
+TABLE = f"{TEST}/table"  # "short": a two-step table, as if an upgrade changed the table under it
+REFUSE = f"{TEST}/refuse"  # the planner refuses the operation
+
 STEPS = ("one", "two", "three")
 
 
@@ -48,8 +57,8 @@ class Ledger:
         current["data"] = {"entries": "\n".join(entries)}
         await self.kube.replace_config_map(self.namespace, current)
 
-    async def linger(self, key: str = "step-seconds") -> None:
-        await asyncio.sleep(float(self.annotations.get(f"test.bosun.dev/{key}", "0")))
+    async def linger(self, key: str = STEP_SECONDS) -> None:
+        await asyncio.sleep(float(self.annotations.get(key, "0")))
 
 
 def ledger_step(name: str) -> Step[Ledger]:
@@ -61,17 +70,17 @@ def ledger_step(name: str) -> Step[Ledger]:
             await ledger.write([*entries, name], current)
             message = f"recorded {name}"
         await ledger.linger()
-        if ledger.annotations.get("test.bosun.dev/fail-step") == name:
+        if ledger.annotations.get(FAIL_STEP) == name:
             raise PermanentError(f"{name} was told to fail")
         return message
 
     async def undo_step(ledger: Ledger) -> str:
-        if ledger.annotations.get("test.bosun.dev/fail-undo") == name:
+        if ledger.annotations.get(FAIL_UNDO) == name:
             raise PermanentError(f"{name} was told not to undo")
         entries, current = await ledger.entries()
         if name in entries:
             await ledger.write([e for e in entries if e != name], current)
-        await ledger.linger("undo-seconds")
+        await ledger.linger(UNDO_SECONDS)
         return f"removed {name}"
 
     return Step(
@@ -89,11 +98,11 @@ SHORT_TABLE = StepTable("ledger-short", [ledger_step(n) for n in STEPS[:2]])
 
 
 async def plan_ledger(kube: Kube, operation: Operation, target: dict[str, Any]) -> Plan[Ledger]:
-    if operation.annotations.get("test.bosun.dev/refuse"):
+    if operation.annotations.get(REFUSE):
         raise PermanentError("refused by the test planner", "Refused")
-    if operation.annotations.get("test.bosun.dev/explode") == "plan":
+    if operation.annotations.get(EXPLODE) == "plan":
         raise ZeroDivisionError("the test planner divided by zero")
-    table = SHORT_TABLE if operation.annotations.get("test.bosun.dev/table") == "short" else LEDGER_TABLE
+    table = SHORT_TABLE if operation.annotations.get(TABLE) == "short" else LEDGER_TABLE
     ledger = Ledger(kube, operation.namespace, f"ledger-{operation.name}", operation.annotations)
     return Plan(table, ledger, json.dumps({"table": table.name}))
 

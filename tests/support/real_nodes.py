@@ -14,9 +14,12 @@ from typing import Any
 
 from kubernetes import client
 
+from bosun.models.names import API_VERSION
 from tests.support.cluster import ROOT, hack_versions
 from tests.support.row_counter import RowCounter
 from tests.support.waiting import wait_for
+
+REAL_NODE_TAINT = "bosun.dev/real"  # hack/real-nodes taints its nodes: only pods that tolerate it go there
 
 NODES = {"real-zone-r-1": "10.244.101.0/24", "real-zone-r-2": "10.244.102.0/24"}
 REGISTRY = "http://127.0.0.1:5000"
@@ -128,7 +131,7 @@ def database(name: str = "pg", version: str = "15", reclaim: str = "Delete", siz
     """PostgreSQL 15 (the version the image built from Debian's packages serves) in zone-r, on the
     loop CSI driver's storage class, tolerating the real nodes' taint."""
     return {
-        "apiVersion": "bosun.dev/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "Database",
         "metadata": {"name": name},
         "spec": {
@@ -137,7 +140,7 @@ def database(name: str = "pg", version: str = "15", reclaim: str = "Delete", siz
             "storage": {"size": size, "storageClassName": "real", "reclaim": reclaim},
             "placement": {
                 "nodeSelector": {"topology.kubernetes.io/zone": "zone-r"},
-                "tolerations": [{"key": "bosun.dev/real", "operator": "Exists"}],
+                "tolerations": [{"key": REAL_NODE_TAINT, "operator": "Exists"}],
             },
             "minReadySeconds": 1,
         },

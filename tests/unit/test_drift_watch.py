@@ -17,8 +17,8 @@ import pytest
 from kubernetes_asyncio import client
 
 from bosun.kube import Follower, Kube
+from bosun.models.names import CONFIG_HASH_ANNOTATION
 from bosun.reconcile.service import AppRepair, summary
-from bosun.workloads.app import CONFIG_HASH_ANNOTATION
 
 
 def deployment(name: str = "shop-web", replicas: int = 3, image: str = "shop:1", **status: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import pytest
 
 from bosun.errors import PermanentError, TransientError
 from bosun.handlers import _edit, edit_retry
+from bosun.models.names import API_VERSION
 from bosun.models.operation import TargetKind
 
 
@@ -35,7 +36,7 @@ class Answering:
 def database() -> kopf.Body:
     return kopf.Body(
         {
-            "apiVersion": "bosun.dev/v1alpha1",
+            "apiVersion": API_VERSION,
             "kind": "Database",
             "metadata": {"name": "pg", "namespace": "shop", "uid": "u1", "generation": 1},
             "spec": {"engine": "postgres", "version": "16", "storage": {"size": "1Gi"}},

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from bosun.models.names import EDIT_PART, TARGET_GENERATION
 from tests.faults import invariants as check
 from tests.support.endpoints import BLIND_SAMPLES, Sampler
 
@@ -42,7 +43,7 @@ def test_two_operations_on_one_target_at_once_are_a_violation() -> None:
 
 
 def test_one_edit_carried_out_twice_is_a_violation() -> None:
-    marks = {"bosun.dev/target-generation": "3", "bosun.dev/edit-part": "1/1"}
+    marks = {TARGET_GENERATION: "3", EDIT_PART: "1/1"}
     assert check.no_duplicate_operations([op("a", annotations=dict(marks))]) == []
     twice = check.no_duplicate_operations([op("a", annotations=dict(marks)), op("b", annotations=dict(marks))])
     assert "a and b both carry out" in twice[0]

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from bosun.models.database import DatabaseSpec, Placement, Toleration
+from bosun.models.names import DATABASE_LABEL, PREPULL_LABEL
 from bosun.operations.database_ctx import ZONE, DatabaseContext, DatabasePlan, image_pull_failure, refusal_of, room_on
 from bosun.operations.database_steps import (
     Attachments,
@@ -69,12 +70,12 @@ def test_a_node_that_is_not_ready_is_refused() -> None:
 
 def test_its_own_pods_its_placeholder_and_ended_pods_take_no_room() -> None:
     pods = [
-        pod("3", {"bosun.dev/database": "pg"}),
-        pod("3", {"bosun.dev/prepull": "pg"}),
+        pod("3", {DATABASE_LABEL: "pg"}),
+        pod("3", {PREPULL_LABEL: "pg"}),
         pod("3", phase="Succeeded"),
     ]
     assert room_on(node(), pods, SPEC, "pg") == ""
-    assert "no room" in room_on(node(), [pod("3", {"bosun.dev/database": "other"})], SPEC, "pg")
+    assert "no room" in room_on(node(), [pod("3", {DATABASE_LABEL: "other"})], SPEC, "pg")
 
 
 def event(reason: str, message: str, at: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from bosun.models.app import AppSpec
+from bosun.models.names import INITIATOR_SOURCE
 from bosun.workloads.app import config_hash, render, valid_image
 
 GOLDEN = Path(__file__).parent / "golden" / "app-shop.yaml"
@@ -96,7 +97,7 @@ def test_only_the_engine_says_an_operation_carries_a_spec_edit_not_an_annotation
                 "metadata": {
                     "name": "op",
                     "uid": "u",
-                    "annotations": {"bosun.dev/initiator-source": "AppSpec"},  # forged by whoever created it
+                    "annotations": {INITIATOR_SOURCE: "AppSpec"},  # forged by whoever created it
                 },
                 "spec": {"target": {"kind": "App", "name": "web"}, "type": "deploy", "parameters": {"image": "web:3"}},
                 "status": {"initiator": initiator} if initiator else {},

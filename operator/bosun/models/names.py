@@ -66,6 +66,14 @@ ARCHIVED_LABEL = f"{GROUP}/archived"
 CREATED_BY_OPERATION = f"{GROUP}/created-by-operation"
 RESIZED_BY_OPERATION = f"{GROUP}/resized-by-operation"
 
+# On what Bosun runs for a target: pods, their templates and their placeholders.
+DATABASE_LABEL = f"{GROUP}/database"  # every pod, Secret and claim of a Database: its name
+SERVING_LABEL = f"{GROUP}/serving"  # the Database pod its Service sends clients to
+PREPULL_LABEL = f"{GROUP}/prepull"  # the placeholder that pulls the image and holds room on a move target
+RELEASE_ANNOTATION = f"{GROUP}/release"  # an App's pod template: the release it belongs to
+CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"  # an App's pod template: the digest of its configuration
+RESTARTED_AT_ANNOTATION = f"{GROUP}/restarted-at"  # an App's pod template: when a restart asked for new pods
+
 # The recommended labels on every workload object Bosun makes (Deployments, pods, Services...).
 INSTANCE_LABEL = "app.kubernetes.io/instance"  # the App's or Database's name
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"  # "bosun"

@@ -22,6 +22,7 @@ from bosun.errors import PermanentError
 from bosun.kube import Kube
 from bosun.models.base import KubeModel, TargetPhase
 from bosun.models.database import DatabaseSpec, VolumeRef
+from bosun.models.names import DATABASE_LABEL, PREPULL_LABEL, SERVING_LABEL
 from bosun.workloads import database as build
 
 POLL_SECONDS = 0.25
@@ -204,7 +205,7 @@ async def start_pod(ctx: DatabaseContext, pod_name: str, spec: DatabaseSpec, nod
 
 async def stop_pods(ctx: DatabaseContext, node: str, keep: str = "") -> list[str]:
     """Take the database's pods on `node` out of the Service, then stop them; wait until gone."""
-    pods = await ctx.kube.list_pods(ctx.namespace, {build.DATABASE_LABEL: ctx.name})
+    pods = await ctx.kube.list_pods(ctx.namespace, {DATABASE_LABEL: ctx.name})
     stopped = []
     for pod in pods:
         name = pod["metadata"]["name"]
@@ -213,7 +214,7 @@ async def stop_pods(ctx: DatabaseContext, node: str, keep: str = "") -> list[str
         # Leave the Service first, so no client is sent to a stopping database.
         await ctx.kube.apply(
             ctx.namespace,
-            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {build.SERVING_LABEL: "false"}}},
+            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {SERVING_LABEL: "false"}}},
         )
         await ctx.kube.delete(ctx.namespace, "Pod", name)
         await wait_gone(ctx, name)
@@ -228,7 +229,7 @@ async def remove_pod(ctx: DatabaseContext, pod_name: str) -> None:
 
 async def record(ctx: DatabaseContext, spec: DatabaseSpec) -> str:
     """Write what runs, where, on which volume, into the Database status."""
-    pods = [p for p in await ctx.kube.list_pods(ctx.namespace, {build.DATABASE_LABEL: ctx.name}) if running(p)]
+    pods = [p for p in await ctx.kube.list_pods(ctx.namespace, {DATABASE_LABEL: ctx.name}) if running(p)]
     if len(pods) != 1:
         raise PermanentError(f"expected one running database pod, found {len(pods)}", "PodsUnexpected")
     claim = await ctx.kube.read(ctx.namespace, "PersistentVolumeClaim", build.claim_name(ctx.name)) or {}
@@ -296,7 +297,7 @@ def room_on(node: dict[str, Any], pods: list[dict[str, Any]], spec: DatabaseSpec
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             continue
         labels = pod["metadata"].get("labels") or {}
-        if database in (labels.get(build.DATABASE_LABEL), labels.get(build.PREPULL_LABEL)):
+        if database in (labels.get(DATABASE_LABEL), labels.get(PREPULL_LABEL)):
             continue  # its own pods, and the placeholder holding its room
         for container in (pod.get("spec") or {}).get("containers") or []:
             for resource, amount in ((container.get("resources") or {}).get("requests") or {}).items():

@@ -105,7 +105,7 @@ from bosun.engine.steps import (
     no_side_effect,
 )
 from bosun.models.base import TargetPhase, parse_time
-from bosun.models.names import CREATED_BY_OPERATION, RESIZED_BY_OPERATION
+from bosun.models.names import CREATED_BY_OPERATION, PREPULL_LABEL, RESIZED_BY_OPERATION
 from bosun.operations.database_ctx import (
     POLL_SECONDS,
     DatabaseContext,
@@ -280,7 +280,7 @@ async def _pull(ctx: DatabaseContext, node: str, hold_room: bool) -> None:
     puller = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": _puller(ctx), "labels": {build.PREPULL_LABEL: ctx.name}},
+        "metadata": {"name": _puller(ctx), "labels": {PREPULL_LABEL: ctx.name}},
         "spec": {
             "nodeName": node,
             "restartPolicy": "Never",

@@ -19,7 +19,8 @@ from typing import Any
 
 from bosun.kube import Kube
 from bosun.models.app import AppStatus
-from bosun.workloads.app import CONFIG_HASH_ANNOTATION, current_version, render
+from bosun.models.names import CONFIG_HASH_ANNOTATION
+from bosun.workloads.app import current_version, render
 
 
 def drift(wanted: dict[str, Any], current: dict[str, Any] | None) -> str:

@@ -27,9 +27,8 @@ from typing import Any
 
 from bosun.errors import PermanentError, TransientError
 from bosun.kube import Follower, Kube
+from bosun.models.names import CONFIG_HASH_ANNOTATION, DATABASE_LABEL
 from bosun.reconcile.app import KINDS, MANAGED, Snapshot, repair_app, snapshot
-from bosun.workloads.app import CONFIG_HASH_ANNOTATION
-from bosun.workloads.database import DATABASE_LABEL
 
 logger = logging.getLogger(__name__)
 

@@ -16,11 +16,9 @@ from typing import Any
 
 from bosun.models.app import AppSpec, AppStatus, Process
 from bosun.models.base import API_VERSION
+from bosun.models.names import CONFIG_HASH_ANNOTATION, RELEASE_ANNOTATION, RESTARTED_AT_ANNOTATION
 
 MANAGER = "bosun"
-RELEASE_ANNOTATION = "bosun.dev/release"
-CONFIG_HASH_ANNOTATION = "bosun.dev/config-hash"
-RESTARTED_AT_ANNOTATION = "bosun.dev/restarted-at"
 
 # name[:tag][@digest], with an optional registry host: the shape `docker pull` accepts.
 _IMAGE = re.compile(

@@ -12,6 +12,7 @@ from typing import Any
 
 from bosun.models.base import API_VERSION
 from bosun.models.database import DatabaseSpec, Engine
+from bosun.models.names import DATABASE_LABEL, SERVING_LABEL
 
 ENGINES: dict[Engine, tuple[str, int, str]] = {
     Engine.POSTGRESQL: ("postgres", 5432, "/var/lib/postgresql/data"),
@@ -33,9 +34,6 @@ POSTGRES_READY = ["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"]
 POSTGRES_FAST_STOP = ["/bin/sh", "-c", "kill -INT 1"]
 GRACE_SECONDS = {Engine.POSTGRESQL: 60}
 DEFAULT_GRACE_SECONDS = 10
-DATABASE_LABEL = "bosun.dev/database"
-SERVING_LABEL = "bosun.dev/serving"
-PREPULL_LABEL = "bosun.dev/prepull"  # the placeholder that pulls the image and holds room on a move target
 
 
 def image(spec: DatabaseSpec, registry: str = "") -> str:
