@@ -5,13 +5,15 @@ created at once opened hundreds of TLS connections for their finalizers, each wi
 buffer, and the memory stayed with the process.
 
 Why a 409 Conflict is retried here: Kopf retries a 5xx, a 429 and a 403 itself, but a 409 on one of
-its own merge-patches (its finalizer, its progress annotations) escapes its event worker, and Kopf
-stops the whole operator "to prevent damage". A merge-patch carries no resourceVersion, so a 409 on
-it only says that the API server gave up its own retries under contention: sending it again is what
-the API server would have done. The fault harness found this (one injected 409 on Kopf's patch of a
-new Database stopped the operator, and the Database's provision never started). Other writes are
-left as they are: a 409 on a create is AlreadyExists, an answer, and Bosun's own client maps its
-409s itself.
+its own merge-patches (its progress and last-handled annotations) fails the processing of the event
+it was handling: Kopf logs "Throttling ... due to an unexpected error" and drops it, and an object
+that sees no later event waits for the next re-listing. A merge-patch carries no resourceVersion,
+so a 409 on it only says that the API server gave up its own retries under contention: sending it
+again is what the API server would have done. The fault harness found this: one injected 409 on
+Kopf's patch of a new Database, whose provision had not started 60 s later. Other writes are left
+as they are: a 409 on a create is AlreadyExists, an answer; Kopf's finalizer changes are JSON
+patches tested against a resourceVersion, whose conflicts Kopf handles itself; and Bosun's own
+client maps its 409s itself.
 """
 
 from __future__ import annotations

@@ -89,8 +89,12 @@ class Bosun:
 
         def probe() -> bool:
             operations = self.list("operations")
-            targets = {o["spec"]["target"]["name"] for o in operations}
-            made = all(t["metadata"]["name"] in targets for p in ("apps", "databases") for t in self.list(p))
+            targets = {(o["spec"]["target"]["kind"], o["spec"]["target"]["name"]) for o in operations}
+            made = all(
+                (kind, t["metadata"]["name"]) in targets
+                for kind, plural in (("App", "apps"), ("Database", "databases"))
+                for t in self.list(plural)
+            )
             return made and all((o.get("status") or {}).get("phase") in FINISHED for o in operations)
 
         wait_for(probe, timeout=timeout, what="every App's and Database's operations to finish")

@@ -29,7 +29,7 @@ def test_a_new_or_unreadable_condition_starts_now() -> None:
     assert set_condition(garbled, "Stalled", False, "Idle", "", NOW).last_transition_time == NOW  # type: ignore[arg-type]
 
 
-def _shown(phase: str, *, serving: bool, changes_target: bool) -> dict[str, tuple[str, str]]:
+def _shown(phase: str, *, serving: bool, changes_target: bool, **status: object) -> dict[str, tuple[str, str]]:
     from bosun.engine.target import target_conditions
     from bosun.models.operation import Operation
 
@@ -37,7 +37,7 @@ def _shown(phase: str, *, serving: bool, changes_target: bool) -> dict[str, tupl
         {
             "metadata": {"name": "pg-backup", "namespace": "shop"},
             "spec": {"target": {"kind": "Database", "name": "pg"}, "type": "restart"},
-            "status": {"phase": phase},
+            "status": {"phase": phase, **status},
         }
     )
     shown = target_conditions(operation, operation.status, [], NOW, serving=serving, changes_target=changes_target)
@@ -50,6 +50,10 @@ def test_an_operation_that_only_reads_its_target_leaves_it_ready_and_not_reconci
     assert _shown("Running", serving=False, changes_target=False)["Ready"][0] == "False"  # not made Ready either
     assert _shown("Succeeded", serving=False, changes_target=False)["Ready"][0] == "False"
     assert _shown("Succeeded", serving=True, changes_target=False)["Ready"][0] == "True"
+    failed = _shown("Failed", serving=True, changes_target=False, rollback={"state": "NotNeeded"})
+    assert failed["Ready"][0] == "True" and failed["Stalled"][0] == "False"  # it changed nothing: as it was
+    broken = _shown("Failed", serving=True, changes_target=False, rollback={"state": "Failed"})
+    assert broken["Stalled"][0] == "True"  # what it did could not be undone: as loud as any other
     # What changes its target is not Ready while it runs, and is when it succeeded.
     assert _shown("Running", serving=True, changes_target=True)["Ready"] == ("False", "OperationRunning")
     assert _shown("Succeeded", serving=False, changes_target=True)["Ready"][0] == "True"

@@ -64,15 +64,22 @@ def notifier(created: str, events: list[str] | None = None) -> Notifier:
 
 def test_a_new_notifier_hears_of_what_happens_from_its_creation_and_of_waits_still_going_on() -> None:
     ended = operation(phase="Succeeded", startedAt="2026-12-06T10:00:01Z", finishedAt="2026-12-06T10:00:09Z")
-    told = {e.kind for e in events_of(ended) if notifier("2026-12-06T10:00:05Z").hears_of(e)}
-    assert told == {EventKind.ENDED}  # not its creation or start, which happened before it existed
-    assert all(notifier("2026-12-06T10:00:00Z").hears_of(e) for e in events_of(ended))  # the same second is told
-    assert not any(notifier("2026-12-06T11:00:00Z").hears_of(e) for e in events_of(ended))  # no history flood
+    created = ended.created  # 10:00:00, the API server's clock
+
+    def told(op: Operation, since: str, events: list[str] | None = None) -> set[EventKind]:
+        return {e.kind for e in events_of(op) if notifier(since, events).hears_of(e, created)}
+
+    assert told(ended, "2026-12-06T10:00:05Z") == {EventKind.ENDED}  # not its creation or start: before it existed
+    assert told(ended, "2026-12-06T10:00:00Z") == set(kinds(ended))  # made in the Notifier's second: all of it
+    assert not told(ended, "2026-12-06T11:00:00Z")  # no history flood
+    # An operation created after the Notifier is told whole, whatever the operator's clock wrote.
+    skewed = operation(phase="Succeeded", startedAt="2026-12-06T09:59:58Z", finishedAt="2026-12-06T09:59:59Z")
+    assert told(skewed, "2026-12-06T10:00:00Z") == set(kinds(skewed))
     waiting = operation(phase="Pending", reason="AwaitingApproval", approval={"plan": "abc"})
-    told = {e.kind for e in events_of(waiting) if notifier("2026-12-06T11:00:00Z").hears_of(e)}
-    assert told == {EventKind.AWAITING_APPROVAL}  # still waiting: news to whoever listens now
-    only_ended = notifier("2026-12-06T10:00:00Z", ["Ended"])
-    assert [e.kind for e in events_of(ended) if only_ended.hears_of(e)] == [EventKind.ENDED]
+    assert told(waiting, "2026-12-06T11:00:00Z") == {EventKind.AWAITING_APPROVAL}  # still waiting: news now
+    rolling = operation(phase="Running", startedAt="2026-12-06T10:00:01Z", rollback={"state": "Running"})
+    assert told(rolling, "2026-12-06T11:00:00Z") == {EventKind.ROLLING_BACK}
+    assert told(ended, "2026-12-06T10:00:00Z", ["Ended"]) == {EventKind.ENDED}
 
 
 def test_a_cloudevent_is_structured_json_with_the_operation_as_it_is_now_and_signed() -> None:

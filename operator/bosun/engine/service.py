@@ -557,6 +557,7 @@ class OperationService:
         status.plan = status.plan or plan.record or None
         handle.downtime_steps = tuple(plan.table.downtime_steps)
         handle.changes_target = plan.table.changes_target
+        status.read_only = True if not plan.table.changes_target else None
         deadline = parse_time(status.deadline).timestamp() if status.deadline else None
         runner = Runner(
             plan.table,
@@ -837,7 +838,13 @@ class OperationService:
         generation = target_generation(initiator, operation.status.phase)
         # A busy API server raises (the caller retries); a target gone or refusing the write does not.
         if not operation.spec.dry_run:  # a dry run changed nothing: its target shows no outcome of it
-            await self.targets.mirror(operation, operation.status, generation, from_edit=from_edit(initiator))
+            await self.targets.mirror(
+                operation,
+                operation.status,
+                generation,
+                from_edit=from_edit(initiator),
+                changes_target=not operation.status.read_only,
+            )
         key = log_key(operation.namespace, operation.name, operation.uid)
         # The driver's log may still hold lines (the store was down when the operation ended): it
         # writes the whole log itself. A second writer here could land after it with fewer lines.

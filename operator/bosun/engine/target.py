@@ -56,7 +56,8 @@ def target_conditions(
     still what runs, so it is Ready if it serves (its status phase says Running); the Operation
     records the failure. A rollback that failed always makes the target Stalled. An operation whose
     table changes nothing of its target (`StepTable.changes_target`, a backup) leaves Ready as it
-    was and Reconciling False while it runs and when it ends.
+    was and Reconciling False while it runs and when it ends, unless what it did could not be undone
+    (its rollback failed: Stalled, as any other).
     """
 
     name, type_ = operation.name, operation.spec.type.value
@@ -76,9 +77,13 @@ def target_conditions(
     elif not status.phase.finished:
         ready, reconciling, stalled = ("False", "OperationRunning"), ("True", "OperationRunning"), ("False", "")
         message = f"operation {name} ({type_}) is {status.phase.value.lower()}"
+    elif not changes_target and rollback is not RollbackState.FAILED:
+        # It read and changed nothing: its end, whatever it is, leaves the target as it was.
+        word = status.phase.value
+        ready, reconciling, stalled = ("True" if serving else "False", word), ("False", word), ("False", "")
+        message = f"operation {name} ({type_}) {word.lower()}; it changed nothing of what serves"
     elif status.phase is Phase.SUCCEEDED:
-        ready = ("True" if serving or changes_target else "False", "Succeeded")
-        ready, reconciling, stalled = ready, ("False", "Succeeded"), ("False", "")
+        ready, reconciling, stalled = ("True", "Succeeded"), ("False", "Succeeded"), ("False", "")
         message = f"operation {name} ({type_}) succeeded"
     elif rollback in (RollbackState.NOT_NEEDED, RollbackState.SUCCEEDED) and not from_edit:
         was_ready = "True" if serving else "False"

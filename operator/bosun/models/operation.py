@@ -424,6 +424,11 @@ class OperationStatus(KubeModel):
         description="What Bosun decided to do (JSON), stored before the first step so a restart resumes "
         "or undoes exactly that change. Written only by Bosun.",
     )
+    read_only: bool | None = Field(
+        default=None,
+        description="True when its step table changes nothing of its target (a backup): the target stays as Ready "
+        "as it was. Stored with the plan, so that whoever mirrors the end (a restarted operator) knows it.",
+    )
     deadline: str | None = Field(
         default=None, description="When the operation fails if not finished: creation time plus spec.timeoutSeconds."
     )

@@ -41,6 +41,8 @@ from bosun.notify.events import Event, body_and_headers, events_of
 
 logger = logging.getLogger(__name__)
 
+# Events that say what is going on now: told to a Notifier made while they go on.
+ONGOING = frozenset({EventKind.WAITING_FOR_WINDOW, EventKind.AWAITING_APPROVAL, EventKind.ROLLING_BACK})
 GIVEN_UP = "given-up:"  # prefix of a status.notified entry for an event that was never delivered
 
 
@@ -51,21 +53,25 @@ class Notifier:
     status: NotifierStatus
     created: str = ""  # its creationTimestamp: it hears of what happens from then on
 
-    def hears_of(self, event: Event) -> bool:
+    def hears_of(self, event: Event, operation_created: str) -> bool:
         """Whether this Notifier is told of this event: one it asked for, and not older than itself.
 
         A new Notifier is not sent the namespace's history: every operation still in the watch
         (until archived) would otherwise be told to it at its next change or the operator's next
-        start. Times have seconds only, so an event of the second it was created is told. A wait
-        still going on (for a window, for an approval) is told whenever it began: it is news to
-        whoever is now listening.
+        start. Every event of an operation created since the Notifier is told (both times are the
+        API server's, so the operator's clock cannot make it miss one); of an older operation, the
+        events from the Notifier's second on. A wait or a rollback still going on is told whenever
+        it began: it is news to whoever is now listening.
         """
         wanted = set(self.spec.events or [])
         if wanted and event.kind not in wanted:
             return False
-        if event.kind in (EventKind.WAITING_FOR_WINDOW, EventKind.AWAITING_APPROVAL):
+        if not self.created or event.kind in ONGOING:
             return True
-        return not (self.created and event.time and parse_time(event.time) < parse_time(self.created))
+        since = parse_time(self.created)
+        if operation_created and parse_time(operation_created) >= since:
+            return True
+        return not event.time or parse_time(event.time) >= since
 
 
 def entry(notifier: str, event: Event) -> str:
@@ -188,7 +194,7 @@ class Notifications:
         for notifier in notifiers:
             for event in events:
                 key = entry(notifier.name, event)
-                if key in done or GIVEN_UP + key in done or not notifier.hears_of(event):
+                if key in done or GIVEN_UP + key in done or not notifier.hears_of(event, operation.created):
                     continue
                 error = await self._deliver(notifier, event, operation)
                 if error is None:
