@@ -67,7 +67,8 @@ def test_a_new_notifier_hears_of_what_happens_from_its_creation_and_of_waits_sti
     created = ended.created  # 10:00:00, the API server's clock
 
     def told(op: Operation, since: str, events: list[str] | None = None) -> set[EventKind]:
-        return {e.kind for e in events_of(op) if notifier(since, events).hears_of(e, created)}
+        now = op.status.rollback is not None and op.status.rollback.state.value == "Running"
+        return {e.kind for e in events_of(op) if notifier(since, events).hears_of(e, created, now)}
 
     assert told(ended, "2026-12-06T10:00:05Z") == {EventKind.ENDED}  # not its creation or start: before it existed
     assert told(ended, "2026-12-06T10:00:00Z") == set(kinds(ended))  # made in the Notifier's second: all of it
@@ -79,6 +80,13 @@ def test_a_new_notifier_hears_of_what_happens_from_its_creation_and_of_waits_sti
     assert told(waiting, "2026-12-06T11:00:00Z") == {EventKind.AWAITING_APPROVAL}  # still waiting: news now
     rolling = operation(phase="Running", startedAt="2026-12-06T10:00:01Z", rollback={"state": "Running"})
     assert told(rolling, "2026-12-06T11:00:00Z") == {EventKind.ROLLING_BACK}
+    rolled = operation(
+        phase="Failed",
+        startedAt="2026-12-06T10:00:01Z",
+        finishedAt="2026-12-06T10:00:09Z",
+        rollback={"state": "Succeeded"},
+    )
+    assert not told(rolled, "2026-12-06T11:00:00Z")  # a rollback that is over is history: not told
     assert told(ended, "2026-12-06T10:00:00Z", ["Ended"]) == {EventKind.ENDED}
 
 

@@ -36,13 +36,13 @@ from bosun.kube import Kube
 from bosun.kube_status import StatusWrites
 from bosun.models.base import parse_time, stamp
 from bosun.models.notifier import EventKind, NotifierSpec, NotifierStatus
-from bosun.models.operation import Operation
+from bosun.models.operation import Operation, RollbackState
 from bosun.notify.events import Event, body_and_headers, events_of
 
 logger = logging.getLogger(__name__)
 
 # Events that say what is going on now: told to a Notifier made while they go on.
-ONGOING = frozenset({EventKind.WAITING_FOR_WINDOW, EventKind.AWAITING_APPROVAL, EventKind.ROLLING_BACK})
+ONGOING = frozenset({EventKind.WAITING_FOR_WINDOW, EventKind.AWAITING_APPROVAL})  # listed only while true
 GIVEN_UP = "given-up:"  # prefix of a status.notified entry for an event that was never delivered
 
 
@@ -53,20 +53,21 @@ class Notifier:
     status: NotifierStatus
     created: str = ""  # its creationTimestamp: it hears of what happens from then on
 
-    def hears_of(self, event: Event, operation_created: str) -> bool:
+    def hears_of(self, event: Event, operation_created: str, rolling_back: bool = False) -> bool:
         """Whether this Notifier is told of this event: one it asked for, and not older than itself.
 
         A new Notifier is not sent the namespace's history: every operation still in the watch
         (until archived) would otherwise be told to it at its next change or the operator's next
-        start. Every event of an operation created since the Notifier is told (both times are the
-        API server's, so the operator's clock cannot make it miss one); of an older operation, the
-        events from the Notifier's second on. A wait or a rollback still going on is told whenever
-        it began: it is news to whoever is now listening.
+        start. Every event of an operation created since the Notifier is told (both creation times
+        are the API server's, so the operator's clock cannot make it miss one); of an older
+        operation, the events from the Notifier's second on (times the operator wrote). A wait or a
+        rollback still going on is told whenever it began: it is news to whoever is now listening;
+        a rollback that is over is not.
         """
         wanted = set(self.spec.events or [])
         if wanted and event.kind not in wanted:
             return False
-        if not self.created or event.kind in ONGOING:
+        if not self.created or event.kind in ONGOING or (event.kind is EventKind.ROLLING_BACK and rolling_back):
             return True
         since = parse_time(self.created)
         if operation_created and parse_time(operation_created) >= since:
@@ -189,12 +190,19 @@ class Notifications:
         sent = self._sent.setdefault(operation.uid, set())
         done = set(operation.status.notified or []) | sent
         events = events_of(operation)
+        rolling_back = (
+            operation.status.rollback is not None and operation.status.rollback.state is RollbackState.RUNNING
+        )
         failed = False
         recorded = False
         for notifier in notifiers:
             for event in events:
                 key = entry(notifier.name, event)
-                if key in done or GIVEN_UP + key in done or not notifier.hears_of(event, operation.created):
+                if (
+                    key in done
+                    or GIVEN_UP + key in done
+                    or not notifier.hears_of(event, operation.created, rolling_back)
+                ):
                     continue
                 error = await self._deliver(notifier, event, operation)
                 if error is None:
