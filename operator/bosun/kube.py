@@ -34,7 +34,7 @@ from bosun.kube_calls import (
 from bosun.kube_watch import Changing, Follower, Gone, Shared, SharedView, Watched, any_change
 from bosun.models.base import GROUP, VERSION
 from bosun.models.base import now as clock_now
-from bosun.models.names import PLURALS, USER_AGENT
+from bosun.models.names import PLURALS, SNAPSHOT_GROUP, SNAPSHOT_VERSION, USER_AGENT
 
 __all__ = [
     "APPLY_PATCH",
@@ -54,6 +54,13 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# Kinds of other projects' APIs reached through the custom-objects API: group, version, plural.
+# The VolumeSnapshot API is kubernetes-csi/external-snapshotter's (a backup's snapshot).
+CUSTOM_KINDS: dict[str, tuple[str, str, str]] = {
+    **{kind: (GROUP, VERSION, plural) for kind, plural in PLURALS.items()},
+    "VolumeSnapshot": (SNAPSHOT_GROUP, SNAPSHOT_VERSION, "volumesnapshots"),
+}
 
 
 def _without_proxy_lookups(api: client.ApiClient) -> client.ApiClient:
@@ -132,10 +139,12 @@ class Kube:
     # custom-objects API and everything else through its typed API.
 
     async def _own(self, verb: str, kind: str, namespace: str, name: str, *args: Any, **kwargs: Any) -> Any:
-        """One call of the custom-objects API on a Bosun kind (`verb`: get, list, create, patch, delete)."""
+        """One call of the custom-objects API on a Bosun kind or a VolumeSnapshot (`verb`: get, list,
+        create, patch, delete)."""
         method = getattr(self.custom, f"{verb}_namespaced_custom_object")
         what = f"{verb} {kind} {namespace}/{name}" if name else f"{verb} {kind} in {namespace}"
-        return await call(what, lambda: method(GROUP, VERSION, namespace, PLURALS[kind], *args, **kwargs))
+        group, version, plural = CUSTOM_KINDS[kind]
+        return await call(what, lambda: method(group, version, namespace, plural, *args, **kwargs))
 
     async def list_all(self, kind: str) -> list[dict[str, Any]]:
         """Every object of a Bosun kind, in every namespace."""
@@ -252,7 +261,7 @@ class Kube:
         )
 
     async def read(self, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
-        if kind in PLURALS:
+        if kind in CUSTOM_KINDS:
             try:
                 return cast(dict[str, Any], await self._own("get", kind, namespace, name, name))
             except NotFound:
@@ -267,7 +276,7 @@ class Kube:
             return None
 
     async def delete(self, namespace: str, kind: str, name: str) -> None:
-        if kind in PLURALS:
+        if kind in CUSTOM_KINDS:
             with contextlib.suppress(NotFound):
                 await self._own("delete", kind, namespace, name, name)
             return
@@ -291,7 +300,7 @@ class Kube:
 
     async def patch_object(self, namespace: str, kind: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """A merge patch of fields Bosun does not apply (a claim's size, an Operation's label)."""
-        if kind in PLURALS:
+        if kind in CUSTOM_KINDS:
             return cast(dict[str, Any], await self._own("patch", kind, namespace, name, name, patch, **MERGE_PATCH))
         api, suffix = self._typed(kind)
         method = getattr(api, f"patch_namespaced_{suffix}")
@@ -340,7 +349,7 @@ class Kube:
         self, namespace: str, kind: str, selector: dict[str, str] | None = None
     ) -> list[dict[str, Any]]:
         label_selector = ",".join(f"{k}={v}" for k, v in sorted((selector or {}).items()))
-        if kind in PLURALS:
+        if kind in CUSTOM_KINDS:
             listed = await self._own("list", kind, namespace, "", label_selector=label_selector)
             return list(listed.get("items") or [])
         api, suffix = self._typed(kind)
@@ -400,7 +409,7 @@ class Kube:
     async def create(self, namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
         """Create an object; AlreadyExists when one of its name is there."""
         kind = manifest["kind"]
-        if kind in PLURALS:
+        if kind in CUSTOM_KINDS:
             return cast(
                 dict[str, Any], await self._own("create", kind, namespace, manifest["metadata"]["name"], manifest)
             )
@@ -516,6 +525,39 @@ class Kube:
                 lambda: self.core.read_namespaced_pod_log(name, namespace, tail_lines=tail_lines),
             )
         )
+
+    async def exec_in_pod(
+        self, namespace: str, pod: str, container: str, command: list[str], timeout: float = 30.0
+    ) -> str:
+        """What a command run in a container printed (stdout and stderr together). The exit code is
+        not reported this way: a caller that needs to know it succeeded makes it print so. Raises
+        TransientError when the command cannot run there (no kubelet answers: a KWOK node)."""
+        from kubernetes_asyncio.stream import WsApiClient
+
+        async def run() -> str:
+            async with WsApiClient(configuration=self.api.configuration) as ws:
+                api = client.CoreV1Api(ws)
+                answer = api.connect_get_namespaced_pod_exec(
+                    pod,
+                    namespace,
+                    container=container,
+                    command=cast(Any, command),
+                    stderr=True,
+                    stdout=True,
+                    stdin=False,
+                    tty=False,
+                )
+                return str(await asyncio.wait_for(answer, timeout))
+
+        return await call(f"exec in pod {namespace}/{pod}", run)
+
+    async def snapshot_classes(self) -> list[dict[str, Any]]:
+        """Every VolumeSnapshotClass; NotFound when the cluster does not serve the VolumeSnapshot API."""
+        result = await call(
+            "list VolumeSnapshotClasses",
+            lambda: self.custom.list_cluster_custom_object(SNAPSHOT_GROUP, SNAPSHOT_VERSION, "volumesnapshotclasses"),
+        )
+        return list(result.get("items") or [])
 
     async def healthz(self, timeout: float = 5.0) -> bool:
         try:

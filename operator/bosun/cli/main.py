@@ -78,6 +78,12 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--volume-size", help="resize: the new volume size")
     plan.add_argument("--cpu", help="scale (Database): the new CPU request")
     plan.add_argument("--memory", help="scale (Database): the new memory request")
+    backup = plugin_command("backup", "back up a Database now (an Operation of type backup); follows it until it ends")
+    backup.add_argument("database", help="db/NAME")
+    backup.add_argument("--no-wait", action="store_true", help="create the operation and return")
+    plugin_command("backups", "a Database's backups (its earlier incarnations' too)").add_argument(
+        "database", help="db/NAME"
+    )
     dashboard = plugin_command("dashboard", "the dashboard on localhost: Activity tabs, live operations, reports")
     dashboard.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
     dashboard.add_argument("--no-open", action="store_true", help="do not open it in a browser")
@@ -152,7 +158,18 @@ def run_cli(argv: list[str]) -> int:
 
         run(settings_from(args))
         return 0
-    if args.command in ("cancel", "approve", "override", "status", "logs", "activity", "plan", "dashboard"):
+    if args.command in (
+        "cancel",
+        "approve",
+        "override",
+        "status",
+        "logs",
+        "activity",
+        "plan",
+        "dashboard",
+        "backup",
+        "backups",
+    ):
         return _plugin(args)
     parser().print_help(sys.stderr)
     return 2
@@ -181,6 +198,12 @@ def _plugin(args: argparse.Namespace) -> int:
             return dashboard.run(conn, pinned, args.port, not args.no_open, out)
         if args.command == "status":
             return commands.status(conn, args.operation, out)
+        if args.command in ("backup", "backups"):
+            from bosun.cli import backups
+
+            if args.command == "backup":
+                return backups.backup(conn, args.database, not args.no_wait, out, err)
+            return backups.backups(conn, args.database, out)
         if args.command == "logs":
             return commands.logs(
                 conn, args.operation, args.follow, out, err, tail=args.tail, timestamps=args.timestamps

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from bosun.models.app import APP_RULES, APP_SPEC_RULES, AppSpec, AppStatus
+from bosun.models.backup import BACKUP_SPEC_RULES, BackupSpec, BackupStatus
 from bosun.models.base import GROUP, VERSION
 from bosun.models.database import DATABASE_RULES, DATABASE_SPEC_RULES, DatabaseSpec, DatabaseStatus
 from bosun.models.notifier import NotifierSpec, NotifierStatus
@@ -160,6 +161,28 @@ NOTIFIER = Kind(
     ],
 )
 KINDS.append(NOTIFIER)
+
+BACKUP = Kind(
+    kind="Backup",
+    plural="backups",
+    short_names=["bbackup"],
+    spec=BackupSpec,
+    status=BackupStatus,
+    spec_rules=BACKUP_SPEC_RULES,
+    description="The record of one backup of a Database (made by Bosun; outlives the Database).",
+    columns=[
+        {"name": "Database", "type": "string", "jsonPath": ".spec.database"},
+        {"name": "Engine", "type": "string", "jsonPath": ".spec.engine"},
+        {"name": "Version", "type": "string", "jsonPath": ".spec.version", "priority": 1},
+        {"name": "Trigger", "type": "string", "jsonPath": ".spec.trigger"},
+        {"name": "Size", "type": "string", "jsonPath": ".status.size"},
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Completed", "type": "string", "jsonPath": ".status.completedAt"},
+        {"name": "Operation", "type": "string", "jsonPath": ".spec.operation", "priority": 1},
+        _age(),
+    ],
+)
+KINDS.append(BACKUP)
 
 
 def _without(node: Any, keys: set[str]) -> Any:

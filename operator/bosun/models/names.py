@@ -13,7 +13,13 @@ from bosun import __version__
 GROUP = "bosun.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
-PLURALS = {"App": "apps", "Database": "databases", "Operation": "operations", "Notifier": "notifiers"}
+PLURALS = {
+    "App": "apps",
+    "Database": "databases",
+    "Operation": "operations",
+    "Notifier": "notifiers",
+    "Backup": "backups",
+}
 FINISHED_PHASES = frozenset({"Succeeded", "Failed", "Cancelled"})  # an Operation in one never changes again
 
 # Stamped by the API server's admission policies (manifests/admission-policies.yaml): users cannot
@@ -65,6 +71,13 @@ ARCHIVED_LABEL = f"{GROUP}/archived"
 # On objects a step created: which operation made them (so a re-run knows its own work).
 CREATED_BY_OPERATION = f"{GROUP}/created-by-operation"
 RESIZED_BY_OPERATION = f"{GROUP}/resized-by-operation"
+
+# Backups: kubernetes-csi/external-snapshotter's VolumeSnapshot API (snapshot-controller and a CSI
+# driver that can snapshot), and what marks a snapshot class as the one to use for its driver.
+SNAPSHOT_GROUP = "snapshot.storage.k8s.io"
+SNAPSHOT_VERSION = "v1"
+DEFAULT_SNAPSHOT_CLASS = "snapshot.storage.kubernetes.io/is-default-class"
+BACKUP_LABEL = f"{GROUP}/backup"  # on a backup's VolumeSnapshot: the Backup record it belongs to
 
 # On what Bosun runs for a target: pods, their templates and their placeholders.
 DATABASE_LABEL = f"{GROUP}/database"  # every pod, Secret and claim of a Database: its name

@@ -42,10 +42,11 @@ class OperationType(StrEnum):
     DEPROVISION = "deprovision"
     REDEPLOY = "redeploy"
     RESIZE = "resize"
+    BACKUP = "backup"
 
 
 APP_TYPES = frozenset({"deploy", "configure", "scale", "restart", "deprovision"})
-DATABASE_TYPES = frozenset({"provision", "deprovision", "restart", "scale", "redeploy", "resize"})
+DATABASE_TYPES = frozenset({"provision", "deprovision", "restart", "scale", "redeploy", "resize", "backup"})
 
 
 class Phase(StrEnum):
@@ -152,7 +153,7 @@ OPERATION_SPEC_RULES: list[dict[str, str]] = [
         "rule": _TYPE_FOR_KIND,
         "message": "this type does not apply to this target kind: an App takes deploy, configure, "
         "scale, restart or deprovision; a Database takes provision, deprovision, restart, scale, "
-        "redeploy or resize",
+        "redeploy, resize or backup",
     },
     {
         "rule": "self.type != 'deploy' || (has(self.parameters) && "

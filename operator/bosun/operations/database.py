@@ -78,6 +78,7 @@ def summary(name: str, plan: DatabasePlan) -> str:
         "database-resize": f"grow the volume of {name} to {spec.storage.size}",
         "database-deprovision-retain": f"deprovision {name}, keeping its volume and credentials",
         "database-deprovision-delete": f"deprovision {name}, deleting its volume and credentials",
+        "database-backup": f"back up {name} as a VolumeSnapshot, recorded as Backup {plan.backup}",
     }.get(plan.table, plan.table)
     return f"{said} ({plan.why})" if plan.why else said
 
@@ -96,6 +97,10 @@ async def decide(kube: Kube, operation: Operation, target: dict[str, Any], image
         raise PermanentError("the Database is not running on any node: provision it first", "NotProvisioned")
     base = DatabasePlan(table="", from_node=status.node, to_node=status.node, previous=status.running, next=spec)
     name, namespace = target["metadata"]["name"], operation.namespace
+    if type_ is OperationType.BACKUP:
+        return base.model_copy(
+            update={"table": "database-backup", "next": status.running or spec, "backup": operation.name}
+        )
     if type_ is OperationType.RESTART:
         running = status.running
         if running is not None and running.version != spec.version and build.image(running) == build.image(spec):

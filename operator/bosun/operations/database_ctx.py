@@ -20,6 +20,7 @@ from pydantic import Field
 from bosun.engine.target import TargetFields
 from bosun.errors import PermanentError
 from bosun.kube import Kube
+from bosun.models.backup import BackupTrigger
 from bosun.models.base import KubeModel, TargetPhase
 from bosun.models.database import DatabaseSpec, VolumeRef
 from bosun.models.names import DATABASE_LABEL, PREPULL_LABEL, SERVING_LABEL
@@ -38,6 +39,9 @@ class DatabasePlan(KubeModel):
     previous: DatabaseSpec | None = Field(default=None, description="What runs now.")
     next: DatabaseSpec = Field(description="What will run.")
     why: str = Field(default="", description="Why Bosun chose this table or node, when it chose.")
+    backup: str = Field(default="", description="backup: the name of the Backup record it makes.")
+    trigger: BackupTrigger = Field(default=BackupTrigger.ON_DEMAND, description="backup: why it is taken.")
+    source: str = Field(default="", description="provision from a backup: the VolumeSnapshot restored.")
 
 
 @dataclass

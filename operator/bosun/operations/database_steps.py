@@ -106,6 +106,7 @@ from bosun.engine.steps import (
 )
 from bosun.models.base import TargetPhase, parse_time
 from bosun.models.names import CREATED_BY_OPERATION, PREPULL_LABEL, RESIZED_BY_OPERATION
+from bosun.operations.database_backup import BACKUP
 from bosun.operations.database_ctx import (
     POLL_SECONDS,
     DatabaseContext,
@@ -921,5 +922,6 @@ DEPROVISION_DELETE: StepTable[DatabaseContext] = StepTable(
 )
 
 TABLES = {
-    table.name: table for table in (PROVISION, RESTART, MOVE, REDEPLOY, RESIZE, DEPROVISION_RETAIN, DEPROVISION_DELETE)
+    table.name: table
+    for table in (PROVISION, RESTART, MOVE, REDEPLOY, RESIZE, DEPROVISION_RETAIN, DEPROVISION_DELETE, BACKUP)
 }

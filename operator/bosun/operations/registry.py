@@ -60,6 +60,7 @@ def default_registry(database_image_registry: str = "") -> Registry:
         OperationType.SCALE,
         OperationType.REDEPLOY,
         OperationType.RESIZE,
+        OperationType.BACKUP,
     ):
         registry.add(
             TargetKind.DATABASE, type_, functools.partial(plan_database, image_registry=database_image_registry)

@@ -1,0 +1,258 @@
+"""A backup of a Database: a VolumeSnapshot of its data volume, kept as a `Backup` record.
+
+backup (table `database-backup`; it reads its target and changes nothing of what serves, so the
+Database stays Ready and is not Reconciling while it runs: `StepTable.changes_target` is False)
+
+| step        | run                                                   | undo                              | timeout |
+| ----------- | ----------------------------------------------------- | --------------------------------- | ------- |
+| check       | the database runs; its claim is bound to a CSI volume | none: no side effect              | 30 s    |
+|             | and a VolumeSnapshotClass serves that driver; else    |                                   |         |
+|             | refused before anything is made                       |                                   |         |
+| consistency | what the engine needs for a snapshot to be its data   | none: it changes no data          | 2 min   |
+|             | of one moment (below)                                 |                                   |         |
+| snapshot    | create the Backup record (Pending) and its            | delete both (the record, then the | 30 s    |
+|             | VolumeSnapshot, which the record owns                 | snapshot it owns)                 |         |
+| wait-ready  | wait until the snapshot is ready to use; mark the     | none: waiting changes nothing     | 10 min  |
+|             | record Completed with its size                        |                                   |         |
+
+What "consistent" means, per engine. A CSI snapshot is one moment of the volume, as a power cut is
+one moment of a disk; the database's files on it are then what they would be after a crash at that
+moment, and all of the engine's data lives on that one volume.
+
+- PostgreSQL: crash-consistent by design: on restore it replays its WAL from the last checkpoint,
+  and every transaction committed before the snapshot is there. A CHECKPOINT just before it
+  (`consistency`) only shortens that replay; when it cannot run (no kubelet to exec through, a
+  KWOK node) the step says so and is Skipped, and the backup is as good.
+- MySQL: InnoDB recovers from its redo log the same way; nothing to run first.
+- Redis: its data is in memory and reaches the volume only as an RDB file when it saves. `SAVE`
+  must succeed first, or the snapshot would hold an older save: a backup that cannot SAVE fails
+  before any record is made.
+
+A backup runs alone on its Database like any operation; it is never held by a maintenance window
+or a downtime budget (it stops nothing), but `requireApproval` holds it like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bosun.backup_records import BackupRecords, owned_by
+from bosun.engine.steps import PermanentError, Skipped, Step, StepTable, TransientError, no_side_effect
+from bosun.kube import Kube, NotFound
+from bosun.models.backup import BackupPhase, BackupSpec
+from bosun.models.base import stamp
+from bosun.models.database import Engine
+from bosun.models.names import (
+    BACKUP_LABEL,
+    CREATED_BY_OPERATION,
+    DATABASE_LABEL,
+    DEFAULT_SNAPSHOT_CLASS,
+    SERVING_LABEL,
+    SNAPSHOT_GROUP,
+    SNAPSHOT_VERSION,
+)
+from bosun.operations.database_ctx import DatabaseContext, running
+from bosun.workloads import database as build
+
+CONSISTENCY = {
+    Engine.POSTGRESQL: "crash-consistent snapshot of the whole data directory (WAL included), after a CHECKPOINT "
+    "when one could run: restored, PostgreSQL replays its WAL and has every transaction committed before it",
+    Engine.MYSQL: "crash-consistent snapshot: restored, InnoDB recovers from its redo log and has every "
+    "transaction committed before it",
+    Engine.REDIS: "the RDB file of a SAVE run just before the snapshot: writes after that SAVE are not in it",
+}
+CHECKPOINT_DONE = "bosun-checkpoint-done"
+POSTGRES_CHECKPOINT = [
+    "/bin/sh",
+    "-c",
+    'PGPASSWORD="$POSTGRES_PASSWORD" psql -h 127.0.0.1 -U postgres -d postgres -Atqc CHECKPOINT'
+    f" && echo {CHECKPOINT_DONE}",
+]
+REDIS_SAVE = ["redis-cli", "SAVE"]
+SNAPSHOT_POLL_SECONDS = 1.0
+SNAPSHOT_ERROR_GRACE_SECONDS = 30.0  # an error the snapshotter reports this long fails the backup
+
+
+async def snapshot_class(kube: Kube, driver: str) -> str:
+    """The VolumeSnapshotClass for a CSI driver: the one marked default for it, else the first by name."""
+    try:
+        classes = await kube.snapshot_classes()
+    except NotFound:
+        raise PermanentError(
+            "this cluster does not serve the VolumeSnapshot API (install kubernetes-csi/external-snapshotter's "
+            "CRDs and snapshot-controller): nothing was changed",
+            "SnapshotUnsupported",
+        ) from None
+    mine = sorted((c for c in classes if c.get("driver") == driver), key=lambda c: c["metadata"]["name"])
+    if not mine:
+        raise PermanentError(
+            f"no VolumeSnapshotClass serves CSI driver {driver}: nothing was changed", "SnapshotUnsupported"
+        )
+    default = [c for c in mine if (c["metadata"].get("annotations") or {}).get(DEFAULT_SNAPSHOT_CLASS) == "true"]
+    return str((default or mine)[0]["metadata"]["name"])
+
+
+async def _volume(ctx: DatabaseContext) -> tuple[str, str]:
+    """The claim's name and its volume's CSI driver; refused when it cannot be snapshotted."""
+    claim_name = build.claim_name(ctx.name)
+    claim = await ctx.kube.read(ctx.namespace, "PersistentVolumeClaim", claim_name)
+    if claim is None or (claim.get("status") or {}).get("phase") != "Bound":
+        raise PermanentError(f"volume claim {claim_name} is not bound: nothing to back up", "NoVolume")
+    volume = await ctx.kube.persistent_volume(claim["spec"]["volumeName"])
+    driver = (((volume or {}).get("spec") or {}).get("csi") or {}).get("driver")
+    if not driver:
+        raise PermanentError(
+            f"volume {claim['spec']['volumeName']} is not a CSI volume, which alone can be snapshotted: "
+            "nothing was changed",
+            "SnapshotUnsupported",
+        )
+    return claim_name, str(driver)
+
+
+async def check(ctx: DatabaseContext) -> str:
+    claim, driver = await _volume(ctx)
+    found = await snapshot_class(ctx.kube, driver)
+    return f"claim {claim} is a volume of {driver}; VolumeSnapshotClass {found} snapshots it"
+
+
+async def _serving_pod(ctx: DatabaseContext) -> str:
+    pods = await ctx.kube.list_pods(ctx.namespace, {DATABASE_LABEL: ctx.name, SERVING_LABEL: "true"})
+    up = sorted(p["metadata"]["name"] for p in pods if running(p))
+    if not up:
+        raise PermanentError(f"no pod of {ctx.name} is running: nothing to back up", "NotRunning")
+    return str(up[0])
+
+
+async def consistency(ctx: DatabaseContext) -> str:
+    engine = ctx.spec.engine
+    if engine is Engine.MYSQL:
+        return Skipped("nothing to run first: InnoDB's redo log makes the snapshot crash-consistent")
+    pod = await _serving_pod(ctx)
+    command = POSTGRES_CHECKPOINT if engine is Engine.POSTGRESQL else REDIS_SAVE
+    try:
+        said = await ctx.kube.exec_in_pod(ctx.namespace, pod, engine.value, command, timeout=90)
+        error = ""
+    except (TransientError, PermanentError) as failed:
+        said, error = "", str(failed)
+    if engine is Engine.POSTGRESQL:
+        if CHECKPOINT_DONE in said:
+            return f"CHECKPOINT in {pod}: the restore replays only the WAL written after it"
+        why = error or said.strip()[:300] or "no answer"
+        return Skipped(f"no CHECKPOINT in {pod} ({why}); the snapshot is crash-consistent all the same")
+    if said.strip().endswith("OK"):
+        return f"SAVE in {pod}: the RDB file on the volume holds this moment's data"
+    raise PermanentError(
+        f"Redis in {pod} could not SAVE ({error or said.strip()[:300] or 'no answer'}): the volume would hold an "
+        "older save; nothing was changed",
+        "NotConsistent",
+    )
+
+
+async def take_snapshot(ctx: DatabaseContext) -> str:
+    claim, driver = await _volume(ctx)
+    klass = await snapshot_class(ctx.kube, driver)
+    name, spec = ctx.plan.backup, ctx.spec
+    record, made = await BackupRecords(ctx.kube).create(
+        ctx.namespace,
+        name,
+        BackupSpec(
+            database=ctx.name,
+            database_uid=ctx.uid,
+            engine=spec.engine,
+            version=spec.version,
+            trigger=ctx.plan.trigger,
+            operation=ctx.operation,
+            volume_snapshot_class_name=klass,
+            consistency=CONSISTENCY[spec.engine],
+        ),
+    )
+    snapshot = {
+        "apiVersion": f"{SNAPSHOT_GROUP}/{SNAPSHOT_VERSION}",
+        "kind": "VolumeSnapshot",
+        "metadata": {
+            "name": name,
+            "labels": {DATABASE_LABEL: ctx.name, BACKUP_LABEL: name},
+            "annotations": {CREATED_BY_OPERATION: ctx.operation},
+            "ownerReferences": owned_by(record),
+        },
+        "spec": {"volumeSnapshotClassName": klass, "source": {"persistentVolumeClaimName": claim}},
+    }
+    if await ctx.kube.create_object(ctx.namespace, snapshot) is None:
+        found = await ctx.kube.read(ctx.namespace, "VolumeSnapshot", name)
+        owners = {o.get("uid") for o in ((found or {}).get("metadata") or {}).get("ownerReferences") or []}
+        if record["metadata"]["uid"] not in owners:
+            raise PermanentError(
+                f"a VolumeSnapshot named {name} exists that is not this backup's: nothing was changed",
+                "BackupExists",
+            )
+    await BackupRecords(ctx.kube).set_status(ctx.namespace, name, snapshot=name)
+    again = "" if made else " (found after a restart)"
+    return f"Backup {name} recorded{again}; VolumeSnapshot {name} of {claim} asked for (class {klass})"
+
+
+async def drop_snapshot(ctx: DatabaseContext) -> str:
+    name = ctx.plan.backup
+    record = await ctx.kube.read(ctx.namespace, "Backup", name)
+    if record is None or (record.get("spec") or {}).get("operation") != ctx.operation:
+        return f"no Backup {name} of this operation: nothing to delete"
+    await BackupRecords(ctx.kube).delete(ctx.namespace, name)
+    snapshot = await ctx.kube.read(ctx.namespace, "VolumeSnapshot", name)
+    owners = {o.get("uid") for o in ((snapshot or {}).get("metadata") or {}).get("ownerReferences") or []}
+    if snapshot is not None and record["metadata"]["uid"] in owners:
+        await ctx.kube.delete(ctx.namespace, "VolumeSnapshot", name)
+    return f"Backup {name} and its VolumeSnapshot deleted"
+
+
+def snapshot_error(snapshot: dict[str, Any]) -> str:
+    error = (snapshot.get("status") or {}).get("error") or {}
+    return str(error.get("message") or "")
+
+
+async def wait_ready(ctx: DatabaseContext) -> str:
+    name = ctx.plan.backup
+    loop = asyncio.get_running_loop()
+    failing_since: float | None = None
+    while True:
+        snapshot = await ctx.kube.read(ctx.namespace, "VolumeSnapshot", name)
+        if snapshot is None:
+            raise PermanentError(f"VolumeSnapshot {name} is gone before it was ready", "SnapshotLost")
+        status = snapshot.get("status") or {}
+        if status.get("readyToUse") is True:
+            break
+        error = snapshot_error(snapshot)
+        if error:
+            failing_since = failing_since if failing_since is not None else loop.time()
+            if loop.time() - failing_since >= SNAPSHOT_ERROR_GRACE_SECONDS:
+                raise PermanentError(f"VolumeSnapshot {name} failed: {error}", "SnapshotFailed")
+        else:
+            failing_since = None
+        await asyncio.sleep(SNAPSHOT_POLL_SECONDS)
+    size = str(status.get("restoreSize") or "")
+    if not size:
+        claim = await ctx.kube.read(ctx.namespace, "PersistentVolumeClaim", build.claim_name(ctx.name))
+        size = str((((claim or {}).get("status") or {}).get("capacity") or {}).get("storage") or "")
+    content = status.get("boundVolumeSnapshotContentName") or ""
+    written = await BackupRecords(ctx.kube).set_status(
+        ctx.namespace,
+        name,
+        phase=BackupPhase.COMPLETED.value,
+        size=size,
+        completedAt=stamp(),
+        message=f"VolumeSnapshot {name} (content {content}) is ready to restore from",
+    )
+    if not written:
+        raise PermanentError(f"Backup {name} was deleted while its snapshot was taken", "BackupDeleted")
+    return f"VolumeSnapshot {name} ready ({size or 'size not reported'}); Backup {name} Completed"
+
+
+BACKUP: StepTable[DatabaseContext] = StepTable(
+    "database-backup",
+    [
+        no_side_effect("check", "check the volume can be snapshotted", check, timeout=30, check=check),
+        no_side_effect("consistency", "make the data on the volume one moment's", consistency, timeout=120),
+        Step("snapshot", "record the Backup and ask for its VolumeSnapshot", take_snapshot, drop_snapshot, timeout=30),
+        no_side_effect("wait-ready", "wait until the snapshot is ready to restore from", wait_ready, timeout=600),
+    ],
+    changes_target=False,
+)

@@ -1,0 +1,160 @@
+"""Backups on the KWOK cluster: the operation, its record, its failures and what outlives the Database.
+
+KWOK's volumes hold no bytes and its pods run nothing, so what is proven here is the operation and
+the record: the snapshot is asked for through the VolumeSnapshot API, owned by its record, and a
+failed one leaves nothing behind. Snapshot-controller and the driver's snapshotter are played by
+tests/support/snapshots.py; the data itself is proven on the real nodes.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from bosun.cli import backups as cli_backups
+from bosun.cli.commands import Connection
+from bosun.models.names import GROUP, SNAPSHOT_GROUP, SNAPSHOT_VERSION, VERSION
+from tests.support.bosun_objects import Bosun
+from tests.support.databases import database_manifest, provision, run_op, start_op, steps
+from tests.support.snapshots import Snapshots
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def snapshots(api: client.ApiClient) -> Iterator[Snapshots]:
+    with Snapshots(api) as played:
+        yield played
+
+
+def snapshot_of(bosun: Bosun, name: str) -> dict[str, Any] | None:
+    try:
+        return dict(
+            bosun.custom.get_namespaced_custom_object(
+                SNAPSHOT_GROUP, SNAPSHOT_VERSION, bosun.namespace, "volumesnapshots", name
+            )
+        )
+    except client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def backups_of(bosun: Bosun) -> list[str]:
+    return sorted(b["metadata"]["name"] for b in bosun.list("backups"))
+
+
+def conditions(bosun: Bosun, name: str = "pg") -> dict[str, str]:
+    found = bosun.get("databases", name).get("status", {}).get("conditions") or []
+    return {c["type"]: c["status"] for c in found}
+
+
+def test_a_backup_snapshots_the_volume_records_it_and_the_database_stays_ready(pg: Bosun, snapshots: Snapshots) -> None:
+    snapshots.hold.set()
+    start_op(pg, "backup-1", "backup")
+    wait_for(lambda: snapshot_of(pg, "backup-1"), what="the backup's VolumeSnapshot")
+    # While the snapshot is being taken, the Database serves and says so: Ready, not Reconciling.
+    assert conditions(pg) == {"Ready": "True", "Reconciling": "False", "Stalled": "False"}
+    assert pg.get("backups", "backup-1")["status"]["phase"] == "Pending"
+    snapshots.hold.clear()
+    status = pg.wait_phase("backup-1", timeout=120)
+    assert status["phase"] == "Succeeded", status
+    done = steps(status)
+    assert list(done) == ["check", "consistency", "snapshot", "wait-ready"]
+    assert "VolumeSnapshotClass bosun-local" in done["check"]["message"]
+    # KWOK's nodes run no kubelet to exec a CHECKPOINT through: said, and crash-consistent anyway.
+    assert done["consistency"]["state"] == "Skipped", done["consistency"]
+    assert "crash-consistent all the same" in done["consistency"]["message"]
+    record = pg.get("backups", "backup-1")
+    assert record["spec"] | {"databaseUid": ""} == {
+        "database": "pg",
+        "databaseUid": "",
+        "engine": "postgresql",
+        "version": "16",
+        "method": "VolumeSnapshot",
+        "trigger": "OnDemand",
+        "operation": "backup-1",
+        "volumeSnapshotClassName": "bosun-local",
+        "consistency": record["spec"]["consistency"],
+    }
+    assert record["spec"]["databaseUid"] == pg.get("databases", "pg")["metadata"]["uid"]
+    assert record["status"]["phase"] == "Completed" and record["status"]["size"] == "1Gi"
+    assert record["status"]["snapshot"] == "backup-1" and record["status"]["completedAt"]
+    snapshot = snapshot_of(pg, "backup-1")
+    assert snapshot is not None
+    assert [o["uid"] for o in snapshot["metadata"]["ownerReferences"]] == [record["metadata"]["uid"]]
+    assert snapshot["spec"]["source"] == {"persistentVolumeClaimName": "pg-data"}
+    assert conditions(pg) == {"Ready": "True", "Reconciling": "False", "Stalled": "False"}
+
+
+def test_a_snapshot_that_fails_is_rolled_back_and_leaves_no_record(pg: Bosun, snapshots: Snapshots) -> None:
+    snapshots.fail = "the driver cannot snapshot this volume"
+    status = run_op(pg, "backup-bad", "backup")
+    assert (status["phase"], status["reason"]) == ("Failed", "SnapshotFailed"), status
+    assert "the driver cannot snapshot this volume" in status["message"]
+    assert status["rollback"]["state"] == "Succeeded"
+    assert steps(status)["snapshot"]["state"] == "Undone"
+    assert backups_of(pg) == []
+    wait_for(lambda: snapshot_of(pg, "backup-bad") is None, what="the failed backup's snapshot to be deleted")
+    assert conditions(pg)["Ready"] == "True"
+
+
+def test_a_redis_that_cannot_save_is_refused_before_anything_is_made(db: Bosun, snapshots: Snapshots) -> None:
+    """Redis' data reaches its volume only when it saves; without a SAVE (no kubelet to run it on
+    KWOK) a snapshot would hold an older save, so the backup fails before any record is made."""
+    status = provision(db, database_manifest("cache", engine="redis", version="7", minReadySeconds=1))
+    assert status["phase"] == "Succeeded", status
+    status = run_op(db, "cache-backup", "backup", target="cache")
+    assert (status["phase"], status["reason"]) == ("Failed", "NotConsistent"), status
+    assert "could not SAVE" in status["message"]
+    assert {s["name"]: s["state"] for s in status["steps"]}["snapshot"] == "Pending"
+    assert backups_of(db) == [] and snapshot_of(db, "cache-backup") is None
+
+
+def test_backups_outlive_their_database_and_are_listed_by_name(
+    pg: Bosun, snapshots: Snapshots, api: client.ApiClient
+) -> None:
+    assert run_op(pg, "before-delete", "backup")["phase"] == "Succeeded"
+    conn = Connection(pg.custom, pg.core, pg.namespace)
+    out = io.StringIO()
+    assert cli_backups.backups(conn, "db/pg", out) == 0
+    listed = out.getvalue().splitlines()
+    assert listed[0].split() == ["NAME", "PHASE", "TRIGGER", "SIZE", "COMPLETED", "VERSION", "OPERATION"]
+    assert listed[1].split()[:4] == ["before-delete", "Completed", "OnDemand", "1Gi"]
+    pg.custom.delete_namespaced_custom_object(GROUP, VERSION, pg.namespace, "databases", "pg")
+    wait_for(
+        lambda: "pg" not in [d["metadata"]["name"] for d in pg.list("databases")], what="pg to be gone", timeout=120
+    )
+    assert backups_of(pg) == ["before-delete"]
+    assert snapshot_of(pg, "before-delete") is not None
+    out = io.StringIO()
+    assert cli_backups.backups(conn, "db/pg", out) == 0
+    assert "before-delete" in out.getvalue()
+
+
+def test_a_backup_record_cannot_be_edited(pg: Bosun, snapshots: Snapshots) -> None:
+    assert run_op(pg, "kept", "backup")["phase"] == "Succeeded"
+    with pytest.raises(client.ApiException) as refused:
+        pg.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, pg.namespace, "backups", "kept", {"spec": {"database": "other"}}
+        )
+    assert refused.value.status == 422 and "its spec cannot change" in str(refused.value.body)
+
+
+def test_the_cli_backup_creates_the_operation_and_follows_it(pg: Bosun, snapshots: Snapshots) -> None:
+    conn = Connection(pg.custom, pg.core, pg.namespace)
+    out, err = io.StringIO(), io.StringIO()
+    code: list[int] = []
+    worker = threading.Thread(target=lambda: code.append(cli_backups.backup(conn, "db/pg", True, out, err)))
+    worker.start()
+    worker.join(timeout=120)
+    assert code == [0], (out.getvalue(), err.getvalue())
+    name = out.getvalue().split()[0].removeprefix("operation/")
+    assert name.startswith("pg-backup-")
+    assert pg.get("backups", name)["status"]["phase"] == "Completed"
