@@ -20,7 +20,9 @@ from bosun.cli import backups as cli_backups
 from bosun.cli.commands import Connection
 from bosun.models.names import GROUP, SNAPSHOT_GROUP, SNAPSHOT_VERSION, VERSION
 from tests.support.bosun_objects import Bosun
+from tests.support.crash import KillAtStep, restart_after
 from tests.support.databases import database_manifest, provision, run_op, start_op, steps
+from tests.support.operator_process import OperatorProcess
 from tests.support.snapshots import Snapshots
 from tests.support.waiting import wait_for
 
@@ -158,3 +160,19 @@ def test_the_cli_backup_creates_the_operation_and_follows_it(pg: Bosun, snapshot
     name = out.getvalue().split()[0].removeprefix("operation/")
     assert name.startswith("pg-backup-")
     assert pg.get("backups", name)["status"]["phase"] == "Completed"
+
+
+@pytest.mark.parametrize("step", ["snapshot", "wait-ready"])
+def test_a_backup_killed_at_a_step_ends_with_one_record_and_one_snapshot(
+    pg: Bosun, database_operator: OperatorProcess, snapshots: Snapshots, step: str
+) -> None:
+    name = f"crash-{step}"
+    with KillAtStep(pg, database_operator, step, name) as kill:
+        start_op(pg, name, "backup")
+        restart_after(kill)
+    status = pg.wait_phase(name, timeout=180)
+    assert status["phase"] == "Succeeded", status
+    assert backups_of(pg) == [name]
+    assert pg.get("backups", name)["status"]["phase"] == "Completed"
+    listed = pg.custom.list_namespaced_custom_object(SNAPSHOT_GROUP, SNAPSHOT_VERSION, pg.namespace, "volumesnapshots")
+    assert [s["metadata"]["name"] for s in listed["items"]] == [name]
