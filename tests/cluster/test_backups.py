@@ -18,7 +18,7 @@ from kubernetes import client
 
 from bosun.cli import backups as cli_backups
 from bosun.cli.commands import Connection
-from bosun.models.names import GROUP, SNAPSHOT_GROUP, SNAPSHOT_VERSION, VERSION
+from bosun.models.names import DATABASE_LABEL, GROUP, SNAPSHOT_GROUP, SNAPSHOT_VERSION, VERSION
 from tests.support.bosun_objects import Bosun
 from tests.support.crash import KillAtStep, restart_after
 from tests.support.databases import database_manifest, provision, run_op, start_op, steps
@@ -176,3 +176,66 @@ def test_a_backup_killed_at_a_step_ends_with_one_record_and_one_snapshot(
     assert pg.get("backups", name)["status"]["phase"] == "Completed"
     listed = pg.custom.list_namespaced_custom_object(SNAPSHOT_GROUP, SNAPSHOT_VERSION, pg.namespace, "volumesnapshots")
     assert [s["metadata"]["name"] for s in listed["items"]] == [name]
+
+
+def restored(name: str, backup: str, **spec: Any) -> dict[str, Any]:
+    return database_manifest(name, minReadySeconds=1, source={"backup": backup}, **spec)
+
+
+def test_a_database_restored_from_a_backup_starts_on_a_volume_made_from_its_snapshot(
+    pg: Bosun, snapshots: Snapshots
+) -> None:
+    assert run_op(pg, "nightly", "backup")["phase"] == "Succeeded"
+    status = provision(pg, restored("copy", "nightly"))
+    assert status["phase"] == "Succeeded", status
+    assert "the volume starts as VolumeSnapshot nightly" in steps(status)["check"]["message"]
+    claim = pg.core.read_namespaced_persistent_volume_claim("copy-data", pg.namespace)
+    assert claim.spec.data_source.to_dict() == {
+        "api_group": SNAPSHOT_GROUP,
+        "kind": "VolumeSnapshot",
+        "name": "nightly",
+    }
+    assert pg.get("databases", "copy")["status"]["phase"] == "Running"
+    # The source is fixed once the Database exists.
+    with pytest.raises(client.ApiException) as refused:
+        pg.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, pg.namespace, "databases", "copy", {"spec": {"source": {"backup": "other"}}}
+        )
+    assert refused.value.status == 422 and "spec.source cannot change" in str(refused.value.body)
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason", "said"),
+    [
+        ({"backup": "no-such-backup"}, "BackupNotFound", "there is no Backup no-such-backup"),
+        ({"backup": "nightly", "version": "17"}, "BackupMismatch", "holds postgresql 16 data"),
+        ({"backup": "nightly", "engine": "mysql", "version": "16"}, "BackupMismatch", "holds postgresql 16 data"),
+        ({"backup": "nightly", "storage": {"size": "512Mi"}}, "BackupTooLarge", "at least 1Gi"),
+    ],
+)
+def test_a_restore_that_cannot_be_is_refused_before_anything_is_created(
+    pg: Bosun, snapshots: Snapshots, spec: dict[str, Any], reason: str, said: str
+) -> None:
+    assert run_op(pg, "nightly", "backup")["phase"] == "Succeeded"
+    backup = spec.pop("backup")
+    status = provision(pg, restored("copy", backup, **spec))
+    assert (status["phase"], status["reason"]) == ("Failed", reason), status
+    assert said in status["message"] and "restore refused" in status["message"]
+    assert (
+        pg.core.list_namespaced_persistent_volume_claim(pg.namespace, label_selector=f"{DATABASE_LABEL}=copy").items
+        == []
+    )
+    assert pg.core.list_namespaced_secret(pg.namespace, label_selector=f"{DATABASE_LABEL}=copy").items == []
+
+
+def test_a_restore_never_takes_a_volume_that_is_already_there(pg: Bosun, snapshots: Snapshots) -> None:
+    """A claim kept by an earlier Database of the same name holds that Database's data, not the backup's."""
+    assert run_op(pg, "nightly", "backup")["phase"] == "Succeeded"
+    kept = {
+        "metadata": {"name": "copy-data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    pg.core.create_namespaced_persistent_volume_claim(pg.namespace, kept)
+    status = provision(pg, restored("copy", "nightly"))
+    assert (status["phase"], status["reason"]) == ("Failed", "VolumeExists"), status
+    assert pg.core.read_namespaced_persistent_volume_claim("copy-data", pg.namespace).spec.data_source is None

@@ -65,6 +65,7 @@ DATABASE = {
         "tolerations": [{"key": "k", "operator": "Equal", "value": "v", "effect": "NoExecute", "tolerationSeconds": 1}],
     },
     "minReadySeconds": 5,
+    "source": {"backup": "nightly"},
     "operationPolicy": {
         "maxDowntimeSeconds": 30,
         "requireApproval": False,

@@ -34,6 +34,10 @@ DATABASE_SPEC_RULES: list[dict[str, str]] = [
         "create a new Database instead",
     },
     {
+        "rule": "has(self.source) == has(oldSelf.source) && (!has(self.source) || self.source == oldSelf.source)",
+        "message": "spec.source cannot change: a Database is restored from a backup once, when it is created",
+    },
+    {
         "rule": "(has(self.storage) && has(self.storage.storageClassName) ? self.storage.storageClassName : '') == "
         "(has(oldSelf.storage) && has(oldSelf.storage.storageClassName) ? oldSelf.storage.storageClassName : '')",
         "message": "spec.storage.storageClassName cannot change: a volume keeps its class",
@@ -84,6 +88,17 @@ class Placement(KubeModel):
         return any(t.tolerates(taint) for t in self.tolerations or [])
 
 
+class DatabaseSource(KubeModel):
+    """What a new Database starts from instead of an empty volume."""
+
+    backup: str = Field(
+        min_length=1,
+        max_length=253,
+        description="A Backup in this namespace (kubectl bosun backups db/NAME): its snapshot becomes the new "
+        "volume. It must be Completed, of the same engine and version, and fit spec.storage.size.",
+    )
+
+
 class DatabaseSpec(KubeModel):
     """The desired state of a Database. Editing it makes Bosun run the matching Operation."""
 
@@ -103,6 +118,11 @@ class DatabaseSpec(KubeModel):
         ge=0,
         le=600,
         description="How long a new database pod must stay Ready before an operation counts it as started.",
+    )
+    source: DatabaseSource | None = Field(
+        default=None,
+        description="Restore: provision from a Backup instead of an empty volume (never over a live Database); "
+        "cannot change.",
     )
     operation_policy: OperationPolicy | None = Field(
         default=None,

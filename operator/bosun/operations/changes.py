@@ -62,7 +62,7 @@ DATABASE_WITHOUT_OPERATION = {
     },
 }
 # Database fields the API server refuses to change (CEL rules on the Database spec).
-DATABASE_IMMUTABLE = {"engine", "storage.storageClassName"}
+DATABASE_IMMUTABLE = {"engine", "storage.storageClassName", "source.backup"}
 
 
 def app_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[tuple[OperationType, dict[str, Any]]]:

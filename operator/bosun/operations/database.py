@@ -26,6 +26,7 @@ from bosun.errors import PermanentError
 from bosun.kube import Kube
 from bosun.models.database import DatabaseSpec, DatabaseStatus, Placement, VolumeReclaim
 from bosun.models.operation import Operation, OperationType
+from bosun.operations.database_backup import restore_source
 from bosun.operations.database_ctx import ZONE, DatabaseContext, DatabasePlan, refusal, room, volume_zone
 from bosun.operations.database_steps import TABLES
 from bosun.workloads import database as build
@@ -92,7 +93,9 @@ async def decide(kube: Kube, operation: Operation, target: dict[str, Any], image
     type_ = operation.spec.type
     if type_ is OperationType.PROVISION:
         node = spec.placement.node if spec.placement and spec.placement.node else ""
-        return DatabasePlan(table="database-provision", to_node=node or "", next=spec)
+        source = await restore_source(kube, operation.namespace, spec) if spec.source else ""
+        why = f"restored from Backup {spec.source.backup} (VolumeSnapshot {source})" if spec.source else ""
+        return DatabasePlan(table="database-provision", to_node=node or "", next=spec, source=source, why=why)
     if not status.node:
         raise PermanentError("the Database is not running on any node: provision it first", "NotProvisioned")
     base = DatabasePlan(table="", from_node=status.node, to_node=status.node, previous=status.running, next=spec)

@@ -42,7 +42,7 @@ from bosun.engine.steps import PermanentError, Skipped, Step, StepTable, Transie
 from bosun.kube import Kube, NotFound
 from bosun.models.backup import BackupPhase, BackupSpec
 from bosun.models.base import stamp
-from bosun.models.database import Engine
+from bosun.models.database import DatabaseSpec, Engine
 from bosun.models.names import (
     BACKUP_LABEL,
     CREATED_BY_OPERATION,
@@ -52,7 +52,7 @@ from bosun.models.names import (
     SNAPSHOT_GROUP,
     SNAPSHOT_VERSION,
 )
-from bosun.operations.database_ctx import DatabaseContext, running
+from bosun.operations.database_ctx import DatabaseContext, quantity, running
 from bosun.workloads import database as build
 
 CONSISTENCY = {
@@ -202,6 +202,46 @@ async def drop_snapshot(ctx: DatabaseContext) -> str:
     if snapshot is not None and record["metadata"]["uid"] in owners:
         await ctx.kube.delete(ctx.namespace, "VolumeSnapshot", name)
     return f"Backup {name} and its VolumeSnapshot deleted"
+
+
+async def restore_source(kube: Kube, namespace: str, spec: DatabaseSpec) -> str:
+    """The VolumeSnapshot a new Database restores from, its Backup checked first: it exists in this
+    namespace, is Completed, was made by Bosun (it owns its snapshot), holds this engine's data at
+    this version, and fits the new volume. Refused (nothing created) otherwise."""
+    name = spec.source.backup if spec.source else ""
+    record = await kube.read(namespace, "Backup", name)
+    if record is None:
+        raise PermanentError(f"restore refused: there is no Backup {name} in namespace {namespace}", "BackupNotFound")
+    made, status = BackupSpec.model_validate(record.get("spec") or {}), record.get("status") or {}
+    if status.get("phase") != BackupPhase.COMPLETED.value:
+        raise PermanentError(
+            f"restore refused: Backup {name} is {status.get('phase') or 'not complete'}, not Completed",
+            "BackupNotReady",
+        )
+    if made.engine is not spec.engine or made.version != spec.version:
+        raise PermanentError(
+            f"restore refused: Backup {name} holds {made.engine.value} {made.version} data, and this Database runs "
+            f"{spec.engine.value} {spec.version} (restore into the same version, then upgrade)",
+            "BackupMismatch",
+        )
+    snapshot_name = str(status.get("snapshot") or "")
+    snapshot = await kube.read(namespace, "VolumeSnapshot", snapshot_name) if snapshot_name else None
+    owners = {o.get("uid") for o in ((snapshot or {}).get("metadata") or {}).get("ownerReferences") or []}
+    if snapshot is None or record["metadata"]["uid"] not in owners:
+        raise PermanentError(
+            f"restore refused: the VolumeSnapshot of Backup {name} is gone or is not the one Bosun made",
+            "BackupForeign",
+        )
+    if (snapshot.get("status") or {}).get("readyToUse") is not True:
+        raise PermanentError(f"restore refused: VolumeSnapshot {snapshot_name} is not ready to use", "BackupNotReady")
+    size = str((snapshot.get("status") or {}).get("restoreSize") or status.get("size") or "")
+    if size and quantity(size) > quantity(spec.storage.size):
+        raise PermanentError(
+            f"restore refused: Backup {name} needs a volume of at least {size}; "
+            f"spec.storage.size is {spec.storage.size}",
+            "BackupTooLarge",
+        )
+    return snapshot_name
 
 
 def snapshot_error(snapshot: dict[str, Any]) -> str:

@@ -182,7 +182,17 @@ async def check(ctx: DatabaseContext) -> str:
     node = ctx.plan.to_node
     if node and await ctx.kube.node(node) is None:
         raise PermanentError(f"node {node} does not exist: nothing was changed", "NodeNotFound")
-    return f"{ctx.spec.engine.value} {ctx.spec.version} runs {build.image(ctx.spec)}"
+    runs = f"{ctx.spec.engine.value} {ctx.spec.version} runs {build.image(ctx.spec)}"
+    if not ctx.plan.source:
+        return runs
+    found = await ctx.kube.read(ctx.namespace, "PersistentVolumeClaim", build.claim_name(ctx.name))
+    if found is not None and _annotations(found).get(CREATED_BY_OPERATION) != ctx.operation:
+        raise PermanentError(
+            f"restore refused: volume claim {build.claim_name(ctx.name)} already exists (kept from an earlier "
+            "Database of this name?), and a restore needs a new volume: nothing was changed",
+            "VolumeExists",
+        )
+    return f"{runs}; the volume starts as VolumeSnapshot {ctx.plan.source}"
 
 
 async def credentials(ctx: DatabaseContext) -> str:
@@ -200,7 +210,10 @@ async def drop_credentials(ctx: DatabaseContext) -> str:
 
 
 async def volume(ctx: DatabaseContext) -> str:
-    return await _create_once(ctx, build.claim(ctx.name, ctx.spec))
+    made = await _create_once(ctx, build.claim(ctx.name, ctx.spec, ctx.plan.source))
+    if ctx.plan.source and isinstance(made, Skipped):  # someone else's claim: not the backup's data
+        raise PermanentError(f"restore refused: {made}; a restore needs a new volume", "VolumeExists")
+    return made
 
 
 async def drop_volume(ctx: DatabaseContext) -> str:

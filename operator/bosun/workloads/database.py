@@ -12,7 +12,7 @@ from typing import Any
 
 from bosun.models.base import API_VERSION
 from bosun.models.database import DatabaseSpec, Engine
-from bosun.models.names import DATABASE_LABEL, SERVING_LABEL
+from bosun.models.names import DATABASE_LABEL, SERVING_LABEL, SNAPSHOT_GROUP
 
 ENGINES: dict[Engine, tuple[str, int, str]] = {
     Engine.POSTGRESQL: ("postgres", 5432, "/var/lib/postgresql/data"),
@@ -76,8 +76,9 @@ def secret_name(name: str) -> str:
     return f"{name}-credentials"
 
 
-def claim(name: str, spec: DatabaseSpec) -> dict[str, Any]:
-    """The data volume. Not owned by the Database: deprovision keeps or deletes it by policy."""
+def claim(name: str, spec: DatabaseSpec, snapshot: str = "") -> dict[str, Any]:
+    """The data volume. Not owned by the Database: deprovision keeps or deletes it by policy. With
+    `snapshot`, the volume starts as that VolumeSnapshot (a restore)."""
     body: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
@@ -86,6 +87,8 @@ def claim(name: str, spec: DatabaseSpec) -> dict[str, Any]:
     }
     if spec.storage.storage_class_name:
         body["spec"]["storageClassName"] = spec.storage.storage_class_name
+    if snapshot:
+        body["spec"]["dataSource"] = {"apiGroup": SNAPSHOT_GROUP, "kind": "VolumeSnapshot", "name": snapshot}
     return body
 
 
