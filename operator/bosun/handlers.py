@@ -94,6 +94,12 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
             memo.ready.notifications.saw(body)
             await memo.ready.lifecycle.release(body)
 
+    # Every minute, each Database: its scheduled backup, retention and BackupOverdue condition
+    # (bosun.operations.backup_schedule); without a schedule it only clears what one left.
+    @kopf.timer(GROUP, VERSION, "databases", interval=settings.schedule_tick_seconds, registry=registry)
+    async def backup_schedule(body: kopf.Body, memo: Memo, **_: Any) -> None:
+        await memo.ready.schedules.tick(dict(body))
+
     # Kopf fills every index from its first listing before it runs any other handler: an operation
     # seen at start-up finds its namespace's Notifiers already here, and no request is made for them.
     @kopf.index(GROUP, VERSION, "notifiers", id=NOTIFIERS_INDEX, registry=registry)

@@ -11,6 +11,8 @@ durations, and labels with few values (operation type, phase, step name, HTTP st
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import Counter, Gauge, Histogram
 
 # Operations take seconds to tens of minutes; steps milliseconds to minutes.
@@ -106,3 +108,21 @@ NOTIFICATIONS = Counter(
     "Event deliveries to Notifiers, by namespace, Notifier and outcome (delivered, failed: retried, given-up).",
     ["namespace", "notifier", "outcome"],
 )
+BACKUP_OVERDUE = Gauge(
+    "bosun_database_backup_overdue",
+    "1 while a Database with a backup schedule has no backup completed since its last scheduled time "
+    "(an hour's grace), else 0: alert on it.",
+    ["namespace", "database"],
+)
+BACKUP_AGE = Gauge(
+    "bosun_database_last_backup_age_seconds",
+    "Age of the newest completed backup of a Database with a backup schedule, when last checked.",
+    ["namespace", "database"],
+)
+
+
+def forget_database(namespace: str, database: str) -> None:
+    """Drop a Database's backup series (its schedule is gone)."""
+    for gauge in (BACKUP_OVERDUE, BACKUP_AGE):
+        with contextlib.suppress(KeyError):
+            gauge.remove(namespace, database)

@@ -92,6 +92,10 @@ class Settings:
     """How many of an operation's last log lines its status shows (the whole log is in its namespace)."""
 
     repair_seconds: float = field(default_factory=lambda: float(os.environ.get("BOSUN_REPAIR_SECONDS", "600")))
+    # How often each Database's backup schedule is looked at (a cron has minutes: one is enough).
+    schedule_tick_seconds: float = field(
+        default_factory=lambda: float(os.environ.get("BOSUN_SCHEDULE_TICK_SECONDS", "60"))
+    )
     """How often every App is compared with its current release in one full round. In between,
     drift is repaired as it happens: the objects Bosun manages for Apps are watched."""
 

@@ -21,6 +21,7 @@ from bosun.heartbeat import Heartbeat
 from bosun.kube import Kube
 from bosun.lifecycle import OperationLifecycle
 from bosun.notify.service import Notifications
+from bosun.operations.backup_schedule import BackupSchedules
 from bosun.reconcile.service import AppRepair
 from bosun.settings import Settings
 from bosun.store import Store, StoreUnavailable, store_from
@@ -40,6 +41,7 @@ class Services:
     lifecycle: OperationLifecycle
     heartbeat: Heartbeat
     notifications: Notifications
+    schedules: BackupSchedules
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -84,6 +86,7 @@ async def start(settings: Settings, planner: Planner) -> Services:
         lifecycle=OperationLifecycle(kube, operations, activity, notifications=notifications),
         heartbeat=Heartbeat(kube, settings.heartbeat_home, settings.heartbeat_seconds),
         notifications=notifications,
+        schedules=BackupSchedules(kube),
     )
     _background(services, _keep_history(services))
     repair = AppRepair(

@@ -18,11 +18,12 @@ from kubernetes import client
 
 from bosun.cli import backups as cli_backups
 from bosun.cli.commands import Connection
-from bosun.models.names import DATABASE_LABEL, GROUP, SNAPSHOT_GROUP, SNAPSHOT_VERSION, VERSION
+from bosun.models.names import BACKUP_TRIGGER, DATABASE_LABEL, GROUP, SNAPSHOT_GROUP, SNAPSHOT_VERSION, VERSION
 from tests.support.bosun_objects import Bosun
+from tests.support.cluster import LocalCluster
 from tests.support.crash import KillAtStep, restart_after
-from tests.support.databases import database_manifest, provision, run_op, start_op, steps
-from tests.support.operator_process import OperatorProcess
+from tests.support.databases import database_manifest, ops_of, provision, run_op, start_op, steps
+from tests.support.operator_process import OperatorProcess, module_operator
 from tests.support.snapshots import Snapshots
 from tests.support.waiting import wait_for
 
@@ -239,3 +240,71 @@ def test_a_restore_never_takes_a_volume_that_is_already_there(pg: Bosun, snapsho
     status = provision(pg, restored("copy", "nightly"))
     assert (status["phase"], status["reason"]) == ("Failed", "VolumeExists"), status
     assert pg.core.read_namespaced_persistent_volume_claim("copy-data", pg.namespace).spec.data_source is None
+
+
+@pytest.fixture(scope="module")
+def database_operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    """This module's operator looks at backup schedules every 2 s (the default is a minute)."""
+    yield from module_operator(
+        cluster.kubeconfig,
+        tmp_path_factory.mktemp("bosun-backups"),
+        command=["-m", "bosun", "run"],
+        env={"BOSUN_SCHEDULE_TICK_SECONDS": "2"},
+    )
+
+
+def scheduled_by_hand(bosun: Bosun, name: str) -> None:
+    """A backup that says it is a scheduled one, as the schedule's own operations do."""
+    bosun.apply(
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Operation",
+            "metadata": {"name": name, "annotations": {BACKUP_TRIGGER: "Scheduled"}},
+            "spec": {"target": {"kind": "Database", "name": "pg"}, "type": "backup"},
+        }
+    )
+    assert bosun.wait_phase(name, timeout=120)["phase"] == "Succeeded"
+
+
+def set_backup_policy(bosun: Bosun, policy: dict[str, Any] | None) -> None:
+    bosun.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, bosun.namespace, "databases", "pg", {"spec": {"backup": policy}}
+    )
+
+
+def condition(bosun: Bosun, kind: str) -> dict[str, Any] | None:
+    found = bosun.get("databases", "pg").get("status", {}).get("conditions") or []
+    return next((c for c in found if c["type"] == kind), None)
+
+
+def test_a_schedule_backs_up_on_time_and_retention_prunes_the_oldest(pg: Bosun, snapshots: Snapshots) -> None:
+    for name in ("old-0", "old-1", "old-2"):
+        scheduled_by_hand(pg, name)
+    assert pg.get("backups", "old-0")["spec"]["trigger"] == "Scheduled"
+    set_backup_policy(pg, {"schedule": "* * * * *", "retention": {"count": 2}})
+    # The first look prunes to two scheduled backups, the oldest going with its snapshot.
+    wait_for(lambda: "old-0" not in backups_of(pg), what="retention to release old-0", timeout=60)
+    wait_for(lambda: snapshot_of(pg, "old-0") is None, what="old-0's snapshot to be collected", timeout=60)
+    # The next minute makes a backup Operation named after its time, which succeeds.
+    made = wait_for(
+        lambda: [o for o in ops_of(pg, "pg", "backup") if o.startswith("pg-scheduled-")],
+        what="the scheduled backup operation",
+        timeout=150,
+    )[0]
+    assert pg.wait_phase(made, timeout=120)["phase"] == "Succeeded"
+    assert pg.get("backups", made)["spec"]["trigger"] == "Scheduled"
+    # Then two again: old-1 goes, the newest stay.
+    wait_for(lambda: "old-1" not in backups_of(pg), what="retention to release old-1", timeout=150)
+    assert "old-2" in backups_of(pg) or len([b for b in backups_of(pg) if b.startswith("pg-scheduled-")]) >= 2
+    on_time = condition(pg, "BackupOverdue")
+    assert on_time is not None and on_time["status"] == "False" and on_time["reason"] == "OnSchedule", on_time
+    assert condition(pg, "Ready")["status"] == "True"  # type: ignore[index]
+
+
+def test_a_schedule_that_cannot_be_read_is_loud_and_removing_it_clears_that(pg: Bosun) -> None:
+    set_backup_policy(pg, {"schedule": "99 * * * *"})  # five fields, but no minute 99
+    late = wait_for(lambda: condition(pg, "BackupOverdue"), what="the BackupOverdue condition", timeout=30)
+    assert (late["status"], late["reason"]) == ("True", "InvalidSchedule") and "cannot be read" in late["message"]
+    set_backup_policy(pg, None)
+    wait_for(lambda: condition(pg, "BackupOverdue") is None, what="the condition to be removed", timeout=30)
+    assert condition(pg, "Ready")["status"] == "True"  # type: ignore[index]

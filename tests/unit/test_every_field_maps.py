@@ -66,6 +66,12 @@ DATABASE = {
     },
     "minReadySeconds": 5,
     "source": {"backup": "nightly"},
+    "backup": {
+        "schedule": "0 3 * * *",
+        "timeZone": "Europe/Paris",
+        "retention": {"count": 7, "maxAgeDays": 30},
+        "beforeChanges": True,
+    },
     "operationPolicy": {
         "maxDowntimeSeconds": 30,
         "requireApproval": False,

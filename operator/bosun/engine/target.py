@@ -115,19 +115,24 @@ def target_patch(
     """The status fields to write, or {} when the target already says all of it."""
     current = target.get("status") or {}
     last = LastOperation(name=operation.name, type=operation.spec.type.value, phase=status.phase.value)
+    mirrored = ("Ready", "Reconciling", "Stalled")
+    others = [c for c in current.get("conditions") or [] if c.get("type") not in mirrored]  # e.g. BackupOverdue
     patch: dict[str, Any] = {
         "lastOperation": last.wire(),
         "conditions": [
-            c.wire()
-            for c in target_conditions(
-                operation,
-                status,
-                current.get("conditions") or [],
-                now,
-                from_edit=from_edit,
-                serving=current.get("phase") == "Running",
-                changes_target=changes_target,
-            )
+            *(
+                c.wire()
+                for c in target_conditions(
+                    operation,
+                    status,
+                    current.get("conditions") or [],
+                    now,
+                    from_edit=from_edit,
+                    serving=current.get("phase") == "Running",
+                    changes_target=changes_target,
+                )
+            ),
+            *others,
         ],
     }
     if generation is not None and status.phase.finished and (current.get("observedGeneration") or 0) < generation:
@@ -164,6 +169,30 @@ class TargetStatus:
                 await self.writes.patch_status(kind, namespace, name, changed, version)
                 return True
             except TransientError as error:  # a conflict, or a busy API server: the step's retries handle the rest
+                last = error
+        raise TransientError(f"status of {kind} {namespace}/{name} kept changing under this write: {last}")
+
+    async def condition(
+        self, kind: str, namespace: str, name: str, type_: str, true: bool | None, reason: str, message: str
+    ) -> bool:
+        """Set one condition that no operation speaks for (BackupOverdue), keeping its transition
+        time unless its status changes; None removes it. False when the target is gone."""
+        for _ in range(CONFLICT_RETRIES):
+            body = await self.kube.read(namespace, kind, name)
+            if body is None:
+                return False
+            current = list((body.get("status") or {}).get("conditions") or [])
+            others = [c for c in current if c.get("type") != type_]
+            wanted = others
+            if true is not None:
+                wanted = [*others, set_condition(current, type_, true, reason, message, stamp()).wire()]
+            if wanted == current:
+                return True
+            version = (body.get("metadata") or {}).get("resourceVersion", "")
+            try:
+                await self.writes.patch_status(kind, namespace, name, {"conditions": wanted}, version)
+                return True
+            except TransientError as error:
                 last = error
         raise TransientError(f"status of {kind} {namespace}/{name} kept changing under this write: {last}")
 

@@ -18,7 +18,7 @@ from bosun.models.base import (
     Toleration,
     quantity_rule,
 )
-from bosun.models.terms import OperationPolicy
+from bosun.models.terms import OperationPolicy, zone_rule
 
 DATABASE_RULES: list[dict[str, str]] = [
     {
@@ -88,6 +88,47 @@ class Placement(KubeModel):
         return any(t.tolerates(taint) for t in self.tolerations or [])
 
 
+CRON = (
+    r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|"
+    r"([0-9A-Za-z*,/?-]+[ \t]+){4}[0-9A-Za-z*,/?-]+)$"
+)
+
+
+class BackupRetention(KubeModel):
+    """Which scheduled backups are kept. The newest completed backup is never pruned."""
+
+    count: int | None = Field(default=None, ge=1, le=1000, description="Keep the newest N scheduled backups.")
+    max_age_days: int | None = Field(
+        default=None, ge=1, le=3650, description="Delete scheduled backups older than this many days."
+    )
+
+
+class BackupPolicy(KubeModel):
+    """When Bosun backs the Database up by itself, and for how long it keeps those backups."""
+
+    schedule: str | None = Field(
+        default=None,
+        max_length=128,
+        pattern=CRON,
+        description="cron (5 fields, or @daily, @hourly...), e.g. '0 3 * * *': a backup Operation is created at "
+        "each time; one missed while the operator was down is made once when it is back, never a burst.",
+    )
+    time_zone: str = Field(
+        default="UTC",
+        max_length=64,
+        description="IANA time zone of the schedule, e.g. Europe/Paris.",
+        json_schema_extra=zone_rule(),
+    )
+    retention: BackupRetention | None = Field(
+        default=None, description="Which scheduled backups to keep (default: all, until deleted)."
+    )
+    before_changes: bool = Field(
+        default=True,
+        description="Back up first, as the first step of every change that cannot be undone (a resize, a version "
+        "change, a deprovision that deletes the volume); false opts out, and each such operation says so.",
+    )
+
+
 class DatabaseSource(KubeModel):
     """What a new Database starts from instead of an empty volume."""
 
@@ -118,6 +159,11 @@ class DatabaseSpec(KubeModel):
         ge=0,
         le=600,
         description="How long a new database pod must stay Ready before an operation counts it as started.",
+    )
+    backup: BackupPolicy | None = Field(
+        default=None,
+        description="Scheduled backups, their retention, and backups before changes that cannot be undone; "
+        "takes effect without an operation of its own.",
     )
     source: DatabaseSource | None = Field(
         default=None,

@@ -78,6 +78,7 @@ SNAPSHOT_GROUP = "snapshot.storage.k8s.io"
 SNAPSHOT_VERSION = "v1"
 DEFAULT_SNAPSHOT_CLASS = "snapshot.storage.kubernetes.io/is-default-class"
 BACKUP_LABEL = f"{GROUP}/backup"  # on a backup's VolumeSnapshot: the Backup record it belongs to
+BACKUP_TRIGGER = f"{GROUP}/backup-trigger"  # on a backup Operation the schedule made: "Scheduled"
 
 # On what Bosun runs for a target: pods, their templates and their placeholders.
 DATABASE_LABEL = f"{GROUP}/database"  # every pod, Secret and claim of a Database: its name

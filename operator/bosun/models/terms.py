@@ -44,7 +44,7 @@ def time_zones() -> tuple[str, ...]:
     return tuple(sorted(set(names)))
 
 
-def _zone_rule() -> JsonDict:
+def zone_rule() -> JsonDict:
     zones = ", ".join(f"'{z}'" for z in time_zones())
     return {
         "x-kubernetes-validations": [
@@ -77,7 +77,7 @@ class MaintenanceWindow(KubeModel):
         default="UTC",
         max_length=64,
         description="IANA time zone of `start`, e.g. Europe/Paris (daylight saving applies).",
-        json_schema_extra=_zone_rule(),
+        json_schema_extra=zone_rule(),
     )
 
 

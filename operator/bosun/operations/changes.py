@@ -55,6 +55,11 @@ APP_WITHOUT_OPERATION = POLICY_WITHOUT_OPERATION
 DATABASE_WITHOUT_OPERATION = {
     **POLICY_WITHOUT_OPERATION,
     "storage.reclaim": "read when the Database is deprovisioned",
+    "backup.schedule": "read by the backup schedule every minute",
+    "backup.timeZone": "read by the backup schedule every minute",
+    "backup.retention.count": "read when the schedule next prunes",
+    "backup.retention.maxAgeDays": "read when the schedule next prunes",
+    "backup.beforeChanges": "read by the next operation that cannot be undone",
     "minReadySeconds": "read by the next operation that starts the database pod",
     **{
         f"placement.tolerations[0].{field}": "read by the next operation that starts the database pod"

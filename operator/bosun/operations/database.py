@@ -24,7 +24,9 @@ from typing import Any
 from bosun.engine.service import Plan
 from bosun.errors import PermanentError
 from bosun.kube import Kube
+from bosun.models.backup import BackupTrigger
 from bosun.models.database import DatabaseSpec, DatabaseStatus, Placement, VolumeReclaim
+from bosun.models.names import BACKUP_TRIGGER
 from bosun.models.operation import Operation, OperationType
 from bosun.operations.database_backup import restore_source
 from bosun.operations.database_ctx import ZONE, DatabaseContext, DatabasePlan, refusal, room, volume_zone
@@ -101,9 +103,11 @@ async def decide(kube: Kube, operation: Operation, target: dict[str, Any], image
     base = DatabasePlan(table="", from_node=status.node, to_node=status.node, previous=status.running, next=spec)
     name, namespace = target["metadata"]["name"], operation.namespace
     if type_ is OperationType.BACKUP:
-        return base.model_copy(
-            update={"table": "database-backup", "next": status.running or spec, "backup": operation.name}
-        )
+        # A schedule's own operation says so (trusted as far as its creator is: it only decides retention).
+        scheduled = operation.annotations.get(BACKUP_TRIGGER) == BackupTrigger.SCHEDULED.value
+        trigger = BackupTrigger.SCHEDULED if scheduled else BackupTrigger.ON_DEMAND
+        update = {"table": "database-backup", "next": status.running or spec, "backup": operation.name}
+        return base.model_copy(update={**update, "trigger": trigger})
     if type_ is OperationType.RESTART:
         running = status.running
         if running is not None and running.version != spec.version and build.image(running) == build.image(spec):

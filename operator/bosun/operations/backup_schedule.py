@@ -1,0 +1,175 @@
+"""Scheduled backups: an Operation at each time of a Database's cron, retention, and loud silence.
+
+Why Operations and not a CronJob: a scheduled backup is a backup like any other, queued behind
+the Database's other operations, recorded, cancellable, crash-safe; a CronJob would be none of it.
+
+- **On time, once.** Every minute (a Kopf timer per Database) the last time the cron named is
+  computed in its time zone. If it is newer than the Database and its operation does not exist,
+  it is created, named after that time (`<db>-scheduled-YYYYmmdd-HHMM`, UTC), so two ticks, two
+  replicas or a restart cannot make it twice. Only the last time counts: an operator down for
+  three nights makes one backup when it is back, not three.
+- **Retention** applies to scheduled backups (on-demand and before-change ones are kept until
+  someone deletes them): the newest `count` are kept, those older than `maxAgeDays` go. The newest
+  completed backup of the Database is never pruned, whatever the policy says: if the schedule
+  stops working, the last good backup must not age out behind it.
+- **Loud when late.** A Database whose newest completed backup is older than its last scheduled
+  time by more than `GRACE_SECONDS` gets condition `BackupOverdue=True` (and the metric
+  `bosun_database_backup_overdue` 1): a backup that stopped happening must be seen, not found.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+
+from bosun import metrics
+from bosun.backup_records import BackupRecords
+from bosun.engine.target import TargetStatus
+from bosun.kube import AlreadyExists, Kube
+from bosun.models.backup import BackupTrigger
+from bosun.models.base import now as clock_now
+from bosun.models.base import parse_time
+from bosun.models.database import BackupRetention, DatabaseSpec
+from bosun.models.names import API_VERSION, BACKUP_TRIGGER, TARGET_KIND_LABEL, TARGET_LABEL
+
+logger = logging.getLogger(__name__)
+
+TICK_SECONDS = 60.0
+GRACE_SECONDS = 3600.0  # how long after its time a scheduled backup may take before it is overdue
+RECHECK_SECONDS = 300.0  # the records of a Database are listed at most this often (plus once per time)
+OVERDUE = "BackupOverdue"
+
+
+def last_and_next(schedule: str, time_zone: str, now: datetime) -> tuple[datetime, datetime]:
+    """The schedule's last time at or before `now`, and its next one (UTC); ValueError if invalid."""
+    if not croniter.is_valid(schedule):
+        raise ValueError(f"backup.schedule {schedule!r} is not a cron expression croniter accepts")
+    local = now.astimezone(ZoneInfo(time_zone))
+    it = croniter(schedule, local + timedelta(seconds=1))
+    last = it.get_prev(datetime).astimezone(UTC)
+    return last, croniter(schedule, local).get_next(datetime).astimezone(UTC)
+
+
+def operation_name(database: str, due: datetime) -> str:
+    return f"{database}-scheduled-{due.astimezone(UTC):%Y%m%d-%H%M}"
+
+
+def completed_at(record: dict[str, Any]) -> datetime | None:
+    status = record.get("status") or {}
+    if status.get("phase") != "Completed" or not status.get("completedAt"):
+        return None
+    return parse_time(status["completedAt"])
+
+
+def released(records: list[dict[str, Any]], retention: BackupRetention | None, now: datetime) -> list[str]:
+    """The scheduled backups the retention lets go (names), never the newest completed one."""
+    if retention is None or (retention.count is None and retention.max_age_days is None):
+        return []
+    done = [(completed_at(r), r) for r in records]
+    done_sorted = sorted(((t, r) for t, r in done if t is not None), key=lambda pair: pair[0], reverse=True)
+    newest = done_sorted[0][1]["metadata"]["name"] if done_sorted else ""
+    scheduled = [(t, r) for t, r in done_sorted if (r.get("spec") or {}).get("trigger") == BackupTrigger.SCHEDULED]
+    out: list[str] = []
+    for index, (moment, record) in enumerate(scheduled):
+        name = record["metadata"]["name"]
+        beyond_count = retention.count is not None and index >= retention.count
+        too_old = retention.max_age_days is not None and now - moment > timedelta(days=retention.max_age_days)
+        if (beyond_count or too_old) and name != newest:
+            out.append(name)
+    return out
+
+
+def overdue(last_due: datetime, created: datetime, newest: datetime | None, now: datetime) -> bool:
+    """No backup completed since the last scheduled time, which is over `GRACE_SECONDS` ago (and
+    after the Database was created: a new Database is not late for a time before it existed)."""
+    if last_due <= created or (now - last_due).total_seconds() < GRACE_SECONDS:
+        return False
+    return newest is None or newest < last_due
+
+
+@dataclass
+class _Seen:
+    due: datetime | None = None  # the last time whose operation this process made (or found)
+    checked_due: datetime | None = None
+    checked_at: datetime | None = None
+
+
+class BackupSchedules:
+    """Ticks every Database: creates the scheduled backup, prunes, says when backups are late."""
+
+    def __init__(self, kube: Kube, statuses: TargetStatus | None = None) -> None:
+        self.kube = kube
+        self.records = BackupRecords(kube)
+        self.statuses = statuses or TargetStatus(kube)
+        self._seen: dict[str, _Seen] = {}
+
+    async def tick(self, body: dict[str, Any], now: datetime | None = None) -> None:
+        now = now or clock_now()
+        meta = body["metadata"]
+        namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+        spec = DatabaseSpec.model_validate(body.get("spec") or {})
+        policy = spec.backup
+        status = body.get("status") or {}
+        if policy is None or not policy.schedule:
+            self._seen.pop(uid, None)
+            metrics.forget_database(namespace, name)
+            await self._say(body, None, "")
+            return
+        try:
+            last_due, next_due = last_and_next(policy.schedule, policy.time_zone, now)
+        except (ValueError, KeyError) as error:
+            await self._say(body, True, f"the backup schedule cannot be read: {error}", reason="InvalidSchedule")
+            return
+        seen = self._seen.setdefault(uid, _Seen())
+        created = parse_time(meta["creationTimestamp"])
+        if last_due > created and seen.due != last_due and status.get("phase") == "Running":
+            await self._create(namespace, name, last_due)
+            seen.due = last_due
+        stale = seen.checked_at is None or (now - seen.checked_at).total_seconds() >= RECHECK_SECONDS
+        if seen.checked_due == last_due and not stale:
+            return
+        records = await self.records.of_database(namespace, name)
+        for gone in released(records, policy.retention, now):
+            logger.info("backup %s/%s released by the retention of %s", namespace, gone, name)
+            await self.records.delete(namespace, gone)
+        times = [t for t in map(completed_at, records) if t is not None]
+        newest = max(times) if times else None
+        late = overdue(last_due, created, newest, now)
+        metrics.BACKUP_OVERDUE.labels(namespace, name).set(1 if late else 0)
+        if newest is not None:
+            metrics.BACKUP_AGE.labels(namespace, name).set((now - newest).total_seconds())
+        seen.checked_due, seen.checked_at = last_due, now
+        if late:
+            since = f"the newest completed at {newest:%Y-%m-%d %H:%M} UTC" if newest else "none ever completed"
+            message = f"no backup completed since the one scheduled at {last_due:%Y-%m-%d %H:%M} UTC ({since})"
+        else:
+            message = f"on schedule; next at {next_due:%Y-%m-%d %H:%M} UTC"
+        await self._say(body, late, message, reason="Late" if late else "OnSchedule")
+
+    async def _create(self, namespace: str, database: str, due: datetime) -> None:
+        name = operation_name(database, due)
+        operation = {
+            "apiVersion": API_VERSION,
+            "kind": "Operation",
+            "metadata": {
+                "name": name,
+                "labels": {TARGET_KIND_LABEL: "Database", TARGET_LABEL: database},
+                "annotations": {BACKUP_TRIGGER: BackupTrigger.SCHEDULED.value},
+            },
+            "spec": {"target": {"kind": "Database", "name": database}, "type": "backup"},
+        }
+        try:
+            await self.kube.create(namespace, operation)
+            logger.info("scheduled backup %s/%s created (due %s)", namespace, name, due.isoformat())
+        except AlreadyExists:
+            pass  # made by an earlier tick, process or replica
+
+    async def _say(self, body: dict[str, Any], late: bool | None, message: str, reason: str = "") -> None:
+        """Set (or, with None, remove) the BackupOverdue condition, through the target's one writer."""
+        meta = body["metadata"]
+        await self.statuses.condition("Database", meta["namespace"], meta["name"], OVERDUE, late, reason, message)

@@ -1,0 +1,66 @@
+"""Backup schedules: which time is due, what retention releases, when a Database is late."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bosun.models.database import BackupRetention
+from bosun.operations.backup_schedule import GRACE_SECONDS, last_and_next, operation_name, overdue, released
+
+NOW = datetime(2026, 12, 6, 22, 30, tzinfo=UTC)
+
+
+def test_the_last_time_is_in_the_schedules_own_time_zone() -> None:
+    last, upcoming = last_and_next("0 3 * * *", "Europe/Paris", NOW)
+    assert last == datetime(2026, 12, 6, 2, 0, tzinfo=UTC)  # 03:00 in Paris, winter time
+    assert upcoming == datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
+    last, _ = last_and_next("30 22 * * *", "UTC", NOW)
+    assert last == NOW  # a time exactly now is due now, not a day ago
+
+
+def test_a_missed_night_or_three_is_one_time_due_never_a_burst() -> None:
+    """The operator was down three nights: only the last time counts, and it names one operation."""
+    later = NOW + timedelta(days=3)
+    last, _ = last_and_next("0 3 * * *", "UTC", later)
+    assert last == datetime(2026, 12, 9, 3, 0, tzinfo=UTC)
+    assert operation_name("pg", last) == "pg-scheduled-20261209-0300"
+
+
+@pytest.mark.parametrize("schedule", ["99 * * * *", "0 3 * * funday"])
+def test_a_schedule_that_cannot_be_read_is_an_error_not_a_crash(schedule: str) -> None:
+    with pytest.raises(ValueError, match="is not a cron expression"):
+        last_and_next(schedule, "UTC", NOW)
+
+
+def record(name: str, days_ago: float | None, trigger: str = "Scheduled") -> dict[str, Any]:
+    status: dict[str, str] = {"phase": "Pending"}
+    if days_ago is not None:
+        status = {"phase": "Completed", "completedAt": f"{NOW - timedelta(days=days_ago):%Y-%m-%dT%H:%M:%SZ}"}
+    return {"metadata": {"name": name}, "spec": {"trigger": trigger}, "status": status}
+
+
+def test_retention_keeps_the_newest_scheduled_backups_and_spares_the_others() -> None:
+    records = [record(f"s{i}", i) for i in range(5)] + [record("manual", 10, "OnDemand"), record("pending", None)]
+    assert released(records, BackupRetention(count=2), NOW) == ["s2", "s3", "s4"]
+    assert released(records, BackupRetention(max_age_days=3), NOW) == ["s4"]  # older than 3 days
+    assert released(records, BackupRetention(count=4, max_age_days=2), NOW) == ["s3", "s4"]
+    assert released(records, None, NOW) == [] and released(records, BackupRetention(), NOW) == []
+
+
+def test_the_newest_completed_backup_is_never_pruned_whatever_the_policy() -> None:
+    """The schedule stopped two months ago: its last good backup must not age out behind it."""
+    records = [record("old", 61), record("older", 62)]
+    assert released(records, BackupRetention(max_age_days=30), NOW) == ["older"]
+
+
+def test_late_means_nothing_completed_since_the_last_time_past_an_hours_grace() -> None:
+    created = NOW - timedelta(days=10)
+    due = NOW - timedelta(seconds=GRACE_SECONDS + 1)
+    assert overdue(due, created, None, NOW)
+    assert overdue(due, created, due - timedelta(days=1), NOW)  # the last one is from before that time
+    assert not overdue(due, created, due + timedelta(minutes=5), NOW)
+    assert not overdue(NOW - timedelta(minutes=10), created, None, NOW)  # still within its grace
+    assert not overdue(due, NOW - timedelta(hours=1, seconds=-5), None, NOW)  # it did not exist then
