@@ -13,6 +13,7 @@ from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster
 from tests.support.databases import HOME, database_manifest, provision
 from tests.support.operator_process import OperatorProcess, ensure_running, module_operator
+from tests.support.snapshots import Snapshots, played
 
 
 @pytest.fixture(scope="module")
@@ -20,9 +21,23 @@ def database_operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFa
     yield from module_operator(cluster.kubeconfig, tmp_path_factory.mktemp("bosun-db"), command=["-m", "bosun", "run"])
 
 
+@pytest.fixture(scope="session")
+def snapshot_controller(api: client.ApiClient) -> Iterator[Snapshots]:
+    """VolumeSnapshots taken on the KWOK cluster (tests/support/snapshots.py), as a cluster with
+    snapshot-controller takes them: backups, and the backups before changes that cannot be undone."""
+    with played(api) as running:
+        yield running
+
+
 @pytest.fixture
-def db(api: client.ApiClient, cluster: LocalCluster, namespace: str, database_operator: OperatorProcess) -> Bosun:
-    """A Bosun helper in the test namespace, with the operator running."""
+def db(
+    api: client.ApiClient,
+    cluster: LocalCluster,
+    namespace: str,
+    database_operator: OperatorProcess,
+    snapshot_controller: Snapshots,
+) -> Bosun:
+    """A Bosun helper in the test namespace, with the operator running and snapshots taken."""
     ensure_running(database_operator)
     return Bosun(api, cluster, namespace)
 

@@ -31,9 +31,11 @@ pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture
-def snapshots(api: client.ApiClient) -> Iterator[Snapshots]:
-    with Snapshots(api) as played:
-        yield played
+def snapshots(snapshot_controller: Snapshots) -> Iterator[Snapshots]:
+    """The session's snapshotter, its failure and hold modes reset after each test."""
+    yield snapshot_controller
+    snapshot_controller.fail = ""
+    snapshot_controller.hold.clear()
 
 
 def snapshot_of(bosun: Bosun, name: str) -> dict[str, Any] | None:
@@ -308,3 +310,37 @@ def test_a_schedule_that_cannot_be_read_is_loud_and_removing_it_clears_that(pg: 
     set_backup_policy(pg, None)
     wait_for(lambda: condition(pg, "BackupOverdue") is None, what="the condition to be removed", timeout=30)
     assert condition(pg, "Ready")["status"] == "True"  # type: ignore[index]
+
+
+def test_a_resize_backs_up_first_and_the_backup_outlives_the_change(pg: Bosun) -> None:
+    status = run_op(pg, "grow", "resize", volumeSize="2Gi")
+    assert status["phase"] == "Succeeded", status
+    done = steps(status)
+    assert list(done)[:3] == ["check-volume", "backup", "expand"] and done["backup"]["state"] == "Succeeded"
+    assert "can be restored from Backup grow-backup" in done["backup"]["message"]
+    assert done["backup"]["finishedAt"] <= done["expand"]["startedAt"]
+    record = pg.get("backups", "grow-backup")
+    assert (record["spec"]["trigger"], record["spec"]["operation"]) == ("BeforeChange", "grow")
+    assert record["status"]["phase"] == "Completed" and record["status"]["size"] == "1Gi"  # the size before
+
+
+def test_a_database_that_opted_out_changes_without_a_backup_and_says_so(pg: Bosun) -> None:
+    pg.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, pg.namespace, "databases", "pg", {"spec": {"backup": {"beforeChanges": False}}}
+    )
+    status = run_op(pg, "grow-bare", "resize", volumeSize="2Gi")
+    assert status["phase"] == "Succeeded", status
+    backup = steps(status)["backup"]
+    assert backup["state"] == "Skipped" and "the Database opted out" in backup["message"]
+    assert backups_of(pg) == []
+
+
+def test_a_deprovision_that_deletes_the_volume_leaves_a_backup_to_restore_from(db: Bosun) -> None:
+    provision(db, database_manifest("scratch", minReadySeconds=1, storage={"size": "1Gi", "reclaim": "Delete"}))
+    status = run_op(db, "drop", "deprovision", target="scratch")
+    assert status["phase"] == "Succeeded", status
+    assert [s["name"] for s in status["steps"]][:2] == ["backup", "stop"]
+    assert db.core.list_namespaced_persistent_volume_claim(db.namespace).items == []
+    assert db.get("backups", "drop-backup")["status"]["phase"] == "Completed"
+    again = provision(db, restored("scratch-again", "drop-backup"))
+    assert again["phase"] == "Succeeded", again

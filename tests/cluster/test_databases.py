@@ -199,7 +199,7 @@ def test_resize_on_a_class_that_cannot_expand_is_refused_and_changes_nothing(db:
     status = run_op(db, "grow", "resize", target="fixed", volumeSize="2Gi")
     assert (status["phase"], status["reason"]) == ("Failed", "ResizeRefused")
     assert "StorageClass bosun-fixed does not allow volume expansion" in status["message"]
-    assert [s["state"] for s in status["steps"]][1:] == ["Pending"] * 4  # refused before any change
+    assert {s["state"] for s in status["steps"][1:]} == {"Pending"}  # refused before any change, backup included
     claim = db.core.read_namespaced_persistent_volume_claim("fixed-data", db.namespace)
     assert claim.spec.resources.requests["storage"] == "1Gi"
 

@@ -28,6 +28,7 @@ from tests.support.fault_proxy import FaultProxy
 from tests.support.operator_process import OperatorProcess
 from tests.support.provenance import commit_of
 from tests.support.s3_server import SeaweedFS
+from tests.support.snapshots import played
 from tests.support.waiting import wait_for
 
 CATEGORIES = ("crash", "api", "node", "store", "hostile")
@@ -68,6 +69,8 @@ def run(chosen: list[Case], seed: int, work: Path, log: bool = True) -> list[Out
         world.state["seaweed"], world.state["s3-client"] = seaweed, seaweed.client()
         _operator(world, "store-operator", cluster.kubeconfig, work, env=seaweed.env("bosun", "faults"))
     outcomes: list[Outcome] = []
+    snapshots = played(client_api)  # backups before resizes and deletions need their snapshots taken
+    snapshots.__enter__()
     try:
         for case in [c for c in chosen if c.category != "hostile"]:
             outcomes.append(_logged(run_case(world, case, seed), log))
@@ -79,6 +82,7 @@ def run(chosen: list[Case], seed: int, work: Path, log: bool = True) -> list[Out
             operator = world.state.get(key)
             if isinstance(operator, OperatorProcess):
                 operator.stop(timeout=30)
+        snapshots.__exit__(None, None, None)
         if seaweed is not None:
             seaweed.stop()
         if proxy is not None:

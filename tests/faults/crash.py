@@ -22,11 +22,11 @@ from bosun.models.names import DATABASE_LABEL, GROUP, VERSION
 from bosun.operations.app import DEPROVISION as APP_DEPROVISION
 from bosun.operations.app import RELEASE
 from bosun.operations.database_steps import (
-    DEPROVISION_DELETE,
+    DEPROVISION_DELETE_BACKUP_FIRST,
     DEPROVISION_RETAIN,
     MOVE,
     PROVISION,
-    RESIZE,
+    RESIZE_BACKUP_FIRST,
     RESTART,
 )
 from tests.faults import invariants as check
@@ -258,12 +258,12 @@ DB_SCENARIOS = [
              db_op("scale", resources={"requests": {"cpu": "250m", "memory": "1Gi"}}), verify_pg, attached=True),
     Scenario("db-redeploy", "redeploy", [s.name for s in MOVE.steps], prepare_pg, db_op("redeploy", node=NEIGHBOUR),
              verify_pg, attached=True),
-    Scenario("db-resize", "resize", [s.name for s in RESIZE.steps], prepare_pg, db_op("resize", volumeSize="5Gi"),
-             verify_pg, attached=True),
+    Scenario("db-resize", "resize", [s.name for s in RESIZE_BACKUP_FIRST.steps], prepare_pg,
+             db_op("resize", volumeSize="5Gi"), verify_pg, attached=True),
     Scenario("db-deprovision", "deprovision", [s.name for s in DEPROVISION_RETAIN.steps], prepare_pg,
              db_op("deprovision"), verify_pg),
-    Scenario("db-deprovision-delete", "deprovision", [s.name for s in DEPROVISION_DELETE.steps], prepare_pg_deleting,
-             db_op("deprovision"), verify_pg),
+    Scenario("db-deprovision-delete", "deprovision", [s.name for s in DEPROVISION_DELETE_BACKUP_FIRST.steps],
+             prepare_pg_deleting, db_op("deprovision"), verify_pg),
 ]  # fmt: skip
 
 SCENARIOS = APP_SCENARIOS + DB_SCENARIOS

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -165,6 +166,23 @@ class Snapshots:
 
     def contents(self) -> list[dict[str, Any]]:
         return list(self.custom.list_cluster_custom_object(GROUP, VERSION, "volumesnapshotcontents").get("items") or [])
+
+
+_RUNNING: list[Snapshots] = []  # the one this process runs (two would both act on each snapshot)
+
+
+@contextlib.contextmanager
+def played(api: client.ApiClient) -> Iterator[Snapshots]:
+    """The snapshotter of this process: started here, or the one already running (shared)."""
+    if _RUNNING:
+        yield _RUNNING[0]
+        return
+    with Snapshots(api) as started:
+        _RUNNING.append(started)
+        try:
+            yield started
+        finally:
+            _RUNNING.remove(started)
 
 
 def _now() -> str:

@@ -14,7 +14,7 @@ from bosun.errors import PermanentError, TransientError
 from bosun.kube import Kube, NotFound
 from bosun.models.database import DatabaseSpec
 from bosun.models.names import DEFAULT_SNAPSHOT_CLASS
-from bosun.operations.database_backup import BACKUP, CHECKPOINT_DONE, consistency, snapshot_class
+from bosun.operations.database_backup import BACKUP, CHECKPOINT_DONE, backup_first, consistency, snapshot_class
 from bosun.operations.database_ctx import DatabaseContext, DatabasePlan
 
 
@@ -104,3 +104,20 @@ def test_the_cli_takes_a_database_as_kubectl_writes_it(given: str) -> None:
     assert database_of(given) == "pg"
     with pytest.raises(CliError):
         database_of("app/pg")
+
+
+def test_a_change_whose_volume_cannot_be_snapshotted_goes_on_without_a_backup_and_says_why() -> None:
+    class NoSnapshots(FakeKube):
+        async def read(self, namespace: str, kind: str, name: str) -> dict[str, Any]:
+            return {"spec": {"volumeName": "pv-1"}, "status": {"phase": "Bound"}}
+
+        async def persistent_volume(self, name: str) -> dict[str, Any]:
+            return {"spec": {"csi": {"driver": "csi.a"}}}
+
+    context = ctx(NoSnapshots(classes=None), "postgresql")
+    context.plan = context.plan.model_copy(update={"table": "database-resize-backup-first", "backup": "op-backup"})
+    said = run(backup_first(context))
+    assert isinstance(said, Skipped) and "does not serve the VolumeSnapshot API" in said
+    assert "this change goes on without one" in said and "nothing was changed" not in said
+    context.plan = context.plan.model_copy(update={"no_backup_first": "the Database opted out"})
+    assert run(backup_first(context)) == "no backup first: the Database opted out"

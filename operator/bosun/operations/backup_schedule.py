@@ -116,9 +116,10 @@ class BackupSchedules:
         policy = spec.backup
         status = body.get("status") or {}
         if policy is None or not policy.schedule:
-            self._seen.pop(uid, None)
-            metrics.forget_database(namespace, name)
-            await self._say(body, None, "")
+            if self._seen.pop(uid, None) is not None:
+                metrics.forget_database(namespace, name)
+            if any(c.get("type") == OVERDUE for c in status.get("conditions") or []):  # no request otherwise
+                await self._say(body, None, "")
             return
         try:
             last_due, next_due = last_and_next(policy.schedule, policy.time_zone, now)

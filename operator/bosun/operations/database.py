@@ -28,7 +28,7 @@ from bosun.models.backup import BackupTrigger
 from bosun.models.database import DatabaseSpec, DatabaseStatus, Placement, VolumeReclaim
 from bosun.models.names import BACKUP_TRIGGER
 from bosun.models.operation import Operation, OperationType
-from bosun.operations.database_backup import restore_source
+from bosun.operations.database_backup import backup_name, restore_source
 from bosun.operations.database_ctx import ZONE, DatabaseContext, DatabasePlan, refusal, room, volume_zone
 from bosun.operations.database_steps import TABLES
 from bosun.workloads import database as build
@@ -82,7 +82,13 @@ def summary(name: str, plan: DatabasePlan) -> str:
         "database-deprovision-retain": f"deprovision {name}, keeping its volume and credentials",
         "database-deprovision-delete": f"deprovision {name}, deleting its volume and credentials",
         "database-backup": f"back up {name} as a VolumeSnapshot, recorded as Backup {plan.backup}",
-    }.get(plan.table, plan.table)
+    }.get(plan.table.removesuffix("-backup-first"), plan.table)
+    if plan.table.endswith("-backup-first"):
+        said += (
+            f", backing it up first (Backup {plan.backup})"
+            if plan.backup
+            else f" (no backup first: {plan.no_backup_first})"
+        )
     return f"{said} ({plan.why})" if plan.why else said
 
 
@@ -116,7 +122,10 @@ async def decide(kube: Kube, operation: Operation, target: dict[str, Any], image
                 "(spec.image names it): change the image too; nothing was changed",
                 "ImageUnchanged",
             )
-        return base.model_copy(update={"table": "database-restart"})
+        changes_image = running is not None and build.image(running) != build.image(spec)
+        if not changes_image:
+            return base.model_copy(update={"table": "database-restart"})
+        return base.model_copy(update=backed_up("database-restart", spec, operation.name))
     # What runs, resolved as a new spec is: a record from before the install named a registry
     # would otherwise send a move's pull to Docker Hub.
     runs = build.resolved(carried(status.running, spec), image_registry)
@@ -124,10 +133,12 @@ async def decide(kube: Kube, operation: Operation, target: dict[str, Any], image
         size = params.volume_size if params and params.volume_size else spec.storage.size
         storage = runs.storage.model_copy(update={"size": size})
         grown = runs.model_copy(update={"storage": storage})
-        return base.model_copy(update={"table": "database-resize", "next": grown})
+        return base.model_copy(update={"next": grown, **backed_up("database-resize", spec, operation.name)})
     if type_ is OperationType.DEPROVISION:
         retain = spec.storage.reclaim is VolumeReclaim.RETAIN
-        return base.model_copy(update={"table": "database-deprovision-" + ("retain" if retain else "delete")})
+        if retain:
+            return base.model_copy(update={"table": "database-deprovision-retain"})
+        return base.model_copy(update=backed_up("database-deprovision-delete", spec, operation.name))
     if type_ is OperationType.SCALE:
         resources = params.resources if params and params.resources else spec.resources
         plan = base.model_copy(update={"next": runs.model_copy(update={"resources": resources})})
@@ -144,6 +155,17 @@ async def decide(kube: Kube, operation: Operation, target: dict[str, Any], image
         to = await choose_node(kube, namespace, name, base)
         return base.model_copy(update={"table": "database-move", "to_node": to, "why": f"Bosun chose {to}"})
     raise PermanentError(f"{type_.value} is not a Database operation", "NotImplemented")
+
+
+def backed_up(table: str, spec: DatabaseSpec, operation: str) -> dict[str, Any]:
+    """A change that cannot be undone: its table with a backup first, and that backup's record name,
+    or why it takes none (the Database opted out)."""
+    if spec.backup is not None and not spec.backup.before_changes:
+        return {
+            "table": f"{table}-backup-first",
+            "no_backup_first": "the Database opted out (spec.backup.beforeChanges)",
+        }
+    return {"table": f"{table}-backup-first", "backup": backup_name(operation), "trigger": BackupTrigger.BEFORE_CHANGE}
 
 
 async def choose_node(kube: Kube, namespace: str, name: str, plan: DatabasePlan) -> str:

@@ -39,8 +39,8 @@ from typing import Any
 
 from bosun.backup_records import BackupRecords, owned_by
 from bosun.engine.steps import PermanentError, Skipped, Step, StepTable, TransientError, no_side_effect
-from bosun.kube import Kube, NotFound
-from bosun.models.backup import BackupPhase, BackupSpec
+from bosun.kube import Kube, NamespaceTerminating, NotFound
+from bosun.models.backup import BackupPhase, BackupSpec, BackupTrigger
 from bosun.models.base import stamp
 from bosun.models.database import DatabaseSpec, Engine
 from bosun.models.names import (
@@ -284,6 +284,53 @@ async def wait_ready(ctx: DatabaseContext) -> str:
     if not written:
         raise PermanentError(f"Backup {name} was deleted while its snapshot was taken", "BackupDeleted")
     return f"VolumeSnapshot {name} ready ({size or 'size not reported'}); Backup {name} Completed"
+
+
+# backups before changes that cannot be undone ---------------------------------------------------
+
+
+def backup_name(operation: str) -> str:
+    """The record a change's own backup gets: named after the operation, as a backup operation's is."""
+    return f"{operation[:246]}-backup"
+
+
+async def backup_first(ctx: DatabaseContext) -> str:
+    """The step before a resize's expand, a version change's stop or a deletion's stop: a
+    backup of what runs now (steps `check` to `wait-ready` above), so that what the change cannot
+    undo can be restored from it. Skipped, and said so, when the Database opted out, when nothing
+    in this change is irreversible, or when this volume cannot be snapshotted at all (no
+    VolumeSnapshot API, no class for its driver: the change goes on as it would have without
+    backups). Any other failure (the snapshot fails, Redis cannot SAVE) fails the change before it
+    starts."""
+    if ctx.plan.no_backup_first:
+        return Skipped(f"no backup first: {ctx.plan.no_backup_first}")
+    runs = ctx.plan.previous or ctx.plan.next
+    plan = ctx.plan.model_copy(update={"next": runs, "trigger": BackupTrigger.BEFORE_CHANGE})
+    own = DatabaseContext(ctx.kube, ctx.namespace, ctx.name, ctx.uid, ctx.operation, plan)
+    try:
+        await check(own)
+    except PermanentError as refused:
+        if refused.reason != "SnapshotUnsupported":
+            raise
+        return Skipped(
+            f"no backup first: {str(refused).removesuffix(': nothing was changed')}; this change goes on without one"
+        )
+    consistent = await consistency(own)
+    try:
+        await take_snapshot(own)
+    except NamespaceTerminating:
+        return Skipped("no backup first: the namespace is being deleted, and its backups with it")
+    ready = await wait_ready(own)
+    return f"{consistent}; {ready}: what this change cannot undo can be restored from Backup {plan.backup}"
+
+
+async def keep_backup(ctx: DatabaseContext) -> str:
+    return f"Backup {ctx.plan.backup} kept: a rollback never deletes a backup" if ctx.plan.backup else "no backup"
+
+
+BACKUP_FIRST: Step[DatabaseContext] = Step(
+    "backup", "back up what runs now, before a change that cannot be undone", backup_first, keep_backup, timeout=720
+)
 
 
 BACKUP: StepTable[DatabaseContext] = StepTable(

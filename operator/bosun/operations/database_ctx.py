@@ -42,6 +42,9 @@ class DatabasePlan(KubeModel):
     backup: str = Field(default="", description="backup: the name of the Backup record it makes.")
     trigger: BackupTrigger = Field(default=BackupTrigger.ON_DEMAND, description="backup: why it is taken.")
     source: str = Field(default="", description="provision from a backup: the VolumeSnapshot restored.")
+    no_backup_first: str = Field(
+        default="", description="a change that cannot be undone: why it takes no backup first ('' when it does)."
+    )
 
 
 @dataclass

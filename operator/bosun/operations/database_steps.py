@@ -73,6 +73,13 @@ resize (bigger volume)
 |               | (drivers that grow it offline, on the next mount)  |                                       |         |
 | record        | status: the new capacity                           | none: no side effect beyond status    | 30 s    |
 
+backup first (tables `database-restart-backup-first` for a version change, `database-resize-backup-first`,
+`database-deprovision-delete-backup-first`): the same steps with one more, `backup`, after the
+checks that could refuse the change and before the stop or the expand: it backs up what runs now
+(`database_backup`), unless the Database opted out
+(`spec.backup.beforeChanges: false`) or its volume cannot be snapshotted at all; its undo keeps the
+backup. The tables without it stay for operations an earlier version planned.
+
 deprovision (the volume's fate follows `spec.storage.reclaim`)
 
 | step           | run                                               | undo                                 | timeout |
@@ -106,7 +113,7 @@ from bosun.engine.steps import (
 )
 from bosun.models.base import TargetPhase, parse_time
 from bosun.models.names import CREATED_BY_OPERATION, PREPULL_LABEL, RESIZED_BY_OPERATION
-from bosun.operations.database_backup import BACKUP
+from bosun.operations.database_backup import BACKUP, BACKUP_FIRST
 from bosun.operations.database_ctx import (
     POLL_SECONDS,
     DatabaseContext,
@@ -934,7 +941,39 @@ DEPROVISION_DELETE: StepTable[DatabaseContext] = StepTable(
     ends_service=True,
 )
 
+
+def with_backup(table: StepTable[DatabaseContext], before: str) -> StepTable[DatabaseContext]:
+    """The table with a backup step just before `before`: after every check that could refuse the
+    change (a refused change needs no backup), before anything that cannot be undone, and while the
+    database still runs (a consistent backup needs it). A new name, not a changed table: an
+    operation an earlier version planned finishes on its own steps."""
+    steps = list(table.steps)
+    at = [s.name for s in steps].index(before)
+    return StepTable(
+        f"{table.name}-backup-first",
+        [*steps[:at], BACKUP_FIRST, *steps[at:]],
+        downtime_steps=table.downtime_steps,
+        ends_service=table.ends_service,
+    )
+
+
+RESTART_BACKUP_FIRST = with_backup(RESTART, before="stop")  # a version change: after its image is pulled
+RESIZE_BACKUP_FIRST = with_backup(RESIZE, before="expand")
+DEPROVISION_DELETE_BACKUP_FIRST = with_backup(DEPROVISION_DELETE, before="stop")
+
 TABLES = {
     table.name: table
-    for table in (PROVISION, RESTART, MOVE, REDEPLOY, RESIZE, DEPROVISION_RETAIN, DEPROVISION_DELETE, BACKUP)
+    for table in (
+        PROVISION,
+        RESTART,
+        MOVE,
+        REDEPLOY,
+        RESIZE,
+        DEPROVISION_RETAIN,
+        DEPROVISION_DELETE,
+        BACKUP,
+        RESTART_BACKUP_FIRST,
+        RESIZE_BACKUP_FIRST,
+        DEPROVISION_DELETE_BACKUP_FIRST,
+    )
 }
