@@ -64,3 +64,17 @@ def test_late_means_nothing_completed_since_the_last_time_past_an_hours_grace() 
     assert not overdue(due, created, due + timedelta(minutes=5), NOW)
     assert not overdue(NOW - timedelta(minutes=10), created, None, NOW)  # still within its grace
     assert not overdue(due, NOW - timedelta(hours=1, seconds=-5), None, NOW)  # it did not exist then
+
+
+def test_the_schedules_minutely_successes_stay_out_of_the_log_and_its_failures_do_not() -> None:
+    import logging
+
+    from bosun.process import QuietTicks
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("kopf.objects", logging.INFO, __file__, 1, message, None, None)
+
+    quiet = QuietTicks()
+    assert not quiet.filter(record("Timer 'build_registry.<locals>.backup_schedule' succeeded."))
+    assert quiet.filter(record("Timer 'build_registry.<locals>.backup_schedule' failed with an exception. Will retry."))
+    assert quiet.filter(record("Handler 'build_registry.<locals>.operation_seen' succeeded."))
