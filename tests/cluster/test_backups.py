@@ -23,7 +23,9 @@ from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster
 from tests.support.crash import KillAtStep, restart_after
 from tests.support.databases import database_manifest, ops_of, provision, run_op, start_op, steps
+from tests.support.install import apply_operator_rbac
 from tests.support.operator_process import OperatorProcess, module_operator
+from tests.support.rbac import user_with_role
 from tests.support.snapshots import Snapshots
 from tests.support.waiting import wait_for
 
@@ -344,3 +346,22 @@ def test_a_deprovision_that_deletes_the_volume_leaves_a_backup_to_restore_from(d
     assert db.get("backups", "drop-backup")["status"]["phase"] == "Completed"
     again = provision(db, restored("scratch-again", "drop-backup"))
     assert again["phase"] == "Succeeded", again
+
+
+def test_people_read_and_delete_backups_and_ask_for_them_but_never_write_one(
+    api: client.ApiClient, cluster: LocalCluster, namespace: str
+) -> None:
+    """A restore trusts a record: editors and admins may delete one, nobody but the operator writes one."""
+    apply_operator_rbac(cluster)
+    editor = user_with_role(api, cluster, namespace, "edit", "delete backups.bosun.dev")
+    viewer = user_with_role(api, cluster, namespace, "view", "get backups.bosun.dev")
+
+    def can(user: str, verb: str, resource: str) -> bool:
+        said = cluster.kubectl("auth", "can-i", verb, resource, "-n", namespace, "--as", user, check=False)
+        return said.strip().endswith("yes")
+
+    assert can(editor, "create", "operations.bosun.dev")  # a backup is asked for as an Operation
+    assert all(can(editor, verb, "backups.bosun.dev") for verb in ("get", "list", "watch", "delete"))
+    assert not any(can(editor, verb, "backups.bosun.dev") for verb in ("create", "update", "patch"))
+    assert not can(editor, "patch", "backups.bosun.dev/status")
+    assert can(viewer, "list", "backups.bosun.dev") and not can(viewer, "delete", "backups.bosun.dev")

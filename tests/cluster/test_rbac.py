@@ -13,6 +13,7 @@ from tests.support.cluster import LocalCluster
 from tests.support.databases import NEIGHBOUR, database_manifest, ops_of, provision, run_op
 from tests.support.install import apply_operator_rbac, token_kubeconfig
 from tests.support.operator_process import OperatorProcess, module_operator
+from tests.support.snapshots import Snapshots
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -66,12 +67,19 @@ def product_as_service_account(service_account_kubeconfig: Path, tmp_path: Path)
 
 
 def test_apps_and_databases_work_under_these_rules(
-    api: client.ApiClient, cluster: LocalCluster, namespace: str, product_as_service_account: OperatorProcess
+    api: client.ApiClient,
+    cluster: LocalCluster,
+    namespace: str,
+    product_as_service_account: OperatorProcess,
+    snapshot_controller: Snapshots,
 ) -> None:
     bosun = Bosun(api, cluster, namespace)
     bosun.app("web")
     assert provision(bosun, database_manifest(minReadySeconds=1))["phase"] == "Succeeded"
     assert run_op(bosun, "move", "redeploy", node=NEIGHBOUR)["phase"] == "Succeeded"
+    # A backup: its record and status, its snapshot and class, and its CHECKPOINT through exec.
+    assert run_op(bosun, "nightly", "backup")["phase"] == "Succeeded"
+    assert run_op(bosun, "grow", "resize", volumeSize="2Gi")["phase"] == "Succeeded"  # backs up first
     assert run_op(bosun, "down", "deprovision")["phase"] == "Succeeded"
     deploy = wait_for(lambda: ops_of(bosun, "web", "deploy"), what="the App's first deploy")[0]
     assert bosun.wait_phase(deploy, timeout=120)["phase"] == "Succeeded"
