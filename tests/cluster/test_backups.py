@@ -201,6 +201,10 @@ def test_a_database_restored_from_a_backup_starts_on_a_volume_made_from_its_snap
         "name": "nightly",
     }
     assert pg.get("databases", "copy")["status"]["phase"] == "Running"
+    # The restored data answers only to the passwords it was written with: the copy gets pg's.
+    secret = pg.core.read_namespaced_secret
+    assert secret("copy-credentials", pg.namespace).data == secret("pg-credentials", pg.namespace).data
+    assert "with the credentials Backup nightly kept" in steps(status)["credentials"]["message"]
     # The source is fixed once the Database exists.
     with pytest.raises(client.ApiException) as refused:
         pg.custom.patch_namespaced_custom_object(

@@ -167,6 +167,7 @@ async def take_snapshot(ctx: DatabaseContext) -> str:
             consistency=CONSISTENCY[spec.engine],
         ),
     )
+    await keep_credentials(ctx, record)
     snapshot = {
         "apiVersion": f"{SNAPSHOT_GROUP}/{SNAPSHOT_VERSION}",
         "kind": "VolumeSnapshot",
@@ -189,6 +190,37 @@ async def take_snapshot(ctx: DatabaseContext) -> str:
     await BackupRecords(ctx.kube).set_status(ctx.namespace, name, snapshot=name)
     again = "" if made else " (found after a restart)"
     return f"Backup {name} recorded{again}; VolumeSnapshot {name} of {claim} asked for (class {klass})"
+
+
+def credentials_name(backup: str) -> str:
+    return f"{backup[:241]}-credentials"
+
+
+async def keep_credentials(ctx: DatabaseContext, record: dict[str, Any]) -> None:
+    """A copy of the Database's credentials, owned by the record: the data on the snapshot answers
+    only to the passwords it was written with, and a deprovision that deletes the volume deletes
+    the Database's own Secret too. A restore starts from this copy."""
+    found = await ctx.kube.read(ctx.namespace, "Secret", build.secret_name(ctx.name))
+    if found is None:
+        return
+    name = ctx.plan.backup
+    kept = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": credentials_name(name),
+            "labels": {DATABASE_LABEL: ctx.name, BACKUP_LABEL: name},
+            "ownerReferences": owned_by(record),
+        },
+        "data": dict(found.get("data") or {}),
+    }
+    await ctx.kube.create_object(ctx.namespace, kept)
+
+
+async def restored_credentials(kube: Kube, namespace: str, backup: str) -> dict[str, str] | None:
+    """The credentials a backup kept (Secret data), or None."""
+    kept = await kube.read(namespace, "Secret", credentials_name(backup))
+    return dict(kept.get("data") or {}) if kept else None
 
 
 async def drop_snapshot(ctx: DatabaseContext) -> str:

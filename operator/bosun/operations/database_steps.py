@@ -113,7 +113,7 @@ from bosun.engine.steps import (
 )
 from bosun.models.base import TargetPhase, parse_time
 from bosun.models.names import CREATED_BY_OPERATION, PREPULL_LABEL, RESIZED_BY_OPERATION
-from bosun.operations.database_backup import BACKUP, BACKUP_FIRST
+from bosun.operations.database_backup import BACKUP, BACKUP_FIRST, restored_credentials
 from bosun.operations.database_ctx import (
     POLL_SECONDS,
     DatabaseContext,
@@ -203,13 +203,21 @@ async def check(ctx: DatabaseContext) -> str:
 
 
 async def credentials(ctx: DatabaseContext) -> str:
-    secret = {
+    secret: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {"name": build.secret_name(ctx.name), "labels": build.labels(ctx.name)},
         "stringData": {"username": "bosun", "password": secrets.token_urlsafe(24)},
     }
-    return await _create_once(ctx, secret)
+    backup = ctx.spec.source.backup if ctx.plan.source and ctx.spec.source else ""
+    kept = await restored_credentials(ctx.kube, ctx.namespace, backup) if backup else None
+    if kept:  # the restored data answers only to the passwords it was written with
+        secret.pop("stringData")
+        secret["data"] = kept
+    made = await _create_once(ctx, secret)
+    if backup and not isinstance(made, Skipped):
+        made += f", with the credentials Backup {backup} kept" if kept else f" (Backup {backup} kept no credentials)"
+    return made
 
 
 async def drop_credentials(ctx: DatabaseContext) -> str:
