@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from kubernetes import client
 from bosun.cli import backups as cli_backups
 from bosun.cli.commands import Connection
 from bosun.models.names import BACKUP_TRIGGER, DATABASE_LABEL, GROUP, SNAPSHOT_GROUP, SNAPSHOT_VERSION, VERSION
+from bosun.operations.backup_schedule import operation_name
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster
 from tests.support.crash import KillAtStep, restart_after
@@ -369,3 +372,27 @@ def test_people_read_and_delete_backups_and_ask_for_them_but_never_write_one(
     assert not any(can(editor, verb, "backups.bosun.dev") for verb in ("create", "update", "patch"))
     assert not can(editor, "patch", "backups.bosun.dev/status")
     assert can(viewer, "list", "backups.bosun.dev") and not can(viewer, "delete", "backups.bosun.dev")
+
+
+def test_times_missed_while_the_operator_was_down_make_one_backup_when_it_is_back(
+    pg: Bosun, database_operator: OperatorProcess
+) -> None:
+    """Down across two times of a schedule: back, it makes the last one only, never a burst."""
+    set_backup_policy(pg, {"schedule": "* * * * *"})
+    first = wait_for(lambda: scheduled(pg), what="the first scheduled backup", timeout=150)
+    database_operator.stop()
+    down_at = datetime.now(UTC)
+    back_after = down_at.replace(second=0, microsecond=0) + timedelta(minutes=2, seconds=3)
+    time.sleep((back_after - datetime.now(UTC)).total_seconds())  # two whole minutes' times pass
+    missed = operation_name("pg", back_after.replace(second=0) - timedelta(minutes=1))
+    database_operator.start()
+    last = operation_name("pg", back_after.replace(second=0))
+    wait_for(lambda: last in scheduled(pg), what=f"the backup of the last time, {last}", timeout=60)
+    time.sleep(5)  # a few more looks: nothing else is made
+    made_since = [o for o in scheduled(pg) if o not in first]
+    assert made_since == [last] and missed not in made_since, (first, made_since)
+    assert pg.wait_phase(last, timeout=120)["phase"] == "Succeeded"
+
+
+def scheduled(bosun: Bosun) -> list[str]:
+    return sorted(o for o in ops_of(bosun, "pg", "backup") if o.startswith("pg-scheduled-"))
