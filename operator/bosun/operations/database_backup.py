@@ -193,7 +193,8 @@ async def take_snapshot(ctx: DatabaseContext) -> str:
 
 
 def credentials_name(backup: str) -> str:
-    return f"{backup[:241]}-credentials"
+    """A name no Database's own Secret has (theirs are DNS labels: no dot)."""
+    return f"{backup[:234]}.backup-credentials"
 
 
 async def keep_credentials(ctx: DatabaseContext, record: dict[str, Any]) -> None:
@@ -209,7 +210,7 @@ async def keep_credentials(ctx: DatabaseContext, record: dict[str, Any]) -> None
         "kind": "Secret",
         "metadata": {
             "name": credentials_name(name),
-            "labels": {DATABASE_LABEL: ctx.name, BACKUP_LABEL: name},
+            "labels": {BACKUP_LABEL: name},  # not the Database's label: it is not the Database's Secret
             "ownerReferences": owned_by(record),
         },
         "data": dict(found.get("data") or {}),
@@ -218,9 +219,13 @@ async def keep_credentials(ctx: DatabaseContext, record: dict[str, Any]) -> None
 
 
 async def restored_credentials(kube: Kube, namespace: str, backup: str) -> dict[str, str] | None:
-    """The credentials a backup kept (Secret data), or None."""
-    kept = await kube.read(namespace, "Secret", credentials_name(backup))
-    return dict(kept.get("data") or {}) if kept else None
+    """The credentials a backup kept (Secret data), or None; only a Secret its record owns."""
+    record = await kube.read(namespace, "Backup", backup)
+    kept = await kube.read(namespace, "Secret", credentials_name(backup)) if record else None
+    owners = {o.get("uid") for o in ((kept or {}).get("metadata") or {}).get("ownerReferences") or []}
+    if kept is None or record is None or record["metadata"]["uid"] not in owners:
+        return None
+    return dict(kept.get("data") or {})
 
 
 async def drop_snapshot(ctx: DatabaseContext) -> str:
