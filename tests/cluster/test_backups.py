@@ -396,3 +396,13 @@ def test_times_missed_while_the_operator_was_down_make_one_backup_when_it_is_bac
 
 def scheduled(bosun: Bosun) -> list[str]:
     return sorted(o for o in ops_of(bosun, "pg", "backup") if o.startswith("pg-scheduled-"))
+
+
+def test_a_restored_database_provisioned_again_finds_its_own_volume(pg: Bosun) -> None:
+    """The source is read once: after a deprovision that kept the volume, the copy is itself."""
+    assert run_op(pg, "nightly", "backup")["phase"] == "Succeeded"
+    assert provision(pg, restored("copy", "nightly"))["phase"] == "Succeeded"
+    assert run_op(pg, "copy-down", "deprovision", target="copy")["phase"] == "Succeeded"
+    again = run_op(pg, "copy-up", "provision", target="copy")
+    assert again["phase"] == "Succeeded", again
+    assert steps(again)["volume"]["state"] == "Skipped" and "restored" not in again.get("message", "")

@@ -56,14 +56,14 @@ def test_the_newest_completed_backup_is_never_pruned_whatever_the_policy() -> No
     assert released(records, BackupRetention(max_age_days=30), NOW) == ["older"]
 
 
-def test_late_means_nothing_completed_since_the_last_time_past_an_hours_grace() -> None:
+def test_late_means_nothing_completed_since_the_last_time_an_hour_ago() -> None:
     created = NOW - timedelta(days=10)
-    due = NOW - timedelta(seconds=GRACE_SECONDS + 1)
-    assert overdue(due, created, None, NOW)
-    assert overdue(due, created, due - timedelta(days=1), NOW)  # the last one is from before that time
-    assert not overdue(due, created, due + timedelta(minutes=5), NOW)
-    assert not overdue(NOW - timedelta(minutes=10), created, None, NOW)  # still within its grace
-    assert not overdue(due, NOW - timedelta(hours=1, seconds=-5), None, NOW)  # it did not exist then
+    graced, _ = last_and_next("0 * * * *", "UTC", NOW - timedelta(seconds=GRACE_SECONDS))  # an hourly schedule
+    assert graced == datetime(2026, 12, 6, 21, 0, tzinfo=UTC)
+    assert overdue(graced, created, None)
+    assert overdue(graced, created, graced - timedelta(minutes=1))  # the last one is from before that time
+    assert not overdue(graced, created, graced + timedelta(minutes=5))
+    assert not overdue(graced, NOW - timedelta(minutes=30), None)  # it did not exist then
 
 
 def test_the_schedules_minutely_successes_stay_out_of_the_log_and_its_failures_do_not() -> None:

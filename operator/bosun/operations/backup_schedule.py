@@ -12,9 +12,12 @@ the Database's other operations, recorded, cancellable, crash-safe; a CronJob wo
   someone deletes them): the newest `count` are kept, those older than `maxAgeDays` go. The newest
   completed backup of the Database is never pruned, whatever the policy says: if the schedule
   stops working, the last good backup must not age out behind it.
-- **Loud when late.** A Database whose newest completed backup is older than its last scheduled
-  time by more than `GRACE_SECONDS` gets condition `BackupOverdue=True` (and the metric
+- **Loud when late.** A Database with no backup completed since the last scheduled time that is
+  at least `GRACE_SECONDS` old gets condition `BackupOverdue=True` (and the metric
   `bosun_database_backup_overdue` 1): a backup that stopped happening must be seen, not found.
+- **Once per time, whoever asks.** A time with a backup record made since it is not made again,
+  even after its Operation was tidied away; records of an earlier Database of the same name
+  (another uid) are neither counted nor pruned.
 """
 
 from __future__ import annotations
@@ -84,12 +87,20 @@ def released(records: list[dict[str, Any]], retention: BackupRetention | None, n
     return out
 
 
-def overdue(last_due: datetime, created: datetime, newest: datetime | None, now: datetime) -> bool:
-    """No backup completed since the last scheduled time, which is over `GRACE_SECONDS` ago (and
-    after the Database was created: a new Database is not late for a time before it existed)."""
-    if last_due <= created or (now - last_due).total_seconds() < GRACE_SECONDS:
+def overdue(graced_due: datetime, created: datetime, newest: datetime | None) -> bool:
+    """No backup completed since `graced_due`, the schedule's last time at or before an hour ago
+    (`GRACE_SECONDS`: a backup may take that long), which came after the Database was created (a new
+    Database is not late for a time before it existed). An hourly schedule is late two hours after
+    its last backup; a daily one an hour after the time it missed."""
+    if graced_due <= created:
         return False
-    return newest is None or newest < last_due
+    return newest is None or newest < graced_due
+
+
+def _of(record: dict[str, Any], uid: str) -> bool:
+    """A record of this Database (by uid; a record from before uids were kept counts by name)."""
+    kept = (record.get("spec") or {}).get("databaseUid") or ""
+    return kept in ("", uid)
 
 
 @dataclass
@@ -115,7 +126,8 @@ class BackupSchedules:
         spec = DatabaseSpec.model_validate(body.get("spec") or {})
         policy = spec.backup
         status = body.get("status") or {}
-        if policy is None or not policy.schedule:
+        if policy is None or not policy.schedule or status.get("phase") == "Deprovisioned":
+            # No schedule (any more), or nothing to back up: nothing is late.
             if self._seen.pop(uid, None) is not None:
                 metrics.forget_database(namespace, name)
             if any(c.get("type") == OVERDUE for c in status.get("conditions") or []):  # no request otherwise
@@ -123,31 +135,37 @@ class BackupSchedules:
             return
         try:
             last_due, next_due = last_and_next(policy.schedule, policy.time_zone, now)
+            graced_due, _ = last_and_next(policy.schedule, policy.time_zone, now - timedelta(seconds=GRACE_SECONDS))
         except (ValueError, KeyError) as error:
             await self._say(body, True, f"the backup schedule cannot be read: {error}", reason="InvalidSchedule")
             return
         seen = self._seen.setdefault(uid, _Seen())
         created = parse_time(meta["creationTimestamp"])
-        if last_due > created and seen.due != last_due and status.get("phase") == "Running":
-            await self._create(namespace, name, last_due)
-            seen.due = last_due
+        due_now = last_due > created and seen.due != last_due and status.get("phase") == "Running"
         stale = seen.checked_at is None or (now - seen.checked_at).total_seconds() >= RECHECK_SECONDS
-        if seen.checked_due == last_due and not stale:
+        if not due_now and seen.checked_due == last_due and not stale:
             return
-        records = await self.records.of_database(namespace, name)
+        # Only this Database's records: a deleted one of the same name keeps its backups untouched.
+        records = [r for r in await self.records.of_database(namespace, name) if _of(r, uid)]
+        if due_now:
+            # Made already (by an earlier process, whose Operation may since have been tidied away)?
+            made = [r for r in records if parse_time(r["metadata"]["creationTimestamp"]) >= last_due]
+            if not made:
+                await self._create(namespace, name, last_due)
+            seen.due = last_due
         for gone in released(records, policy.retention, now):
             logger.info("backup %s/%s released by the retention of %s", namespace, gone, name)
             await self.records.delete(namespace, gone)
         times = [t for t in map(completed_at, records) if t is not None]
         newest = max(times) if times else None
-        late = overdue(last_due, created, newest, now)
+        late = overdue(graced_due, created, newest)
         metrics.BACKUP_OVERDUE.labels(namespace, name).set(1 if late else 0)
         if newest is not None:
             metrics.BACKUP_AGE.labels(namespace, name).set((now - newest).total_seconds())
         seen.checked_due, seen.checked_at = last_due, now
         if late:
             since = f"the newest completed at {newest:%Y-%m-%d %H:%M} UTC" if newest else "none ever completed"
-            message = f"no backup completed since the one scheduled at {last_due:%Y-%m-%d %H:%M} UTC ({since})"
+            message = f"no backup completed since the one scheduled at {graced_due:%Y-%m-%d %H:%M} UTC ({since})"
         else:
             message = f"on schedule; next at {next_due:%Y-%m-%d %H:%M} UTC"
         await self._say(body, late, message, reason="Late" if late else "OnSchedule")

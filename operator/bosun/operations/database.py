@@ -101,8 +101,11 @@ async def decide(kube: Kube, operation: Operation, target: dict[str, Any], image
     type_ = operation.spec.type
     if type_ is OperationType.PROVISION:
         node = spec.placement.node if spec.placement and spec.placement.node else ""
-        source = await restore_source(kube, operation.namespace, spec) if spec.source else ""
-        why = f"restored from Backup {spec.source.backup} (VolumeSnapshot {source})" if spec.source else ""
+        # Restored once, when first provisioned: a provision after a deprovision that kept the volume
+        # finds its own data there again, as any Database does.
+        first = status.volume is None
+        source = await restore_source(kube, operation.namespace, spec) if spec.source and first else ""
+        why = f"restored from Backup {spec.source.backup} (VolumeSnapshot {source})" if source and spec.source else ""
         return DatabasePlan(table="database-provision", to_node=node or "", next=spec, source=source, why=why)
     if not status.node:
         raise PermanentError("the Database is not running on any node: provision it first", "NotProvisioned")

@@ -51,6 +51,7 @@ from bosun.models.names import (
     SERVING_LABEL,
     SNAPSHOT_GROUP,
     SNAPSHOT_VERSION,
+    labellable,
 )
 from bosun.operations.database_ctx import DatabaseContext, quantity, running
 from bosun.workloads import database as build
@@ -173,7 +174,7 @@ async def take_snapshot(ctx: DatabaseContext) -> str:
         "kind": "VolumeSnapshot",
         "metadata": {
             "name": name,
-            "labels": {DATABASE_LABEL: ctx.name, BACKUP_LABEL: name},
+            "labels": {DATABASE_LABEL: ctx.name, **({BACKUP_LABEL: name} if labellable(name) else {})},
             "annotations": {CREATED_BY_OPERATION: ctx.operation},
             "ownerReferences": owned_by(record),
         },
@@ -210,7 +211,8 @@ async def keep_credentials(ctx: DatabaseContext, record: dict[str, Any]) -> None
         "kind": "Secret",
         "metadata": {
             "name": credentials_name(name),
-            "labels": {BACKUP_LABEL: name},  # not the Database's label: it is not the Database's Secret
+            # Not the Database's label: it is not the Database's Secret. The owner reference ties it.
+            "labels": {BACKUP_LABEL: name} if labellable(name) else {},
             "ownerReferences": owned_by(record),
         },
         "data": dict(found.get("data") or {}),
@@ -271,6 +273,12 @@ async def restore_source(kube: Kube, namespace: str, spec: DatabaseSpec) -> str:
         )
     if (snapshot.get("status") or {}).get("readyToUse") is not True:
         raise PermanentError(f"restore refused: VolumeSnapshot {snapshot_name} is not ready to use", "BackupNotReady")
+    if spec.engine in build.PASSWORD_ENV and await restored_credentials(kube, namespace, name) is None:
+        raise PermanentError(
+            f"restore refused: Backup {name} kept no credentials, and its {spec.engine.value} data answers only to "
+            "the passwords it was written with",
+            "BackupNoCredentials",
+        )
     size = str((snapshot.get("status") or {}).get("restoreSize") or status.get("size") or "")
     if size and quantity(size) > quantity(spec.storage.size):
         raise PermanentError(
@@ -347,12 +355,20 @@ async def backup_first(ctx: DatabaseContext) -> str:
     try:
         await check(own)
     except PermanentError as refused:
-        if refused.reason != "SnapshotUnsupported":
+        if refused.reason not in ("SnapshotUnsupported", "NoVolume"):
             raise
         return Skipped(
             f"no backup first: {str(refused).removesuffix(': nothing was changed')}; this change goes on without one"
         )
-    consistent = await consistency(own)
+    try:
+        consistent = await consistency(own)
+    except PermanentError as unready:
+        if unready.reason not in ("NotRunning", "NotConsistent"):
+            raise
+        # The change may be what mends the database (a resize of a full disk): take the volume as it
+        # is, and say what the backup holds, rather than refuse the change.
+        consistent = f"{unready}".removesuffix("; nothing was changed").removesuffix(": nothing to back up")
+        consistent += "; the snapshot is taken as the volume is"
     try:
         await take_snapshot(own)
     except NamespaceTerminating:

@@ -192,13 +192,17 @@ async def check(ctx: DatabaseContext) -> str:
     runs = f"{ctx.spec.engine.value} {ctx.spec.version} runs {build.image(ctx.spec)}"
     if not ctx.plan.source:
         return runs
-    found = await ctx.kube.read(ctx.namespace, "PersistentVolumeClaim", build.claim_name(ctx.name))
-    if found is not None and _annotations(found).get(CREATED_BY_OPERATION) != ctx.operation:
-        raise PermanentError(
-            f"restore refused: volume claim {build.claim_name(ctx.name)} already exists (kept from an earlier "
-            "Database of this name?), and a restore needs a new volume: nothing was changed",
-            "VolumeExists",
-        )
+    for kind, existing in (
+        ("PersistentVolumeClaim", build.claim_name(ctx.name)),
+        ("Secret", build.secret_name(ctx.name)),
+    ):
+        found = await ctx.kube.read(ctx.namespace, kind, existing)
+        if found is not None and _annotations(found).get(CREATED_BY_OPERATION) != ctx.operation:
+            raise PermanentError(
+                f"restore refused: {kind} {existing} already exists (kept from an earlier Database of this "
+                "name?), and a restore needs its own volume and the backup's credentials: nothing was changed",
+                "VolumeExists",
+            )
     return f"{runs}; the volume starts as VolumeSnapshot {ctx.plan.source}"
 
 
