@@ -78,3 +78,29 @@ def test_the_schedules_minutely_successes_stay_out_of_the_log_and_its_failures_d
     assert not quiet.filter(record("Timer 'build_registry.<locals>.backup_schedule' succeeded."))
     assert quiet.filter(record("Timer 'build_registry.<locals>.backup_schedule' failed with an exception. Will retry."))
     assert quiet.filter(record("Handler 'build_registry.<locals>.operation_seen' succeeded."))
+
+
+def test_a_look_that_changes_nothing_makes_no_request() -> None:
+    import asyncio
+    from typing import cast
+
+    from bosun.engine.target import TargetStatus
+    from bosun.kube import Kube
+    from bosun.operations.backup_schedule import OVERDUE, BackupSchedules
+
+    class Statuses:
+        calls: list[tuple[Any, ...]] = []
+
+        async def condition(self, *args: Any) -> bool:
+            self.calls.append(args)
+            return True
+
+    statuses = Statuses()
+    schedules = BackupSchedules(cast(Kube, object()), cast(TargetStatus, statuses))
+    said = {"type": OVERDUE, "status": "False", "reason": "OnSchedule", "message": "on schedule"}
+    body: dict[str, Any] = {"metadata": {"namespace": "n", "name": "pg"}, "status": {"conditions": [said]}}
+    asyncio.run(schedules._say(body, False, "on schedule", reason="OnSchedule"))
+    assert statuses.calls == []
+    asyncio.run(schedules._say(body, True, "late", reason="Late"))
+    asyncio.run(schedules._say({**body, "status": {}}, None, ""))  # nothing to remove: no request
+    assert [call[4] for call in statuses.calls] == [True]

@@ -189,6 +189,11 @@ class BackupSchedules:
             pass  # made by an earlier tick, process or replica
 
     async def _say(self, body: dict[str, Any], late: bool | None, message: str, reason: str = "") -> None:
-        """Set (or, with None, remove) the BackupOverdue condition, through the target's one writer."""
+        """Set (or, with None, remove) the BackupOverdue condition, through the target's one writer;
+        no request when the Database in hand already says it (most looks change nothing)."""
+        said = [c for c in (body.get("status") or {}).get("conditions") or [] if c.get("type") == OVERDUE]
+        wanted = None if late is None else ("True" if late else "False", reason, message)
+        if [(c.get("status"), c.get("reason"), c.get("message")) for c in said] == ([wanted] if wanted else []):
+            return
         meta = body["metadata"]
         await self.statuses.condition("Database", meta["namespace"], meta["name"], OVERDUE, late, reason, message)
