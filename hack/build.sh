@@ -147,6 +147,36 @@ build_seaweedfs() {
     github.com/seaweedfs/seaweedfs/weed) || die "building seaweedfs $SEAWEEDFS_VERSION failed (see the go output above)"
 }
 
+# external-snapshotter: snapshot-controller (every cluster: it binds VolumeSnapshots to their
+# contents, as in a real cluster) and csi-snapshotter (the real nodes' CSI driver's sidecar). Its
+# go.mod replaces the client module with ./client, which a dependency cannot: a wrapper module
+# requires the client at the same release instead and repeats the other replaces.
+build_snapshotter() {
+  log "external-snapshotter $SNAPSHOTTER_VERSION: building snapshot-controller and csi-snapshotter$(last_cold snapshotter)"
+  local json gomod dir module=github.com/kubernetes-csi/external-snapshotter/v8
+  json="$(module_download "$module@$SNAPSHOTTER_VERSION")"
+  module_download "github.com/kubernetes-csi/external-snapshotter/client/v8@$SNAPSHOTTER_VERSION" >/dev/null
+  gomod="$(echo "$json" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
+  dir="$BUILD_DIR/external-snapshotter-$SNAPSHOTTER_VERSION"
+  mkdir -p "$dir" "$SNAPSHOTTER_BIN_DIR"
+  {
+    echo "module bosun.local/snapshotter-build"
+    echo
+    grep -E '^go [0-9.]+$' "$gomod"
+    echo
+    echo "require ("
+    echo "	$module $SNAPSHOTTER_VERSION"
+    echo "	github.com/kubernetes-csi/external-snapshotter/client/v8 $SNAPSHOTTER_VERSION"
+    echo ")"
+    echo
+    grep -E '^replace ' "$gomod" | grep -v '=> \./' || true
+  } > "$dir/go.mod"
+  : > "$dir/go.sum"
+  (cd "$dir" && CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "-s -w" -o "$SNAPSHOTTER_BIN_DIR/" \
+    "$module/cmd/snapshot-controller" "$module/cmd/csi-snapshotter") \
+    || die "building external-snapshotter $SNAPSHOTTER_VERSION failed (see the go output above)"
+}
+
 # Real nodes: kubelet and kube-proxy from the same wrapper module as the control plane (its build
 # cache makes them quick), containerd and its runc shim, the CNI plugins, and the pause image built
 # from Kubernetes' own C source into an OCI archive that each node's containerd imports.
@@ -272,6 +302,7 @@ cached() { # part -> 0 if its binaries exist
     kubernetes) local b; for b in "${KUBE_BINARIES[@]}"; do [ -x "$BIN_DIR/$b" ] || return 1; done ;;
     helm) [ -x "$HELM_BIN" ] ;;
     seaweedfs) [ -x "$SEAWEEDFS_BIN" ] ;;
+    snapshotter) [ -x "$SNAPSHOTTER_BIN_DIR/snapshot-controller" ] && [ -x "$SNAPSHOTTER_BIN_DIR/csi-snapshotter" ] ;;
     nodes) local b; for b in "${NODE_BINARIES[@]}"; do [ -e "$NODES_BIN_DIR/$b" ] || return 1; done ;;
     images) local i; for i in "${IMAGES[@]}"; do [ -f "$IMAGES_DIR/$i" ] || return 1; done ;;
   esac
@@ -294,7 +325,8 @@ build_parts() { # part...
 usage() {
   cat >&2 <<'TXT'
 usage: hack/build.sh [control-plane|helm|seaweedfs|all]...
-  control-plane  etcd, KWOK and Kubernetes: what `hack/cluster up` and `hack/demo` need (default)
+  control-plane  etcd, KWOK, Kubernetes and external-snapshotter: what `hack/cluster up` and
+                 `hack/demo` need (default)
   helm           the Helm CLI: the chart tests and install tests
   seaweedfs      an S3-compatible server: the log store tests and the fault harness
   nodes          kubelet, kube-proxy, containerd, CNI plugins, the pause image: real nodes
@@ -309,9 +341,9 @@ main() {
   [ "$#" -gt 0 ] || set -- control-plane
   for part in "$@"; do
     case "$part" in
-      control-plane) want+=(etcd kwok kubernetes) ;;
-      helm | seaweedfs | nodes | images) want+=("$part") ;;
-      all) want+=(etcd kwok kubernetes helm seaweedfs nodes images) ;;
+      control-plane) want+=(etcd kwok kubernetes snapshotter) ;;
+      helm | seaweedfs | snapshotter | nodes | images) want+=("$part") ;;
+      all) want+=(etcd kwok kubernetes snapshotter helm seaweedfs nodes images) ;;
       -h | --help) usage ;;
       *) echo "hack/build.sh: unknown part '$part'" >&2; usage ;;
     esac

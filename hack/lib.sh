@@ -11,6 +11,7 @@ BIN_DIR="$BOSUN_CACHE/bin/k8s-$KUBE_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSIO
 BUILD_DIR="$BOSUN_CACHE/build"
 HELM_BIN="$BOSUN_CACHE/bin/helm-$HELM_VERSION/helm"
 SEAWEEDFS_BIN="$BOSUN_CACHE/bin/seaweedfs-$SEAWEEDFS_VERSION/weed"
+SNAPSHOTTER_BIN_DIR="$BOSUN_CACHE/bin/external-snapshotter-$SNAPSHOTTER_VERSION"
 # Keyed by what makes the images (their contents, not where this checkout is): a fresh clone reuses them.
 # (No sha256sum or cut on PATH, as in a stripped-down shell: no key, and no build that needs one.)
 IMAGES_DIR="$BOSUN_CACHE/images/$( (cat "$HACK_DIR/images/postgres-entrypoint" "$HACK_DIR/oci-image" | sha256sum | cut -c1-12) 2>/dev/null || echo unkeyed)"

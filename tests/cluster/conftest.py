@@ -23,8 +23,8 @@ def database_operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFa
 
 @pytest.fixture(scope="session")
 def snapshot_controller(api: client.ApiClient) -> Iterator[Snapshots]:
-    """VolumeSnapshots taken on the KWOK cluster (tests/support/snapshots.py), as a cluster with
-    snapshot-controller takes them: backups, and the backups before changes that cannot be undone."""
+    """The simulated drivers' snapshotter (tests/support/snapshots.py), beside the cluster's real
+    snapshot-controller: backups, and the backups before changes that cannot be undone."""
     with played(api) as running:
         yield running
 

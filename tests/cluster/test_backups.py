@@ -20,8 +20,9 @@ from kubernetes import client
 
 from bosun.cli import backups as cli_backups
 from bosun.cli.commands import Connection
-from bosun.models.names import BACKUP_TRIGGER, DATABASE_LABEL, GROUP, SNAPSHOT_GROUP, SNAPSHOT_VERSION, VERSION
+from bosun.models.names import DATABASE_LABEL, GROUP, SNAPSHOT_GROUP, SNAPSHOT_VERSION, VERSION
 from bosun.operations.backup_schedule import operation_name
+from tests.support.backups import scheduled, scheduled_by_hand, set_backup_policy
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster
 from tests.support.crash import KillAtStep, restart_after
@@ -264,25 +265,6 @@ def database_operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFa
     )
 
 
-def scheduled_by_hand(bosun: Bosun, name: str) -> None:
-    """A backup that says it is a scheduled one, as the schedule's own operations do."""
-    bosun.apply(
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "Operation",
-            "metadata": {"name": name, "annotations": {BACKUP_TRIGGER: "Scheduled"}},
-            "spec": {"target": {"kind": "Database", "name": "pg"}, "type": "backup"},
-        }
-    )
-    assert bosun.wait_phase(name, timeout=120)["phase"] == "Succeeded"
-
-
-def set_backup_policy(bosun: Bosun, policy: dict[str, Any] | None) -> None:
-    bosun.custom.patch_namespaced_custom_object(
-        GROUP, VERSION, bosun.namespace, "databases", "pg", {"spec": {"backup": policy}}
-    )
-
-
 def condition(bosun: Bosun, kind: str) -> dict[str, Any] | None:
     found = bosun.get("databases", "pg").get("status", {}).get("conditions") or []
     return next((c for c in found if c["type"] == kind), None)
@@ -290,7 +272,7 @@ def condition(bosun: Bosun, kind: str) -> dict[str, Any] | None:
 
 def test_a_schedule_backs_up_on_time_and_retention_prunes_the_oldest(pg: Bosun, snapshots: Snapshots) -> None:
     for name in ("old-0", "old-1", "old-2"):
-        scheduled_by_hand(pg, name)
+        assert scheduled_by_hand(pg, name)["phase"] == "Succeeded"
     assert pg.get("backups", "old-0")["spec"]["trigger"] == "Scheduled"
     set_backup_policy(pg, {"schedule": "* * * * *", "retention": {"count": 2}})
     # The first look prunes to two scheduled backups, the oldest going with its snapshot.
@@ -392,10 +374,6 @@ def test_times_missed_while_the_operator_was_down_make_one_backup_when_it_is_bac
     made_since = [o for o in scheduled(pg) if o not in first]
     assert made_since == [last] and missed not in made_since, (first, made_since)
     assert pg.wait_phase(last, timeout=120)["phase"] == "Succeeded"
-
-
-def scheduled(bosun: Bosun) -> list[str]:
-    return sorted(o for o in ops_of(bosun, "pg", "backup") if o.startswith("pg-scheduled-"))
 
 
 def test_a_restored_database_provisioned_again_finds_its_own_volume(pg: Bosun) -> None:

@@ -1,25 +1,26 @@
-"""Simulated volume snapshots: snapshot-controller and the snapshotter of KWOK's simulated CSI drivers.
+"""The csi-snapshotter sidecar of KWOK's simulated CSI drivers: it answers for their snapshots.
 
-The KWOK cluster serves the VolumeSnapshot API (external-snapshotter's CRDs, applied by
-`hack/cluster`), but no controller takes snapshots there: its volumes hold no bytes. This plays
-what snapshot-controller and a CSI driver's `csi-snapshotter` sidecar do for a dynamically
-provisioned snapshot of `csi.bosun.local` or `shared.csi.bosun.local`:
+The KWOK cluster runs the VolumeSnapshot API and external-snapshotter's real snapshot-controller
+(both started by `hack/cluster up`): it makes a VolumeSnapshotContent for each VolumeSnapshot,
+binds them, guards the source claim and copies the content's status into the snapshot's. What it
+waits for is a driver's sidecar, and KWOK's volumes hold no bytes, so this plays the sidecar of
+`csi.bosun.local` and `shared.csi.bosun.local`, as csi-snapshotter does for a real driver:
 
-- a VolumeSnapshot whose class names one of those drivers and whose source claim is bound gets a
-  VolumeSnapshotContent (`snapcontent-<uid>`, the controller's naming) `delay_seconds` later, with
-  the claim's volume handle, the class's deletion policy and a ready status;
-- the VolumeSnapshot's status then says bound to it, ready to use, with the claim's capacity as
-  its restore size (what a block driver reports);
-- a VolumeSnapshot deleted takes its content with it when the policy is Delete.
+- a content of one of those drivers with a source volume and no status gets, `delay_seconds`
+  later, the status a driver's CreateSnapshot answers: a handle, ready to use, its creation time
+  and its restore size (the source claim's capacity, as a block driver reports);
+- a content the controller is deleting (its `volumesnapshot-being-deleted` annotation) loses its
+  finalizer once the snapshot would be deleted from the storage.
 
-`fail` makes the next snapshots report an error and never become ready (what a driver that cannot
-snapshot does); `hold` keeps them not ready until released. The real snapshot-controller and a
-real driver take snapshots on the real nodes (tests/cluster/test_real_nodes.py).
+`fail` makes the next snapshots report an error on their content and never become ready (a
+driver that cannot snapshot); `hold` keeps them not ready until released. The real nodes run the
+real csi-snapshotter beside their CSI driver (hack/real-nodes, hack/loop-csi).
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +32,9 @@ from kubernetes import client, watch
 
 GROUP, VERSION = "snapshot.storage.k8s.io", "v1"
 DRIVERS = {"csi.bosun.local", "shared.csi.bosun.local"}
+BEING_DELETED = "snapshot.storage.kubernetes.io/volumesnapshot-being-deleted"
+CONTENT_FINALIZER = "snapshot.storage.kubernetes.io/volumesnapshotcontent-bound-protection"
+_UNITS = {"": 1, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9}
 
 
 @dataclass
@@ -61,14 +65,14 @@ class Snapshots:
     def _watch(self) -> None:
         while not self._stop.is_set():
             try:
-                listed = self.custom.list_cluster_custom_object(GROUP, VERSION, "volumesnapshots")
-                for snapshot in listed.get("items") or []:
-                    self._seen("ADDED", snapshot)
+                listed = self.custom.list_cluster_custom_object(GROUP, VERSION, "volumesnapshotcontents")
+                for content in listed.get("items") or []:
+                    self._seen("ADDED", content)
                 for event in watch.Watch().stream(
                     self.custom.list_cluster_custom_object,
                     GROUP,
                     VERSION,
-                    "volumesnapshots",
+                    "volumesnapshotcontents",
                     resource_version=listed["metadata"]["resourceVersion"],
                     timeout_seconds=5,
                 ):
@@ -78,91 +82,66 @@ class Snapshots:
             except client.ApiException:
                 time.sleep(0.5)  # an expired resource version, or the API not served yet: list again
 
-    def _seen(self, kind: str, snapshot: dict[str, Any]) -> None:
-        meta = snapshot["metadata"]
-        if kind == "DELETED":
-            threading.Thread(target=self._deleted, args=(snapshot,), daemon=True).start()
+    def _seen(self, kind: str, content: dict[str, Any]) -> None:
+        meta, spec = content["metadata"], content["spec"]
+        if kind == "DELETED" or spec.get("driver") not in DRIVERS:
             return
-        if meta["uid"] in self._handled or (snapshot.get("status") or {}).get("readyToUse"):
+        if meta.get("deletionTimestamp"):
+            if BEING_DELETED in (meta.get("annotations") or {}) and CONTENT_FINALIZER in (meta.get("finalizers") or []):
+                threading.Thread(target=self._release, args=(content,), daemon=True).start()
+            return
+        if meta["uid"] in self._handled or content.get("status") or not spec["source"].get("volumeHandle"):
             return
         self._handled.add(meta["uid"])
-        threading.Thread(target=self._take, args=(snapshot,), daemon=True).start()
+        threading.Thread(target=self._take, args=(content,), daemon=True).start()
 
-    def _take(self, snapshot: dict[str, Any]) -> None:
-        meta, spec = snapshot["metadata"], snapshot["spec"]
-        namespace, name = meta["namespace"], meta["name"]
-        klass = self.custom.get_cluster_custom_object(
-            GROUP, VERSION, "volumesnapshotclasses", spec.get("volumeSnapshotClassName") or ""
-        )
-        if klass.get("driver") not in DRIVERS:
-            return
+    def _take(self, content: dict[str, Any]) -> None:
+        name, ref = content["metadata"]["name"], content["spec"]["volumeSnapshotRef"]
         time.sleep(self.delay_seconds)
         while self.hold.is_set() and not self._stop.is_set():
             time.sleep(0.2)
         if self.fail:
-            self._status(namespace, name, {"readyToUse": False, "error": {"message": self.fail, "time": _now()}})
+            self._status(name, {"readyToUse": False, "error": {"message": self.fail, "time": _now()}})
             return
-        claim = self.core.read_namespaced_persistent_volume_claim(
-            spec["source"]["persistentVolumeClaimName"], namespace
-        )
-        volume = self.core.read_persistent_volume(claim.spec.volume_name)
-        content = f"snapcontent-{meta['uid']}"
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "VolumeSnapshotContent",
-            "metadata": {"name": content},
-            "spec": {
-                "deletionPolicy": klass.get("deletionPolicy", "Delete"),
-                "driver": klass["driver"],
-                "source": {"volumeHandle": volume.spec.csi.volume_handle},
-                "volumeSnapshotClassName": klass["metadata"]["name"],
-                "volumeSnapshotRef": {
-                    "apiVersion": f"{GROUP}/{VERSION}",
-                    "kind": "VolumeSnapshot",
-                    "name": name,
-                    "namespace": namespace,
-                    "uid": meta["uid"],
-                },
-            },
+        size = 0
+        with contextlib.suppress(client.ApiException):  # the restore size is optional in CSI
+            snapshot = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, ref["namespace"], "volumesnapshots", ref["name"]
+            )
+            claim = self.core.read_namespaced_persistent_volume_claim(
+                snapshot["spec"]["source"]["persistentVolumeClaimName"], ref["namespace"]
+            )
+            size = _bytes((claim.status.capacity or {}).get("storage", "0"))
+        status: dict[str, Any] = {
+            "creationTime": int(time.time() * 1e9),
+            "readyToUse": True,
+            "snapshotHandle": f"snap-{content['metadata']['uid']}",
         }
-        with contextlib.suppress(client.ApiException):
-            self.custom.create_cluster_custom_object(GROUP, VERSION, "volumesnapshotcontents", body)
-        now = int(time.time() * 1e9)
-        with contextlib.suppress(client.ApiException):
+        if size:
+            status["restoreSize"] = size
+        if self._status(name, status):
+            self.taken.append(f"{ref['namespace']}/{ref['name']}")
+
+    def _status(self, name: str, status: dict[str, Any]) -> bool:
+        try:
             self.custom.patch_cluster_custom_object_status(
+                GROUP, VERSION, "volumesnapshotcontents", name, {"status": status}
+            )
+        except client.ApiException:  # deleted meanwhile
+            return False
+        return True
+
+    def _release(self, content: dict[str, Any]) -> None:
+        """The driver's snapshot is gone (nothing to delete on KWOK): let the content go."""
+        finalizers = [f for f in content["metadata"].get("finalizers") or [] if f != CONTENT_FINALIZER]
+        with contextlib.suppress(client.ApiException):
+            self.custom.patch_cluster_custom_object(
                 GROUP,
                 VERSION,
                 "volumesnapshotcontents",
-                content,
-                {"status": {"creationTime": now, "readyToUse": True, "snapshotHandle": f"snap-{meta['uid']}"}},
+                content["metadata"]["name"],
+                {"metadata": {"finalizers": finalizers, "resourceVersion": content["metadata"]["resourceVersion"]}},
             )
-        size = (claim.status.capacity or {}).get("storage", "")
-        self._status(
-            namespace,
-            name,
-            {
-                "boundVolumeSnapshotContentName": content,
-                "creationTime": _now(),
-                "readyToUse": True,
-                **({"restoreSize": size} if size else {}),
-            },
-        )
-        self.taken.append(f"{namespace}/{name}")
-
-    def _status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        with contextlib.suppress(client.ApiException):  # deleted meanwhile
-            self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, "volumesnapshots", name, {"status": status}
-            )
-
-    def _deleted(self, snapshot: dict[str, Any]) -> None:
-        content = (snapshot.get("status") or {}).get("boundVolumeSnapshotContentName")
-        if not content:
-            return
-        with contextlib.suppress(client.ApiException):
-            found = self.custom.get_cluster_custom_object(GROUP, VERSION, "volumesnapshotcontents", content)
-            if found["spec"].get("deletionPolicy") == "Delete":
-                self.custom.delete_cluster_custom_object(GROUP, VERSION, "volumesnapshotcontents", content)
 
     def contents(self) -> list[dict[str, Any]]:
         return list(self.custom.list_cluster_custom_object(GROUP, VERSION, "volumesnapshotcontents").get("items") or [])
@@ -183,6 +162,11 @@ def played(api: client.ApiClient) -> Iterator[Snapshots]:
             yield started
         finally:
             _RUNNING.remove(started)
+
+
+def _bytes(quantity: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([KMGT]i?|k)?", quantity).groups()  # type: ignore[union-attr]
+    return int(number) * _UNITS[unit or ""]
 
 
 def _now() -> str:
