@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks import api_economy, app_deploy, burst, dashboard, ha, moves, real_move, scale
+from benchmarks import api_economy, app_deploy, burst, dashboard, ha, moves, real_backup, real_move, scale
 from benchmarks.common import RESULTS, environment
 
 BENCHMARKS = {
@@ -24,6 +24,7 @@ BENCHMARKS = {
     "deploy": app_deploy,
     "burst": burst,
     "real-move": real_move,
+    "real-backup": real_backup,
     "ha": ha,
     "dashboard": dashboard,
 }
