@@ -24,14 +24,15 @@ import yaml
 from kubernetes import client
 
 from bosun.cli import commands, dashboard
-from bosun.models.names import API_VERSION
+from bosun.models.names import API_VERSION, GROUP, PLURALS, VERSION
 from tests.support.bosun_objects import Bosun
 from tests.support.cli import kubectl_bosun
 from tests.support.cluster import LocalCluster
-from tests.support.databases import ops_of
+from tests.support.databases import database_manifest, ops_of, provision, run_op
 from tests.support.install import apply_operator_rbac
 from tests.support.operator_process import OperatorProcess, ensure_running, module_operator
 from tests.support.rbac import user_with_role
+from tests.support.snapshots import Snapshots
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -142,6 +143,45 @@ def test_an_apps_activity_tab_and_operation_pages_show_what_ran(bosun: Bosun, cl
         assert served.get("/", host="bosun.attacker.example")[0] == 421  # DNS rebinding: not for us
         code, missing, _ = served.get(f"/ns/{bosun.namespace}/operations/no-such-op")
         assert code == 404 and "no operation no-such-op" in missing
+    finally:
+        served.close()
+
+
+def test_a_viewer_sees_a_databases_backups_and_the_namespaces_those_of_deleted_databases_too(
+    bosun: Bosun, cluster: LocalCluster, api: client.ApiClient, snapshot_controller: Snapshots
+) -> None:
+    assert provision(bosun, database_manifest("pg", minReadySeconds=1))["phase"] == "Succeeded"
+    assert run_op(bosun, "pg-nightly", "backup")["phase"] == "Succeeded"
+    # the record of a Database deleted since (records outlive it): its uid is no live Database's
+    gone = {
+        "apiVersion": API_VERSION,
+        "kind": "Backup",
+        "metadata": {"name": "old-before-delete"},
+        "spec": {"database": "old", "databaseUid": "0000-gone", "engine": "postgresql", "version": "16",
+                 "method": "VolumeSnapshot", "trigger": "BeforeChange", "operation": "old-deprovision"},
+    }  # fmt: skip
+    bosun.custom.create_namespaced_custom_object(GROUP, VERSION, bosun.namespace, PLURALS["Backup"], gone)
+    viewer = user_with_role(api, cluster, bosun.namespace, "view", "list backups.bosun.dev")
+    served = Served(cluster, bosun.namespace, viewer)
+    try:
+        code, listing, _ = served.get(f"/ns/{bosun.namespace}")
+        assert code == 200 and f"/ns/{bosun.namespace}/backups" in listing
+        code, page, _ = served.get(f"/ns/{bosun.namespace}/databases/pg")
+        assert code == 200 and "<h2>Backups</h2>" in page
+        section = page[page.index("<h2>Backups</h2>") :]
+        assert "pg-nightly" in section and "Completed" in section and "OnDemand" in section and "1Gi" in section
+        assert f"/ns/{bosun.namespace}/operations/pg-nightly" in section  # the operation that took it
+        assert "old-before-delete" not in section  # another Database's
+        code, everything, _ = served.get(f"/ns/{bosun.namespace}/backups")
+        assert code == 200 and "pg-nightly" in everything and "old-before-delete" in everything
+        row = everything[everything.index("old-before-delete") :]
+        assert "(deleted)" in row.split("</tr>")[0] and "(deleted)" not in everything.split("old-before-delete")[0]
+    finally:
+        served.close()
+    served = Served(cluster, bosun.namespace, "nobody-at-all")  # no RoleBinding anywhere
+    try:
+        code, page, _ = served.get(f"/ns/{bosun.namespace}/backups")
+        assert code == 403 and "pg-nightly" not in page
     finally:
         served.close()
 

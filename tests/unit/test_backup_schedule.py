@@ -104,3 +104,57 @@ def test_a_look_that_changes_nothing_makes_no_request() -> None:
     asyncio.run(schedules._say(body, True, "late", reason="Late"))
     asyncio.run(schedules._say({**body, "status": {}}, None, ""))  # nothing to remove: no request
     assert [call[4] for call in statuses.calls] == [True]
+
+
+class Cluster:
+    """The few calls a tick makes: Operations and Backup records by label, creations, deletions."""
+
+    def __init__(self, operations: list[dict[str, Any]]) -> None:
+        self.operations = operations
+        self.created: list[str] = []
+
+    async def list_labelled(self, namespace: str, kind: str, selector: dict[str, str]) -> list[dict[str, Any]]:
+        return self.operations if kind == "Operation" else []
+
+    async def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.created.append(body["metadata"]["name"])
+        return body
+
+
+class Statuses:
+    def __init__(self) -> None:
+        self.said: list[tuple[str, bool | None, str]] = []
+
+    async def condition(self, kind: str, namespace: str, name: str, type_: str, value: bool | None, *rest: str) -> None:
+        self.said.append((type_, value, rest[0] if rest else ""))
+
+
+def scheduled_op(name: str, phase: str) -> dict[str, Any]:
+    from bosun.models.names import BACKUP_TRIGGER
+
+    return {"metadata": {"name": name, "annotations": {BACKUP_TRIGGER: "Scheduled"}}, "status": {"phase": phase}}
+
+
+@pytest.mark.parametrize(
+    ("earlier", "made"),
+    [
+        ("Pending", []),  # waiting for an approval, a window or another operation: no second one
+        ("Running", []),
+        ("Succeeded", ["pg-scheduled-20261206-2230"]),
+        ("Failed", ["pg-scheduled-20261206-2230"]),
+    ],
+)
+def test_times_do_not_pile_up_behind_a_scheduled_backup_that_has_not_ended(earlier: str, made: list[str]) -> None:
+    import asyncio
+
+    from bosun.operations.backup_schedule import BackupSchedules
+
+    cluster = Cluster([scheduled_op("pg-scheduled-20261206-2229", earlier)])
+    schedules = BackupSchedules(cluster, Statuses())  # type: ignore[arg-type]
+    database = {
+        "metadata": {"namespace": "ns", "name": "pg", "uid": "u1", "creationTimestamp": "2026-12-01T00:00:00Z"},
+        "spec": {"engine": "postgresql", "version": "16", "backup": {"schedule": "* * * * *"}},
+        "status": {"phase": "Running"},
+    }
+    asyncio.run(schedules.tick(database, NOW))
+    assert cluster.created == made

@@ -182,6 +182,17 @@ class Cluster:
             return found, "the namespaces where you may list Apps or Databases"
         return [self.conn.namespace], "your kubeconfig's namespace (you may not list namespaces)"
 
+    def backups_of(self, namespace: str, database: str) -> list[dict[str, Any]] | str:
+        """A Database's backup records, its earlier incarnations' included (by name, as `kubectl
+        bosun backups` lists them), or why they cannot be read: the page shows the rest anyway."""
+        try:
+            found = self.objects(namespace, PLURALS["Backup"])
+        except Forbidden as error:
+            return f"You may not {error.missing}."
+        except CliError as error:
+            return str(error)
+        return [b for b in found if (b.get("spec") or {}).get("database") == database]
+
     def operation(self, namespace: str, name: str) -> dict[str, Any] | None:
         found = next((o for o in self.objects(namespace, PLURALS["Operation"]) if o["metadata"]["name"] == name), None)
         if found is None:  # just created: the watch may not have it yet
@@ -250,6 +261,10 @@ class Dashboard:
             return self._target(cluster, namespace, rest[0], rest[1], query)
         if rest[0] == "operations" and len(rest) >= 2:
             return self._operation(cluster, namespace, rest[1], rest[2:])
+        if rest == ["backups"]:
+            backups = cluster.objects(namespace, PLURALS["Backup"])
+            live = {d["metadata"].get("uid", "") for d in cluster.objects(namespace, PLURALS["Database"])}
+            return 200, html, pages.backups_page(namespace, backups, live), {}
         if rest[0] == "reports" and len(rest) == 1:
             return 200, html, pages.reports_page(namespace, cluster.reports(namespace)), {}
         if rest[0] == "reports" and len(rest) == 2 and rest[1].endswith(".csv"):
@@ -270,10 +285,15 @@ class Dashboard:
         count = max(1, -(-len(mine) // PAGE_SIZE))
         number = min(max(1, int((query.get("page") or ["1"])[0] or 1)), count)
         shown = mine[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
+        backups: list[dict[str, Any]] | str = []
+        if plural == "databases":
+            backups = cluster.backups_of(namespace, name)
         return (
             200,
             html,
-            pages.target_page(namespace, plural, body, shown, cluster.downtime_steps, number, count, self.token),
+            pages.target_page(
+                namespace, plural, body, shown, cluster.downtime_steps, number, count, self.token, backups
+            ),
             {},
         )
 

@@ -125,7 +125,8 @@ def namespace_page(namespace: str, apps: Sequence[dict[str, Any]], databases: Se
 
     headers = ["name", "phase", "Ready", "last operation"]
     body = (
-        f"<nav class=tabs>{link(f'/ns/{quote(namespace)}/reports', 'Activity Reports')}</nav>"
+        f"<nav class=tabs>{link(f'/ns/{quote(namespace)}/reports', 'Activity Reports')} "
+        f"{link(f'/ns/{quote(namespace)}/backups', 'Backups')}</nav>"
         f"<h2>Apps</h2>{table(headers, rows('apps', apps), 'no App')}"
         f"<h2>Databases</h2>{table(headers, rows('databases', databases), 'no Database')}"
     )
@@ -184,7 +185,9 @@ def target_page(
     page_number: int,
     pages: int,
     token: str = "",
+    backups: Sequence[dict[str, Any]] | str = (),
 ) -> str:
+    """An App's or a Database's page; a Database's lists its `backups` (or says why it cannot)."""
     name, status = body["metadata"]["name"], body.get("status") or {}
     facts = [
         ["phase", phase(str(status.get("phase") or ""))],
@@ -222,6 +225,7 @@ def target_page(
         + "<h2>Activity</h2><p class=muted>Operations, newest first.</p>"
         + activity
         + (f"<p>Page {pager}</p>" if pages > 1 else "")
+        + (backups_section(namespace, backups) if kind == "databases" else "")
         + plan_form
     )
     title = f"{'App' if kind == 'apps' else 'Database'} {name}"
@@ -405,6 +409,54 @@ def reports_page(namespace: str, weeks: Sequence[str]) -> str:
         ["week", ""], rows, "no activity report yet"
     )
     return page("Activity Reports", body, [(f"/ns/{quote(namespace)}", namespace)])
+
+
+BACKUP_HEADERS = ["backup", "database", "phase", "trigger", "size", "completed", "version", "operation"]
+
+
+def backup_rows(namespace: str, backups: Sequence[dict[str, Any]], live: set[str] | None = None) -> list[list[str]]:
+    """Records newest first; with `live` (the uids of the Databases there now), a record whose
+    Database is gone says so: its backups outlive it, and a restore can still start from them."""
+    rows = []
+    ordered = sorted(backups, key=lambda b: (b["metadata"].get("creationTimestamp") or "", b["metadata"]["name"]))
+    for record in reversed(ordered):
+        spec, status = record.get("spec") or {}, record.get("status") or {}
+        database = escape(str(spec.get("database") or ""))
+        if live is not None and spec.get("databaseUid") not in live:
+            database += " <span class=muted>(deleted)</span>"
+        operation = str(spec.get("operation") or "")
+        said = f" {escape(str(status['message']))}" if status.get("message") else ""
+        rows.append(
+            [
+                escape(record["metadata"]["name"]),
+                database,
+                phase(str(status.get("phase") or "")) + said,
+                escape(str(spec.get("trigger") or "")),
+                escape(str(status.get("size") or DASH)),
+                moment(status.get("completedAt")),
+                escape(f"{spec.get('engine', '')} {spec.get('version', '')}".strip()),
+                link(f"/ns/{quote(namespace)}/operations/{quote(operation)}", operation) if operation else DASH,
+            ]
+        )
+    return rows
+
+
+def backups_section(namespace: str, backups: Sequence[dict[str, Any]] | str) -> str:
+    if isinstance(backups, str):  # why they cannot be shown
+        return f"<h2>Backups</h2><p class=muted>{escape(backups)}</p>"
+    return (
+        "<h2>Backups</h2><p class=muted>Newest first; restore one into a new Database with "
+        "<code>spec.source.backup</code>.</p>" + table(BACKUP_HEADERS, backup_rows(namespace, backups), "no backup yet")
+    )
+
+
+def backups_page(namespace: str, backups: Sequence[dict[str, Any]], live: set[str]) -> str:
+    body = (
+        "<p class=muted>Every backup record of the namespace, newest first, those of deleted Databases "
+        "included (records outlive their Database until deleted or pruned by its retention).</p>"
+        + table(BACKUP_HEADERS, backup_rows(namespace, backups, live), "no backup yet")
+    )
+    return page("Backups", body, [(f"/ns/{quote(namespace)}", namespace)])
 
 
 def forbidden_page(missing: str) -> str:

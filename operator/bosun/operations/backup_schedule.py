@@ -7,7 +7,9 @@ the Database's other operations, recorded, cancellable, crash-safe; a CronJob wo
   computed in its time zone. If it is newer than the Database and its operation does not exist,
   it is created, named after that time (`<db>-scheduled-YYYYmmdd-HHMM`, UTC), so two ticks, two
   replicas or a restart cannot make it twice. Only the last time counts: an operator down for
-  three nights makes one backup when it is back, not three.
+  three nights makes one backup when it is back, not three. Nor do times pile up behind a
+  scheduled backup that has not ended (waiting for an approval, a window, or the Database's
+  other operations): while it waits, the times that pass make none; it is their backup.
 - **Retention** applies to scheduled backups (on-demand and before-change ones are kept until
   someone deletes them): the newest `count` are kept, those older than `maxAgeDays` go. The newest
   completed backup of the Database is never pruned, whatever the policy says: if the schedule
@@ -38,7 +40,7 @@ from bosun.models.backup import BackupTrigger
 from bosun.models.base import now as clock_now
 from bosun.models.base import parse_time
 from bosun.models.database import BackupRetention, DatabaseSpec
-from bosun.models.names import API_VERSION, BACKUP_TRIGGER, TARGET_KIND_LABEL, TARGET_LABEL
+from bosun.models.names import API_VERSION, BACKUP_TRIGGER, FINISHED_PHASES, TARGET_KIND_LABEL, TARGET_LABEL
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +152,10 @@ class BackupSchedules:
         if due_now:
             # Made already (by an earlier process, whose Operation may since have been tidied away)?
             made = [r for r in records if parse_time(r["metadata"]["creationTimestamp"]) >= last_due]
-            if not made:
+            waiting = [] if made else await self._waiting(namespace, name, operation_name(name, last_due))
+            if waiting:
+                logger.info("backup of %s/%s due %s not made: %s has not ended", namespace, name, last_due, waiting[0])
+            elif not made:
                 await self._create(namespace, name, last_due)
             seen.due = last_due
         for gone in released(records, policy.retention, now):
@@ -169,6 +174,19 @@ class BackupSchedules:
         else:
             message = f"on schedule; next at {next_due:%Y-%m-%d %H:%M} UTC"
         await self._say(body, late, message, reason="Late" if late else "OnSchedule")
+
+    async def _waiting(self, namespace: str, database: str, this_time: str) -> list[str]:
+        """Scheduled backups of the Database, made for an earlier time, that have not ended."""
+        found = await self.kube.list_labelled(
+            namespace, "Operation", {TARGET_KIND_LABEL: "Database", TARGET_LABEL: database}
+        )
+        return sorted(
+            o["metadata"]["name"]
+            for o in found
+            if (o["metadata"].get("annotations") or {}).get(BACKUP_TRIGGER) == BackupTrigger.SCHEDULED.value
+            and (o.get("status") or {}).get("phase") not in FINISHED_PHASES
+            and o["metadata"]["name"] != this_time
+        )
 
     async def _create(self, namespace: str, database: str, due: datetime) -> None:
         name = operation_name(database, due)
