@@ -8,8 +8,9 @@ of the volume's disk taken with its filesystem frozen. A client commits one row 
 the Database's Service all along (`tests/support/row_counter.py`), and:
 
 - **backups and restores, the operator SIGKILLed in the middle**: a backup as it is, a backup
-  whose operator is SIGKILLed when its `snapshot` step starts (and started again), and a restore
-  whose operator is SIGKILLed when its `start` step starts. Each backup is restored into a new
+  whose operator is SIGKILLed when its `snapshot` step starts (and started again), a restore
+  whose operator is SIGKILLed when its `start` step starts, and a logical dump (`pg_dump`,
+  streamed into the operator's store) replayed by `pg_restore`. Each backup is restored into a new
   Database, and the copy must hold one moment of the table: every row acknowledged before the
   backup began, none acknowledged after it ended, and no hole below the newest row it holds.
 - **a schedule across the operator's downtime**: a backup every minute, the operator stopped
@@ -43,12 +44,14 @@ from tests.support.waiting import wait_for
 from benchmarks.common import Environment, Report, pyplot, seconds_between
 from bosun.models.names import GROUP, PLURALS, SNAPSHOT_GROUP, SNAPSHOT_VERSION, VERSION
 from bosun.operations.backup_schedule import operation_name
+from bosun.workloads import database as build
 
 DRIVER = "loop.csi.bosun.local"
-CASES = (
-    ("backup", "", ""),
-    ("backup, operator SIGKILLed at its snapshot step", "snapshot", ""),
-    ("restore, operator SIGKILLed at its start step", "", "start"),
+CASES = (  # what, the backup step the operator is killed at, the restore step, the backup's method
+    ("backup", "", "", ""),
+    ("backup, operator SIGKILLed at its snapshot step", "snapshot", "", ""),
+    ("restore, operator SIGKILLed at its start step", "", "start", ""),
+    ("logical dump (pg_dump to the store), replayed by pg_restore", "", "", "Dump"),
 )
 
 
@@ -57,12 +60,13 @@ def took(status: dict[str, Any]) -> float:
     return seconds_between(began, ended) if began and ended else float("nan")
 
 
-def backup(bosun: Bosun, operator: Any, name: str, kill_at: str) -> dict[str, Any]:
+def backup(bosun: Bosun, operator: Any, name: str, kill_at: str, method: str = "") -> dict[str, Any]:
+    parameters = {"method": method} if method else {}
     if not kill_at:
-        start_op(bosun, name, "backup")
+        start_op(bosun, name, "backup", **parameters)
         return bosun.wait_phase(name, timeout=300)
     with KillAtStep(bosun, operator, kill_at, name) as kill:
-        start_op(bosun, name, "backup")
+        start_op(bosun, name, "backup", **parameters)
         if not kill.killed.wait(timeout=180):
             raise RuntimeError(f"{name}: its {kill_at} step was never seen Running")
         operator.start()
@@ -85,17 +89,18 @@ def restore(bosun: Bosun, operator: Any, name: str, source: str, kill_at: str) -
 
 
 def backup_and_restore(
-    env: Environment, operator: Any, bosun: Bosun, counter: RowCounter, password: str, n: int, case: tuple[str, ...]
+    env: Environment, operator: Any, bosun: Bosun, counter: RowCounter, n: int, case: tuple[str, ...]
 ) -> dict[str, Any]:
-    what, kill_backup, kill_restore = case
+    what, kill_backup, kill_restore, method = case
     start = len(counter.acknowledged)
     wait_for(lambda: len(counter.acknowledged) >= start + 20, timeout=60, what="20 rows")
     before = len(counter.acknowledged)
-    backed_up = backup(bosun, operator, f"backup-{n}", kill_backup)
+    backed_up = backup(bosun, operator, f"backup-{n}", kill_backup, method)
     after = len(counter.acknowledged)
     wait_for(lambda: len(counter.acknowledged) >= after + 20, timeout=60, what="20 rows after the backup")
     run: dict[str, Any] = {
         "case": what,
+        "method": method or "VolumeSnapshot",
         "backup": backed_up["phase"],
         "backup_seconds": took(backed_up),
         "steps": {s["name"]: s["state"] for s in backed_up.get("steps") or []},
@@ -107,7 +112,10 @@ def backup_and_restore(
     restored = restore(bosun, operator, copy, f"backup-{n}", kill_restore)
     run |= {"restore": restored["phase"], "restore_seconds": took(restored), "reason": restored.get("reason", "")}
     if restored["phase"] == "Succeeded":
-        reader = RowCounter(real.cluster_ip(env.core, bosun.namespace, copy), password)
+        # the copy's own credentials: a snapshot's copy keeps the backup's, a dump's has new ones
+        secret = env.core.read_namespaced_secret(build.secret_name(copy), bosun.namespace)
+        own = base64.b64decode(secret.data["password"]).decode()
+        reader = RowCounter(real.cluster_ip(env.core, bosun.namespace, copy), own)
         wait_for(lambda: reader.sql("SELECT 1").returncode == 0, timeout=120, what=f"{copy} to answer")
         run |= one_moment(counter.acknowledged, reader.present(), before, after)
     bosun.custom.delete_namespaced_custom_object(GROUP, VERSION, bosun.namespace, PLURALS["Database"], copy)
@@ -200,7 +208,7 @@ def retention(env: Environment, bosun: Bosun, count: int, keep: int) -> dict[str
 def run(
     env: Environment,
     out: Path,
-    cases: tuple[tuple[str, str, str], ...] = CASES,
+    cases: tuple[tuple[str, str, str, str], ...] = CASES,
     count: int = 50,
     keep: int = 10,
     schedule: bool = True,
@@ -217,9 +225,7 @@ def run(
             password = base64.b64decode(secret.data["password"]).decode()
             counter = real.following_counter(env.core, bosun.namespace, "pg", password)
             try:
-                runs = [
-                    backup_and_restore(env, operator, bosun, counter, password, n, case) for n, case in enumerate(cases)
-                ]
+                runs = [backup_and_restore(env, operator, bosun, counter, n, case) for n, case in enumerate(cases)]
                 downtime = across_downtime(bosun, operator) if schedule else None
                 pruning = retention(env, bosun, count, keep) if count else None
             finally:

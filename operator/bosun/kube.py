@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import json
 import logging
 import urllib.request
 import uuid
@@ -551,6 +552,77 @@ class Kube:
 
         return await call(f"exec in pod {namespace}/{pod}", run)
 
+    async def exec_stream(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        command: list[str],
+        stdout: Callable[[bytes], Awaitable[None]],
+        stdin: AsyncIterator[bytes] | None = None,
+    ) -> tuple[int, str]:
+        """Run a command whose output is too large to hold: each piece of its stdout is handed to
+        `stdout` as it comes (awaited, so a slow reader slows the command, never memory), and
+        `stdin`, when given, is sent and then closed (the v5 exec protocol). Returns its exit code
+        and the end of its stderr. Raises TransientError when it cannot run (no kubelet answers)."""
+        from kubernetes_asyncio.stream import WsApiClient
+
+        class Channels(WsApiClient):
+            """v5 of the exec protocol: the one that can close stdin, so a command sees its end."""
+
+            async def request(  # type: ignore[override]
+                self, method: Any, url: Any, query_params: Any = None, headers: Any = None, **rest: Any
+            ) -> Any:
+                headers = {**(headers or {}), "sec-websocket-protocol": "v5.channel.k8s.io"}
+                return await super().request(method, url, query_params=query_params, headers=headers, **rest)
+
+        stderr = bytearray()
+        status: dict[str, Any] = {}
+
+        async def feed(ws: Any) -> None:
+            assert stdin is not None
+            async for chunk in stdin:
+                for start in range(0, len(chunk), 2**16):
+                    await ws.send_bytes(b"\x00" + chunk[start : start + 2**16])
+            await ws.send_bytes(b"\xff\x00")  # close stdin: the command reads its end
+
+        async def run() -> None:
+            async with Channels(configuration=self.api.configuration) as ws_api:
+                connect: Any = await client.CoreV1Api(ws_api).connect_get_namespaced_pod_exec(
+                    pod,
+                    namespace,
+                    container=container,
+                    command=cast(Any, command),
+                    stdin=stdin is not None,
+                    stdout=True,
+                    stderr=True,
+                    tty=False,
+                    _preload_content=False,
+                )
+                async with connect as ws:
+                    feeding = asyncio.create_task(feed(ws)) if stdin is not None else None
+                    try:
+                        async for message in ws:
+                            data = message.data if isinstance(message.data, bytes) else b""
+                            if not data:
+                                continue
+                            channel, body = data[0], data[1:]
+                            if channel == 1 and body:
+                                await stdout(body)
+                            elif channel == 2:
+                                stderr.extend(body)
+                                del stderr[: max(0, len(stderr) - 4096)]
+                            elif channel == 3 and body:
+                                status.update(json.loads(body))
+                        if feeding is not None:
+                            await feeding  # its failure (the store, say) is the command's failure
+                    finally:
+                        if feeding is not None and not feeding.done():
+                            feeding.cancel()
+
+        await call(f"exec in pod {namespace}/{pod}", run)
+        return exit_code(status), stderr.decode("utf-8", "replace").strip()
+
     async def snapshot_classes(self) -> list[dict[str, Any]]:
         """Every VolumeSnapshotClass; NotFound when the cluster does not serve the VolumeSnapshot API."""
         result = await call(
@@ -574,3 +646,15 @@ async def connected(kubeconfig: str | None = None, context: str | None = None) -
         yield kube
     finally:
         await kube.close()
+
+
+def exit_code(status: dict[str, Any]) -> int:
+    """The exit code an exec's status channel reported: 0 for Success, the code of a non-zero exit,
+    -1 when the command could not run at all (not found, the container gone) or no status came."""
+    if status.get("status") == "Success":
+        return 0
+    for cause in (status.get("details") or {}).get("causes") or []:
+        if cause.get("reason") == "ExitCode":
+            with contextlib.suppress(ValueError):
+                return int(cause.get("message", ""))
+    return -1

@@ -18,6 +18,7 @@ from bosun.engine.service import Planner
 from bosun.handlers import Memo, build_registry
 from bosun.serving import Endpoints
 from bosun.settings import Settings
+from bosun.store import store_from
 
 
 def run(settings: Settings, planner: Planner | None = None) -> None:
@@ -29,7 +30,14 @@ def run(settings: Settings, planner: Planner | None = None) -> None:
         log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.PLAIN,
     )
     logging.getLogger("kopf.objects").addFilter(QuietTicks())
-    memo = Memo(settings=settings, planner=planner or default_registry(settings.database_image_registry))
+    memo = Memo(
+        settings=settings,
+        planner=planner
+        or default_registry(
+            settings.database_image_registry,
+            store_from(settings.store_url, settings.s3_endpoint_url, settings.s3_region),
+        ),
+    )
     asyncio.run(_operate(settings, memo))
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -44,6 +45,16 @@ class Store(Protocol):
     async def get(self, key: str) -> bytes | None: ...
 
     async def keys(self, prefix: str) -> list[str]: ...
+
+    async def put_stream(self, key: str, chunks: AsyncIterator[bytes]) -> int: ...
+
+    def read_stream(self, key: str) -> AsyncIterator[bytes]: ...
+
+    async def delete(self, key: str) -> None: ...
+
+
+PART_BYTES = 8 * 2**20  # a streamed object is uploaded in parts this large (S3's least is 5 MiB)
+READ_BYTES = 2**20
 
 
 class LocalStore:
@@ -92,6 +103,37 @@ class LocalStore:
             )
 
         return await asyncio.to_thread(walk)
+
+    async def put_stream(self, key: str, chunks: AsyncIterator[bytes]) -> int:
+        """Written as it comes, under a partial name until whole: readers never see half of it."""
+        path = self.root / key
+        partial = path.with_name(path.name + ".partial")
+        try:
+            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+            written = 0
+            with await asyncio.to_thread(partial.open, "wb") as out:
+                async for chunk in chunks:
+                    await asyncio.to_thread(out.write, chunk)
+                    written += len(chunk)
+            await asyncio.to_thread(os.replace, partial, path)
+            return written
+        except OSError as error:
+            metrics.STORE_FAILURES.labels("put").inc()
+            raise StoreUnavailable(f"cannot write {self.url(key)}: {error}") from error
+        finally:
+            partial.unlink(missing_ok=True)
+
+    async def read_stream(self, key: str) -> AsyncIterator[bytes]:
+        try:
+            source = await asyncio.to_thread((self.root / key).open, "rb")
+        except FileNotFoundError:
+            raise StoreUnavailable(f"{self.url(key)} does not exist") from None
+        with source:
+            while chunk := await asyncio.to_thread(source.read, READ_BYTES):
+                yield chunk
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread((self.root / key).unlink, missing_ok=True)
 
 
 class S3Store:
@@ -158,6 +200,74 @@ class S3Store:
             return sorted(found)
 
         return list(await self._call(f"list {self.url(prefix)}", listing) or [])
+
+    async def put_stream(self, key: str, chunks: AsyncIterator[bytes]) -> int:
+        """A multipart upload, a part each PART_BYTES: never more than a part in memory, and an
+        object that appears whole or not at all (an upload that fails is aborted)."""
+        where, full = self.url(key), self.prefix + key
+        started = await self._call(
+            f"put {where}", lambda: self.client.create_multipart_upload(Bucket=self.bucket, Key=full), writes=True
+        )
+        upload, buffer, written = started["UploadId"], bytearray(), 0
+        parts: list[dict[str, Any]] = []
+
+        async def send(data: bytes) -> None:
+            number = len(parts) + 1
+            answer = await self._call(
+                f"put {where} (part {number})",
+                lambda: self.client.upload_part(
+                    Bucket=self.bucket, Key=full, UploadId=upload, PartNumber=number, Body=data
+                ),
+                writes=True,
+            )
+            parts.append({"ETag": answer["ETag"], "PartNumber": number})
+
+        try:
+            async for chunk in chunks:
+                buffer += chunk
+                written += len(chunk)
+                if len(buffer) >= PART_BYTES:
+                    await send(bytes(buffer))
+                    buffer.clear()
+            if buffer or not parts:
+                await send(bytes(buffer))
+            await self._call(
+                f"put {where}",
+                lambda: self.client.complete_multipart_upload(
+                    Bucket=self.bucket, Key=full, UploadId=upload, MultipartUpload={"Parts": parts}
+                ),
+                writes=True,
+            )
+        except BaseException:
+            await asyncio.to_thread(self._abort, full, upload)
+            raise
+        return written
+
+    def _abort(self, key: str, upload: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload)
+        except Exception:  # the store will expire it; the caller's error is the one that matters
+            metrics.STORE_FAILURES.labels("abort").inc()
+
+    async def read_stream(self, key: str) -> AsyncIterator[bytes]:
+        answer = await self._call(
+            f"get {self.url(key)}", lambda: self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
+        )
+        if answer is None:
+            raise StoreUnavailable(f"{self.url(key)} does not exist")
+        body = answer["Body"]
+        try:
+            while chunk := await asyncio.to_thread(body.read, READ_BYTES):
+                yield chunk
+        finally:
+            body.close()
+
+    async def delete(self, key: str) -> None:
+        await self._call(
+            f"delete {self.url(key)}",
+            lambda: self.client.delete_object(Bucket=self.bucket, Key=self.prefix + key),
+            writes=True,
+        )
 
 
 def store_from(url: str, endpoint_url: str = "", region: str = "") -> Store:

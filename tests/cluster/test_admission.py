@@ -56,6 +56,11 @@ REFUSED = [
         {"target": APP, "type": "restart", "parameters": {"image": "x"}},
         "a parameter was given that this type does not take",
     ),
+    (
+        {"target": DB, "type": "restart", "parameters": {"method": "Dump"}},
+        "method: Database backup",  # a dump is a backup's method, never a restart's
+    ),
+    ({"target": DB, "type": "backup", "parameters": {"method": "Copy"}}, 'Unsupported value: "Copy"'),
     ({"target": {"kind": "Pod", "name": "x"}, "type": "restart"}, 'Unsupported value: "Pod"'),
     ({"target": APP, "type": "explode"}, 'Unsupported value: "explode"'),
     ({"target": {**APP, "namespace": "other"}, "type": "restart"}, 'unknown field "spec.target.namespace"'),

@@ -241,6 +241,52 @@ def test_a_restore_that_cannot_be_is_refused_before_anything_is_created(
     assert pg.core.list_namespaced_secret(pg.namespace, label_selector=f"{DATABASE_LABEL}=copy").items == []
 
 
+def test_a_dump_where_no_command_can_run_is_refused_before_anything_is_made(pg: Bosun) -> None:
+    """A logical dump runs pg_dump through the kubelet; KWOK's nodes have none, so it is refused at
+    its check, before a record exists (the real nodes dump and restore: test_real_nodes.py)."""
+    status = run_op(pg, "pg-dump", "backup", method="Dump")
+    assert (status["phase"], status["reason"]) == ("Failed", "ExecUnavailable"), status
+    assert "cannot run pg_dump" in status["message"] and "nothing was changed" in status["message"]
+    assert [s["name"] for s in status["steps"]] == ["check", "dump"]
+    assert backups_of(pg) == []
+    redis = provision(pg, database_manifest("cache", engine="redis", version="7", minReadySeconds=1))
+    assert redis["phase"] == "Succeeded", redis
+    status = run_op(pg, "cache-dump", "backup", target="cache", method="Dump")
+    assert (status["phase"], status["reason"]) == ("Failed", "DumpUnsupported"), status
+
+
+def dump_record(bosun: Bosun, name: str, version: str) -> None:
+    """A Dump record as the operator writes one (its dump is not in this operator's store)."""
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Backup",
+        "metadata": {"name": name, "labels": {DATABASE_LABEL: "pg"}},
+        "spec": {"database": "pg", "engine": "postgresql", "version": version, "method": "Dump",
+                 "location": f"file:///nowhere/{name}.pgdump", "operation": name},
+    }  # fmt: skip
+    bosun.custom.create_namespaced_custom_object(GROUP, VERSION, bosun.namespace, "backups", body)
+    bosun.custom.patch_namespaced_custom_object_status(
+        GROUP, VERSION, bosun.namespace, "backups", name, {"status": {"phase": "Completed", "size": "1234"}}
+    )
+
+
+@pytest.mark.parametrize(
+    ("version", "reason", "said"),
+    [
+        ("16", "BackupForeign", "the dump of Backup old-dump is not in"),
+        ("17", "BackupMismatch", "newer than 16 (a dump restores into the same or a newer version)"),
+    ],
+)
+def test_a_restore_from_a_dump_missing_from_the_store_or_newer_is_refused_before_anything_is_created(
+    pg: Bosun, version: str, reason: str, said: str
+) -> None:
+    dump_record(pg, "old-dump", version)
+    status = provision(pg, restored("copy", "old-dump"))
+    assert (status["phase"], status["reason"]) == ("Failed", reason), status
+    assert said in status["message"] and "restore refused" in status["message"]
+    assert pg.core.list_namespaced_secret(pg.namespace, label_selector=f"{DATABASE_LABEL}=copy").items == []
+
+
 def test_a_restore_never_takes_a_volume_that_is_already_there(pg: Bosun, snapshots: Snapshots) -> None:
     """A claim kept by an earlier Database of the same name holds that Database's data, not the backup's."""
     assert run_op(pg, "nightly", "backup")["phase"] == "Succeeded"

@@ -25,7 +25,7 @@ def database_of(text: str) -> str:
     return name
 
 
-def backup(conn: Connection, target: str, wait: bool, out: TextIO, err: TextIO) -> int:
+def backup(conn: Connection, target: str, wait: bool, out: TextIO, err: TextIO, dump: bool = False) -> int:
     name = database_of(target)
     _call(
         f"database {name} in namespace {conn.namespace}",
@@ -35,14 +35,19 @@ def backup(conn: Connection, target: str, wait: bool, out: TextIO, err: TextIO) 
         "apiVersion": API_VERSION,
         "kind": "Operation",
         "metadata": {"name": f"{name}-backup-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"},
-        "spec": {"target": {"kind": "Database", "name": name}, "type": "backup"},
+        "spec": {
+            "target": {"kind": "Database", "name": name},
+            "type": "backup",
+            **({"parameters": {"method": "Dump"}} if dump else {}),
+        },
     }
     made = _call(
         f"create a backup operation of {name}",
         lambda: conn.custom.create_namespaced_custom_object(GROUP, VERSION, conn.namespace, OPERATIONS, operation),
     )
     op_name = made["metadata"]["name"]
-    print(f"operation/{op_name} created: backup of database/{name}; its record will be backup/{op_name}", file=out)
+    what = "a dump" if dump else "backup"
+    print(f"operation/{op_name} created: {what} of database/{name}; its record will be backup/{op_name}", file=out)
     if not wait:
         return 0
     return logs(conn, op_name, True, out, err)

@@ -81,6 +81,9 @@ def parser() -> argparse.ArgumentParser:
     backup = plugin_command("backup", "back up a Database now (an Operation of type backup); follows it until it ends")
     backup.add_argument("database", help="db/NAME")
     backup.add_argument("--no-wait", action="store_true", help="create the operation and return")
+    backup.add_argument(
+        "--dump", action="store_true", help="a logical dump (pg_dump) into the operator's store, not a VolumeSnapshot"
+    )
     plugin_command("backups", "a Database's backups (its earlier incarnations' too)").add_argument(
         "database", help="db/NAME"
     )
@@ -202,7 +205,7 @@ def _plugin(args: argparse.Namespace) -> int:
             from bosun.cli import backups
 
             if args.command == "backup":
-                return backups.backup(conn, args.database, not args.no_wait, out, err)
+                return backups.backup(conn, args.database, not args.no_wait, out, err, dump=args.dump)
             return backups.backups(conn, args.database, out)
         if args.command == "logs":
             return commands.logs(

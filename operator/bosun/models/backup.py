@@ -27,6 +27,7 @@ BACKUP_SPEC_RULES: list[dict[str, str]] = [
 
 class BackupMethod(StrEnum):
     VOLUME_SNAPSHOT = "VolumeSnapshot"  # a CSI snapshot of the data volume
+    DUMP = "Dump"  # a logical dump (pg_dump), streamed by the operator into its object store
 
 
 class BackupTrigger(StrEnum):
@@ -47,7 +48,12 @@ class BackupSpec(KubeModel):
     database_uid: str = Field(default="", max_length=64, description="Its uid (a later Database may reuse the name).")
     engine: Engine = Field(description="The engine whose data this is.")
     version: str = Field(default="", max_length=32, description="The engine version that wrote it.")
-    method: BackupMethod = Field(default=BackupMethod.VOLUME_SNAPSHOT, description="How: VolumeSnapshot.")
+    method: BackupMethod = Field(
+        default=BackupMethod.VOLUME_SNAPSHOT, description="How: VolumeSnapshot, or Dump (a logical dump)."
+    )
+    location: str | None = Field(
+        default=None, max_length=2048, description="Dump: where the dump is kept (the operator's object store)."
+    )
     trigger: BackupTrigger = Field(
         default=BackupTrigger.ON_DEMAND, description="Why: OnDemand, Scheduled or BeforeChange."
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import Field
 
+from bosun.models.backup import BackupMethod
 from bosun.models.base import (
     SPEC_TEXT_CHARS,
     UNIQUE_BY_NAME,
@@ -119,6 +120,11 @@ class OperationParameters(KubeModel):
         description="resize: the new volume size.",
         json_schema_extra=quantity_rule("parameters.volumeSize"),
     )
+    method: BackupMethod | None = Field(
+        default=None,
+        description="backup: VolumeSnapshot (the default: a snapshot of the volume) or Dump (a logical dump "
+        "of PostgreSQL's database, kept in the operator's object store).",
+    )
 
 
 class TargetRef(KubeModel):
@@ -180,9 +186,11 @@ OPERATION_SPEC_RULES: list[dict[str, str]] = [
         "(!has(self.parameters.processes) || (self.type == 'scale' && self.target.kind == 'App')) && "
         "(!has(self.parameters.resources) || (self.type == 'scale' && self.target.kind == 'Database')) && "
         "(!has(self.parameters.node) || self.type == 'redeploy') && "
-        "(!has(self.parameters.volumeSize) || self.type == 'resize'))",
+        "(!has(self.parameters.volumeSize) || self.type == 'resize') && "
+        "(!has(self.parameters.method) || (self.type == 'backup' && self.target.kind == 'Database')))",
         "message": "a parameter was given that this type does not take (image: deploy; env: deploy, "
-        "configure; processes: App scale; resources: Database scale; node: redeploy; volumeSize: resize)",
+        "configure; processes: App scale; resources: Database scale; node: redeploy; volumeSize: resize; "
+        "method: Database backup)",
     },
     {
         "rule": "self.target == oldSelf.target && self.type == oldSelf.type && "

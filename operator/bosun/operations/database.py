@@ -24,28 +24,34 @@ from typing import Any
 from bosun.engine.service import Plan
 from bosun.errors import PermanentError
 from bosun.kube import Kube
-from bosun.models.backup import BackupTrigger
+from bosun.models.backup import BackupMethod, BackupTrigger
 from bosun.models.database import DatabaseSpec, DatabaseStatus, Placement, VolumeReclaim
 from bosun.models.names import BACKUP_TRIGGER
 from bosun.models.operation import Operation, OperationType
 from bosun.operations.database_backup import backup_name, restore_source
 from bosun.operations.database_ctx import ZONE, DatabaseContext, DatabasePlan, refusal, room, volume_zone
+from bosun.operations.database_dump import dump_source
 from bosun.operations.database_steps import TABLES
+from bosun.store import Store
 from bosun.workloads import database as build
 from bosun.workloads.app import valid_image
 
 
 async def plan_database(
-    kube: Kube, operation: Operation, target: dict[str, Any], image_registry: str = ""
+    kube: Kube, operation: Operation, target: dict[str, Any], image_registry: str = "", store: Store | None = None
 ) -> Plan[DatabaseContext]:
     if not target:
         raise PermanentError("the Database no longer exists", "TargetNotFound")
     meta = target["metadata"]
     stored = operation.status.plan
-    plan = DatabasePlan.model_validate_json(stored) if stored else await decide(kube, operation, target, image_registry)
+    plan = (
+        DatabasePlan.model_validate_json(stored)
+        if stored
+        else await decide(kube, operation, target, image_registry, store)
+    )
     if plan.table not in TABLES:
         raise PermanentError(f"the plan names a step table this version does not have: {plan.table}", "UnknownPlan")
-    ctx = DatabaseContext(kube, operation.namespace, meta["name"], meta["uid"], operation.name, plan)
+    ctx = DatabaseContext(kube, operation.namespace, meta["name"], meta["uid"], operation.name, plan, store)
     return Plan(
         TABLES[plan.table], ctx, plan.model_dump_json(by_alias=True, exclude_none=True), summary(meta["name"], plan)
     )
@@ -92,7 +98,9 @@ def summary(name: str, plan: DatabasePlan) -> str:
     return f"{said} ({plan.why})" if plan.why else said
 
 
-async def decide(kube: Kube, operation: Operation, target: dict[str, Any], image_registry: str = "") -> DatabasePlan:
+async def decide(
+    kube: Kube, operation: Operation, target: dict[str, Any], image_registry: str = "", store: Store | None = None
+) -> DatabasePlan:
     spec = build.resolved(DatabaseSpec.model_validate(target.get("spec") or {}), image_registry)
     if not valid_image(build.image(spec)):
         raise PermanentError(f"{build.image(spec)!r} is not an image reference: nothing was changed", "InvalidImage")
@@ -104,6 +112,11 @@ async def decide(kube: Kube, operation: Operation, target: dict[str, Any], image
         # Restored once, when first provisioned: a provision after a deprovision that kept the volume
         # finds its own data there again, as any Database does.
         first = status.volume is None
+        record = await kube.read(operation.namespace, "Backup", spec.source.backup) if spec.source and first else None
+        if record is not None and (record.get("spec") or {}).get("method") == BackupMethod.DUMP.value:
+            dump = await dump_source(store, operation.namespace, spec, record)
+            why = f"restored from Backup {dump}: its dump is replayed once the new database runs"
+            return DatabasePlan(table="database-provision-from-dump", to_node=node or "", next=spec, dump=dump, why=why)
         source = await restore_source(kube, operation.namespace, spec) if spec.source and first else ""
         why = f"restored from Backup {spec.source.backup} (VolumeSnapshot {source})" if source and spec.source else ""
         return DatabasePlan(table="database-provision", to_node=node or "", next=spec, source=source, why=why)
@@ -115,7 +128,9 @@ async def decide(kube: Kube, operation: Operation, target: dict[str, Any], image
         # A schedule's own operation says so (trusted as far as its creator is: it only decides retention).
         scheduled = operation.annotations.get(BACKUP_TRIGGER) == BackupTrigger.SCHEDULED.value
         trigger = BackupTrigger.SCHEDULED if scheduled else BackupTrigger.ON_DEMAND
-        update = {"table": "database-backup", "next": status.running or spec, "backup": operation.name}
+        dumped = params is not None and params.method is BackupMethod.DUMP
+        table = "database-dump" if dumped else "database-backup"
+        update = {"table": table, "next": status.running or spec, "backup": operation.name}
         return base.model_copy(update={**update, "trigger": trigger})
     if type_ is OperationType.RESTART:
         running = status.running

@@ -117,7 +117,8 @@ async def check(ctx: DatabaseContext) -> str:
     return f"claim {claim} is a volume of {driver}; VolumeSnapshotClass {found} snapshots it"
 
 
-async def _serving_pod(ctx: DatabaseContext) -> str:
+async def serving_pod(ctx: DatabaseContext) -> str:
+    """The pod that serves the Database now (what a backup reads from)."""
     pods = await ctx.kube.list_pods(ctx.namespace, {DATABASE_LABEL: ctx.name, SERVING_LABEL: "true"})
     up = sorted(p["metadata"]["name"] for p in pods if running(p))
     if not up:
@@ -129,7 +130,7 @@ async def consistency(ctx: DatabaseContext) -> str:
     engine = ctx.spec.engine
     if engine is Engine.MYSQL:
         return Skipped("nothing to run first: InnoDB's redo log makes the snapshot crash-consistent")
-    pod = await _serving_pod(ctx)
+    pod = await serving_pod(ctx)
     command = POSTGRES_CHECKPOINT if engine is Engine.POSTGRESQL else REDIS_SAVE
     try:
         said = await ctx.kube.exec_in_pod(ctx.namespace, pod, engine.value, command, timeout=90)
@@ -150,23 +151,27 @@ async def consistency(ctx: DatabaseContext) -> str:
     )
 
 
+def record_spec(ctx: DatabaseContext, consistency: str, **how: Any) -> BackupSpec:
+    """What a Backup record says of the Database it was taken of, and `how`."""
+    spec = ctx.spec
+    return BackupSpec(
+        database=ctx.name,
+        database_uid=ctx.uid,
+        engine=spec.engine,
+        version=spec.version,
+        trigger=ctx.plan.trigger,
+        operation=ctx.operation,
+        consistency=consistency,
+        **how,
+    )
+
+
 async def take_snapshot(ctx: DatabaseContext) -> str:
     claim, driver = await _volume(ctx)
     klass = await snapshot_class(ctx.kube, driver)
     name, spec = ctx.plan.backup, ctx.spec
     record, made = await BackupRecords(ctx.kube).create(
-        ctx.namespace,
-        name,
-        BackupSpec(
-            database=ctx.name,
-            database_uid=ctx.uid,
-            engine=spec.engine,
-            version=spec.version,
-            trigger=ctx.plan.trigger,
-            operation=ctx.operation,
-            volume_snapshot_class_name=klass,
-            consistency=CONSISTENCY[spec.engine],
-        ),
+        ctx.namespace, name, record_spec(ctx, CONSISTENCY[spec.engine], volume_snapshot_class_name=klass)
     )
     await keep_credentials(ctx, record)
     snapshot = {

@@ -24,6 +24,7 @@ from bosun.models.backup import BackupTrigger
 from bosun.models.base import KubeModel, TargetPhase
 from bosun.models.database import DatabaseSpec, VolumeRef
 from bosun.models.names import DATABASE_LABEL, PREPULL_LABEL, SERVING_LABEL
+from bosun.store import Store
 from bosun.workloads import database as build
 
 POLL_SECONDS = 0.25
@@ -42,6 +43,7 @@ class DatabasePlan(KubeModel):
     backup: str = Field(default="", description="backup: the name of the Backup record it makes.")
     trigger: BackupTrigger = Field(default=BackupTrigger.ON_DEMAND, description="backup: why it is taken.")
     source: str = Field(default="", description="provision from a backup: the VolumeSnapshot restored.")
+    dump: str = Field(default="", description="provision from a dump: the Backup whose dump is replayed.")
     no_backup_first: str = Field(
         default="", description="a change that cannot be undone: why it takes no backup first ('' when it does)."
     )
@@ -55,6 +57,7 @@ class DatabaseContext:
     uid: str
     operation: str
     plan: DatabasePlan
+    store: Store | None = None  # the operator's object store: where logical dumps are kept
 
     @property
     def spec(self) -> DatabaseSpec:

@@ -131,6 +131,7 @@ from bosun.operations.database_ctx import (
     volume_zone,
     wait_ready,
 )
+from bosun.operations.database_dump import DUMP, with_replay
 from bosun.workloads import database as build
 
 # shared ----------------------------------------------------------------------------------------
@@ -190,7 +191,7 @@ async def check(ctx: DatabaseContext) -> str:
     if node and await ctx.kube.node(node) is None:
         raise PermanentError(f"node {node} does not exist: nothing was changed", "NodeNotFound")
     runs = f"{ctx.spec.engine.value} {ctx.spec.version} runs {build.image(ctx.spec)}"
-    if not ctx.plan.source:
+    if not ctx.plan.source and not ctx.plan.dump:
         return runs
     for kind, existing in (
         ("PersistentVolumeClaim", build.claim_name(ctx.name)),
@@ -203,6 +204,8 @@ async def check(ctx: DatabaseContext) -> str:
                 "name?), and a restore needs its own volume and the backup's credentials: nothing was changed",
                 "VolumeExists",
             )
+    if ctx.plan.dump:
+        return f"{runs}; the dump of Backup {ctx.plan.dump} is replayed into it once it runs"
     return f"{runs}; the volume starts as VolumeSnapshot {ctx.plan.source}"
 
 
@@ -969,6 +972,7 @@ def with_backup(table: StepTable[DatabaseContext], before: str) -> StepTable[Dat
     )
 
 
+PROVISION_FROM_DUMP = with_replay(PROVISION)
 RESTART_BACKUP_FIRST = with_backup(RESTART, before="stop")  # a version change: after its image is pulled
 RESIZE_BACKUP_FIRST = with_backup(RESIZE, before="expand")
 DEPROVISION_DELETE_BACKUP_FIRST = with_backup(DEPROVISION_DELETE, before="stop")
@@ -987,5 +991,7 @@ TABLES = {
         RESTART_BACKUP_FIRST,
         RESIZE_BACKUP_FIRST,
         DEPROVISION_DELETE_BACKUP_FIRST,
+        DUMP,
+        PROVISION_FROM_DUMP,
     )
 }

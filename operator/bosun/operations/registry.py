@@ -13,6 +13,7 @@ from bosun.engine.service import Plan
 from bosun.errors import PermanentError
 from bosun.kube import Kube
 from bosun.models.operation import Operation, OperationType, TargetKind
+from bosun.store import Store
 
 PlanFn = Callable[[Kube, Operation, dict[str, Any]], Awaitable[Plan[Any]]]
 
@@ -36,9 +37,10 @@ class Registry:
         return await plan(kube, operation, target)
 
 
-def default_registry(database_image_registry: str = "") -> Registry:
+def default_registry(database_image_registry: str = "", store: Store | None = None) -> Registry:
     """The operation types this version of Bosun carries out; Database images come from
-    `database_image_registry` when a Database names none (empty: Docker Hub's names)."""
+    `database_image_registry` when a Database names none (empty: Docker Hub's names), and logical
+    dumps go to `store` (the one operation logs go to)."""
     import functools
 
     from bosun.operations.app import plan_app
@@ -63,6 +65,8 @@ def default_registry(database_image_registry: str = "") -> Registry:
         OperationType.BACKUP,
     ):
         registry.add(
-            TargetKind.DATABASE, type_, functools.partial(plan_database, image_registry=database_image_registry)
+            TargetKind.DATABASE,
+            type_,
+            functools.partial(plan_database, image_registry=database_image_registry, store=store),
         )
     return registry
