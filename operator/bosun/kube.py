@@ -586,8 +586,22 @@ class Kube:
                     await ws.send_bytes(b"\x00" + chunk[start : start + 2**16])
             await ws.send_bytes(b"\xff\x00")  # close stdin: the command reads its end
 
+        async def receive(ws: Any) -> None:
+            async for message in ws:
+                data = message.data if isinstance(message.data, bytes) else b""
+                if not data:
+                    continue
+                channel, body = data[0], data[1:]
+                if channel == 1 and body:
+                    await stdout(body)
+                elif channel == 2:
+                    stderr.extend(body)
+                    del stderr[: max(0, len(stderr) - 4096)]
+                elif channel == 3 and body:
+                    status.update(json.loads(body))
+
         async def run() -> None:
-            async with Channels(configuration=self.api.configuration) as ws_api:
+            async with Channels(configuration=self.api.configuration, heartbeat=30) as ws_api:
                 connect: Any = await client.CoreV1Api(ws_api).connect_get_namespaced_pod_exec(
                     pod,
                     namespace,
@@ -600,27 +614,32 @@ class Kube:
                     _preload_content=False,
                 )
                 async with connect as ws:
+                    receiving = asyncio.create_task(receive(ws))
                     feeding = asyncio.create_task(feed(ws)) if stdin is not None else None
                     try:
-                        async for message in ws:
-                            data = message.data if isinstance(message.data, bytes) else b""
-                            if not data:
-                                continue
-                            channel, body = data[0], data[1:]
-                            if channel == 1 and body:
-                                await stdout(body)
-                            elif channel == 2:
-                                stderr.extend(body)
-                                del stderr[: max(0, len(stderr) - 4096)]
-                            elif channel == 3 and body:
-                                status.update(json.loads(body))
                         if feeding is not None:
-                            await feeding  # its failure (the store, say) is the command's failure
+                            await asyncio.wait({receiving, feeding}, return_when=asyncio.FIRST_COMPLETED)
+                            failed = feeding.exception() if feeding.done() else None
+                            if failed is not None:
+                                # A command that ended early closes the stream under the feeder: its
+                                # status is on its way. Otherwise what feeds it failed (the store), and
+                                # the command must not wait for input that will never come.
+                                with contextlib.suppress(TimeoutError):
+                                    await asyncio.wait_for(asyncio.shield(receiving), 5)
+                                if not status:
+                                    await ws.close()
+                                    raise failed
+                        await receiving
                     finally:
-                        if feeding is not None and not feeding.done():
-                            feeding.cancel()
+                        for task in (receiving, feeding):
+                            if task is not None and not task.done():
+                                task.cancel()
+                        if feeding is not None and feeding.done() and not feeding.cancelled():
+                            feeding.exception()  # retrieved: once the command has ended, a send that failed is moot
 
         await call(f"exec in pod {namespace}/{pod}", run)
+        if not status:  # the connection ended without the command's end: not its failure
+            raise TransientError(f"exec in pod {namespace}/{pod}: the stream ended without the command's exit status")
         return exit_code(status), stderr.decode("utf-8", "replace").strip()
 
     async def snapshot_classes(self) -> list[dict[str, Any]]:

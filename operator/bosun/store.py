@@ -24,6 +24,10 @@ class StoreUnavailable(Exception):
     """The store could not be reached or refused the request; the caller keeps its data and retries."""
 
 
+class NotInStore(StoreUnavailable):
+    """The object asked for is not there (a streamed read: a missing object is no answer of None)."""
+
+
 class StillUnsure(StoreUnavailable):
     """A write of unknown outcome is too recent to trust a read of the store: ask again in `seconds`."""
 
@@ -127,7 +131,7 @@ class LocalStore:
         try:
             source = await asyncio.to_thread((self.root / key).open, "rb")
         except FileNotFoundError:
-            raise StoreUnavailable(f"{self.url(key)} does not exist") from None
+            raise NotInStore(f"{self.url(key)} does not exist") from None
         with source:
             while chunk := await asyncio.to_thread(source.read, READ_BYTES):
                 yield chunk
@@ -254,7 +258,7 @@ class S3Store:
             f"get {self.url(key)}", lambda: self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
         )
         if answer is None:
-            raise StoreUnavailable(f"{self.url(key)} does not exist")
+            raise NotInStore(f"{self.url(key)} does not exist")
         body = answer["Body"]
         try:
             while chunk := await asyncio.to_thread(body.read, READ_BYTES):

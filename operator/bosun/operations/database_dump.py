@@ -22,7 +22,7 @@ Backup (`type: backup`, `parameters.method: Dump`), table `database-dump`:
 
 Restore (a new Database whose `spec.source.backup` names a Dump), table
 `database-provision-from-dump`: provision's steps with `replay` after `start`, which streams the
-dump from the store into `pg_restore --clean --if-exists --exit-on-error` in the new database (run
+dump from the store into `pg_restore --clean --if-exists --no-privileges --exit-on-error` in the new database (run
 again after a crash, it drops what the first run made and restores it anew).
 
 What a dump holds: the `postgres` database (the one Bosun's clients use), as of the start of
@@ -44,7 +44,7 @@ from bosun.models.base import stamp
 from bosun.models.database import DatabaseSpec, Engine
 from bosun.operations.database_backup import record_spec, serving_pod
 from bosun.operations.database_ctx import DatabaseContext
-from bosun.store import Store, StoreUnavailable
+from bosun.store import NotInStore, Store, StoreUnavailable
 
 CONTAINER = Engine.POSTGRESQL.value
 PG_DUMP = ["/bin/sh", "-c", 'PGPASSWORD="$POSTGRES_PASSWORD" exec pg_dump -h 127.0.0.1 -U postgres -d postgres -Fc']
@@ -52,7 +52,7 @@ PG_RESTORE = [
     "/bin/sh",
     "-c",
     'PGPASSWORD="$POSTGRES_PASSWORD" exec pg_restore -h 127.0.0.1 -U postgres -d postgres'
-    " --clean --if-exists --no-owner --exit-on-error",
+    " --clean --if-exists --no-owner --no-privileges --exit-on-error",
 ]
 CONSISTENCY = (
     "pg_dump of database postgres: its schema and rows as of the start of the dump's transaction "
@@ -132,12 +132,16 @@ async def dump(ctx: DatabaseContext) -> str:
         ctx.namespace, name, record_spec(ctx, CONSISTENCY, method=BackupMethod.DUMP, location=store.url(key))
     )
     pod = await serving_pod(ctx)
-    (code, said), size = await piped(
-        store, key, lambda sink: ctx.kube.exec_stream(ctx.namespace, pod, CONTAINER, PG_DUMP, stdout=sink)
-    )
-    if code != 0:
-        await store.delete(key)
-        raise PermanentError(f"pg_dump in {pod} exited {code}: {said[-500:] or 'no message'}", "DumpFailed")
+
+    async def pg_dump(sink: Callable[[bytes], Awaitable[None]]) -> None:
+        code, said = await ctx.kube.exec_stream(ctx.namespace, pod, CONTAINER, PG_DUMP, stdout=sink)
+        if code != 0:  # raised inside: the upload is aborted, no object is left
+            raise PermanentError(f"pg_dump in {pod} exited {code}: {said[-500:] or 'no message'}", "DumpFailed")
+
+    try:
+        _, size = await piped(store, key, pg_dump)
+    except StoreUnavailable as error:  # the store failed, not the database: the step runs again
+        raise TransientError(f"the dump could not be written: {error}") from error
     written = await records.set_status(
         ctx.namespace,
         name,
@@ -222,9 +226,14 @@ async def replay(ctx: DatabaseContext) -> str:
     async def ignore(_: bytes) -> None:
         return None
 
-    code, said = await ctx.kube.exec_stream(
-        ctx.namespace, ctx.new_pod, CONTAINER, PG_RESTORE, stdout=ignore, stdin=store.read_stream(key)
-    )
+    try:
+        code, said = await ctx.kube.exec_stream(
+            ctx.namespace, ctx.new_pod, CONTAINER, PG_RESTORE, stdout=ignore, stdin=store.read_stream(key)
+        )
+    except NotInStore as error:
+        raise PermanentError(f"the dump of Backup {name} is gone: {error}", "BackupForeign") from error
+    except StoreUnavailable as error:  # the store failed: read it again
+        raise TransientError(f"the dump could not be read: {error}") from error
     if code != 0:
         raise PermanentError(
             f"pg_restore of Backup {name} exited {code}: {said[-500:] or 'no message'}", "ReplayFailed"
