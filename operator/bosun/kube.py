@@ -587,11 +587,17 @@ class Kube:
             await ws.send_bytes(b"\xff\x00")  # close stdin: the command reads its end
 
         async def receive(ws: Any) -> None:
-            async for message in ws:
-                data = message.data if isinstance(message.data, bytes) else b""
-                if not data:
+            while True:
+                try:  # a stream silent this long is stalled: the step runs again
+                    message = await asyncio.wait_for(ws.receive(), EXEC_SILENCE_SECONDS)
+                except TimeoutError:
+                    silent = f"exec in pod {namespace}/{pod}: no output for {EXEC_SILENCE_SECONDS:.0f} s"
+                    raise TransientError(silent) from None
+                if message.type.name in ("CLOSE", "CLOSING", "CLOSED", "ERROR"):  # the stream ended
+                    return
+                if not isinstance(message.data, bytes) or not message.data:
                     continue
-                channel, body = data[0], data[1:]
+                channel, body = message.data[0], message.data[1:]
                 if channel == 1 and body:
                     await stdout(body)
                 elif channel == 2:
@@ -599,6 +605,7 @@ class Kube:
                     del stderr[: max(0, len(stderr) - 4096)]
                 elif channel == 3 and body:
                     status.update(json.loads(body))
+                    return  # the command's exit status is the stream's last message
 
         async def run() -> None:
             async with Channels(configuration=self.api.configuration, heartbeat=30) as ws_api:
@@ -665,6 +672,9 @@ async def connected(kubeconfig: str | None = None, context: str | None = None) -
         yield kube
     finally:
         await kube.close()
+
+
+EXEC_SILENCE_SECONDS = 300.0
 
 
 def exit_code(status: dict[str, Any]) -> int:
