@@ -221,14 +221,26 @@ build_nodes() {
   rm -rf "$work"
 }
 
-# Images for the real nodes, from Debian's packages (no registry is reachable): PostgreSQL 15 as
-# `postgres:15`, a minimal bookworm with postgresql-15 (mmdebstrap), Bosun's entrypoint on top; and
-# `bosun-http:1` and `:2`, busybox's httpd (busybox-static) serving one page, for Apps.
-IMAGES=(postgres-15.tar bosun-http-1.tar bosun-http-2.tar)
+# Images for the real nodes, from Debian's packages (no registry is reachable): each a minimal
+# bookworm (mmdebstrap) with the engine's packages and Bosun's entrypoint on top (hack/images/):
+# PostgreSQL 15 as `postgres:15`, Redis 7 as `redis:7`, MariaDB 10.11 as `mariadb:10.11` (Debian has
+# no MySQL: a mysql Database runs it by spec.image); and `bosun-http:1` and `:2`, busybox's httpd
+# (busybox-static) serving one page, for Apps. Each archive is keyed by its entrypoint (a `.key`
+# file beside it): an entrypoint changed rebuilds that image alone.
+IMAGES=(postgres-15.tar redis-7.tar mariadb-10.11.tar bosun-http-1.tar bosun-http-2.tar)
 build_images() {
   [ -f "$IMAGES_DIR/bosun-http-2.tar" ] || build_http_image
-  [ -f "$IMAGES_DIR/postgres-15.tar" ] && return 0
-  log "images: building postgres:15 from Debian's packages$(last_cold images)"
+  debian_image postgres 15 postgresql-15 postgres-entrypoint
+  debian_image redis 7 redis-server redis-entrypoint
+  debian_image mariadb 10.11 mariadb-server,mariadb-client mariadb-entrypoint
+}
+
+image_key() { sha256sum "$HACK_DIR/images/$1" | cut -c1-12; }
+
+debian_image() { # name tag packages entrypoint: docker.io/library/NAME:TAG from bookworm's PACKAGES
+  local name=$1 tag=$2 packages=$3 entrypoint=$4 archive="$IMAGES_DIR/$1-$2.tar"
+  [ -f "$archive" ] && [ "$(cat "$archive.key" 2>/dev/null)" = "$(image_key "$entrypoint")" ] && return 0
+  log "images: building $name:$tag from Debian's packages ($packages)$(last_cold images)"
   local package
   for package in mmdebstrap:mmdebstrap psql:postgresql-client; do  # psql: the tests' row-counting client
     command -v "${package%%:*}" >/dev/null 2>&1 \
@@ -236,17 +248,18 @@ build_images() {
   done
   local work
   work="$(mktemp -d)"
-  mmdebstrap --quiet --variant=minbase --include=postgresql-15 \
+  mmdebstrap --quiet --variant=minbase --include="$packages" \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/lib/llvm-*' \
-    bookworm "$work/rootfs.tar" || die "mmdebstrap could not make the PostgreSQL root filesystem"
+    bookworm "$work/rootfs.tar" || die "mmdebstrap could not make the $name root filesystem"
   mkdir -p "$work/rootfs" "$IMAGES_DIR"
   tar -xf "$work/rootfs.tar" -C "$work/rootfs"
-  install -m 0755 "$HACK_DIR/images/postgres-entrypoint" "$work/rootfs/usr/local/bin/bosun-postgres"
-  python3 "$HACK_DIR/oci-image" --rootfs "$work/rootfs" --name "docker.io/library/postgres:15" \
-    --entrypoint /usr/local/bin/bosun-postgres --env PATH=/usr/local/bin:/usr/bin:/bin \
-    --out "$IMAGES_DIR/postgres-15.tar" || die "packing the PostgreSQL image failed"
-  rm -rf "$work"
+  install -m 0755 "$HACK_DIR/images/$entrypoint" "$work/rootfs/usr/local/bin/bosun-$name"
+  python3 "$HACK_DIR/oci-image" --rootfs "$work/rootfs" --name "docker.io/library/$name:$tag" \
+    --entrypoint "/usr/local/bin/bosun-$name" --env PATH=/usr/local/bin:/usr/bin:/bin \
+    --out "$archive" || die "packing the $name image failed"
+  image_key "$entrypoint" > "$archive.key"
+  rm -rf "$work" "$IMAGES_DIR/registry/docker/registry/v2/repositories/library/$name"  # pushed again
 }
 
 build_http_image() {
@@ -304,7 +317,12 @@ cached() { # part -> 0 if its binaries exist
     seaweedfs) [ -x "$SEAWEEDFS_BIN" ] ;;
     snapshotter) [ -x "$SNAPSHOTTER_BIN_DIR/snapshot-controller" ] && [ -x "$SNAPSHOTTER_BIN_DIR/csi-snapshotter" ] ;;
     nodes) local b; for b in "${NODE_BINARIES[@]}"; do [ -e "$NODES_BIN_DIR/$b" ] || return 1; done ;;
-    images) local i; for i in "${IMAGES[@]}"; do [ -f "$IMAGES_DIR/$i" ] || return 1; done ;;
+    images)
+      local i
+      for i in "${IMAGES[@]}"; do [ -f "$IMAGES_DIR/$i" ] || return 1; done
+      for i in postgres-15:postgres redis-7:redis mariadb-10.11:mariadb; do
+        [ "$(cat "$IMAGES_DIR/${i%%:*}.tar.key" 2>/dev/null)" = "$(image_key "${i#*:}-entrypoint")" ] || return 1
+      done ;;
   esac
 }
 
@@ -330,7 +348,7 @@ usage: hack/build.sh [control-plane|helm|seaweedfs|all]...
   helm           the Helm CLI: the chart tests and install tests
   seaweedfs      an S3-compatible server: the log store tests and the fault harness
   nodes          kubelet, kube-proxy, containerd, CNI plugins, the pause image: real nodes
-  images         the images real nodes run (postgres:15, from Debian's packages)
+  images         the images real nodes run (postgres:15, redis:7, mariadb:10.11, from Debian's packages)
   all            everything hack/test needs (the real nodes and their images included)
 TXT
   exit 2

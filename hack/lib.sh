@@ -14,7 +14,7 @@ SEAWEEDFS_BIN="$BOSUN_CACHE/bin/seaweedfs-$SEAWEEDFS_VERSION/weed"
 SNAPSHOTTER_BIN_DIR="$BOSUN_CACHE/bin/external-snapshotter-$SNAPSHOTTER_VERSION"
 # Keyed by what makes the images (their contents, not where this checkout is): a fresh clone reuses them.
 # (No sha256sum or cut on PATH, as in a stripped-down shell: no key, and no build that needs one.)
-IMAGES_DIR="$BOSUN_CACHE/images/$( (cat "$HACK_DIR/images/postgres-entrypoint" "$HACK_DIR/oci-image" | sha256sum | cut -c1-12) 2>/dev/null || echo unkeyed)"
+IMAGES_DIR="$BOSUN_CACHE/images/$( (sha256sum < "$HACK_DIR/oci-image" | cut -c1-12) 2>/dev/null || echo unkeyed)"  # each image its own key too
 NODES_BIN_DIR="$BOSUN_CACHE/bin/nodes-k8s-$KUBE_VERSION-containerd-$CONTAINERD_VERSION-runc-$RUNC_VERSION-cni-$CNI_PLUGINS_VERSION"
 
 die() { echo "error: $*" >&2; exit 1; }

@@ -4,7 +4,9 @@ A backup operation's steps say what changes (a record for this snapshot, the sna
 this module writes it, the way `engine.target` writes an App's or a Database's status: re-read,
 apply, skip the write when nothing changed. Records are created by the operator only: the
 ClusterRoles give people get, list, watch and delete. A record owns its VolumeSnapshot, so deleting
-it (by hand, or by retention) lets the garbage collector delete the snapshot too.
+it (by hand, or by retention) lets the garbage collector delete the snapshot too. A logical dump
+lives in the operator's object store, where no garbage collector reaches: its record's deletion
+waits (Kopf's finalizer, `bosun.handlers`) until `forget_dump` has deleted the object.
 """
 
 from __future__ import annotations
@@ -14,20 +16,45 @@ from typing import Any
 from bosun.errors import PermanentError, TransientError
 from bosun.kube import Kube, NotFound
 from bosun.kube_status import StatusWrites
-from bosun.models.backup import BackupPhase, BackupSpec, BackupStatus
+from bosun.models.backup import BackupMethod, BackupPhase, BackupSpec, BackupStatus
 from bosun.models.base import stamp
-from bosun.models.names import API_VERSION, CREATED_BY_OPERATION, DATABASE_LABEL
+from bosun.models.database import Engine
+from bosun.models.names import API_VERSION, CREATED_BY_OPERATION, DATABASE_LABEL, FINALIZER
+from bosun.store import Store
+
+DUMP_SUFFIX = {Engine.POSTGRESQL: "pgdump", Engine.MYSQL: "sql", Engine.REDIS: "rdb"}
+
+
+def dump_key(namespace: str, database: str, backup: str, engine: Engine) -> str:
+    """Where a dump lives in the store: under its namespace, so no other namespace can name it."""
+    return f"backups/{namespace}/{database}/{backup}.{DUMP_SUFFIX[engine]}"
+
+
+def is_dump(spec: dict[str, Any]) -> bool:
+    return spec.get("method") == BackupMethod.DUMP.value
+
+
+async def forget_dump(store: Store, record: dict[str, Any]) -> str:
+    """Delete a Dump record's object from the store (done already, it does nothing)."""
+    made = BackupSpec.model_validate(record.get("spec") or {})
+    key = dump_key(record["metadata"]["namespace"], made.database, record["metadata"]["name"], made.engine)
+    await store.delete(key)
+    return store.url(key)
 
 
 def record_body(name: str, spec: BackupSpec) -> dict[str, Any]:
+    """A dump's record is made with the finalizer Kopf would add: deleted at once, it still waits."""
+    meta: dict[str, Any] = {
+        "name": name,
+        "labels": {DATABASE_LABEL: spec.database},  # a Database's name has at most 48 characters
+        "annotations": {CREATED_BY_OPERATION: spec.operation},
+    }
+    if spec.method is BackupMethod.DUMP:
+        meta["finalizers"] = [FINALIZER]
     return {
         "apiVersion": API_VERSION,
         "kind": "Backup",
-        "metadata": {
-            "name": name,
-            "labels": {DATABASE_LABEL: spec.database},  # a Database's name has at most 48 characters
-            "annotations": {CREATED_BY_OPERATION: spec.operation},
-        },
+        "metadata": meta,
         "spec": spec.model_dump(by_alias=True, exclude_none=True, mode="json"),
     }
 

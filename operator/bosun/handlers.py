@@ -13,6 +13,7 @@ from typing import Any
 
 import kopf
 
+from bosun.backup_records import forget_dump, is_dump
 from bosun.engine.service import Planner
 from bosun.errors import PermanentError, TransientError
 from bosun.heartbeat import LABEL as HEARTBEAT_LABEL
@@ -110,10 +111,21 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
     async def operation_deleted(body: kopf.Body, memo: Memo, **_: Any) -> None:
         await memo.ready.lifecycle.deleted(body)
 
+    # A Dump record's object is in the store, beyond the garbage collector: Kopf's finalizer holds
+    # the record's deletion (by hand, by retention, with its namespace) until the object is gone.
+    @kopf.on.delete(GROUP, VERSION, "backups", when=_a_dump, registry=registry)
+    async def dump_record_deleted(body: kopf.Body, namespace: str | None, name: str, memo: Memo, **_: Any) -> None:
+        where = await forget_dump(memo.ready.store, dict(body))
+        logger.info("Backup %s/%s deleted: its dump %s too", namespace, name, where)
+
     for kind, plural in ((TargetKind.APP, "apps"), (TargetKind.DATABASE, "databases")):
         _register_spec_edits(registry, kind, plural)
 
     return registry
+
+
+def _a_dump(spec: kopf.Spec, **_: Any) -> bool:
+    return is_dump(dict(spec))
 
 
 def _unarchived(status: kopf.Status, **_: Any) -> bool:

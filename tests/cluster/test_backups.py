@@ -20,7 +20,7 @@ from kubernetes import client
 
 from bosun.cli import backups as cli_backups
 from bosun.cli.commands import Connection
-from bosun.models.names import DATABASE_LABEL, GROUP, SNAPSHOT_GROUP, SNAPSHOT_VERSION, VERSION
+from bosun.models.names import DATABASE_LABEL, FINALIZER, GROUP, SNAPSHOT_GROUP, SNAPSHOT_VERSION, VERSION
 from bosun.operations.backup_schedule import operation_name
 from tests.support.backups import scheduled, scheduled_by_hand, set_backup_policy
 from tests.support.bosun_objects import Bosun
@@ -242,8 +242,9 @@ def test_a_restore_that_cannot_be_is_refused_before_anything_is_created(
 
 
 def test_a_dump_where_no_command_can_run_is_refused_before_anything_is_made(pg: Bosun) -> None:
-    """A logical dump runs pg_dump through the kubelet; KWOK's nodes have none, so it is refused at
-    its check, before a record exists (the real nodes dump and restore: test_real_nodes.py)."""
+    """A logical dump runs the engine's dump tool through the kubelet; KWOK's nodes have none, so it
+    is refused at its check, before a record exists (the real nodes dump and restore PostgreSQL,
+    MySQL and Redis: test_real_nodes.py)."""
     status = run_op(pg, "pg-dump", "backup", method="Dump")
     assert (status["phase"], status["reason"]) == ("Failed", "ExecUnavailable"), status
     assert "cannot run pg_dump" in status["message"] and "nothing was changed" in status["message"]
@@ -251,8 +252,9 @@ def test_a_dump_where_no_command_can_run_is_refused_before_anything_is_made(pg: 
     assert backups_of(pg) == []
     redis = provision(pg, database_manifest("cache", engine="redis", version="7", minReadySeconds=1))
     assert redis["phase"] == "Succeeded", redis
-    status = run_op(pg, "cache-dump", "backup", target="cache", method="Dump")
-    assert (status["phase"], status["reason"]) == ("Failed", "DumpUnsupported"), status
+    status = run_op(pg, "cache-dump", "backup", target="cache", method="Dump")  # Redis' own: an RDB by redis-cli
+    assert (status["phase"], status["reason"]) == ("Failed", "ExecUnavailable"), status
+    assert "cannot run redis-cli" in status["message"], status
 
 
 def dump_record(bosun: Bosun, name: str, version: str) -> None:
@@ -285,6 +287,24 @@ def test_a_restore_from_a_dump_missing_from_the_store_or_newer_is_refused_before
     assert (status["phase"], status["reason"]) == ("Failed", reason), status
     assert said in status["message"] and "restore refused" in status["message"]
     assert pg.core.list_namespaced_secret(pg.namespace, label_selector=f"{DATABASE_LABEL}=copy").items == []
+
+
+def test_a_dump_record_deleted_takes_its_dump_out_of_the_store_first(
+    pg: Bosun, database_operator: OperatorProcess
+) -> None:
+    """A dump lives where no garbage collector reaches: the operator holds the record's deletion
+    (by hand here; by retention or with its namespace alike) until the object is gone. A record
+    made without the finalizer (the operator makes its own with it) is given it on sight."""
+    dumped = database_operator.log_dir / "store" / "backups" / pg.namespace / "pg" / "old-dump.pgdump"
+    dumped.parent.mkdir(parents=True, exist_ok=True)
+    dumped.write_bytes(b"PGDMP")
+    dump_record(pg, "old-dump", "16")
+    finalizers = lambda: pg.get("backups", "old-dump")["metadata"].get("finalizers") or []  # noqa: E731
+    wait_for(lambda: FINALIZER in finalizers(), what="the operator's finalizer on the Dump record")
+    pg.custom.delete_namespaced_custom_object(GROUP, VERSION, pg.namespace, "backups", "old-dump")
+    wait_for(lambda: not pg.list("backups"), what="the record gone")
+    assert not dumped.exists()
+    assert f"its dump file://{dumped} too" in database_operator.log_text()
 
 
 def test_a_restore_never_takes_a_volume_that_is_already_there(pg: Bosun, snapshots: Snapshots) -> None:

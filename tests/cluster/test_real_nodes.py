@@ -30,7 +30,7 @@ from bosun.models.names import API_VERSION, DATABASE_LABEL, PREPULL_LABEL
 from tests.support import real_nodes as real
 from tests.support.bosun_objects import Bosun
 from tests.support.cluster import LocalCluster, hack_versions
-from tests.support.databases import move, ops_of, provision, steps
+from tests.support.databases import move, ops_of, provision, run_op, steps
 from tests.support.http_client import RequestCounter
 from tests.support.operator_process import OperatorProcess, ensure_running
 from tests.support.waiting import wait_for
@@ -206,6 +206,55 @@ def test_an_app_on_real_nodes_serves_every_request_through_a_deploy_a_restart_an
     }
     assert nodes <= set(real_nodes), nodes
     print(f"App on real nodes: {counter.ok} requests, none failed, through a deploy, a restart and a scale-down")
+
+
+# Each engine's data before its dump, after it, and what a copy restored from the dump answers:
+# rows committed before the dump are there, the one after it is not. Redis' keys are in two of its
+# logical databases and of two types; MySQL's rows are in a database of the user's own.
+DUMPED = {
+    "redis": (
+        "redis-cli set before 1 >/dev/null && redis-cli -n 3 rpush queue a b c >/dev/null",
+        "redis-cli set after 1 >/dev/null",
+        "redis-cli get before; redis-cli -n 3 lrange queue 0 -1; redis-cli exists after",
+        "1\na\nb\nc\n0",
+    ),
+    "mysql": (
+        'MYSQL_PWD="$MYSQL_ROOT_PASSWORD" mysql -h 127.0.0.1 -u root -e "CREATE DATABASE shop; '
+        "CREATE TABLE shop.orders (id INT PRIMARY KEY, item VARCHAR(20)) ENGINE=InnoDB; "
+        "INSERT INTO shop.orders VALUES (1, 'tea'), (2, 'cake')\"",
+        'MYSQL_PWD="$MYSQL_ROOT_PASSWORD" mysql -h 127.0.0.1 -u root -e "INSERT INTO shop.orders VALUES (3, \'late\')"',
+        'MYSQL_PWD="$MYSQL_ROOT_PASSWORD" mysql -h 127.0.0.1 -u root -N -B -e "SELECT id, item FROM shop.orders"',
+        "1\ttea\n2\tcake",
+    ),
+}
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("engine", ["redis", "mysql"])
+def test_a_logical_dump_of_redis_and_mysql_restores_what_was_there_before_it_into_a_new_database(
+    real_nodes: list[str], db: Bosun, core: client.CoreV1Api, engine: str
+) -> None:
+    """`redis-cli --rdb -` and `mysqldump` through the real kubelet into the operator's store, and
+    their replay into a new Database: Redis loads its RDB as it starts again, MySQL (MariaDB, the
+    one Debian ships) runs the SQL. The copy answers to its own new credentials."""
+    kind = {"redis": real.REDIS, "mysql": real.MYSQL}[engine]
+    before, after, read, expected = DUMPED[engine]
+    status = provision(db, real.database("src", **kind))
+    assert status["phase"] == "Succeeded", status
+    real.in_pod(core, db.namespace, "src", f"{before} && echo written")
+    dumped = run_op(db, "src-dump", "backup", target="src", method="Dump")
+    assert dumped["phase"] == "Succeeded", (dumped.get("reason"), dumped.get("message"), steps(dumped))
+    record = db.get("backups", "src-dump")
+    suffix = {"redis": ".rdb", "mysql": ".sql"}[engine]
+    assert record["status"]["phase"] == "Completed" and int(record["status"]["size"]) > 0, record
+    assert record["spec"]["method"] == "Dump" and record["spec"]["location"].endswith(f"/src/src-dump{suffix}"), record
+    real.in_pod(core, db.namespace, "src", after)
+    copy = provision(db, real.database("copy", source={"backup": "src-dump"}, **kind))
+    assert copy["phase"] == "Succeeded", (copy.get("reason"), copy.get("message"), steps(copy))
+    assert "Backup src-dump replayed from" in steps(copy)["replay"]["message"], steps(copy)["replay"]
+    assert real.in_pod(core, db.namespace, "copy", read).strip() == expected
+    secrets = [core.read_namespaced_secret(f"{name}-credentials", db.namespace).data for name in ("src", "copy")]
+    assert engine == "redis" or secrets[0]["password"] != secrets[1]["password"]  # MySQL's: its own, new
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from typing import Any
 
 from kubernetes import client
 
-from bosun.models.names import API_VERSION
+from bosun.models.names import API_VERSION, DATABASE_LABEL, PREPULL_LABEL, SERVING_LABEL
 from tests.support.cluster import ROOT, hack_versions
 from tests.support.row_counter import RowCounter
 from tests.support.waiting import wait_for
@@ -127,7 +127,9 @@ def set_pull_rate(bytes_per_second: float) -> None:
     (state() / "registry" / "rate").write_text(f"{bytes_per_second:.0f}\n")
 
 
-def database(name: str = "pg", version: str = "15", reclaim: str = "Delete", size: str = "256Mi") -> dict[str, Any]:
+def database(
+    name: str = "pg", version: str = "15", reclaim: str = "Delete", size: str = "256Mi", **spec: Any
+) -> dict[str, Any]:
     """PostgreSQL 15 (the version the image built from Debian's packages serves) in zone-r, on the
     loop CSI driver's storage class, tolerating the real nodes' taint."""
     return {
@@ -137,6 +139,7 @@ def database(name: str = "pg", version: str = "15", reclaim: str = "Delete", siz
         "spec": {
             "engine": "postgresql",
             "version": version,
+            **spec,
             "storage": {"size": size, "storageClassName": "real", "reclaim": reclaim},
             "placement": {
                 "nodeSelector": {"topology.kubernetes.io/zone": "zone-r"},
@@ -164,3 +167,33 @@ def following_counter(core: client.CoreV1Api, namespace: str, service: str, pass
     counter.create_table()
     counter.start()
     return counter
+
+
+# The other engines as the real nodes run them (hack/build.sh images): Redis 7 as `redis:7`, and
+# MySQL as MariaDB 10.11, which a Database names by its image (Debian ships no MySQL).
+REDIS = {"engine": "redis", "version": "7"}
+MYSQL = {"engine": "mysql", "version": "10.11", "image": "mariadb:10.11"}
+
+
+def in_pod(core: client.CoreV1Api, namespace: str, database: str, script: str) -> str:
+    """What a shell script printed in the Database's serving container (the engine's own clients
+    are there, and its credentials in the environment)."""
+    from kubernetes.stream import stream
+
+    (pod,) = [
+        p for p in core.list_namespaced_pod(namespace, label_selector=f"{DATABASE_LABEL}={database}").items
+        if (p.metadata.labels or {}).get(SERVING_LABEL) == "true" and not (p.metadata.labels or {}).get(PREPULL_LABEL)
+    ]  # fmt: skip
+    said: str = stream(
+        core.connect_get_namespaced_pod_exec,
+        pod.metadata.name,
+        namespace,
+        container=pod.spec.containers[0].name,
+        command=["/bin/sh", "-c", script],
+        stdout=True,
+        stderr=True,
+        stdin=False,
+        tty=False,
+        _request_timeout=60,
+    )
+    return said

@@ -24,7 +24,7 @@ OPERATOR_RULES = {
         "bosun.dev/apps/status: get patch update",
         "bosun.dev/apps: get list patch update watch",
         "bosun.dev/backups/status: patch",
-        "bosun.dev/backups: create delete get list",
+        "bosun.dev/backups: create delete get list patch watch",
         "bosun.dev/databases/status: get patch update",
         "bosun.dev/databases: get list patch update watch",
         "bosun.dev/notifiers/status: patch",

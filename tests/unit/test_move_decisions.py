@@ -9,7 +9,15 @@ import pytest
 
 from bosun.models.database import DatabaseSpec, Placement, Toleration
 from bosun.models.names import DATABASE_LABEL, PREPULL_LABEL
-from bosun.operations.database_ctx import ZONE, DatabaseContext, DatabasePlan, image_pull_failure, refusal_of, room_on
+from bosun.operations.database_ctx import (
+    ZONE,
+    DatabaseContext,
+    DatabasePlan,
+    crash_loop,
+    image_pull_failure,
+    refusal_of,
+    room_on,
+)
 from bosun.operations.database_steps import (
     Attachments,
     early_placement_refusal,
@@ -142,6 +150,17 @@ def test_an_image_the_kubelet_cannot_pull_is_reported_with_the_kubelets_words() 
     assert image_pull_failure(pod) == 'postgres:99: ErrImagePull: failed to pull "postgres:99": not found'
     creating = {"status": {"containerStatuses": [{"state": {"waiting": {"reason": "ContainerCreating"}}}]}}
     assert image_pull_failure(creating) == "" and image_pull_failure(None) == ""
+
+
+def test_a_database_that_keeps_crashing_as_it_starts_is_reported_with_its_last_exit() -> None:
+    def pod(restarts: int, reason: str = "CrashLoopBackOff") -> dict[str, object]:
+        ended = {"exitCode": 127, "reason": "Error", "message": "mariadbd: not found\n"}
+        container = {"name": "mysql", "restartCount": restarts, "state": {"waiting": {"reason": reason}}}
+        return {"status": {"containerStatuses": [{**container, "lastState": {"terminated": ended}}]}}
+
+    assert crash_loop(pod(3)) == "container mysql ended 3 times, last with exit code 127 (Error): mariadbd: not found"
+    assert crash_loop(pod(2)) == ""  # one crash or two: the kubelet may yet start it (Redis' replay restarts it once)
+    assert crash_loop(pod(5, "ContainerCreating")) == "" and crash_loop(None) == ""
 
 
 def test_a_database_image_is_its_own_else_the_installs_registry_else_docker_hubs_name() -> None:

@@ -82,7 +82,9 @@ def parser() -> argparse.ArgumentParser:
     backup.add_argument("database", help="db/NAME")
     backup.add_argument("--no-wait", action="store_true", help="create the operation and return")
     backup.add_argument(
-        "--dump", action="store_true", help="a logical dump (pg_dump) into the operator's store, not a VolumeSnapshot"
+        "--dump",
+        action="store_true",
+        help="a logical dump (pg_dump, mysqldump, Redis' RDB) into the operator's store, not a VolumeSnapshot",
     )
     plugin_command("backups", "a Database's backups (its earlier incarnations' too)").add_argument(
         "database", help="db/NAME"

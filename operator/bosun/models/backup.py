@@ -27,7 +27,7 @@ BACKUP_SPEC_RULES: list[dict[str, str]] = [
 
 class BackupMethod(StrEnum):
     VOLUME_SNAPSHOT = "VolumeSnapshot"  # a CSI snapshot of the data volume
-    DUMP = "Dump"  # a logical dump (pg_dump), streamed by the operator into its object store
+    DUMP = "Dump"  # a logical dump (pg_dump, mysqldump, RDB), streamed by the operator into its object store
 
 
 class BackupTrigger(StrEnum):

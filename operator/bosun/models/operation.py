@@ -123,7 +123,7 @@ class OperationParameters(KubeModel):
     method: BackupMethod | None = Field(
         default=None,
         description="backup: VolumeSnapshot (the default: a snapshot of the volume) or Dump (a logical dump "
-        "of PostgreSQL's database, kept in the operator's object store).",
+        "by the engine's own tool, kept in the operator's object store).",
     )
 
 

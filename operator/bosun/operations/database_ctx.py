@@ -153,6 +153,9 @@ def _ready_verdict(
     pull = image_pull_failure(current)
     if pull:
         raise PermanentError(f"pod {pod_name} cannot start: {pull}", "PullFailed")
+    crashes = crash_loop(current)
+    if crashes:
+        raise PermanentError(f"pod {pod_name} keeps crashing: {crashes}", "PodsFailing")
     why = unschedulable(current)
     unschedulable_since = (unschedulable_since or now) if why else None
     if why and now - (unschedulable_since or now) >= START_UNSCHEDULABLE_SECONDS:
@@ -177,6 +180,27 @@ def image_pull_failure(pod: dict[str, Any] | None) -> str:
         if waiting.get("reason") in PULL_FAILURES:
             image = container.get("image") or "its image"
             return f"{image}: {waiting['reason']}: {waiting.get('message') or 'no message'}"
+    return ""
+
+
+CRASHES_BEFORE_FAILED = 3  # the kubelet's back-off then waits 40 s and more: a start would wait out its step
+
+
+def crash_loop(pod: dict[str, Any] | None) -> str:
+    """The kubelet's account of a container that keeps exiting as it starts ('' when none does): a
+    database whose server cannot start (a wrong image, a volume it refuses) fails its step with the
+    exit, not after the step's timeout."""
+    for container in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        restarts = int(container.get("restartCount") or 0)
+        if waiting.get("reason") != "CrashLoopBackOff" or restarts < CRASHES_BEFORE_FAILED:
+            continue
+        ended = (container.get("lastState") or {}).get("terminated") or {}
+        last = f"exit code {ended.get('exitCode', '?')} ({ended.get('reason') or 'no reason'})"
+        said = (ended.get("message") or "").strip()
+        return f"container {container.get('name')} ended {restarts} times, last with {last}" + (
+            f": {said[-300:]}" if said else ""
+        )
     return ""
 
 
