@@ -7,8 +7,15 @@ from typing import Any
 
 import pytest
 
-from bosun.models.database import BackupRetention
-from bosun.operations.backup_schedule import GRACE_SECONDS, last_and_next, operation_name, overdue, released
+from bosun.models.database import BackupMethod, BackupPolicy, BackupRetention
+from bosun.operations.backup_schedule import (
+    GRACE_SECONDS,
+    last_and_next,
+    operation_name,
+    overdue,
+    released,
+    scheduled_operation,
+)
 
 NOW = datetime(2026, 12, 6, 22, 30, tzinfo=UTC)
 
@@ -158,3 +165,20 @@ def test_times_do_not_pile_up_behind_a_scheduled_backup_that_has_not_ended(earli
     }
     asyncio.run(schedules.tick(database, NOW))
     assert cluster.created == made
+
+
+def test_a_schedule_backs_up_the_way_its_policy_says() -> None:
+    due = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
+    policy = BackupPolicy.model_validate({"schedule": "0 3 * * *", "method": "Dump"})
+    dump = scheduled_operation("pg", due, policy.method)
+    assert dump["metadata"]["name"] == "pg-scheduled-20261207-0300"
+    assert dump["metadata"]["annotations"] == {"bosun.dev/backup-trigger": "Scheduled"}
+    assert dump["spec"] == {
+        "target": {"kind": "Database", "name": "pg"},
+        "type": "backup",
+        "parameters": {"method": "Dump"},
+    }
+    default = BackupPolicy.model_validate({"schedule": "0 3 * * *"}).method
+    assert (
+        default is BackupMethod.VOLUME_SNAPSHOT and "parameters" not in scheduled_operation("pg", due, default)["spec"]
+    )

@@ -69,6 +69,7 @@ DATABASE = {
     "backup": {
         "schedule": "0 3 * * *",
         "timeZone": "Europe/Paris",
+        "method": "Dump",
         "retention": {"count": 7, "maxAgeDays": 30},
         "beforeChanges": True,
     },

@@ -152,6 +152,13 @@ def test_an_image_the_kubelet_cannot_pull_is_reported_with_the_kubelets_words() 
     assert image_pull_failure(creating) == "" and image_pull_failure(None) == ""
 
 
+def test_a_pod_started_out_of_its_service_is_not_selected_by_it() -> None:
+    service = build.service("pg", "uid", SPEC)["spec"]["selector"]
+    serving = build.pod("pg", "uid", SPEC, "pg-1", None)["metadata"]["labels"]
+    replaying = build.pod("pg", "uid", SPEC, "pg-1", None, serving=False)["metadata"]["labels"]
+    assert service.items() <= serving.items() and not service.items() <= replaying.items()
+
+
 def test_a_database_that_keeps_crashing_as_it_starts_is_reported_with_its_last_exit() -> None:
     def pod(restarts: int, reason: str = "CrashLoopBackOff") -> dict[str, object]:
         ended = {"exitCode": 127, "reason": "Error", "message": "mariadbd: not found\n"}

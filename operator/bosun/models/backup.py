@@ -18,16 +18,12 @@ from enum import StrEnum
 from pydantic import Field
 
 from bosun.models.base import KubeModel
+from bosun.models.database import BackupMethod as BackupMethod  # defined beside the policy that names it
 from bosun.models.database import Engine
 
 BACKUP_SPEC_RULES: list[dict[str, str]] = [
     {"rule": "self == oldSelf", "message": "a Backup is a record: its spec cannot change"},
 ]
-
-
-class BackupMethod(StrEnum):
-    VOLUME_SNAPSHOT = "VolumeSnapshot"  # a CSI snapshot of the data volume
-    DUMP = "Dump"  # a logical dump (pg_dump, mysqldump, RDB), streamed by the operator into its object store
 
 
 class BackupTrigger(StrEnum):

@@ -103,6 +103,11 @@ class BackupRetention(KubeModel):
     )
 
 
+class BackupMethod(StrEnum):
+    VOLUME_SNAPSHOT = "VolumeSnapshot"  # a CSI snapshot of the data volume
+    DUMP = "Dump"  # a logical dump (pg_dump, mysqldump, RDB), streamed by the operator into its object store
+
+
 class BackupPolicy(KubeModel):
     """When Bosun backs the Database up by itself, and for how long it keeps those backups."""
 
@@ -118,6 +123,11 @@ class BackupPolicy(KubeModel):
         max_length=64,
         description="IANA time zone of the schedule, e.g. Europe/Paris.",
         json_schema_extra=zone_rule(),
+    )
+    method: BackupMethod = Field(
+        default=BackupMethod.VOLUME_SNAPSHOT,
+        description="How the schedule backs up: VolumeSnapshot (the default), or Dump (the engine's logical dump, "
+        "kept in the operator's object store).",
     )
     retention: BackupRetention | None = Field(
         default=None, description="Which scheduled backups to keep (default: all, until deleted)."

@@ -10,6 +10,7 @@ the Database's other operations, recorded, cancellable, crash-safe; a CronJob wo
   three nights makes one backup when it is back, not three. Nor do times pile up behind a
   scheduled backup that has not ended (waiting for an approval, a window, or the Database's
   other operations): while it waits, the times that pass make none; it is their backup.
+- **Snapshots or dumps** (`method`): each time's Operation backs up the way the policy says.
 - **Retention** applies to scheduled backups (on-demand and before-change ones are kept until
   someone deletes them): the newest `count` are kept, those older than `maxAgeDays` go. The newest
   completed backup of the Database is never pruned, whatever the policy says: if the schedule
@@ -39,7 +40,7 @@ from bosun.kube import AlreadyExists, Kube
 from bosun.models.backup import BackupTrigger
 from bosun.models.base import now as clock_now
 from bosun.models.base import parse_time
-from bosun.models.database import BackupRetention, DatabaseSpec
+from bosun.models.database import BackupMethod, BackupRetention, DatabaseSpec
 from bosun.models.names import API_VERSION, BACKUP_TRIGGER, FINISHED_PHASES, TARGET_KIND_LABEL, TARGET_LABEL
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,23 @@ def last_and_next(schedule: str, time_zone: str, now: datetime) -> tuple[datetim
 
 def operation_name(database: str, due: datetime) -> str:
     return f"{database}-scheduled-{due.astimezone(UTC):%Y%m%d-%H%M}"
+
+
+def scheduled_operation(database: str, due: datetime, method: BackupMethod) -> dict[str, Any]:
+    """The backup Operation of one scheduled time (a dump's says so; a snapshot is the default)."""
+    spec: dict[str, Any] = {"target": {"kind": "Database", "name": database}, "type": "backup"}
+    if method is not BackupMethod.VOLUME_SNAPSHOT:
+        spec["parameters"] = {"method": method.value}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Operation",
+        "metadata": {
+            "name": operation_name(database, due),
+            "labels": {TARGET_KIND_LABEL: "Database", TARGET_LABEL: database},
+            "annotations": {BACKUP_TRIGGER: BackupTrigger.SCHEDULED.value},
+        },
+        "spec": spec,
+    }
 
 
 def completed_at(record: dict[str, Any]) -> datetime | None:
@@ -156,7 +174,7 @@ class BackupSchedules:
             if waiting:
                 logger.info("backup of %s/%s due %s not made: %s has not ended", namespace, name, last_due, waiting[0])
             elif not made:
-                await self._create(namespace, name, last_due)
+                await self._create(namespace, name, last_due, policy.method)
             seen.due = last_due
         for gone in released(records, policy.retention, now):
             logger.info("backup %s/%s released by the retention of %s", namespace, gone, name)
@@ -188,20 +206,10 @@ class BackupSchedules:
             and o["metadata"]["name"] != this_time
         )
 
-    async def _create(self, namespace: str, database: str, due: datetime) -> None:
+    async def _create(self, namespace: str, database: str, due: datetime, method: BackupMethod) -> None:
         name = operation_name(database, due)
-        operation = {
-            "apiVersion": API_VERSION,
-            "kind": "Operation",
-            "metadata": {
-                "name": name,
-                "labels": {TARGET_KIND_LABEL: "Database", TARGET_LABEL: database},
-                "annotations": {BACKUP_TRIGGER: BackupTrigger.SCHEDULED.value},
-            },
-            "spec": {"target": {"kind": "Database", "name": database}, "type": "backup"},
-        }
         try:
-            await self.kube.create(namespace, operation)
+            await self.kube.create(namespace, scheduled_operation(database, due, method))
             logger.info("scheduled backup %s/%s created (due %s)", namespace, name, due.isoformat())
         except AlreadyExists:
             pass  # made by an earlier tick, process or replica

@@ -57,6 +57,7 @@ DATABASE_WITHOUT_OPERATION = {
     "storage.reclaim": "read when the Database is deprovisioned",
     "backup.schedule": "read by the backup schedule every minute",
     "backup.timeZone": "read by the backup schedule every minute",
+    "backup.method": "read when the schedule next makes a backup",
     "backup.retention.count": "read when the schedule next prunes",
     "backup.retention.maxAgeDays": "read when the schedule next prunes",
     "backup.beforeChanges": "read by the next operation that cannot be undone",

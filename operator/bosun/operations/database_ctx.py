@@ -231,10 +231,20 @@ async def wait_gone(ctx: DatabaseContext, pod_name: str) -> None:
                 return
 
 
-async def start_pod(ctx: DatabaseContext, pod_name: str, spec: DatabaseSpec, node: str) -> dict[str, Any]:
+async def start_pod(
+    ctx: DatabaseContext, pod_name: str, spec: DatabaseSpec, node: str, serving: bool = True
+) -> dict[str, Any]:
     """Create the database pod (once) pinned to `node` and wait until it is Ready."""
-    await ctx.kube.create_object(ctx.namespace, build.pod(ctx.name, ctx.uid, spec, pod_name, node or None))
+    await ctx.kube.create_object(ctx.namespace, build.pod(ctx.name, ctx.uid, spec, pod_name, node or None, serving))
     return await wait_ready(ctx, pod_name, node, stable=spec.min_ready_seconds)
+
+
+async def mark_serving(ctx: DatabaseContext, pod_name: str, serving: bool) -> None:
+    """Put the pod in its Service (or take it out): the Service selects serving pods only."""
+    label = {SERVING_LABEL: "true" if serving else "false"}
+    await ctx.kube.apply(
+        ctx.namespace, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod_name, "labels": label}}
+    )
 
 
 async def stop_pods(ctx: DatabaseContext, node: str, keep: str = "") -> list[str]:
@@ -245,11 +255,7 @@ async def stop_pods(ctx: DatabaseContext, node: str, keep: str = "") -> list[str
         name = pod["metadata"]["name"]
         if name == keep or (node and (pod.get("spec") or {}).get("nodeName") != node):
             continue
-        # Leave the Service first, so no client is sent to a stopping database.
-        await ctx.kube.apply(
-            ctx.namespace,
-            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {SERVING_LABEL: "false"}}},
-        )
+        await mark_serving(ctx, name, False)  # leave the Service first: no client is sent to a stopping database
         await ctx.kube.delete(ctx.namespace, "Pod", name)
         await wait_gone(ctx, name)
         stopped.append(name)

@@ -22,8 +22,9 @@ Backup (`type: backup`, `parameters.method: Dump`), table `database-dump`:
 |       | streamed into the store; the record Completed, its size     | record                      |         |
 
 Restore (a new Database whose `spec.source.backup` names a Dump), table
-`database-provision-from-dump`: provision's steps with `replay` after `start`, run again from the
-start after a crash:
+`database-provision-from-dump`: provision's steps with `replay` after `start` (run again from its
+start after a crash). The new pod starts out of its Service and joins it when the replay has ended:
+no client sees a half-restored database.
 
 What each engine's dump holds, and how it is replayed (`DUMPERS`):
 - PostgreSQL: `pg_dump -Fc` of the `postgres` database (the one Bosun's clients use) as of the
@@ -56,7 +57,7 @@ from bosun.models.backup import BackupMethod, BackupPhase, BackupSpec
 from bosun.models.base import stamp
 from bosun.models.database import DatabaseSpec, Engine
 from bosun.operations.database_backup import record_spec, serving_pod
-from bosun.operations.database_ctx import DatabaseContext
+from bosun.operations.database_ctx import DatabaseContext, mark_serving
 from bosun.store import NotInStore, Store, StoreUnavailable
 
 
@@ -310,11 +311,12 @@ async def replay(ctx: DatabaseContext) -> str:
             f"the replay of Backup {name} exited {code}: {said[-500:] or 'no message'}", "ReplayFailed"
         )
     replayed = f"Backup {name} replayed from {store.url(key)}"
-    if engine is not Engine.REDIS:
-        return replayed
-    await _started_again(ctx, restarts)
-    keys = await ctx.kube.exec_in_pod(ctx.namespace, ctx.new_pod, engine.value, REDIS_KEYS, timeout=30)
-    return f"{replayed}: Redis started again from it and holds {keys.strip()} keys"
+    if engine is Engine.REDIS:
+        await _started_again(ctx, restarts)
+        keys = await ctx.kube.exec_in_pod(ctx.namespace, ctx.new_pod, engine.value, REDIS_KEYS, timeout=30)
+        replayed += f": Redis started again from it and holds {keys.strip()} keys"
+    await mark_serving(ctx, ctx.new_pod, True)
+    return f"{replayed}; {ctx.new_pod} joins its Service"
 
 
 def _restarts(pod: dict[str, Any] | None) -> int:

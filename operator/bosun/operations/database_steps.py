@@ -244,7 +244,8 @@ async def drop_volume(ctx: DatabaseContext) -> str:
 
 async def start(ctx: DatabaseContext) -> str:
     await ctx.kube.apply(ctx.namespace, build.service(ctx.name, ctx.uid, ctx.spec))
-    ready = await start_pod(ctx, ctx.new_pod, ctx.spec, ctx.plan.to_node)
+    # A restore from a dump joins its Service once the dump is in (the replay step), not half-filled.
+    ready = await start_pod(ctx, ctx.new_pod, ctx.spec, ctx.plan.to_node, serving=not ctx.plan.dump)
     return f"pod {ctx.new_pod} Ready on {ready['spec']['nodeName']}"
 
 

@@ -105,8 +105,11 @@ def service(name: str, uid: str, spec: DatabaseSpec) -> dict[str, Any]:
     }
 
 
-def pod(name: str, uid: str, spec: DatabaseSpec, pod_name: str, node: str | None) -> dict[str, Any]:
-    """The database pod, pinned to `node` by selector (the scheduler still checks fit and volume)."""
+def pod(
+    name: str, uid: str, spec: DatabaseSpec, pod_name: str, node: str | None, serving: bool = True
+) -> dict[str, Any]:
+    """The database pod, pinned to `node` by selector (the scheduler still checks fit and volume).
+    Not `serving`, its Service leaves it out until a step marks it (a restore still replaying)."""
     engine = spec.engine
     container: dict[str, Any] = {
         "name": engine.value,
@@ -145,7 +148,7 @@ def pod(name: str, uid: str, spec: DatabaseSpec, pod_name: str, node: str | None
         "kind": "Pod",
         "metadata": {
             "name": pod_name,
-            "labels": {**labels(name), SERVING_LABEL: "true"},
+            "labels": {**labels(name), SERVING_LABEL: "true" if serving else "false"},
             "ownerReferences": owner(name, uid),
         },
         "spec": pod_spec,
