@@ -123,7 +123,7 @@ def test_a_redis_that_cannot_save_is_refused_before_anything_is_made(db: Bosun, 
     assert status["phase"] == "Succeeded", status
     status = run_op(db, "cache-backup", "backup", target="cache")
     assert (status["phase"], status["reason"]) == ("Failed", "NotConsistent"), status
-    assert "could not SAVE" in status["message"]
+    assert "could not save" in status["message"]
     assert {s["name"]: s["state"] for s in status["steps"]}["snapshot"] == "Pending"
     assert backups_of(db) == [] and snapshot_of(db, "cache-backup") is None
 

@@ -258,6 +258,25 @@ def test_a_logical_dump_of_redis_and_mysql_restores_what_was_there_before_it_int
     assert engine == "redis" or secrets[0]["password"] != secrets[1]["password"]  # MySQL's: its own, new
 
 
+@pytest.mark.timeout(600)
+def test_a_redis_snapshot_holds_what_its_bgsave_wrote_and_restores_into_a_new_database(
+    real_nodes: list[str], db: Bosun, core: client.CoreV1Api
+) -> None:
+    """Redis' data reaches the volume only when it saves: with its own saves turned off, the only
+    way the key written before the backup reaches the copy is the backup's BGSAVE (run through the
+    real kubelet); the key written after it must not be there."""
+    status = provision(db, real.database("cache", **real.REDIS))
+    assert status["phase"] == "Succeeded", status
+    real.in_pod(core, db.namespace, "cache", "redis-cli config set save '' >/dev/null && redis-cli set before 1")
+    backup = run_op(db, "cache-backup", "backup", target="cache")
+    assert backup["phase"] == "Succeeded", (backup.get("reason"), backup.get("message"), steps(backup))
+    assert "BGSAVE in" in steps(backup)["consistency"]["message"], steps(backup)["consistency"]
+    real.in_pod(core, db.namespace, "cache", "redis-cli set after 1")
+    copy = provision(db, real.database("copy", source={"backup": "cache-backup"}, **real.REDIS))
+    assert copy["phase"] == "Succeeded", (copy.get("reason"), copy.get("message"), steps(copy))
+    assert real.in_pod(core, db.namespace, "copy", "redis-cli get before; redis-cli exists after").split() == ["1", "0"]
+
+
 @pytest.fixture
 def alone(database_operator: OperatorProcess) -> Iterator[None]:
     """A benchmark runs its own operator (killing it is part of it). The module's, which watches

@@ -14,7 +14,14 @@ from bosun.errors import PermanentError, TransientError
 from bosun.kube import Kube, NotFound
 from bosun.models.database import DatabaseSpec
 from bosun.models.names import DEFAULT_SNAPSHOT_CLASS
-from bosun.operations.database_backup import BACKUP, CHECKPOINT_DONE, backup_first, consistency, snapshot_class
+from bosun.operations.database_backup import (
+    BACKUP,
+    CHECKPOINT_DONE,
+    REDIS_SAVED,
+    backup_first,
+    consistency,
+    snapshot_class,
+)
 from bosun.operations.database_ctx import DatabaseContext, DatabasePlan
 
 
@@ -82,8 +89,10 @@ def test_postgresql_checkpoints_first_and_is_crash_consistent_without_one() -> N
 
 
 def test_redis_must_save_or_the_backup_fails_before_anything_is_made() -> None:
-    assert "SAVE in pg-abc" in run(consistency(ctx(FakeKube(exec_says="OK\n"), "redis")))
-    for answer in ("ERR Background save already in progress", TransientError("500 no kubelet")):
+    kube = FakeKube(exec_says=f"{REDIS_SAVED}\n")
+    assert "BGSAVE in pg-abc" in run(consistency(ctx(kube, "redis")))
+    assert "bgsave" in kube.ran[0][-1] and "SAVE" not in kube.ran[0]  # never the SAVE that blocks every client
+    for answer in ("", TransientError("500 no kubelet")):  # a save that failed prints no mark
         with pytest.raises(PermanentError) as refused:
             run(consistency(ctx(FakeKube(exec_says=answer), "redis")))
         assert refused.value.reason == "NotConsistent" and "nothing was changed" in str(refused.value)

@@ -1,4 +1,5 @@
-"""Each engine's dump and replay commands (bosun.operations.database_dump.DUMPERS), run by a real
+"""Each engine's dump and replay commands (bosun.operations.database_dump.DUMPERS), and Redis' save
+before a snapshot (database_backup.REDIS_BGSAVE), run by a real
 shell against stand-in tools that record what they were asked: the scripts' own logic (which
 databases MySQL dumps, where Redis' RDB goes and that the server stops without saving) is checked
 here; the real tools run on the real nodes (tests/cluster/test_real_nodes.py)."""
@@ -13,6 +14,7 @@ import pytest
 
 from bosun.backup_records import dump_key
 from bosun.models.database import Engine
+from bosun.operations.database_backup import REDIS_BGSAVE, REDIS_SAVED
 from bosun.operations.database_dump import DUMPERS
 
 
@@ -91,3 +93,34 @@ def test_redis_replay_refuses_a_server_that_would_not_load_it(tmp_path: Path, ap
     refused = run(DUMPERS[Engine.REDIS].replay, tmp_path, calls, stdin=b"REDIS0011")
     assert refused.returncode == 3 and b"append-only" in refused.stderr
     assert "shutdown" not in calls.read_text() and list(data.iterdir()) == []
+
+
+def fake_saving_redis(bin_dir: Path, refusals: int, saving_for: int, status: str = "ok") -> None:
+    """redis-cli as a server answers it: BGSAVE refused while a save runs, then started; INFO says
+    a save is in progress for `saving_for` more looks, then how the last one ended."""
+    tool(
+        bin_dir,
+        "redis-cli",
+        f"""state="$CALLS.n"; n=$(cat "$state" 2>/dev/null || echo 0); echo $((n + 1)) > "$state"
+busy() {{ echo "ERR Background save already in progress"; }}
+started() {{ echo 0 > "$state"; echo "Background saving started"; }}
+case "$*" in
+  *bgsave) if [ "$n" -lt {refusals} ]; then busy; else started; fi ;;
+  *"info persistence") if [ "$n" -lt {saving_for} ]; then echo rdb_bgsave_in_progress:1; fi
+                       echo rdb_last_bgsave_status:{status} ;;
+esac""",
+    )
+
+
+def test_redis_backs_up_after_a_bgsave_that_ended_well_and_never_blocks_clients_with_save(tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+    fake_saving_redis(tmp_path, refusals=2, saving_for=3)
+    done = run(REDIS_BGSAVE, tmp_path, calls)
+    assert done.returncode == 0 and done.stdout.decode().strip() == REDIS_SAVED, done
+    asked = [line.rsplit("[--raw] ", 1)[-1] for line in calls.read_text().splitlines()]
+    assert asked.count("[bgsave]") == 3  # refused twice while another save ran, then started
+    assert asked.count("[info] [persistence]") == 5  # saving at 3 looks, done at the 4th, then how it ended
+    assert "[save]" not in asked
+    fake_saving_redis(tmp_path, refusals=0, saving_for=0, status="err")
+    failed = run(REDIS_BGSAVE, tmp_path, calls)
+    assert REDIS_SAVED.encode() not in failed.stdout

@@ -24,9 +24,12 @@ moment, and all of the engine's data lives on that one volume.
   (`consistency`) only shortens that replay; when it cannot run (no kubelet to exec through, a
   KWOK node) the step says so and is Skipped, and the backup is as good.
 - MySQL: InnoDB recovers from its redo log the same way; nothing to run first.
-- Redis: its data is in memory and reaches the volume only as an RDB file when it saves. `SAVE`
-  must succeed first, or the snapshot would hold an older save: a backup that cannot SAVE fails
-  before any record is made.
+- Redis: its data is in memory and reaches the volume only as an RDB file when it saves. A save
+  must succeed first, or the snapshot would hold an older one: a backup that cannot save fails
+  before any record is made. `BGSAVE`, not `SAVE`: the server forks and goes on answering while
+  the child writes (a `SAVE` would block every client for as long as the write takes, downtime a
+  backup must not cause); the step waits until that save has ended and Redis says it succeeded.
+  One already running (or an AOF rewrite) is waited out first: its moment predates the backup.
 
 A backup runs alone on its Database like any operation; it is never held by a maintenance window
 or a downtime budget (it stops nothing), but `requireApproval` holds it like any other.
@@ -61,7 +64,7 @@ CONSISTENCY = {
     "when one could run: restored, PostgreSQL replays its WAL and has every transaction committed before it",
     Engine.MYSQL: "crash-consistent snapshot: restored, InnoDB recovers from its redo log and has every "
     "transaction committed before it",
-    Engine.REDIS: "the RDB file of a SAVE run just before the snapshot: writes after that SAVE are not in it",
+    Engine.REDIS: "the RDB file of a BGSAVE run just before the snapshot: writes after its fork are not in it",
 }
 CHECKPOINT_DONE = "bosun-checkpoint-done"
 POSTGRES_CHECKPOINT = [
@@ -70,7 +73,17 @@ POSTGRES_CHECKPOINT = [
     'PGPASSWORD="$POSTGRES_PASSWORD" psql -h 127.0.0.1 -U postgres -d postgres -Atqc CHECKPOINT'
     f" && echo {CHECKPOINT_DONE}",
 ]
-REDIS_SAVE = ["redis-cli", "SAVE"]
+REDIS_SAVED = "bosun-bgsave-done"
+CONSISTENCY_SECONDS = 100  # within the step's 120 s: a CHECKPOINT or save that takes longer fails it
+REDIS_BGSAVE = [
+    "/bin/sh",
+    "-c",
+    f"cli='redis-cli -h 127.0.0.1 --raw'; end=$(($(date +%s) + {CONSISTENCY_SECONDS - 10})); "
+    'wait() { [ "$(date +%s)" -lt "$end" ] || { echo "no save within the time" >&2; exit 1; }; sleep 0.2; }; '
+    'until $cli bgsave | grep -q "Background saving started"; do wait; done; '  # one running: after it
+    "while $cli info persistence | grep -q '^rdb_bgsave_in_progress:1'; do wait; done; "
+    f"$cli info persistence | grep -q '^rdb_last_bgsave_status:ok' && echo {REDIS_SAVED}",
+]
 SNAPSHOT_POLL_SECONDS = 1.0
 SNAPSHOT_ERROR_GRACE_SECONDS = 30.0  # an error the snapshotter reports this long fails the backup
 
@@ -131,9 +144,9 @@ async def consistency(ctx: DatabaseContext) -> str:
     if engine is Engine.MYSQL:
         return Skipped("nothing to run first: InnoDB's redo log makes the snapshot crash-consistent")
     pod = await serving_pod(ctx)
-    command = POSTGRES_CHECKPOINT if engine is Engine.POSTGRESQL else REDIS_SAVE
+    command = POSTGRES_CHECKPOINT if engine is Engine.POSTGRESQL else REDIS_BGSAVE
     try:
-        said = await ctx.kube.exec_in_pod(ctx.namespace, pod, engine.value, command, timeout=90)
+        said = await ctx.kube.exec_in_pod(ctx.namespace, pod, engine.value, command, timeout=CONSISTENCY_SECONDS)
         error = ""
     except (TransientError, PermanentError) as failed:
         said, error = "", str(failed)
@@ -142,11 +155,11 @@ async def consistency(ctx: DatabaseContext) -> str:
             return f"CHECKPOINT in {pod}: the restore replays only the WAL written after it"
         why = error or said.strip()[:300] or "no answer"
         return Skipped(f"no CHECKPOINT in {pod} ({why}); the snapshot is crash-consistent all the same")
-    if said.strip().endswith("OK"):
-        return f"SAVE in {pod}: the RDB file on the volume holds this moment's data"
+    if REDIS_SAVED in said:
+        return f"BGSAVE in {pod}: the RDB file on the volume holds this moment's data (Redis answered all along)"
     raise PermanentError(
-        f"Redis in {pod} could not SAVE ({error or said.strip()[:300] or 'no answer'}): the volume would hold an "
-        "older save; nothing was changed",
+        f"Redis in {pod} could not save (BGSAVE: {error or said.strip()[:300] or 'no answer'}): the volume would "
+        "hold an older save; nothing was changed",
         "NotConsistent",
     )
 
