@@ -79,9 +79,9 @@ REDIS_BGSAVE = [
     "/bin/sh",
     "-c",
     f"cli='redis-cli -h 127.0.0.1 --raw'; end=$(($(date +%s) + {CONSISTENCY_SECONDS - 10})); "
-    'wait() { [ "$(date +%s)" -lt "$end" ] || { echo "no save within the time" >&2; exit 1; }; sleep 0.2; }; '
-    'until $cli bgsave | grep -q "Background saving started"; do wait; done; '  # one running: after it
-    "while $cli info persistence | grep -q '^rdb_bgsave_in_progress:1'; do wait; done; "
+    'later() { [ "$(date +%s)" -lt "$end" ] || { echo "no save within the time" >&2; exit 1; }; sleep 0.2; }; '
+    'until $cli bgsave | grep -q "Background saving started"; do later; done; '  # one running: after it
+    "while $cli info persistence | grep -q '^rdb_bgsave_in_progress:1'; do later; done; "
     f"$cli info persistence | grep -q '^rdb_last_bgsave_status:ok' && echo {REDIS_SAVED}",
 ]
 SNAPSHOT_POLL_SECONDS = 1.0
