@@ -90,7 +90,7 @@ class BackupRecords:
     async def set_status(self, namespace: str, name: str, **fields: Any) -> bool:
         """Set status fields by their wire names; False when the record no longer exists."""
         current = await self.kube.read(namespace, "Backup", name)
-        if current is None:
+        if current is None or current["metadata"].get("deletionTimestamp"):  # deleted, or on its way out
             return False
         status = dict(current.get("status") or {})
         if all(status.get(k) == v for k, v in fields.items()):
@@ -110,7 +110,12 @@ class BackupRecords:
     async def of_database(self, namespace: str, database: str) -> list[dict[str, Any]]:
         """The records of one Database (by name: its earlier incarnations' too), oldest first."""
         listed = await self.kube.list_labelled(namespace, "Backup", {DATABASE_LABEL: database})
-        mine = [r for r in listed if (r.get("spec") or {}).get("database") == database]
+        # One being deleted (its dump waiting to leave the store) is gone already for retention.
+        mine = [
+            r
+            for r in listed
+            if (r.get("spec") or {}).get("database") == database and not r["metadata"].get("deletionTimestamp")
+        ]
         return sorted(mine, key=lambda r: (r["metadata"].get("creationTimestamp") or "", r["metadata"]["name"]))
 
     @staticmethod

@@ -15,7 +15,7 @@ import pytest
 from bosun.backup_records import dump_key
 from bosun.models.database import Engine
 from bosun.operations.database_backup import REDIS_BGSAVE, REDIS_SAVED
-from bosun.operations.database_dump import DUMPERS
+from bosun.operations.database_dump import DUMPERS, REDIS_DATA
 
 
 def tool(bin_dir: Path, name: str, body: str) -> None:
@@ -73,12 +73,17 @@ def fake_redis(bin_dir: Path, data: Path, appendonly: str = "no") -> None:
     tool(bin_dir, "redis-cli", f'case "$*" in\n{cases}  *shutdown*) exit 1 ;;\nesac')  # it drops the connection
 
 
+def replay_with_volume_at(volume: Path) -> list[str]:
+    """Redis' replay with the volume mounted at `volume` instead of /data."""
+    return [part.replace(REDIS_DATA, str(volume)) for part in DUMPERS[Engine.REDIS].replay]
+
+
 def test_redis_replay_puts_the_rdb_where_the_server_keeps_its_own_and_stops_it_without_saving(tmp_path: Path) -> None:
     data, calls = tmp_path / "data", tmp_path / "calls"
     data.mkdir()
     (data / "dump.rdb").write_bytes(b"the empty server's")
     fake_redis(tmp_path, data)
-    done = run(DUMPERS[Engine.REDIS].replay, tmp_path, calls, stdin=b"REDIS0011 the dump")
+    done = run(replay_with_volume_at(data), tmp_path, calls, stdin=b"REDIS0011 the dump")
     assert done.returncode == 0, done.stderr
     assert (data / "dump.rdb").read_bytes() == b"REDIS0011 the dump"
     assert sorted(p.name for p in data.iterdir()) == ["dump.rdb"]  # written beside it, then renamed over it
@@ -90,7 +95,7 @@ def test_redis_replay_refuses_a_server_that_would_not_load_it(tmp_path: Path, ap
     data, calls = tmp_path / "data", tmp_path / "calls"
     data.mkdir()
     fake_redis(tmp_path, data, appendonly)
-    refused = run(DUMPERS[Engine.REDIS].replay, tmp_path, calls, stdin=b"REDIS0011")
+    refused = run(replay_with_volume_at(data), tmp_path, calls, stdin=b"REDIS0011")
     assert refused.returncode == 3 and b"append-only" in refused.stderr
     assert "shutdown" not in calls.read_text() and list(data.iterdir()) == []
 
@@ -124,3 +129,13 @@ def test_redis_backs_up_after_a_bgsave_that_ended_well_and_never_blocks_clients_
     fake_saving_redis(tmp_path, refusals=0, saving_for=0, status="err")
     failed = run(REDIS_BGSAVE, tmp_path, calls)
     assert REDIS_SAVED.encode() not in failed.stdout
+
+
+def test_redis_replay_refuses_a_server_whose_rdb_is_not_on_the_volume(tmp_path: Path) -> None:
+    """An image that keeps its RDB outside the volume would start again from its own empty layer."""
+    data, calls = tmp_path / "data", tmp_path / "calls"
+    data.mkdir()
+    fake_redis(tmp_path, data)
+    refused = run(replay_with_volume_at(tmp_path / "volume"), tmp_path, calls, stdin=b"REDIS0011")
+    assert refused.returncode == 3 and b"not on the volume" in refused.stderr
+    assert "shutdown" not in calls.read_text() and list(data.iterdir()) == []

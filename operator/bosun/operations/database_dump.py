@@ -57,8 +57,9 @@ from bosun.models.backup import BackupMethod, BackupPhase, BackupSpec
 from bosun.models.base import stamp
 from bosun.models.database import DatabaseSpec, Engine
 from bosun.operations.database_backup import record_spec, serving_pod
-from bosun.operations.database_ctx import DatabaseContext, mark_serving
+from bosun.operations.database_ctx import DatabaseContext, crash_loop, mark_serving
 from bosun.store import NotInStore, Store, StoreUnavailable
+from bosun.workloads.database import ENGINES
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ def _sh(script: str) -> list[str]:
     return ["/bin/sh", "-c", script]
 
 
+REDIS_DATA = ENGINES[Engine.REDIS][2]  # where Bosun mounts the volume: an RDB elsewhere dies with the container
 MYSQL_OWN = "'mysql','sys','information_schema','performance_schema'"
 DUMPERS: dict[Engine, Dumper] = {
     Engine.POSTGRESQL: Dumper(
@@ -91,7 +93,7 @@ DUMPERS: dict[Engine, Dumper] = {
         tool="mysqldump",
         dump=_sh(
             'export MYSQL_PWD="$MYSQL_ROOT_PASSWORD"; set -e; '
-            "databases=$(mysql -h 127.0.0.1 -u root -N -B -e "
+            "databases=$(mysql -h 127.0.0.1 -u root -N -B -r -e "
             f'"SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN ({MYSQL_OWN})"); '
             'if [ -z "$databases" ]; then echo "-- no databases but the server\'s own"; exit 0; fi; '
             "set -f; IFS='\n'; "  # one name a line: a name with a space or a star stays one name
@@ -111,6 +113,8 @@ DUMPERS: dict[Engine, Dumper] = {
             "dir=$($cli config get dir | sed -n 2p); file=$($cli config get dbfilename | sed -n 2p); "
             "aof=$($cli config get appendonly | sed -n 2p); "
             '[ -n "$dir" ] && [ -n "$file" ] || { echo "the server did not say where it keeps its RDB" >&2; exit 3; }; '
+            f'case "$dir" in {REDIS_DATA}|{REDIS_DATA}/*) ;; *) echo "Redis keeps its RDB in $dir, not on the volume '
+            f'({REDIS_DATA}): a restart would lose the dump" >&2; exit 3 ;; esac; '
             '[ "$aof" = no ] || { echo "appendonly is $aof: a start would load the append-only file, not the dump" >&2;'
             " exit 3; }; "
             'cat > "$dir/bosun-replay.rdb"; chown --reference="$dir" "$dir/bosun-replay.rdb" 2>/dev/null || true; '
@@ -123,6 +127,7 @@ DUMPERS: dict[Engine, Dumper] = {
 }
 REDIS_KEYS = ["redis-cli", "-h", "127.0.0.1", "--raw", "dbsize"]
 REDIS_PLACED = "the dump is in place of"
+REDIS_PING = ["redis-cli", "-h", "127.0.0.1", "ping"]
 REDIS_RESTART_SECONDS = 120.0  # for the kubelet to start the container again after SHUTDOWN NOSAVE
 QUEUED_CHUNKS = 8  # pieces of output between the exec and the upload: what a dump holds in memory
 
@@ -337,7 +342,10 @@ async def _started_again(ctx: DatabaseContext, restarts: int) -> None:
             c.get("type") == "Ready" and c.get("status") == "True"
             for c in (pod.get("status") or {}).get("conditions") or []
         )
-        if _restarts(pod) > restarts and ready:
+        crashes = crash_loop(pod)
+        if crashes:  # an RDB this server cannot read (a newer format) ends every start
+            raise PermanentError(f"Redis in {ctx.new_pod} cannot start from the dump: {crashes}", "ReplayFailed")
+        if _restarts(pod) > restarts and ready and await _answers(ctx):
             return
         await asyncio.sleep(1)
     raise PermanentError(
@@ -345,6 +353,16 @@ async def _started_again(ctx: DatabaseContext, restarts: int) -> None:
         "NOSAVE: the dump is written where it keeps its RDB but not loaded",
         "ReplayFailed",
     )
+
+
+async def _answers(ctx: DatabaseContext) -> bool:
+    """Redis opens its port before it has loaded its RDB (it answers LOADING meanwhile): Ready by
+    its TCP probe is not yet loaded."""
+    try:
+        said = await ctx.kube.exec_in_pod(ctx.namespace, ctx.new_pod, Engine.REDIS.value, REDIS_PING, timeout=30)
+    except TransientError:
+        return False
+    return said.strip() == "PONG"
 
 
 def with_replay(provision: StepTable[DatabaseContext]) -> StepTable[DatabaseContext]:
