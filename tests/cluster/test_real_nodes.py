@@ -56,7 +56,12 @@ def test_a_pod_runs_on_each_real_node_in_its_own_network_and_runtime(
         assert found.status.node_info.container_runtime_version.startswith("containerd://")
         assert found.status.node_info.kubelet_version == hack_versions()["KUBE_VERSION"]
         assert (found.metadata.labels or {}).get("topology.kubernetes.io/zone") == "zone-r"
-        assert [t.key for t in found.spec.taints or []] == [real.REAL_NODE_TAINT]
+        # Ready, and the node lifecycle controller's not-ready taint then goes within seconds.
+        wait_for(
+            lambda node=node: [t.key for t in core.read_node(node).spec.taints or []] == [real.REAL_NODE_TAINT],
+            timeout=60,
+            what=f"{node}'s taints to be Bosun's only",
+        )
         assert "kwok.x-k8s.io/node" not in (found.metadata.annotations or {})
         core.create_namespaced_pod(
             namespace,
