@@ -564,13 +564,7 @@ class Kube:
         """Run a command whose output is too large to hold: each piece of its stdout is handed to
         `stdout` as it comes (awaited, so a slow reader slows the command, never memory), and
         `stdin`, when given, is sent and then closed (the v5 exec protocol). Returns its exit code
-        and the end of its stderr. Raises TransientError when it cannot run (no kubelet answers).
-        A command that writes (a dump) silent for EXEC_SILENCE_SECONDS counts as stalled; one that
-        is fed (a restore) may say nothing until its end, bounded by the connection's heartbeat and
-        the step's timeout. A failure of `stdin`'s source is raised even when the command ended: it
-        saw a cut input, and its exit status says nothing of that."""
-        quiet = None if stdin is not None else EXEC_SILENCE_SECONDS
-        source_failed: list[BaseException] = []
+        and the end of its stderr. Raises TransientError when it cannot run (no kubelet answers)."""
         from kubernetes_asyncio.stream import WsApiClient
 
         class Channels(WsApiClient):
@@ -587,15 +581,7 @@ class Kube:
 
         async def feed(ws: Any) -> None:
             assert stdin is not None
-            source = aiter(stdin)
-            while True:
-                try:
-                    chunk = await anext(source)
-                except StopAsyncIteration:
-                    break
-                except Exception as error:  # the source, not the stream: never taken for a whole input
-                    source_failed.append(error)
-                    raise
+            async for chunk in stdin:
                 for start in range(0, len(chunk), 2**16):
                     await ws.send_bytes(b"\x00" + chunk[start : start + 2**16])
             await ws.send_bytes(b"\xff\x00")  # close stdin: the command reads its end
@@ -603,9 +589,9 @@ class Kube:
         async def receive(ws: Any) -> None:
             while True:
                 try:  # a stream silent this long is stalled: the step runs again
-                    message = await asyncio.wait_for(ws.receive(), quiet)
+                    message = await asyncio.wait_for(ws.receive(), EXEC_SILENCE_SECONDS)
                 except TimeoutError:
-                    silent = f"exec in pod {namespace}/{pod}: no output for {quiet or 0:.0f} s"
+                    silent = f"exec in pod {namespace}/{pod}: no output for {EXEC_SILENCE_SECONDS:.0f} s"
                     raise TransientError(silent) from None
                 if message.type.name in ("CLOSE", "CLOSING", "CLOSED", "ERROR"):  # the stream ended
                     return
@@ -647,7 +633,7 @@ class Kube:
                                 # the command must not wait for input that will never come.
                                 with contextlib.suppress(TimeoutError):
                                     await asyncio.wait_for(asyncio.shield(receiving), 5)
-                                if not status or source_failed:
+                                if not status:
                                     await ws.close()
                                     raise failed
                         await receiving

@@ -68,7 +68,7 @@ class Dumper:
 
     tool: str
     dump: list[str]
-    replay: list[str]  # fed the dump on its standard input, the dump's size in bytes as $1
+    replay: list[str]  # fed the dump on its standard input
     consistency: str
 
 
@@ -117,10 +117,7 @@ DUMPERS: dict[Engine, Dumper] = {
             f'({REDIS_DATA}): a restart would lose the dump" >&2; exit 3 ;; esac; '
             '[ "$aof" = no ] || { echo "appendonly is $aof: a start would load the append-only file, not the dump" >&2;'
             " exit 3; }; "
-            'cat > "$dir/bosun-replay.rdb"; got=$(stat -c %s "$dir/bosun-replay.rdb"); '
-            'if [ -n "${1:-}" ] && [ "$got" != "$1" ]; then rm -f "$dir/bosun-replay.rdb"; '
-            'echo "the dump arrived incomplete ($got of $1 bytes): nothing was changed" >&2; exit 4; fi; '
-            'chown --reference="$dir" "$dir/bosun-replay.rdb" 2>/dev/null || true; '
+            'cat > "$dir/bosun-replay.rdb"; chown --reference="$dir" "$dir/bosun-replay.rdb" 2>/dev/null || true; '
             'mv "$dir/bosun-replay.rdb" "$dir/$file"; echo "the dump is in place of $dir/$file" >&2; '
             "$cli shutdown nosave >/dev/null 2>&1 || true"  # the container ends: this shell may be killed with it
         ),
@@ -306,12 +303,7 @@ async def replay(ctx: DatabaseContext) -> str:
 
     try:
         code, said = await ctx.kube.exec_stream(
-            ctx.namespace,
-            ctx.new_pod,
-            engine.value,
-            [*recipe.replay, "replay", str((record.get("status") or {}).get("size") or "")],
-            stdout=ignore,
-            stdin=store.read_stream(key),
+            ctx.namespace, ctx.new_pod, engine.value, recipe.replay, stdout=ignore, stdin=store.read_stream(key)
         )
     except NotInStore as error:
         raise PermanentError(f"the dump of Backup {name} is gone: {error}", "BackupForeign") from error
